@@ -1,0 +1,150 @@
+"""Django settings for jeeves-runner.
+
+Everything is driven by environment variables with safe defaults, so a fresh
+checkout works with no configuration: SQLite in ``JEEVES_DATA_DIR`` (default
+``./data``), DEBUG off, everything bound to 127.0.0.1. The runner's own settings
+live in ``RUNNER`` (see ``jeeves_site.runner_config``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from jeeves_site.database import database_from_environment
+from jeeves_site.env import env_bool, env_list, env_str
+from jeeves_site.runner_config import load_runner_config
+from jeeves_site.secret_key import resolve_secret_key
+from jeeves_site.timezone import server_time_zone
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("JEEVES_DATA_DIR", str(BASE_DIR / "data"))).resolve()
+
+RUNNER, RUNNER_CONFIG_ERRORS = load_runner_config()
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+DATABASES = {"default": database_from_environment(DATA_DIR, RUNNER.db_path)}
+USES_DATA_DIR = DATABASES["default"]["ENGINE"].endswith("sqlite3")
+SECRET_KEY = resolve_secret_key(DATA_DIR, debug=DEBUG, uses_data_dir=USES_DATA_DIR)
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "runner",
+    "statestore",
+    "queues",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "jeeves_site.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "jeeves_site" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "jeeves_site.wsgi.application"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("JEEVES_TIME_ZONE", server_time_zone())
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+with contextlib.suppress(OSError):  # WhiteNoise warns about a missing root on every request.
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# The admin works without `collectstatic` (finders serve the apps' static files).
+WHITENOISE_USE_FINDERS = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+X_FRAME_OPTIONS = "DENY"
+
+# django-q2 delivers runs; the `runs` table decides whether one starts (see
+# runner/dispatch.py). Timeouts are the runner's own, so django-q2 never cuts a
+# job short; the scheduler is ours, so django-q2's stays off.
+Q_CLUSTER = {
+    "name": env_str("JEEVES_Q_NAME", "jeeves"),
+    "workers": RUNNER.max_concurrency,
+    "recycle": 500,
+    # Above any sensible job timeout; django-q2 warns when timeout is unset.
+    "timeout": 30 * 24 * 3600,
+    "retry": 30 * 24 * 3600 + 3600,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "save_limit": -1,
+    "queue_limit": 1,
+    "poll": 0.05,
+    "catch_up": False,
+    "scheduler": False,
+    "log_level": "WARNING",
+}
+if RUNNER.broker == "redis":
+    Q_CLUSTER["redis"] = RUNNER.redis_url
+else:
+    Q_CLUSTER["orm"] = "default"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+    "loggers": {
+        "runner": {
+            "level": {"trace": "DEBUG", "warn": "WARNING", "fatal": "CRITICAL"}.get(
+                RUNNER.log.level, RUNNER.log.level.upper()
+            )
+        },
+    },
+}
+if RUNNER.log.file:
+    LOGGING["handlers"]["file"] = {
+        "class": "logging.handlers.WatchedFileHandler",
+        "filename": RUNNER.log.file,
+        "formatter": "plain",
+    }
+    LOGGING["root"]["handlers"].append("file")

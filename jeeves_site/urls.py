@@ -1,0 +1,10 @@
+"""URL configuration: the admin at /admin/ (the API joins under /api/)."""
+
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+]

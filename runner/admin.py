@@ -1,0 +1,128 @@
+"""Admin for jobs (full CRUD through the validation layer) and runs (a read-only log)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils.html import format_html
+
+from jeeves_site.admin_tools import CappedCountPaginator, TextInputFilter
+from runner.models import Job, Run, RunStatus
+
+
+def _latest_run(field: str) -> Subquery:
+    # Served by the runs_job_newest index: one index probe per listed job.
+    return Subquery(Run.objects.filter(job=OuterRef("pk")).order_by("-id").values(field)[:1])
+
+
+class LastStatusFilter(admin.SimpleListFilter):
+    title = "last status"
+    parameter_name = "last_status"
+
+    def lookups(self, request, model_admin):
+        return [("never", "never run"), *RunStatus.choices]
+
+    def queryset(self, request, queryset):
+        if self.value() == "never":
+            return queryset.filter(last_status__isnull=True)
+        if self.value():
+            return queryset.filter(last_status=self.value())
+        return queryset
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "schedule", "type", "enabled", "last_status", "last_run_at")
+    list_filter = ("type", "enabled", LastStatusFilter)
+    search_fields = ("id", "name")
+    readonly_fields = ("created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("id", "name", "description", "enabled")}),
+        ("What runs", {"fields": ("type", "source_type", "script", "args", "env", "thinking")}),
+        (
+            "When",
+            {
+                "fields": (
+                    "schedule",
+                    "timezone",
+                    "overlap_policy",
+                    "missed_fire_policy",
+                    "timeout_ms",
+                )
+            },
+        ),
+        ("Notifications", {"fields": ("on_failure", "on_success", "output_channel")}),
+        ("Record", {"fields": ("created_at", "updated_at")}),
+    )
+
+    def get_queryset(self, request) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(last_status=_latest_run("status"), last_run_at=_latest_run("created_at"))
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        # The id is the primary key: renaming would orphan nothing but surprise everyone.
+        return (*self.readonly_fields, "id") if obj else self.readonly_fields
+
+    @admin.display(description="last status", ordering="last_status")
+    def last_status(self, job: Job) -> str:
+        return job.last_status or "—"
+
+    @admin.display(description="last run", ordering="last_run_at")
+    def last_run_at(self, job: Job):
+        return job.last_run_at
+
+
+class JobIdFilter(TextInputFilter):
+    title = "job id"
+    parameter_name = "job"
+
+    def queryset(self, request, queryset):
+        return queryset.filter(job_id=self.value()) if self.value() else queryset
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    list_display = (
+        "id", "job", "status", "trigger", "scheduled_for", "started_at", "duration_ms", "exit_code",
+    )  # fmt: skip
+    list_filter = ("status", "trigger", JobIdFilter)
+    list_select_related = ("job",)
+    ordering = ("-id",)
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    fields = (
+        "job", "status", "trigger", "scheduled_for", "created_at", "started_at", "finished_at",
+        "lag", "duration_ms", "exit_code", "worker", "heartbeat_at", "tokens", "result_meta",
+        "error_text", "stdout_text", "stderr_text", "stdout_bytes", "stderr_bytes",
+        "output_truncated",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="lag (ms)")
+    def lag(self, run: Run):
+        return run.lag_ms
+
+    @admin.display(description="error")
+    def error_text(self, run: Run):
+        return _pre(run.error)
+
+    @admin.display(description="stdout (tail)")
+    def stdout_text(self, run: Run):
+        return _pre(run.stdout)
+
+    @admin.display(description="stderr (tail)")
+    def stderr_text(self, run: Run):
+        return _pre(run.stderr)
+
+
+def _pre(text: str):
+    return format_html('<pre style="white-space: pre-wrap">{}</pre>', text) if text else "—"

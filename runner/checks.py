@@ -1,0 +1,49 @@
+"""System checks: ``manage.py check`` says what in the configuration is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+
+@register()
+def check_runner_config(app_configs=None, **kwargs) -> list:
+    """runner.E001: each problem found while reading the config file and environment."""
+    return [
+        Error(f"{where}: {message}", id="runner.E001")
+        for where, message in settings.RUNNER_CONFIG_ERRORS
+    ]
+
+
+@register()
+def check_secret_files(app_configs=None, **kwargs) -> list:
+    """runner.E002: token files named in the configuration must be readable."""
+    config = settings.RUNNER
+    named = {
+        "notifications.slackTokenPath": config.notifications.slack_token_path,
+        "gateway.tokenPath": config.gateway.token_path,
+    }
+    return [
+        Error(f"{key}: cannot read the token file {path}", id="runner.E002")
+        for key, path in named.items()
+        if path and not _readable(Path(path))
+    ]
+
+
+@register()
+def check_scripts_dir(app_configs=None, **kwargs) -> list:
+    """runner.W001: a configured scripts directory that does not exist."""
+    path = settings.RUNNER.scripts_dir
+    if path and not Path(path).is_dir():
+        return [Warning(f"scriptsDir: {path} is not a directory", id="runner.W001")]
+    return []
+
+
+def _readable(path: Path) -> bool:
+    try:
+        with path.open("rb"):
+            return True
+    except OSError:
+        return False

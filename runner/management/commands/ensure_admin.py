@@ -1,0 +1,41 @@
+"""Create the first admin login on a fresh installation, once."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+PASSWORD_FILE_NAME = "initial-admin-password"
+
+
+class Command(BaseCommand):
+    help = (
+        "Create a superuser 'admin' with a random password written to "
+        "<data dir>/initial-admin-password, unless a superuser already exists."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--username", default="admin")
+
+    def handle(self, *args, username: str, **options) -> None:
+        users = get_user_model()
+        password_file = settings.DATA_DIR / PASSWORD_FILE_NAME
+        if users.objects.filter(is_superuser=True).exists():
+            self.stdout.write("An admin login exists already.")
+            if password_file.exists():
+                self.stdout.write(f"Its initial password is in {password_file}")
+            return
+        password = secrets.token_urlsafe(18)
+        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(password + "\n")
+        users.objects.create_superuser(username=username, email="", password=password)
+        self.stdout.write(
+            f"Created the admin login '{username}'; its password is in {password_file} "
+            "(readable by you only). Change it in the admin after logging in."
+        )

@@ -1,0 +1,217 @@
+"""Jobs and their runs: the ``jobs`` and ``runs`` tables."""
+
+from __future__ import annotations
+
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from runner import validation
+
+
+class JobType(models.TextChoices):
+    SCRIPT = "script", "script"
+    SESSION = "session", "session"
+
+
+class SourceType(models.TextChoices):
+    PATH = "path", "path"
+    INLINE = "inline", "inline"
+
+
+class OverlapPolicy(models.TextChoices):
+    SKIP = "skip", "skip"
+    ALLOW = "allow", "allow"
+
+
+class MissedFirePolicy(models.TextChoices):
+    SKIP = "skip", "skip"
+    LATEST = "latest", "latest"
+    ALL = "all", "all"
+
+
+class Thinking(models.TextChoices):
+    LOW = "low", "low"
+    MEDIUM = "medium", "medium"
+    HIGH = "high", "high"
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending", "pending"
+    RUNNING = "running", "running"
+    OK = "ok", "ok"
+    ERROR = "error", "error"
+    TIMEOUT = "timeout", "timeout"
+    SKIPPED = "skipped", "skipped"
+
+
+class RunTrigger(models.TextChoices):
+    SCHEDULE = "schedule", "schedule"
+    MANUAL = "manual", "manual"
+
+
+ACTIVE_RUN_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING)
+FINAL_RUN_STATUSES = (RunStatus.OK, RunStatus.ERROR, RunStatus.TIMEOUT, RunStatus.SKIPPED)
+
+job_id_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    "use letters, digits, '.', '_' and '-', starting with a letter or digit",
+)
+
+
+def _in_choices(field: str, choices: type[models.TextChoices]) -> Q:
+    return Q(**{f"{field}__in": choices.values})
+
+
+class Job(models.Model):
+    """A cron schedule plus something to run: a script, or a session prompt."""
+
+    id = models.CharField(primary_key=True, max_length=200, validators=[job_id_validator])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    type = models.CharField(max_length=16, choices=JobType.choices, default=JobType.SCRIPT)
+    schedule = models.CharField(max_length=200, validators=[validation.validate_schedule])
+    timezone = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        validators=[validation.validate_timezone],
+        help_text="IANA zone for the schedule; blank means the server's zone.",
+    )
+    script = models.TextField(help_text="A script path, inline script text, or a session prompt.")
+    source_type = models.CharField(
+        max_length=16, choices=SourceType.choices, default=SourceType.PATH
+    )
+    enabled = models.BooleanField(default=True)
+    timeout_ms = models.PositiveBigIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Blank: no timeout."
+    )
+    overlap_policy = models.CharField(
+        max_length=16, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP
+    )
+    missed_fire_policy = models.CharField(
+        max_length=16, choices=MissedFirePolicy.choices, default=MissedFirePolicy.SKIP
+    )
+    thinking = models.CharField(
+        max_length=16,
+        choices=Thinking.choices,
+        default=Thinking.LOW,
+        help_text="Session jobs: the agent's thinking level.",
+    )
+    on_failure = models.CharField(max_length=200, blank=True, default="")
+    on_success = models.CharField(max_length=200, blank=True, default="")
+    output_channel = models.CharField(max_length=200, blank=True, default="")
+    env = models.JSONField(default=dict, blank=True, validators=[validation.validate_env])
+    args = models.JSONField(default=list, blank=True, validators=[validation.validate_args])
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "jobs"
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=_in_choices("type", JobType), name="jobs_type_valid"),
+            models.CheckConstraint(
+                condition=_in_choices("source_type", SourceType), name="jobs_source_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=_in_choices("overlap_policy", OverlapPolicy),
+                name="jobs_overlap_policy_valid",
+            ),
+            models.CheckConstraint(
+                condition=_in_choices("missed_fire_policy", MissedFirePolicy),
+                name="jobs_missed_fire_policy_valid",
+            ),
+            models.CheckConstraint(
+                condition=_in_choices("thinking", Thinking), name="jobs_thinking_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(timeout_ms__isnull=True) | Q(timeout_ms__gte=1),
+                name="jobs_timeout_positive",
+            ),
+            models.CheckConstraint(condition=~Q(schedule=""), name="jobs_schedule_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+    def clean(self) -> None:
+        """Cross-field rules: what the script must be for this type and source."""
+        validation.validate_script(self.type, self.source_type, self.script)
+
+
+class Run(models.Model):
+    """One execution of a job: what triggered it, when, and how it ended."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="runs")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    trigger = models.CharField(
+        max_length=16, choices=RunTrigger.choices, default=RunTrigger.SCHEDULE
+    )
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, default="")
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    stdout = models.TextField(blank=True, default="")
+    stderr = models.TextField(blank=True, default="")
+    stdout_bytes = models.BigIntegerField(default=0)
+    stderr_bytes = models.BigIntegerField(default=0)
+    output_truncated = models.BooleanField(default=False)
+    tokens = models.BigIntegerField(null=True, blank=True)
+    result_meta = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "runs"
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=_in_choices("status", RunStatus), name="runs_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=_in_choices("trigger", RunTrigger), name="runs_trigger_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(duration_ms__isnull=True) | Q(duration_ms__gte=0),
+                name="runs_duration_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(stdout_bytes__gte=0) & Q(stderr_bytes__gte=0),
+                name="runs_output_bytes_not_negative",
+            ),
+            # Exactly-once: one run per (job, scheduled instant), whichever
+            # scheduler process inserts it first.
+            models.UniqueConstraint(
+                fields=["job", "scheduled_for"],
+                condition=Q(trigger="schedule"),
+                name="runs_one_per_scheduled_fire",
+            ),
+        ]
+        indexes = [
+            # Job detail, last-status annotations, API `runs?limit=`.
+            models.Index(fields=["job", "-id"], name="runs_job_newest"),
+            # Status filter in the admin and the health counts.
+            models.Index(fields=["status", "-id"], name="runs_status_newest"),
+            # Liveness and re-dispatch scans touch only unfinished runs.
+            models.Index(
+                fields=["status", "heartbeat_at"],
+                condition=Q(status__in=["pending", "running"]),
+                name="runs_active",
+            ),
+            # Retention pruning and "ok/errors in the last hour".
+            models.Index(fields=["finished_at"], name="runs_finished_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} #{self.pk} ({self.status})"
+
+    @property
+    def lag_ms(self) -> int | None:
+        """Start minus scheduled instant, when both are known."""
+        if self.started_at is None or self.scheduled_for is None:
+            return None
+        return int((self.started_at - self.scheduled_for).total_seconds() * 1000)

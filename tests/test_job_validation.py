@@ -1,0 +1,126 @@
+"""The one validation layer refuses bad job definitions, naming the field."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from runner.models import Job
+
+pytestmark = pytest.mark.django_db
+
+
+def make_job(**fields) -> Job:
+    values = {
+        "id": "inbox",
+        "name": "Poll inbox",
+        "schedule": "*/5 * * * *",
+        "script": "echo hi",
+        "source_type": "inline",
+    }
+    values.update(fields)
+    return Job(**values)
+
+
+def errors_of(job: Job) -> dict[str, list[str]]:
+    with pytest.raises(ValidationError) as caught:
+        job.full_clean()
+    return caught.value.message_dict
+
+
+def test_a_well_formed_job_is_accepted():
+    make_job().full_clean()
+
+
+def test_a_six_field_schedule_with_seconds_is_accepted():
+    make_job(schedule="*/10 * * * * *").full_clean()
+
+
+@pytest.mark.parametrize(
+    "schedule,needle",
+    [
+        ("every day", "fields"),
+        ("61 * * * *", "not a valid cron expression"),
+        ("0 0 30 2 *", "never fires"),
+        ("* * * * * * 2030", "fields"),
+        ("", "This field cannot be blank"),
+    ],
+)
+def test_a_bad_schedule_is_refused(schedule, needle):
+    assert any(needle in message for message in errors_of(make_job(schedule=schedule))["schedule"])
+
+
+def test_an_unknown_timezone_is_refused():
+    errors = errors_of(make_job(timezone="Mars/Olympus"))
+    assert "not a known IANA time zone" in errors["timezone"][0]
+
+
+def test_a_known_timezone_is_accepted():
+    make_job(timezone="Europe/Berlin").full_clean()
+
+
+def test_an_unknown_type_is_refused():
+    assert "type" in errors_of(make_job(type="lambda"))
+
+
+def test_an_unknown_overlap_policy_is_refused():
+    assert "overlap_policy" in errors_of(make_job(overlap_policy="queue"))
+
+
+def test_an_unknown_missed_fire_policy_is_refused():
+    assert "missed_fire_policy" in errors_of(make_job(missed_fire_policy="sometimes"))
+
+
+@pytest.mark.parametrize("timeout", [0, -1])
+def test_a_timeout_below_one_millisecond_is_refused(timeout):
+    assert "timeout_ms" in errors_of(make_job(timeout_ms=timeout))
+
+
+@pytest.mark.parametrize(
+    "env,needle",
+    [
+        (["A=1"], "JSON object"),
+        ({"A": 1}, "must be a string"),
+        ({"1A": "x"}, "not a valid variable name"),
+        ({"JR_RUN_ID": "7"}, "cannot be overridden"),
+        ({"DATABASE_URL": "sqlite://"}, "cannot be overridden"),
+    ],
+)
+def test_bad_env_is_refused(env, needle):
+    assert needle in errors_of(make_job(env=env))["env"][0]
+
+
+@pytest.mark.parametrize("args", [{"a": "b"}, ["ok", 3], "--flag"])
+def test_args_that_are_not_a_list_of_strings_are_refused(args):
+    assert "list of strings" in errors_of(make_job(args=args))["args"][0]
+
+
+def test_a_path_job_whose_script_is_missing_is_refused(tmp_path):
+    job = make_job(source_type="path", script=str(tmp_path / "missing.py"))
+    assert "script file not found" in errors_of(job)["script"][0]
+
+
+def test_a_path_job_whose_script_exists_is_accepted(script_file):
+    make_job(source_type="path", script=str(script_file("ok.sh", "exit 0"))).full_clean()
+
+
+def test_a_session_job_naming_a_program_file_is_refused():
+    job = make_job(type="session", source_type="path", script="poll.js")
+    assert "not a program file" in errors_of(job)["script"][0]
+
+
+def test_a_session_job_with_a_missing_prompt_file_is_refused(tmp_path):
+    job = make_job(type="session", source_type="path", script=str(tmp_path / "brief.md"))
+    assert "prompt file not found" in errors_of(job)["script"][0]
+
+
+def test_a_session_job_with_inline_prompt_text_is_accepted():
+    make_job(type="session", source_type="inline", script="Summarise my inbox.").full_clean()
+
+
+def test_an_id_with_spaces_is_refused():
+    assert "id" in errors_of(make_job(id="my job"))
+
+
+def test_an_empty_script_is_refused():
+    assert "script" in errors_of(make_job(script="  "))
