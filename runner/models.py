@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
 from django.core.validators import MinValueValidator, RegexValidator
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 
 from runner import validation
@@ -52,6 +55,31 @@ class RunTrigger(models.TextChoices):
 
 ACTIVE_RUN_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING)
 FINAL_RUN_STATUSES = (RunStatus.OK, RunStatus.ERROR, RunStatus.TIMEOUT, RunStatus.SKIPPED)
+
+
+class StartResult(models.TextChoices):
+    """What became of a delivery that tried to start a run."""
+
+    STARTED = "started"
+    SKIPPED = "skipped"
+    GONE = "gone"  # already started, finished or deleted: another delivery won
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended, as the executor reports it to ``Run.finish``."""
+
+    status: str
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    output_truncated: bool = False
+    tokens: int | None = None
+    result_meta: dict | None = None
+    error: str = ""
+
 
 job_id_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
@@ -208,6 +236,100 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} #{self.pk} ({self.status})"
+
+    @classmethod
+    def create_scheduled(cls, job: Job, scheduled_for: datetime) -> Run | None:
+        """Record the fire of ``job`` at ``scheduled_for``; None if it is recorded already.
+
+        The unique (job, scheduled_for) constraint makes this the exactly-once
+        point: of two schedulers inserting the same fire, one gets None.
+        """
+        try:
+            with transaction.atomic():
+                return cls.objects.create(
+                    job=job, trigger=RunTrigger.SCHEDULE, scheduled_for=scheduled_for
+                )
+        except IntegrityError:
+            return None
+
+    def start(self, worker: str, now: datetime) -> StartResult:
+        """Move this run from pending to running for ``worker``, if it is still pending.
+
+        Only the delivery whose conditional update succeeds runs the job; a
+        re-delivered task gets GONE. A job with overlap policy ``skip`` that
+        already has a running run gets a ``skipped`` run instead; the job row is
+        locked while deciding so this holds across workers and hosts.
+        """
+        with transaction.atomic():
+            job = Job.objects.select_for_update().filter(pk=self.job_id).first()
+            if job is None:
+                return StartResult.GONE
+            pending = Run.objects.filter(pk=self.pk, status=RunStatus.PENDING)
+            busy = self._running_sibling(job)
+            if busy is not None:
+                changed = pending.update(
+                    status=RunStatus.SKIPPED,
+                    finished_at=now,
+                    worker=worker,
+                    error=f"skipped: run #{busy} of this job is still running (overlap skip)",
+                )
+                return StartResult.SKIPPED if changed else StartResult.GONE
+            changed = pending.update(
+                status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker
+            )
+        if not changed:
+            return StartResult.GONE
+        self.refresh_from_db()
+        return StartResult.STARTED
+
+    def _running_sibling(self, job: Job) -> int | None:
+        if job.overlap_policy != OverlapPolicy.SKIP:
+            return None
+        running = job.runs.filter(status=RunStatus.RUNNING).exclude(pk=self.pk)
+        return running.values_list("pk", flat=True).first()
+
+    def beat(self, now: datetime) -> bool:
+        """Record that this run's worker is alive; False once the run is no longer ours."""
+        return bool(
+            Run.objects.filter(pk=self.pk, status=RunStatus.RUNNING, worker=self.worker).update(
+                heartbeat_at=now
+            )
+        )
+
+    def finish(self, outcome: RunOutcome, now: datetime) -> bool:
+        """Record how the run ended; False when it was not running for this worker.
+
+        A run the liveness check already finished (its worker looked dead) keeps
+        that verdict rather than being overwritten twice.
+        """
+        if outcome.status not in FINAL_RUN_STATUSES:
+            raise ValueError(f"{outcome.status!r} is not a final run status")
+        started = self.started_at or now
+        fields = asdict(outcome) | {
+            "finished_at": now,
+            "heartbeat_at": now,
+            "duration_ms": max(0, int((now - started).total_seconds() * 1000)),
+        }
+        changed = Run.objects.filter(
+            pk=self.pk, status=RunStatus.RUNNING, worker=self.worker
+        ).update(**fields)
+        if changed:
+            self.refresh_from_db()
+        return bool(changed)
+
+    def abandon(self, reason: str, now: datetime, status: str = RunStatus.ERROR) -> bool:
+        """Finish a pending or running run whose worker is gone, saying why."""
+        changed = Run.objects.filter(pk=self.pk, status__in=ACTIVE_RUN_STATUSES).update(
+            status=status,
+            finished_at=now,
+            error=reason,
+            duration_ms=(
+                max(0, int((now - self.started_at).total_seconds() * 1000))
+                if self.started_at
+                else None
+            ),
+        )
+        return bool(changed)
 
     @property
     def lag_ms(self) -> int | None:

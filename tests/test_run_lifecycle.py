@@ -1,0 +1,125 @@
+"""A run is started by exactly one delivery, and finished once, by the worker holding it."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+
+from runner.models import Run, RunOutcome, RunStatus, StartResult
+from tests.factories import JobFactory, RunFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def test_a_scheduled_fire_is_recorded_once():
+    job = JobFactory()
+    assert Run.create_scheduled(job, NOW) is not None
+    assert Run.create_scheduled(job, NOW) is None
+    assert job.runs.count() == 1
+
+
+def test_the_first_delivery_starts_the_run():
+    run = RunFactory()
+    assert run.start("host:1", NOW) == StartResult.STARTED
+    run.refresh_from_db()
+    assert (run.status, run.worker, run.started_at) == (RunStatus.RUNNING, "host:1", NOW)
+
+
+def test_a_second_delivery_of_the_same_run_does_nothing():
+    run = RunFactory()
+    run.start("host:1", NOW)
+    again = Run.objects.get(pk=run.pk)
+    again.status = RunStatus.PENDING  # a stale copy, as a re-delivered task would hold
+    assert again.start("host:2", NOW) == StartResult.GONE
+    assert Run.objects.get(pk=run.pk).worker == "host:1"
+
+
+def test_a_fire_while_the_job_is_running_is_recorded_as_skipped():
+    job = JobFactory(overlap_policy="skip")
+    first, second = RunFactory(job=job), RunFactory(job=job)
+    first.start("host:1", NOW)
+    assert second.start("host:2", NOW) == StartResult.SKIPPED
+    second.refresh_from_db()
+    assert second.status == RunStatus.SKIPPED
+    assert f"run #{first.pk}" in second.error and "overlap" in second.error
+
+
+def test_overlap_allow_runs_concurrently():
+    job = JobFactory(overlap_policy="allow")
+    first, second = RunFactory(job=job), RunFactory(job=job)
+    first.start("host:1", NOW)
+    assert second.start("host:2", NOW) == StartResult.STARTED
+
+
+def test_a_deleted_job_gives_gone():
+    run = RunFactory()
+    stale = Run.objects.get(pk=run.pk)
+    run.job.delete()
+    assert stale.start("host:1", NOW) == StartResult.GONE
+
+
+def test_finishing_records_the_outcome_and_duration():
+    run = RunFactory()
+    run.start("host:1", NOW)
+    outcome = RunOutcome(status="error", exit_code=3, stdout="out", error="exit code 3")
+    assert run.finish(outcome, NOW + timedelta(seconds=2))
+    run.refresh_from_db()
+    assert (run.status, run.exit_code, run.duration_ms, run.stdout) == ("error", 3, 2000, "out")
+
+
+def test_a_run_finished_by_the_liveness_check_keeps_that_verdict():
+    run = RunFactory()
+    run.start("host:1", NOW)
+    Run.objects.get(pk=run.pk).abandon("worker host:1 stopped sending heartbeats", NOW)
+    assert not run.finish(RunOutcome(status="ok"), NOW)
+    assert Run.objects.get(pk=run.pk).error == "worker host:1 stopped sending heartbeats"
+
+
+def test_a_pending_outcome_is_not_a_way_to_finish():
+    run = RunFactory()
+    run.start("host:1", NOW)
+    with pytest.raises(ValueError, match="not a final run status"):
+        run.finish(RunOutcome(status="pending"), NOW)
+
+
+def test_a_heartbeat_is_recorded_only_for_the_holding_worker():
+    run = RunFactory()
+    run.start("host:1", NOW)
+    assert run.beat(NOW + timedelta(seconds=5))
+    assert Run.objects.get(pk=run.pk).heartbeat_at == NOW + timedelta(seconds=5)
+    run.worker = "host:2"
+    assert not run.beat(NOW + timedelta(seconds=10))
+
+
+def test_lag_is_start_minus_scheduled_instant():
+    run = RunFactory(scheduled_for=NOW, started_at=NOW + timedelta(milliseconds=40))
+    assert run.lag_ms == 40
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_starts_of_one_skip_job_start_only_one_run():
+    job = JobFactory(overlap_policy="skip")
+    runs = [RunFactory(job=job) for _ in range(6)]
+    barrier = threading.Barrier(len(runs))
+    results: list[str] = []
+
+    def start(run: Run) -> None:
+        barrier.wait()
+        try:
+            results.append(run.start(f"worker:{run.pk}", NOW))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=start, args=(run,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results.count(StartResult.STARTED) == 1
+    assert results.count(StartResult.SKIPPED) == 5
+    assert job.runs.filter(status="running").count() == 1
