@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 
-from runner import validation
+from runner import schedule, validation
 
 
 class JobType(models.TextChoices):
@@ -166,6 +167,15 @@ class Job(models.Model):
     def clean(self) -> None:
         """Cross-field rules: what the script must be for this type and source."""
         validation.validate_script(self.type, self.source_type, self.script)
+
+    @property
+    def zone_name(self) -> str:
+        """The job's IANA zone, or the server's when it names none."""
+        return self.timezone or settings.TIME_ZONE
+
+    def next_fire_after(self, moment: datetime) -> datetime:
+        """The first instant after ``moment`` at which this job's schedule fires (UTC)."""
+        return schedule.next_fire_after(self.schedule, self.zone_name, moment)
 
 
 class Run(models.Model):

@@ -1,0 +1,140 @@
+"""When a job fires: cron expressions evaluated in the job's own time zone.
+
+croniter walks naive wall-clock times; this module turns each wall-clock slot into
+real instants (UTC) following ISC/Debian cron's daylight-saving convention:
+
+* A job with fixed times (no ``*`` in its minute or hour field, not ``@hourly``)
+  whose slot falls in the hour that is skipped runs once, at the transition; a slot
+  in the hour that repeats runs once, at its first occurrence.
+* A job with wildcards runs by the clock as it is: nothing fires at wall times that
+  do not exist, and a repeated hour fires again, since real time passes twice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from runner.cron import make_iterator
+
+# Wider than any real DST shift, so a window this size around a moment sees every
+# wall-clock slot that could map to instants near it.
+DST_MARGIN = timedelta(hours=3)
+
+
+@lru_cache(maxsize=512)
+def zone(name: str) -> ZoneInfo:
+    """The ZoneInfo for ``name``, cached (jobs share a handful of zones)."""
+    return ZoneInfo(name)
+
+
+def is_fixed_time(expression: str) -> bool:
+    """True when the expression names fixed minutes and hours (cron's DST special case)."""
+    text = expression.strip()
+    if text.startswith("@"):
+        return text not in ("@hourly", "@reboot")
+    fields = text.split()
+    minute, hour = (fields[1], fields[2]) if len(fields) == 6 else (fields[0], fields[1])
+    return "*" not in minute and "*" not in hour
+
+
+def _wall_to_instants(wall: datetime, tz: ZoneInfo, fixed: bool) -> list[datetime]:
+    """Real instants at which a naive wall-clock slot fires (empty, one or two)."""
+    first = wall.replace(tzinfo=tz, fold=0)
+    second = wall.replace(tzinfo=tz, fold=1)
+    first_utc, second_utc = first.astimezone(UTC), second.astimezone(UTC)
+    if first_utc == second_utc:
+        return [first_utc]
+    if first.utcoffset() < second.utcoffset():  # a gap: this wall time never happens
+        if not fixed:
+            return []
+        # fold=1 maps a missing time with the offset after the gap; the gap ends
+        # at the wall time shifted by the jump, whose instant is the transition.
+        return [_gap_end(wall, tz)]
+    return [first_utc] if fixed else [first_utc, second_utc]  # a repeated hour
+
+
+def _gap_end(wall: datetime, tz: ZoneInfo) -> datetime:
+    """The instant the clock jumped over ``wall`` (the first instant after the gap)."""
+    before = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    after = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    low, high = min(before, after), max(before, after)
+    # The offset changes somewhere in [low, high]; find it to the second.
+    while high - low > timedelta(seconds=1):
+        mid = low + (high - low) / 2
+        if mid.astimezone(tz).utcoffset() == low.astimezone(tz).utcoffset():
+            low = mid
+        else:
+            high = mid
+    return high.replace(microsecond=0)
+
+
+def _first_after(
+    expression: str, tz: ZoneInfo, start_wall: datetime, after: datetime, stop_wall: datetime
+) -> datetime | None:
+    """The earliest instant > ``after`` among slots from ``start_wall`` up to ``stop_wall``.
+
+    Slots come in wall-clock order, so the first slot with a qualifying instant
+    gives the earliest instant unless a repeated hour lies ahead (see below).
+    """
+    fixed = is_fixed_time(expression)
+    slots = make_iterator(expression, start_wall)
+    while True:
+        wall = slots.get_next(datetime)
+        if wall > stop_wall:
+            return None
+        later = [instant for instant in _wall_to_instants(wall, tz, fixed) if instant > after]
+        if later:
+            return min(later)
+
+
+def _fall_back_between(tz: ZoneInfo, start: datetime, end: datetime) -> datetime | None:
+    """The instant in (start, end] where the clock goes back, if there is one."""
+    if start.astimezone(tz).utcoffset() <= end.astimezone(tz).utcoffset():
+        return None
+    low, high = start, end
+    while high - low > timedelta(seconds=1):
+        mid = low + (high - low) / 2
+        if mid.astimezone(tz).utcoffset() == start.astimezone(tz).utcoffset():
+            low = mid
+        else:
+            high = mid
+    return high.replace(microsecond=0)
+
+
+def next_fire_after(expression: str, zone_name: str, after: datetime) -> datetime:
+    """The first instant strictly after ``after`` (aware) at which the job fires, in UTC.
+
+    Raises croniter's CroniterBadDateError for an expression that never fires.
+    """
+    tz = zone(zone_name)
+    after_utc = after.astimezone(UTC)
+    wall = after_utc.astimezone(tz).replace(tzinfo=None)
+    best = _first_after(expression, tz, wall, after_utc, datetime.max)
+    # When the clock goes back before that instant, the repeated hour's wall
+    # times come again, earlier in the wall order than where we started.
+    fall_back = _fall_back_between(tz, after_utc, best)
+    if fall_back is not None:
+        repeat_wall = fall_back.astimezone(tz).replace(tzinfo=None)
+        start_wall = repeat_wall - timedelta(seconds=1)
+        stop_wall = repeat_wall + DST_MARGIN
+        repeated = _first_after(expression, tz, start_wall, after_utc, stop_wall)
+        if repeated is not None and repeated < best:
+            best = repeated
+    return best
+
+
+def fires_between(
+    expression: str, zone_name: str, start: datetime, end: datetime, limit: int
+) -> list[datetime]:
+    """Fire instants in (start, end], oldest first, at most ``limit`` of the newest."""
+    fires: list[datetime] = []
+    moment = start
+    while True:
+        moment = next_fire_after(expression, zone_name, moment)
+        if moment > end:
+            return fires[-limit:] if limit else []
+        fires.append(moment)
+        if len(fires) > 2 * limit:
+            del fires[:limit]
