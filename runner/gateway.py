@@ -63,6 +63,8 @@ PROGRAM_EXTENSIONS = frozenset(
 )
 
 Status = Literal["ok", "error", "timeout"]
+# Session states that end a session, and the run status each gives; others are live.
+_ENDINGS: dict[str, Status] = {"done": "ok", "error": "error", "timeout": "timeout"}
 
 
 @dataclass(frozen=True, repr=False)
@@ -381,6 +383,8 @@ class _Follower:
         self.sleep = sleep
         self.timeout_s = timeout_s
         self.started = clock()
+        self.last_seen: SessionStatus | None = None
+        self.last_error: str | None = None
         self.deadline = self.started + timeout_s
 
     def spawn(self, task: str, label: str, thinking: str | None) -> SpawnedSession | SessionOutcome:
@@ -395,32 +399,34 @@ class _Follower:
                     return _failed(None, f"could not start the session: {failure}")
 
     def follow(self, key: str) -> SessionOutcome:
-        interval = FIRST_POLL_S
-        wait = interval
-        last_error: str | None = None
-        while True:
-            remaining = self.deadline - self.clock()
-            if remaining <= 0:
-                return self._deadline_passed(key, last_error)
+        interval = wait = FIRST_POLL_S
+        while (remaining := self.deadline - self.clock()) > 0:
             self.sleep(min(wait, remaining))
             interval = wait = min(interval * BACKOFF_FACTOR, MAX_POLL_INTERVAL_S)
             try:
                 outcome = self._check(key)
             except GatewayError as exc:
-                if exc.status_code == 429:
-                    failure = self._rate_limit_failure(exc, sleep=False)
-                    if failure is not None:
-                        return _failed(key, failure)
-                    wait = exc.retry_after if exc.retry_after is not None else interval
-                elif exc.transient:
-                    last_error = str(exc)
-                    logger.warning("polling session %s failed, will retry: %s", key, exc)
-                else:
-                    return _failed(key, str(exc))
-                continue
-            last_error = None
+                outcome, wait = self._after_poll_error(key, exc, wait)
             if outcome is not None:
                 return outcome
+        return self._deadline_passed(key)
+
+    def _after_poll_error(
+        self, key: str, exc: GatewayError, wait: float
+    ) -> tuple[SessionOutcome | None, float]:
+        """End the run, or keep polling after ``wait`` seconds (longer for a 429)."""
+        if exc.status_code == 429:
+            failure = self._rate_limit_failure(exc, sleep=False)
+            if failure is not None:
+                return _failed(key, failure), wait
+            return None, exc.retry_after if exc.retry_after is not None else wait
+        if not exc.transient:
+            return _failed(key, str(exc)), wait
+        # The session runs on in the gateway; a blip while watching it is no reason to
+        # fail the run, so keep trying until the deadline and report the error then.
+        self.last_error = str(exc)
+        logger.warning("polling session %s failed, will retry: %s", key, exc)
+        return None, wait
 
     def _rate_limit_failure(self, exc: GatewayError, *, sleep: bool = True) -> str | None:
         """Wait out a 429 when the deadline allows (None), else say why not."""
@@ -435,23 +441,26 @@ class _Follower:
     def _check(self, key: str) -> SessionOutcome | None:
         active_minutes = math.ceil((self.clock() - self.started) / 60) + 1
         status = self.client.find_session(key, active_minutes=active_minutes)
+        self.last_error = None
         if status is None:
             return self._from_transcript(key)
         logger.debug("session %s is %s", key, status.status)
+        self.last_seen = status
         return self._from_status(status)
 
     def _from_status(self, row: SessionStatus) -> SessionOutcome | None:
+        if row.status not in _ENDINGS:
+            return None
         key = row.session_key
-        errors = {
+        error = {
             "done": None,
             "error": f"session {key} ended with an error: {row.error or 'no detail given'}",
             "timeout": f"session {key} hit its run timeout on the gateway",
-        }
-        if row.status not in errors:
-            return None
-        status: Status = "ok" if row.status == "done" else row.status  # type: ignore[assignment]
+        }[row.status]
         summary = _summary(key, row.status, self._took(), row.total_tokens, row.model)
-        return SessionOutcome(status, row.total_tokens, key, summary, errors[row.status], row.model)
+        return SessionOutcome(
+            _ENDINGS[row.status], row.total_tokens, key, summary, error, row.model
+        )
 
     def _from_transcript(self, key: str) -> SessionOutcome | None:
         messages = self.client.history(key)
@@ -465,13 +474,15 @@ class _Follower:
             return SessionOutcome("error", None, key, summary, f"session {key} ended: {detail}")
         return SessionOutcome("ok", None, key, summary, None)
 
-    def _deadline_passed(self, key: str, last_error: str | None) -> SessionOutcome:
+    def _deadline_passed(self, key: str) -> SessionOutcome:
         limit = f"the job's timeout of {self.timeout_s:g} s passed"
-        if last_error is not None:
-            error = f"{last_error}; gave up when {limit} (session {key} may still be running)"
+        if self.last_error is not None:
+            error = f"{self.last_error}; gave up when {limit} (session {key} may still be running)"
             return _failed(key, error)
         error = f"session {key} was still running when {limit}; the runner stopped waiting"
-        return SessionOutcome("timeout", None, key, f"session {key} timed out", error)
+        seen = self.last_seen or SessionStatus(key, "unknown")
+        summary = _summary(key, "timed out", self._took(), seen.total_tokens, seen.model)
+        return SessionOutcome("timeout", seen.total_tokens, key, summary, error, seen.model)
 
     def _took(self) -> float:
         return self.clock() - self.started
