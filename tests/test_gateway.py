@@ -429,7 +429,12 @@ def test_the_config_repr_hides_the_token():
 
 def test_the_token_appears_in_no_log_record_error_or_outcome(gateway, caplog):
     caplog.set_level(logging.DEBUG)
-    outcomes = [run(client_for(gateway.url))]
+
+    def attempt(url: str = gateway.url, **config: Any) -> SessionOutcome:
+        with client_for(url, **config) as client:
+            return run(client)
+
+    outcomes = [attempt()]
     for mode, options in [
         ("server_error", {"tool": "sessions_spawn"}),
         ("not_json", {}),
@@ -438,14 +443,14 @@ def test_the_token_appears_in_no_log_record_error_or_outcome(gateway, caplog):
         ("slow", {"delay": 1}),
     ]:
         gateway.fail(mode, times=1, **options)
-        outcomes.append(run(client_for(gateway.url, timeout_s=0.3)))
+        outcomes.append(attempt(timeout_s=0.3))
     gateway.fail("server_error", tool="sessions_list", times=3)
-    outcomes.append(run(client_for(gateway.url)))
-    outcomes.append(run(client_for(gateway.url, token=TOKEN + "-wrong")))
-    outcomes.append(run(client_for(refused_url())))
-    outcomes.append(run(client_for("http://nonexistent.invalid")))
+    outcomes.append(attempt())
+    outcomes.append(attempt(token=TOKEN + "-wrong"))
+    outcomes.append(attempt(refused_url()))
+    outcomes.append(attempt("http://nonexistent.invalid"))
 
-    assert [o.status for o in outcomes].count("error") >= 8
+    assert [outcome.status for outcome in outcomes].count("error") == 8
     assert caplog.records
     for record in caplog.records:
         assert TOKEN not in record.getMessage()
