@@ -237,7 +237,7 @@ class GatewayClient:
             message = f"the OpenClaw gateway is not reachable at {url}: connection refused "
             message += "(is the gateway running, and is gateway.url right?)"
         elif isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
-            message = f"gateway.url {url!r} is not a usable http(s) URL: {exc}"
+            return self._error(f"gateway.url {url!r} is not a usable http(s) URL: {exc}")
         else:
             message = f"cannot talk to the OpenClaw gateway at {url}: {exc}"
         return self._error(message, transient=True)
