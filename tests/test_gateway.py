@@ -290,6 +290,13 @@ def test_an_unknown_host_is_reported_as_a_dns_failure():
     assert "DNS" in outcome.error and "nonexistent.invalid" in outcome.error
 
 
+def test_a_gateway_url_without_a_scheme_is_reported_as_a_configuration_error():
+    with client_for("localhost:18789") as client:
+        outcome = run(client)
+
+    assert "gateway.url 'localhost:18789' is not a usable http(s) URL" in outcome.error
+
+
 def test_a_gateway_slower_than_the_request_timeout_is_reported_as_a_timeout(gateway):
     gateway.fail("slow", tool="sessions_spawn", delay=3)
     started = time.monotonic()
