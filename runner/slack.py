@@ -58,8 +58,10 @@ def post_message(
     except httpx.TimeoutException:
         _warn(config, f"Slack did not answer within {config.timeout_s:g} s (posting to {channel})")
         return False
-    except Exception as exc:  # noqa: BLE001 - a notification must never break the run
-        _warn(config, f"cannot reach Slack at {url} (posting to {channel}): {exc}")
+    # Bad settings (a base_url without a scheme, a token with non-ASCII characters) show
+    # up here as InvalidURL or ValueError; they must not break the run either.
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
+        _warn(config, f"cannot post to Slack at {url} (channel {channel}): {exc}")
         return False
     return _accepted(config, channel, response)
 

@@ -220,7 +220,7 @@ def test_polls_back_off_from_a_few_seconds_to_at_most_fifteen(gateway, client):
 
     first, *rest = clock.sleeps
     assert 2 <= first <= 3
-    growing = [b / a for a, b in zip(clock.sleeps, rest) if b < MAX_POLL_INTERVAL_S]
+    growing = [b / a for a, b in zip(clock.sleeps, rest, strict=False) if b < MAX_POLL_INTERVAL_S]
     assert all(1.5 <= ratio <= 2 for ratio in growing[:-1])
     assert max(clock.sleeps) == MAX_POLL_INTERVAL_S == 15
     assert sum(clock.sleeps) == pytest.approx(120)

@@ -98,7 +98,7 @@ def test_a_refused_connection_is_logged_and_returns_false(warnings):
     config = SlackConfig(TOKEN, base_url=refused_url(), timeout_s=0.5)
 
     assert post_message(config, "C0123", "hello") is False
-    assert "cannot reach Slack" in slack_warnings(warnings)
+    assert "cannot post to Slack" in slack_warnings(warnings)
 
 
 def test_an_unknown_host_is_logged_and_returns_false(warnings):
@@ -106,6 +106,16 @@ def test_an_unknown_host_is_logged_and_returns_false(warnings):
 
     assert post_message(config, "C0123", "hello") is False
     assert "nonexistent.invalid" in slack_warnings(warnings)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [SlackConfig(TOKEN, base_url="slack.com/api"), SlackConfig("xoxb-\u00e9", base_url="http://x")],
+    ids=["base url without scheme", "token that is not ascii"],
+)
+def test_bad_settings_are_logged_and_return_false(config, warnings):
+    assert post_message(config, "C0123", "hello") is False
+    assert "cannot post to Slack" in slack_warnings(warnings)
 
 
 def test_the_token_is_never_logged_or_shown(slack, caplog):
