@@ -65,6 +65,7 @@ PROGRAM_EXTENSIONS = frozenset(
 Status = Literal["ok", "error", "timeout"]
 # Session states that end a session, and the run status each gives; others are live.
 _ENDINGS: dict[str, Status] = {"done": "ok", "error": "error", "timeout": "timeout"}
+NO_STATUS = "unknown"
 
 
 @dataclass(frozen=True, repr=False)
@@ -440,13 +441,16 @@ class _Follower:
 
     def _check(self, key: str) -> SessionOutcome | None:
         active_minutes = math.ceil((self.clock() - self.started) / 60) + 1
-        status = self.client.find_session(key, active_minutes=active_minutes)
+        row = self.client.find_session(key, active_minutes=active_minutes)
         self.last_error = None
-        if status is None:
-            return self._from_transcript(key)
-        logger.debug("session %s is %s", key, status.status)
-        self.last_seen = status
-        return self._from_status(status)
+        if row is not None:
+            logger.debug("session %s is %s", key, row.status)
+            self.last_seen = row
+        # OpenClaw's own docs list rows without a status; such a row (or none at all)
+        # leaves the transcript as the only word on whether the session is done.
+        if row is None or row.status == NO_STATUS:
+            return self._from_transcript(key, row)
+        return self._from_status(row)
 
     def _from_status(self, row: SessionStatus) -> SessionOutcome | None:
         if row.status not in _ENDINGS:
@@ -462,17 +466,18 @@ class _Follower:
             _ENDINGS[row.status], row.total_tokens, key, summary, error, row.model
         )
 
-    def _from_transcript(self, key: str) -> SessionOutcome | None:
+    def _from_transcript(self, key: str, row: SessionStatus | None) -> SessionOutcome | None:
         messages = self.client.history(key)
         if not transcript_complete(messages):
-            logger.debug("session %s is not listed and its transcript is unfinished", key)
+            logger.debug("session %s has no end state and an unfinished transcript", key)
             return None
+        tokens, model = (row.total_tokens, row.model) if row else (None, None)
+        summary = _summary(key, "complete (from its transcript)", self._took(), tokens, model)
         last = messages[-1]
-        summary = _summary(key, "complete (from its transcript)", self._took(), None, None)
         if last.get("stopReason") in ("error", "aborted"):
-            detail = last.get("errorMessage") or last["stopReason"]
-            return SessionOutcome("error", None, key, summary, f"session {key} ended: {detail}")
-        return SessionOutcome("ok", None, key, summary, None)
+            error = f"session {key} ended: {last.get('errorMessage') or last['stopReason']}"
+            return SessionOutcome("error", tokens, key, summary, error, model)
+        return SessionOutcome("ok", tokens, key, summary, None, model)
 
     def _deadline_passed(self, key: str) -> SessionOutcome:
         limit = f"the job's timeout of {self.timeout_s:g} s passed"
@@ -480,7 +485,7 @@ class _Follower:
             error = f"{self.last_error}; gave up when {limit} (session {key} may still be running)"
             return _failed(key, error)
         error = f"session {key} was still running when {limit}; the runner stopped waiting"
-        seen = self.last_seen or SessionStatus(key, "unknown")
+        seen = self.last_seen or SessionStatus(key, NO_STATUS)
         summary = _summary(key, "timed out", self._took(), seen.total_tokens, seen.model)
         return SessionOutcome("timeout", seen.total_tokens, key, summary, error, seen.model)
 
@@ -548,7 +553,7 @@ def _session_status(key: str, row: dict[str, Any]) -> SessionStatus:
     error = row.get("error") or row.get("errorMessage")
     return SessionStatus(
         session_key=key,
-        status=str(row.get("status") or "unknown"),
+        status=str(row.get("status") or NO_STATUS),
         total_tokens=tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None,
         model=row.get("model") if isinstance(row.get("model"), str) else None,
         error=str(error) if error else None,

@@ -167,6 +167,15 @@ def test_a_vanished_session_with_a_complete_transcript_is_ok(gateway, client):
     assert history.args == {"sessionKey": gateway.spawned[0], "limit": 3, "includeTools": False}
 
 
+def test_a_vanished_session_whose_transcript_ends_aborted_is_an_error_run(gateway, client):
+    gateway.next_session(finish="vanish", stop_reason="aborted")
+
+    outcome = run(client)
+
+    assert outcome.status == "error"
+    assert outcome.error.endswith("ended: aborted")
+
+
 def test_a_vanished_session_with_an_unfinished_transcript_is_waited_for_until_the_deadline(
     gateway, client
 ):
@@ -176,6 +185,15 @@ def test_a_vanished_session_with_an_unfinished_transcript_is_waited_for_until_th
 
     assert outcome.status == "timeout"
     assert len(gateway.calls("sessions_history")) > 2
+
+
+def test_a_listed_session_without_a_status_is_judged_by_its_transcript(gateway, client):
+    gateway.next_session(finish="done", after_polls=2, with_status=False, total_tokens=321)
+
+    outcome = run(client)
+
+    assert (outcome.status, outcome.tokens) == ("ok", 321)
+    assert len(gateway.calls("sessions_history")) == 3
 
 
 def test_a_session_key_directly_under_result_is_accepted():

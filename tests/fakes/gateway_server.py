@@ -41,7 +41,8 @@ class ScriptedSession:
 
     It shows as ``running`` in the first ``after_polls`` lists, then ends as
     ``finish``: ``done``/``error``/``timeout`` rows, ``never`` (running for good) or
-    ``vanish`` (gone from the list; ``history_complete`` says what its transcript shows).
+    ``vanish`` (gone from the list). ``history_complete`` says whether its transcript
+    ends with a finished assistant turn once the session has ended.
     """
 
     finish: Finish = "done"
@@ -50,6 +51,8 @@ class ScriptedSession:
     model: str = "fake-model"
     error: str | None = None
     history_complete: bool = True
+    stop_reason: str = "stop"  # of the last assistant turn once complete
+    with_status: bool = True  # False: rows without "status", as OpenClaw's docs show them
     task: str = ""
     polls: int = 0
 
@@ -60,8 +63,10 @@ class ScriptedSession:
         if ended and self.finish == "vanish":
             return None
         status = self.finish if ended and self.finish != "never" else "running"
-        row = {"sessionKey": key, "kind": "other", "status": status, "model": self.model}
+        row = {"sessionKey": key, "kind": "other", "model": self.model}
         row.update(totalTokens=self.total_tokens, updatedAt=int(time.time() * 1000))
+        if self.with_status:
+            row["status"] = status
         if status == "error" and self.error:
             row["error"] = self.error
         return row
@@ -69,7 +74,8 @@ class ScriptedSession:
     def transcript(self) -> list[dict[str, Any]]:
         """The messages sessions_history shows (tool results left out)."""
         last: dict[str, Any] = {"role": "assistant", "content": [{"type": "text", "text": "Done."}]}
-        last["stopReason"] = "stop" if self.history_complete else "toolUse"
+        ended = self.polls > self.after_polls and self.finish != "never"
+        last["stopReason"] = self.stop_reason if ended and self.history_complete else "toolUse"
         return [{"role": "user", "content": self.task or "task"}, last]
 
 
