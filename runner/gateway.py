@@ -1,0 +1,627 @@
+"""OpenClaw Gateway client for session jobs, with no Django in it.
+
+The gateway exposes one endpoint for tools, ``POST {url}/tools/invoke``; a session job
+spawns an agent session with ``sessions_spawn`` and follows it with ``sessions_list``,
+falling back to ``sessions_history`` once the session no longer shows in the list.
+The protocol is described in shared/design/openclaw-gateway.md.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import math
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import httpx
+
+logger = logging.getLogger("runner.gateway")
+
+# The gateway's default body limit (DEFAULT_BODY_BYTES in its tools-invoke handler).
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
+FIRST_POLL_S = 2.5
+BACKOFF_FACTOR = 1.6
+MAX_POLL_INTERVAL_S = 15.0
+# sessions_list has no filter by key, so the runner narrows it two ways: activeMinutes
+# just covers the time since the run started (a session is "active" while it is being
+# updated), and limit keeps the page small. If other sessions push ours off that page,
+# the run falls back to sessions_history, which answers for one key, so a small page
+# costs an extra request at worst, never a wrong outcome.
+SESSIONS_LIST_LIMIT = 20
+# Only the last message decides whether a transcript is complete.
+HISTORY_LIMIT = 3
+TOKEN_SOURCES = "gateway.tokenPath or OPENCLAW_GATEWAY_TOKEN"
+PROMPT_EXTENSIONS = frozenset({".md", ".txt"})
+PROGRAM_EXTENSIONS = frozenset(
+    {
+        ".js",
+        ".mjs",
+        ".cjs",
+        ".ts",
+        ".py",
+        ".sh",
+        ".bash",
+        ".zsh",
+        ".fish",
+        ".rb",
+        ".pl",
+        ".php",
+        ".lua",
+        ".ps1",
+        ".bat",
+        ".cmd",
+        ".exe",
+        ".go",
+        ".jar",
+    }
+)
+
+Status = Literal["ok", "error", "timeout"]
+# Session states that end a session, and the run status each gives; others are live.
+_ENDINGS: dict[str, Status] = {"done": "ok", "error": "error", "timeout": "timeout"}
+NO_STATUS = "unknown"
+
+
+@dataclass(frozen=True, repr=False)
+class GatewayConfig:
+    """Where the gateway listens and the bearer token for it (never shown by repr)."""
+
+    url: str
+    token: str | None
+    request_timeout_s: float = 10
+
+    def __repr__(self) -> str:
+        token = "<set>" if self.token else "<missing>"
+        return (
+            f"GatewayConfig(url={self.url!r}, token={token}, "
+            f"request_timeout_s={self.request_timeout_s!r})"
+        )
+
+
+class GatewayError(Exception):
+    """A gateway call failed; ``str(error)`` is a message fit for the run's error field.
+
+    ``retry_after`` holds the seconds a 429 asked to wait; ``transient`` marks failures
+    (unreachable, timeout, 5xx) that may pass if the same request is tried later.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        transient: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.transient = transient
+
+
+class PromptError(ValueError):
+    """A session job's script does not give a usable prompt."""
+
+
+@dataclass(frozen=True)
+class SpawnedSession:
+    """The session a ``sessions_spawn`` call started."""
+
+    session_key: str
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class SessionStatus:
+    """One row of ``sessions_list`` for the session being followed."""
+
+    session_key: str
+    status: str
+    total_tokens: int | None = None
+    model: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionOutcome:
+    """How a session run ended; every field is safe to store and show."""
+
+    status: Status
+    tokens: int | None
+    session_key: str | None
+    summary: str
+    error: str | None
+    model: str | None = None
+
+
+class GatewayClient:
+    """Calls gateway tools over HTTP and turns every failure into a ``GatewayError``."""
+
+    def __init__(self, config: GatewayConfig, *, transport: httpx.BaseTransport | None = None):
+        self.config = config
+        self._endpoint = config.url.rstrip("/") + "/tools/invoke"
+        self._http = httpx.Client(timeout=config.request_timeout_s, transport=transport)
+
+    def __repr__(self) -> str:
+        return f"GatewayClient({self.config!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled HTTP connections."""
+        self._http.close()
+
+    def invoke(self, tool: str, args: dict[str, Any]) -> Any:
+        """Run one gateway tool and return its ``result``; raise ``GatewayError`` on failure."""
+        body = json.dumps({"tool": tool, "args": args}, ensure_ascii=False).encode()
+        if len(body) > MAX_REQUEST_BYTES:
+            raise GatewayError(_too_large_message(tool, len(body)))
+        try:
+            response = self._http.post(self._endpoint, content=body, headers=self._headers())
+        except httpx.TimeoutException:
+            raise self._error(
+                f"the gateway at {self.config.url} did not answer {tool} within "
+                f"{self.config.request_timeout_s:g} s (request timeout)",
+                transient=True,
+            ) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise self._connection_error(exc) from None
+        logger.debug("gateway %s answered HTTP %s", tool, response.status_code)
+        self._raise_for_status(tool, response)
+        return self._result(tool, response)
+
+    def spawn(
+        self, task: str, label: str, thinking: str | None, run_timeout_s: float
+    ) -> SpawnedSession:
+        """Start an agent session for ``task``; returns at once with its key and run id."""
+        args: dict[str, Any] = {
+            "task": task,
+            "label": label,
+            "runTimeoutSeconds": max(1, math.ceil(run_timeout_s)),
+        }
+        if thinking:
+            args["thinking"] = thinking
+        return self._spawned(self.invoke("sessions_spawn", args))
+
+    def find_session(
+        self, session_key: str, *, active_minutes: int = 10, limit: int = SESSIONS_LIST_LIMIT
+    ) -> SessionStatus | None:
+        """Look ``session_key`` up in ``sessions_list``; None when it is not listed.
+
+        Pass the smallest ``active_minutes`` that covers the run's age (see
+        SESSIONS_LIST_LIMIT for why a small page is safe).
+        """
+        args = {"activeMinutes": max(1, active_minutes), "limit": limit, "messageLimit": 0}
+        for row in _rows(self.invoke("sessions_list", args), "sessions"):
+            if session_key in (row.get("sessionKey"), row.get("key")):
+                return _session_status(session_key, row)
+        return None
+
+    def history(self, session_key: str) -> list[dict[str, Any]]:
+        """Return the last few transcript messages of a session, tool results left out."""
+        args = {"sessionKey": session_key, "limit": HISTORY_LIMIT, "includeTools": False}
+        return _rows(self.invoke("sessions_history", args), "messages")
+
+    @staticmethod
+    def transcript_complete(messages: list[dict[str, Any]]) -> bool:
+        """Whether a transcript ends with a finished assistant turn."""
+        return transcript_complete(messages)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.config.token:
+            headers["Authorization"] = f"Bearer {self.config.token}"
+        return headers
+
+    def _error(self, message: str, **kwargs: Any) -> GatewayError:
+        # Bodies and library messages are quoted in errors; make sure none echoes the token.
+        if self.config.token:
+            message = message.replace(self.config.token, "[token]")
+        return GatewayError(message, **kwargs)
+
+    def _connection_error(self, exc: Exception) -> GatewayError:
+        url = self.config.url
+        if _caused_by(exc, socket.gaierror):
+            message = f"cannot resolve the gateway host in {url} (DNS lookup failed); "
+            message += "check gateway.url"
+        elif _caused_by(exc, ConnectionRefusedError):
+            message = f"the OpenClaw gateway is not reachable at {url}: connection refused "
+            message += "(is the gateway running, and is gateway.url right?)"
+        elif isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+            return self._error(f"gateway.url {url!r} is not a usable http(s) URL: {exc}")
+        else:
+            message = f"cannot talk to the OpenClaw gateway at {url}: {exc}"
+        return self._error(message, transient=True)
+
+    def _raise_for_status(self, tool: str, response: httpx.Response) -> None:
+        status = response.status_code
+        if status == 401:
+            raise self._error(self._unauthorized_message(), status_code=401)
+        if status == 404:
+            raise self._error(_not_found_message(tool), status_code=404)
+        if status == 405:
+            raise self._error(
+                f"the gateway at {self.config.url} refused POST /tools/invoke (405 Method "
+                "Not Allowed); check that gateway.url points at the OpenClaw gateway itself",
+                status_code=405,
+            )
+        if status == 413:
+            raise self._error(_too_large_message(tool, None), status_code=413)
+        if status == 429:
+            raise self._rate_limited(response)
+        if status >= 500:
+            raise self._error(
+                f"the gateway failed on {tool} with HTTP {status}: {_excerpt(response.text)}",
+                status_code=status,
+                transient=True,
+            )
+
+    def _unauthorized_message(self) -> str:
+        if not self.config.token:
+            return (
+                f"the gateway at {self.config.url} requires a token (401 Unauthorized) and "
+                f"none is configured; set {TOKEN_SOURCES}"
+            )
+        return (
+            f"the gateway at {self.config.url} rejected the token (401 Unauthorized); "
+            f"check the token supplied by {TOKEN_SOURCES}"
+        )
+
+    def _rate_limited(self, response: httpx.Response) -> GatewayError:
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        wait = f"retry after {retry_after:g} s" if retry_after is not None else "no Retry-After"
+        return self._error(
+            f"the gateway is refusing requests for now (429 Too Many Requests, usually after "
+            f"too many failed auth attempts); {wait}",
+            status_code=429,
+            retry_after=retry_after,
+        )
+
+    def _result(self, tool: str, response: httpx.Response) -> Any:
+        status = response.status_code
+        try:
+            payload = response.json()
+        except ValueError:
+            raise self._error(
+                f"the gateway answered {tool} with a body that is not JSON (HTTP {status}): "
+                f"{_excerpt(response.text)}",
+                status_code=status,
+            ) from None
+        if not isinstance(payload, dict) or "ok" not in payload:
+            raise self._error(
+                f"the gateway answered {tool} with unexpected JSON (HTTP {status}): "
+                f"{_excerpt(response.text)}",
+                status_code=status,
+            )
+        if payload["ok"] is not True:
+            raise self._error(_tool_failed_message(tool, payload.get("error")), status_code=status)
+        if status != 200:
+            raise self._error(
+                f"the gateway answered {tool} with unexpected HTTP {status}", status_code=status
+            )
+        return payload.get("result")
+
+    def _spawned(self, result: Any) -> SpawnedSession:
+        result = result if isinstance(result, dict) else {}
+        details = result.get("details") if isinstance(result.get("details"), dict) else {}
+        if details.get("status") in ("error", "forbidden"):
+            reason = details.get("error") or details["status"]
+            raise self._error(f"the gateway refused to spawn the session: {reason}")
+        key = details.get("childSessionKey") or result.get("childSessionKey")
+        run_id = details.get("runId") or result.get("runId")
+        if not isinstance(key, str) or not key:
+            raise self._error(
+                "sessions_spawn answered without a session key "
+                "(expected result.details.childSessionKey)"
+            )
+        return SpawnedSession(session_key=key, run_id=str(run_id) if run_id else None)
+
+
+def transcript_complete(messages: list[dict[str, Any]]) -> bool:
+    """Whether a transcript ends with an assistant message that carries a stop reason."""
+    if not messages:
+        return False
+    last = messages[-1]
+    # "toolUse" ends a turn that waits for a tool result, not the session; with
+    # includeTools false that result is filtered out, so this turn can look last.
+    return last.get("role") == "assistant" and last.get("stopReason") not in (None, "", "toolUse")
+
+
+def run_session(
+    client: GatewayClient,
+    *,
+    task: str,
+    label: str,
+    thinking: str | None,
+    timeout_s: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    on_spawned: Callable[[str, str | None], None] | None = None,
+    session_key: str | None = None,
+) -> SessionOutcome:
+    """Spawn a session (or resume ``session_key``) and follow it until it ends.
+
+    Never raises for gateway trouble: every failure becomes a ``SessionOutcome`` with a
+    specific ``error``. ``on_spawned(key, run_id)`` lets the caller persist the key so a
+    restarted scheduler can resume by passing it back as ``session_key``.
+    """
+    follower = _Follower(client, clock, sleep, timeout_s)
+    if session_key is None:
+        spawned = follower.spawn(task, label, thinking)
+        if isinstance(spawned, SessionOutcome):
+            return spawned
+        session_key = spawned.session_key
+        logger.info("spawned session %s (run %s) for %s", session_key, spawned.run_id, label)
+        if on_spawned is not None:
+            on_spawned(session_key, spawned.run_id)
+    else:
+        logger.info("resuming session %s for %s", session_key, label)
+    return follower.follow(session_key)
+
+
+class _Follower:
+    """The polling half of ``run_session``: one deadline, one backoff schedule."""
+
+    def __init__(
+        self,
+        client: GatewayClient,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        timeout_s: float,
+    ) -> None:
+        self.client = client
+        self.clock = clock
+        self.sleep = sleep
+        self.timeout_s = timeout_s
+        self.started = clock()
+        self.last_seen: SessionStatus | None = None
+        self.last_error: str | None = None
+        self.deadline = self.started + timeout_s
+
+    def spawn(self, task: str, label: str, thinking: str | None) -> SpawnedSession | SessionOutcome:
+        while True:
+            try:
+                return self.client.spawn(task, label, thinking, self.timeout_s)
+            except GatewayError as exc:
+                # Only a 429 is retried: after a timeout or 5xx the gateway may already
+                # have started the session, and a second spawn would run the task twice.
+                failure = self._rate_limit_failure(exc) if exc.status_code == 429 else str(exc)
+                if failure is not None:
+                    return _failed(None, f"could not start the session: {failure}")
+
+    def follow(self, key: str) -> SessionOutcome:
+        interval = wait = FIRST_POLL_S
+        while (remaining := self.deadline - self.clock()) > 0:
+            self.sleep(min(wait, remaining))
+            interval = wait = min(interval * BACKOFF_FACTOR, MAX_POLL_INTERVAL_S)
+            try:
+                outcome = self._check(key)
+            except GatewayError as exc:
+                outcome, wait = self._after_poll_error(key, exc, wait)
+            if outcome is not None:
+                return outcome
+        return self._deadline_passed(key)
+
+    def _after_poll_error(
+        self, key: str, exc: GatewayError, wait: float
+    ) -> tuple[SessionOutcome | None, float]:
+        """End the run, or keep polling after ``wait`` seconds (longer for a 429)."""
+        if exc.status_code == 429:
+            failure = self._rate_limit_failure(exc, sleep=False)
+            if failure is not None:
+                return _failed(key, failure), wait
+            return None, exc.retry_after if exc.retry_after is not None else wait
+        if not exc.transient:
+            return _failed(key, str(exc)), wait
+        # The session runs on in the gateway; a blip while watching it is no reason to
+        # fail the run, so keep trying until the deadline and report the error then.
+        self.last_error = str(exc)
+        logger.warning("polling session %s failed, will retry: %s", key, exc)
+        return None, wait
+
+    def _rate_limit_failure(self, exc: GatewayError, *, sleep: bool = True) -> str | None:
+        """Wait out a 429 when the deadline allows (None), else say why not."""
+        wait = exc.retry_after if exc.retry_after is not None else FIRST_POLL_S
+        if self.clock() + wait > self.deadline:
+            return f"{exc}, which is past the job's timeout of {self.timeout_s:g} s"
+        logger.warning("gateway rate limit: waiting %g s", wait)
+        if sleep:
+            self.sleep(wait)
+        return None
+
+    def _check(self, key: str) -> SessionOutcome | None:
+        active_minutes = math.ceil((self.clock() - self.started) / 60) + 1
+        row = self.client.find_session(key, active_minutes=active_minutes)
+        self.last_error = None
+        if row is not None:
+            logger.debug("session %s is %s", key, row.status)
+            self.last_seen = row
+        # OpenClaw's own docs list rows without a status; such a row (or none at all)
+        # leaves the transcript as the only word on whether the session is done.
+        if row is None or row.status == NO_STATUS:
+            return self._from_transcript(key, row)
+        return self._from_status(row)
+
+    def _from_status(self, row: SessionStatus) -> SessionOutcome | None:
+        if row.status not in _ENDINGS:
+            return None
+        key = row.session_key
+        error = {
+            "done": None,
+            "error": f"session {key} ended with an error: {row.error or 'no detail given'}",
+            "timeout": f"session {key} hit its run timeout on the gateway",
+        }[row.status]
+        summary = _summary(key, row.status, self._took(), row.total_tokens, row.model)
+        return SessionOutcome(
+            _ENDINGS[row.status], row.total_tokens, key, summary, error, row.model
+        )
+
+    def _from_transcript(self, key: str, row: SessionStatus | None) -> SessionOutcome | None:
+        messages = self.client.history(key)
+        if not transcript_complete(messages):
+            logger.debug("session %s has no end state and an unfinished transcript", key)
+            return None
+        tokens, model = (row.total_tokens, row.model) if row else (None, None)
+        summary = _summary(key, "complete (from its transcript)", self._took(), tokens, model)
+        last = messages[-1]
+        if last.get("stopReason") in ("error", "aborted"):
+            error = f"session {key} ended: {last.get('errorMessage') or last['stopReason']}"
+            return SessionOutcome("error", tokens, key, summary, error, model)
+        return SessionOutcome("ok", tokens, key, summary, None, model)
+
+    def _deadline_passed(self, key: str) -> SessionOutcome:
+        limit = f"the job's timeout of {self.timeout_s:g} s passed"
+        if self.last_error is not None:
+            error = f"{self.last_error}; gave up when {limit} (session {key} may still be running)"
+            return _failed(key, error)
+        error = f"session {key} was still running when {limit}; the runner stopped waiting"
+        seen = self.last_seen or SessionStatus(key, NO_STATUS)
+        summary = _summary(key, "timed out", self._took(), seen.total_tokens, seen.model)
+        return SessionOutcome("timeout", seen.total_tokens, key, summary, error, seen.model)
+
+    def _took(self) -> float:
+        return self.clock() - self.started
+
+
+def resolve_prompt(script: str, base_dir: str | Path) -> str:
+    """Return the prompt a session job's ``script`` gives: its text or the file it names.
+
+    A ``.md``/``.txt`` name is read relative to ``base_dir``; a program file name is
+    refused, since a session job hands text to an agent and runs nothing itself.
+    """
+    text = script.strip()
+    if not text:
+        raise PromptError("the session job has no prompt: its script is empty")
+    path = _named_file(text, Path(base_dir))
+    if path is None:
+        return script
+    suffix = path.suffix.lower()
+    if suffix in PROGRAM_EXTENSIONS:
+        raise PromptError(
+            f"a session job takes a prompt, not a program: {text!r} names a {suffix} file; "
+            "give the prompt text or a .md/.txt file, or make this a script job"
+        )
+    return _read_prompt_file(path)
+
+
+def _named_file(text: str, base_dir: Path) -> Path | None:
+    """The file ``text`` names, or None when ``text`` is a prompt in its own right."""
+    if "\n" in text or Path(text).suffix.lower() not in PROMPT_EXTENSIONS | PROGRAM_EXTENSIONS:
+        return None
+    path = base_dir / Path(text).expanduser()
+    # A one-word name is a file reference; a sentence that ends in "notes.md" is a
+    # prompt unless a file by that whole name exists.
+    if any(ch.isspace() for ch in text) and not path.is_file():
+        return None
+    return path
+
+
+def _read_prompt_file(path: Path) -> str:
+    try:
+        content = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PromptError(f"the prompt file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PromptError(f"cannot read the prompt file {path}: {exc}") from None
+    if not content.strip():
+        raise PromptError(f"the prompt file {path} is empty")
+    return content
+
+
+def _failed(key: str | None, error: str) -> SessionOutcome:
+    return SessionOutcome("error", None, key, _one_line(f"session failed: {error}"), error)
+
+
+def _summary(key: str, how: str, took: float, tokens: int | None, model: str | None) -> str:
+    used = f"{tokens} tokens" if tokens is not None else "tokens unknown"
+    on = f" on {model}" if model else ""
+    return f"session {key} {how} after {took:.0f} s, {used}{on}"
+
+
+def _session_status(key: str, row: dict[str, Any]) -> SessionStatus:
+    tokens = row.get("totalTokens")
+    error = row.get("error") or row.get("errorMessage")
+    return SessionStatus(
+        session_key=key,
+        status=str(row.get("status") or NO_STATUS),
+        total_tokens=tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None,
+        model=row.get("model") if isinstance(row.get("model"), str) else None,
+        error=str(error) if error else None,
+    )
+
+
+def _rows(result: Any, name: str) -> list[dict[str, Any]]:
+    """The list a tool returned: bare, as ``result[name]`` or as ``result.details[name]``."""
+    if isinstance(result, dict):
+        details = result.get("details")
+        result = result.get(name, details.get(name) if isinstance(details, dict) else None)
+    return [row for row in result if isinstance(row, dict)] if isinstance(result, list) else []
+
+
+def _tool_failed_message(tool: str, error: Any) -> str:
+    if not isinstance(error, dict):
+        return f"the gateway reported that {tool} failed, without saying why"
+    kind = error.get("type") or "error"
+    return f"the gateway reported that {tool} failed: {kind}: {error.get('message') or '-'}"
+
+
+def _not_found_message(tool: str) -> str:
+    if tool == "sessions_spawn":
+        return (
+            "the gateway does not allow the tool sessions_spawn (404): add `sessions_spawn` "
+            "to `gateway.tools.allow` in the OpenClaw configuration (it is on the gateway's "
+            "default HTTP deny list)"
+        )
+    return f"the gateway does not offer the tool {tool} (404: unknown or not allowed by policy)"
+
+
+def _too_large_message(tool: str, size: int | None) -> str:
+    limit = f"{MAX_REQUEST_BYTES // (1024 * 1024)} MB"
+    what = "the prompt is too large" if tool == "sessions_spawn" else f"{tool} is too large"
+    if size is None:
+        return f"{what}: the gateway refused the request body (413; its default limit is {limit})"
+    mb = size / 1024 / 1024
+    return f"{what}: the request would be {mb:.1f} MB, over the gateway's {limit} limit; not sent"
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header, given as seconds or as an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _excerpt(text: str, limit: int = 200) -> str:
+    line = _one_line(text)
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
