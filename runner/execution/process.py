@@ -40,6 +40,8 @@ _POLL_S = 0.05
 # After the child is gone: how long to read what is left in the pipes, and when to
 # kill whatever still holds them open.
 _DRAIN_S = 1.0
+# How long to wait for SIGKILLed leftovers to be gone before returning.
+_KILLED_GONE_S = 0.5
 _KILL_PIPE_HOLDERS_AFTER_S = 0.1
 
 
@@ -287,12 +289,14 @@ class _ProcessTree:
         for pid in self._known:
             _send(pid, sig)
 
-    def kill_rest(self) -> None:
-        """SIGKILL what is left once the child is done; cheap when it left nothing."""
+    def kill_rest(self) -> bool:
+        """SIGKILL what is left once the child is done; cheap when no scan ever found
+        a member. Return whether members were found and killed."""
         if self._known:
             self.signal(signal.SIGKILL)
         else:
             _send_group(self.root, signal.SIGKILL)
+        return bool(self._known)
 
     def _members(self, processes: dict[int, _Proc]) -> dict[int, int]:
         seeds = [self.root]
@@ -405,7 +409,8 @@ class _Supervisor:
         """Supervise the child until it and its tree are gone and output is read."""
         try:
             self._wait_for_exit(timeout_s, grace_s)
-            self._tree.kill_rest()
+            if self._tree.kill_rest():
+                self._await_tree_gone()
             self.proc.wait()
             self._drain()
         except BaseException:
@@ -444,6 +449,13 @@ class _Supervisor:
         self._tree.track()
         self._track_interval = min(self._track_interval * 2, _TRACK_EVERY_S)
         self._track_at = now + self._track_interval
+
+    def _await_tree_gone(self) -> None:
+        # SIGKILL is not instant: give the killed a moment, so that a caller looking
+        # right after we return finds nothing left.
+        deadline = self._clock() + _KILLED_GONE_S
+        while self._tree.alive() and self._clock() < deadline:
+            time.sleep(_POLL_S / 5)
 
     def _child_exited(self) -> bool:
         if not _has_exited(self.proc.pid):
