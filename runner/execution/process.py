@@ -249,7 +249,9 @@ def _read_stat(pid: int) -> _Proc | None:
     except OSError:
         return None
     # The command name is in parentheses and may itself contain them.
-    fields = data[data.rindex(b")") + 2 :].split()
+    fields = data[data.rfind(b")") + 2 :].split()
+    if len(fields) < 20:
+        return None  # the process vanished while being read
     return _Proc(
         ppid=int(fields[1]),
         pgrp=int(fields[2]),
@@ -547,7 +549,7 @@ def _spawn_error_text(argv: Sequence[str], cwd: str | None, exc: OSError) -> str
     if isinstance(exc, FileNotFoundError):
         if cwd is not None and exc.filename == cwd:
             return f"working directory not found: {cwd}"
-        if os.path.isfile(program):
+        if os.sep in program and os.path.isfile(program):
             return f"cannot run {program!r}: the interpreter on its #! line was not found"
         return f"interpreter {program!r} not found"
     if isinstance(exc, PermissionError):
