@@ -1,0 +1,595 @@
+"""Run a script as a child process and report what it did.
+
+Django-free on purpose: the runner decides what to run and records the outcome;
+this module only starts the process, reads its output within a fixed memory bound,
+and makes sure nothing it started outlives it. Linux only (it reads /proc).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import NamedTuple
+
+RESULT_PREFIX = "JR_RESULT:"
+# A longer line keeps only its end, and a JR_RESULT line that long is ignored.
+MAX_LINE_BYTES = 64 * 1024
+
+_RESULT_PREFIX_BYTES = RESULT_PREFIX.encode()
+_READ_SIZE = 64 * 1024
+# How often a running child's descendants are recorded, so that one which escapes
+# the session (setsid, then its parent exits) can still be found and ended: soon
+# after the start, when scripts start their helpers, then every half second.
+_FIRST_TRACK_S = 0.05
+_TRACK_EVERY_S = 0.5
+# Wake-up interval when the kernel cannot tell us the child exited (no pidfd), and
+# while waiting for a terminated tree to die.
+_POLL_S = 0.05
+# After the child is gone: how long to read what is left in the pipes, and when to
+# kill whatever still holds them open.
+_DRAIN_S = 1.0
+# How long to wait for SIGKILLed leftovers to be gone before returning.
+_KILLED_GONE_S = 0.5
+_KILL_PIPE_HOLDERS_AFTER_S = 0.1
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """What a finished (or never started) child process did."""
+
+    exit_code: int | None
+    timed_out: bool
+    stdout: str
+    stderr: str
+    stdout_bytes: int
+    stderr_bytes: int
+    stdout_truncated: bool
+    stderr_truncated: bool
+    duration_ms: int
+    tokens: int | None
+    result_meta: dict | None
+    signal: int | None
+    error: str | None
+
+
+class ScriptNotRunnable(ValueError):
+    """The script cannot be run: missing, or neither mapped nor executable."""
+
+
+def default_interpreters() -> dict[str, list[str]]:
+    """Return the interpreter map used when none is configured."""
+    return {".py": [sys.executable], ".sh": ["bash"], ".js": ["node"]}
+
+
+def resolve_command(script_path: str, interpreters: Mapping[str, Sequence[str] | str]) -> list[str]:
+    """Return the argv that runs `script_path`, choosing the interpreter by extension.
+
+    A file whose extension has no interpreter runs directly if it is executable.
+    Raises ScriptNotRunnable otherwise, or when the file does not exist.
+    """
+    if not os.path.isfile(script_path):
+        raise ScriptNotRunnable(f"script not found: {script_path}")
+    # Absolute, so the child's cwd does not matter and a bare name is not looked
+    # up on PATH.
+    path = os.path.abspath(script_path)
+    extension = os.path.splitext(path)[1]
+    if extension in interpreters:
+        return [*_interpreter_argv(extension, interpreters[extension]), path]
+    if os.access(path, os.X_OK):
+        return [path]
+    raise ScriptNotRunnable(
+        f"{script_path}: extension {extension or '(none)'!r} has no interpreter mapped "
+        "and the file is not executable"
+    )
+
+
+def _interpreter_argv(extension: str, interpreter: Sequence[str] | str) -> list[str]:
+    argv = [interpreter] if isinstance(interpreter, str) else list(interpreter)
+    if not argv or not argv[0]:
+        raise ScriptNotRunnable(f"the interpreter for {extension!r} is empty")
+    return argv
+
+
+@contextmanager
+def inline_script_file(text: str, suffix: str) -> Iterator[str]:
+    """Write `text` to a private temporary file and yield its path.
+
+    The file is mode 0600 in a directory only the runner's user can enter, and both
+    are removed on leaving the block, however it is left. A runner killed with
+    SIGKILL cannot clean up; the directory names start with "jr-inline-".
+    """
+    if os.sep in suffix:
+        raise ValueError(f"suffix must not contain {os.sep!r}: {suffix!r}")
+    directory = tempfile.mkdtemp(prefix="jr-inline-")
+    try:
+        path = os.path.join(directory, "script" + suffix)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(fd, 0o600)  # exact, whatever the umask
+            file.write(text.encode())
+        yield path
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def parse_result_line(line: str) -> dict | None:
+    """Return the JSON object of a `JR_RESULT:{...}` line, or None if it is not one.
+
+    NaN and Infinity are refused: they are not JSON and a database JSON column
+    would reject them later.
+    """
+    if not line.startswith(RESULT_PREFIX):
+        return None
+    try:
+        value = json.loads(line[len(RESULT_PREFIX) :], parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _tokens(result: dict | None) -> int | None:
+    tokens = (result or {}).get("tokens")
+    if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0:
+        return tokens
+    return None
+
+
+class _StreamTail:
+    """The last lines of one output stream, kept within a fixed memory bound."""
+
+    def __init__(self, max_lines: int, parse_results: bool) -> None:
+        self.lines: deque[bytes] = deque(maxlen=max_lines)
+        self.total_bytes = 0
+        self.truncated = False
+        self.result: dict | None = None
+        self._parse_results = parse_results
+        self._partial = b""
+        self._partial_cut = False
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next bytes read from the stream."""
+        self.total_bytes += len(chunk)
+        data = self._partial + chunk
+        *complete, partial = data.split(b"\n")
+        if complete:
+            self._take(complete, data)
+            self._partial_cut = False
+        self._partial = self._cap_partial(partial)
+
+    def close(self) -> None:
+        """Take the last line when the stream did not end with a newline."""
+        if self._partial:
+            self._take([self._partial], self._partial)
+        self._partial = b""
+
+    def text(self) -> str:
+        """Return the kept lines, decoded line by line, joined by newlines."""
+        return "\n".join(line.decode("utf-8", "replace") for line in self.lines)
+
+    def _take(self, lines: list[bytes], data: bytes) -> None:
+        # Every line is checked for a result, not only the kept ones.
+        if self._parse_results and _RESULT_PREFIX_BYTES in data:
+            self._scan_results(lines)
+        self._keep(lines)
+
+    def _scan_results(self, lines: list[bytes]) -> None:
+        for index, line in enumerate(lines):
+            cut = len(line) > MAX_LINE_BYTES or (index == 0 and self._partial_cut)
+            if line.startswith(_RESULT_PREFIX_BYTES) and not cut:
+                result = parse_result_line(line.decode("utf-8", "replace"))
+                self.result = result if result is not None else self.result
+
+    def _keep(self, lines: list[bytes]) -> None:
+        max_lines = self.lines.maxlen or 0
+        kept = lines[max(0, len(lines) - max_lines) :] if max_lines else []
+        if len(kept) < len(lines) or len(self.lines) + len(kept) > max_lines:
+            self.truncated = True
+        for line in kept:
+            if len(line) > MAX_LINE_BYTES:
+                line = _keep_end(line)
+                self.truncated = True
+            self.lines.append(line)
+
+    def _cap_partial(self, partial: bytes) -> bytes:
+        if len(partial) <= MAX_LINE_BYTES:
+            return partial
+        self._partial_cut = True
+        self.truncated = True
+        return _keep_end(partial)
+
+
+def _keep_end(line: bytes) -> bytes:
+    end = line[-MAX_LINE_BYTES:]
+    # Start on a character boundary: skip up to three UTF-8 continuation bytes.
+    start = 0
+    while start < 3 and start < len(end) and end[start] & 0xC0 == 0x80:
+        start += 1
+    return end[start:]
+
+
+class _Proc(NamedTuple):
+    ppid: int
+    pgrp: int
+    sid: int
+    start: int  # start time in clock ticks: tells a pid's reuse apart
+    zombie: bool
+
+
+def _scan_processes() -> dict[int, _Proc]:
+    """Read every process's parent, group, session and start time from /proc."""
+    processes = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            proc = _read_stat(int(name))
+            if proc is not None:
+                processes[int(name)] = proc
+    return processes
+
+
+def _read_stat(pid: int) -> _Proc | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            data = file.read()
+    except OSError:
+        return None
+    # The command name is in parentheses and may itself contain them.
+    fields = data[data.rfind(b")") + 2 :].split()
+    if len(fields) < 20:
+        return None  # the process vanished while being read
+    return _Proc(
+        ppid=int(fields[1]),
+        pgrp=int(fields[2]),
+        sid=int(fields[3]),
+        start=int(fields[19]),
+        zombie=fields[0] == b"Z",
+    )
+
+
+class _ProcessTree:
+    """The child's session and every live process known to descend from it.
+
+    The child leads its own session and process group (start_new_session), so a
+    group signal reaches most of its tree. Processes that left the group are found
+    by session id, by parentage, or because an earlier scan recorded them; one that
+    double-forked and called setsid before any scan saw it cannot be found.
+    """
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self._known: dict[int, int] = {}  # pid -> start time
+
+    def track(self) -> None:
+        """Record the current members, so orphans can be found later."""
+        self._known = self._members(_scan_processes())
+
+    def alive(self) -> bool:
+        """Whether any member other than the child itself is still alive."""
+        return bool(self._members(_scan_processes()))
+
+    def signal(self, sig: int) -> None:
+        """Send `sig` to the child and every member found now or recorded before."""
+        # Scan before signalling: a member that dies first orphans its children and
+        # they could no longer be found by parentage.
+        self._known = self._members(_scan_processes())
+        _send_group(self.root, sig)
+        for pid in self._known:
+            _send(pid, sig)
+
+    def kill_rest(self) -> bool:
+        """SIGKILL what is left once the child is done; cheap when no scan ever found
+        a member. Return whether members were found and killed."""
+        if self._known:
+            self.signal(signal.SIGKILL)
+        else:
+            _send_group(self.root, signal.SIGKILL)
+        return bool(self._known)
+
+    def _members(self, processes: dict[int, _Proc]) -> dict[int, int]:
+        seeds = [self.root]
+        seeds += [pid for pid, p in processes.items() if self.root in (p.pgrp, p.sid)]
+        seeds += [
+            pid
+            for pid, start in self._known.items()
+            if pid in processes and processes[pid].start == start
+        ]
+        found = _descendants(seeds, processes)
+        found.difference_update({self.root, os.getpid()})
+        return {pid: processes[pid].start for pid in found if not processes[pid].zombie}
+
+
+def _descendants(seeds: list[int], processes: dict[int, _Proc]) -> set[int]:
+    children = defaultdict(list)
+    for pid, proc in processes.items():
+        children[proc.ppid].append(pid)
+    found: set[int] = set()
+    stack = list(seeds)
+    while stack:
+        pid = stack.pop()
+        if pid not in found and pid in processes:
+            found.add(pid)
+            stack.extend(children[pid])
+    return found
+
+
+def _send_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _send(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _kill_pipe_holders(inodes: set[int]) -> None:
+    """SIGKILL every process that holds one of these pipes open.
+
+    Our own direct children are skipped: another job's child may hold the pipe in
+    the instant between fork and exec, before its inherited descriptors are closed.
+    """
+    targets = {f"pipe:[{inode}]" for inode in inodes}
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != me and _holds_any(int(name), targets):
+            proc = _read_stat(int(name))
+            if proc is not None and proc.ppid != me:
+                _send(int(name), signal.SIGKILL)
+
+
+def _holds_any(pid: int, targets: set[str]) -> bool:
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"{fd_dir}/{fd}") in targets:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _has_exited(pid: int) -> bool:
+    # WNOWAIT leaves the child a zombie: until it is reaped its pid, which is also
+    # its group id, cannot be reused, so signalling the group stays safe.
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _open_pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+class _Supervisor:
+    """Reads a started child's output and ends its process tree when it must."""
+
+    def __init__(self, proc: subprocess.Popen, tail_lines: int, clock: Callable[[], float]):
+        self.proc = proc
+        self.stdout = _StreamTail(tail_lines, parse_results=True)
+        self.stderr = _StreamTail(tail_lines, parse_results=False)
+        self.timed_out = False
+        self._clock = clock
+        self._tree = _ProcessTree(proc.pid)
+        self._track_interval = _FIRST_TRACK_S
+        self._track_at = clock() + _FIRST_TRACK_S
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(proc.stdout.fileno(), selectors.EVENT_READ, self.stdout)
+        self._selector.register(proc.stderr.fileno(), selectors.EVENT_READ, self.stderr)
+        # Readable when the child exits, so no polling is needed to notice it.
+        self._pidfd = _open_pidfd(proc.pid)
+        if self._pidfd is not None:
+            self._selector.register(self._pidfd, selectors.EVENT_READ, None)
+
+    def run(self, timeout_s: float | None, grace_s: float) -> None:
+        """Supervise the child until it and its tree are gone and output is read."""
+        try:
+            self._wait_for_exit(timeout_s, grace_s)
+            if self._tree.kill_rest():
+                self._await_tree_gone()
+            self.proc.wait()
+            self._drain()
+        except BaseException:
+            self._tree.signal(signal.SIGKILL)
+            self.proc.wait()
+            raise
+        finally:
+            self._close()
+
+    def _wait_for_exit(self, timeout_s: float | None, grace_s: float) -> None:
+        deadline = self._clock() + timeout_s if timeout_s is not None else math.inf
+        if self._wait(until=deadline):
+            return
+        self.timed_out = True
+        self._tree.signal(signal.SIGTERM)
+        if self._wait(until=self._clock() + grace_s, whole_tree=True):
+            return
+        self._tree.signal(signal.SIGKILL)
+        self._wait(until=math.inf)
+
+    def _wait(self, until: float, whole_tree: bool = False) -> bool:
+        """Read output until the child has exited (and with `whole_tree`, until every
+        member of its tree has), or until `until`; return whether that happened."""
+        while True:
+            now = self._clock()
+            if self._child_exited() and not (whole_tree and self._tree.alive()):
+                return True
+            if now >= until:
+                return False
+            if now >= self._track_at:
+                self._track(now)
+            wait = min(until, self._track_at) - now
+            self._pump(wait if self._pidfd is not None else min(wait, _POLL_S))
+
+    def _track(self, now: float) -> None:
+        self._tree.track()
+        self._track_interval = min(self._track_interval * 2, _TRACK_EVERY_S)
+        self._track_at = now + self._track_interval
+
+    def _await_tree_gone(self) -> None:
+        # SIGKILL is not instant: give the killed a moment, so that a caller looking
+        # right after we return finds nothing left.
+        deadline = self._clock() + _KILLED_GONE_S
+        while self._tree.alive() and self._clock() < deadline:
+            time.sleep(_POLL_S / 5)
+
+    def _child_exited(self) -> bool:
+        if not _has_exited(self.proc.pid):
+            return False
+        if self._pidfd is not None:
+            # It stays readable from now on; keep it from waking every select.
+            self._selector.unregister(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        return True
+
+    def _pump(self, timeout: float) -> None:
+        for key, _ in self._selector.select(max(timeout, 0)):
+            if key.data is None:
+                continue  # the pidfd: the caller checks for exit itself
+            chunk = os.read(key.fd, _READ_SIZE)
+            if chunk:
+                key.data.feed(chunk)
+            else:
+                self._selector.unregister(key.fd)
+
+    def _drain(self) -> None:
+        """Read what is left, never waiting long on a pipe something keeps open."""
+        start = self._clock()
+        holders_killed = False
+        while self._selector.get_map():
+            elapsed = self._clock() - start
+            if elapsed >= _DRAIN_S:
+                for key in self._selector.get_map().values():
+                    key.data.truncated = True  # we stopped reading it
+                return
+            if not holders_killed and elapsed >= _KILL_PIPE_HOLDERS_AFTER_S:
+                _kill_pipe_holders({os.fstat(fd).st_ino for fd in self._selector.get_map()})
+                holders_killed = True
+            next_step = _DRAIN_S if holders_killed else _KILL_PIPE_HOLDERS_AFTER_S
+            self._pump(next_step - elapsed)
+
+    def _close(self) -> None:
+        self._selector.close()
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        self.stdout.close()
+        self.stderr.close()
+
+
+def run_process(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None = None,
+    timeout_s: float | None,
+    grace_s: float,
+    tail_lines: int,
+    clock: Callable[[], float] = time.monotonic,
+) -> ProcessResult:
+    """Run `argv` to completion and return what it did.
+
+    The child gets its own session, stdin from /dev/null and exactly `env` (its
+    PATH is also where argv[0] is looked up). At `timeout_s` its whole tree gets
+    SIGTERM, and SIGKILL `grace_s` later; when the child exits, anything it left
+    running is killed. Only the last `tail_lines` lines of each stream are kept.
+    A failure to start is reported in `error`, never raised.
+    """
+    if tail_lines < 0:
+        raise ValueError(f"tail_lines must be >= 0, not {tail_lines}")
+    started = clock()
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return _not_started(_spawn_error_text(argv, cwd, exc), clock() - started)
+    supervisor = _Supervisor(proc, tail_lines, clock)
+    supervisor.run(timeout_s, grace_s)
+    return _result(supervisor, clock() - started)
+
+
+def _spawn_error_text(argv: Sequence[str], cwd: str | None, exc: OSError) -> str:
+    program = argv[0] if argv else ""
+    if isinstance(exc, FileNotFoundError):
+        if cwd is not None and exc.filename == cwd:
+            return f"working directory not found: {cwd}"
+        if os.sep in program and os.path.isfile(program):
+            return f"cannot run {program!r}: the interpreter on its #! line was not found"
+        return f"interpreter {program!r} not found"
+    if isinstance(exc, PermissionError):
+        return f"permission denied running {program!r}"
+    return f"cannot start {program!r}: {exc.strerror or exc}"
+
+
+def _not_started(error: str, elapsed_s: float) -> ProcessResult:
+    return ProcessResult(
+        exit_code=None,
+        timed_out=False,
+        stdout="",
+        stderr="",
+        stdout_bytes=0,
+        stderr_bytes=0,
+        stdout_truncated=False,
+        stderr_truncated=False,
+        duration_ms=round(elapsed_s * 1000),
+        tokens=None,
+        result_meta=None,
+        signal=None,
+        error=error,
+    )
+
+
+def _result(supervisor: _Supervisor, elapsed_s: float) -> ProcessResult:
+    code = supervisor.proc.returncode
+    out, err = supervisor.stdout, supervisor.stderr
+    return ProcessResult(
+        exit_code=code if code >= 0 else None,
+        timed_out=supervisor.timed_out,
+        stdout=out.text(),
+        stderr=err.text(),
+        stdout_bytes=out.total_bytes,
+        stderr_bytes=err.total_bytes,
+        stdout_truncated=out.truncated,
+        stderr_truncated=err.truncated,
+        duration_ms=round(elapsed_s * 1000),
+        tokens=_tokens(out.result),
+        result_meta=out.result,
+        signal=-code if code < 0 else None,
+        error=None,
+    )
