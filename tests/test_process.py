@@ -196,7 +196,7 @@ def test_a_missing_working_directory_is_reported_as_an_error(env, tmp_path):
 def test_a_file_neither_mapped_nor_executable_is_not_runnable(tmp_path):
     script = write_script(tmp_path, "notes.txt", "hello\n", mode=0o644)
 
-    with pytest.raises(ScriptNotRunnable, match="no interpreter mapped.*not executable"):
+    with pytest.raises(ScriptNotRunnable, match=r"no interpreter mapped.*not executable"):
         resolve_command(script, default_interpreters())
 
 
@@ -289,6 +289,19 @@ def test_a_timed_out_script_that_handles_sigterm_ends_without_waiting_for_the_gr
 
     assert (result.timed_out, result.exit_code, result.stdout) == (True, 5, "got TERM")
     assert time.monotonic() - started < 0.3 + DRAIN_BOUND_S
+
+
+def test_a_cancelled_script_is_ended_like_a_timeout_and_says_so(env):
+    cancel = threading.Event()
+    script = "echo started; sleep 60 & wait"
+    threading.Timer(0.3, cancel.set).start()
+
+    started = time.monotonic()
+    result = run(["bash", "-c", script], env, timeout_s=None, grace_s=0.5, cancel=cancel)
+
+    assert result.cancelled and not result.timed_out
+    assert result.stdout == "started"
+    assert time.monotonic() - started < 0.3 + 0.5 + DRAIN_BOUND_S
 
 
 def test_a_timed_out_tree_ignoring_sigterm_leaves_no_process_alive_after_the_grace(env):

@@ -19,9 +19,9 @@ import tempfile
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 RESULT_PREFIX = "JR_RESULT:"
 # A longer line keeps only its end, and a JR_RESULT line that long is ignored.
@@ -43,6 +43,8 @@ _DRAIN_S = 1.0
 # How long to wait for SIGKILLed leftovers to be gone before returning.
 _KILLED_GONE_S = 0.5
 _KILL_PIPE_HOLDERS_AFTER_S = 0.1
+# How often a wait looks at the caller's cancel flag.
+_CANCEL_CHECK_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class ProcessResult:
 
     exit_code: int | None
     timed_out: bool
+    cancelled: bool
     stdout: str
     stderr: str
     stdout_bytes: int
@@ -62,6 +65,10 @@ class ProcessResult:
     result_meta: dict | None
     signal: int | None
     error: str | None
+
+
+class _Flag(Protocol):
+    def is_set(self) -> bool: ...
 
 
 class ScriptNotRunnable(ValueError):
@@ -328,17 +335,13 @@ def _descendants(seeds: list[int], processes: dict[int, _Proc]) -> set[int]:
 
 
 def _send_group(pgid: int, sig: int) -> None:
-    try:
+    with suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _send(pid: int, sig: int) -> None:
-    try:
+    with suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _kill_pipe_holders(inodes: set[int]) -> None:
@@ -390,11 +393,19 @@ def _open_pidfd(pid: int) -> int | None:
 class _Supervisor:
     """Reads a started child's output and ends its process tree when it must."""
 
-    def __init__(self, proc: subprocess.Popen, tail_lines: int, clock: Callable[[], float]):
+    def __init__(
+        self,
+        proc: subprocess.Popen,
+        tail_lines: int,
+        clock: Callable[[], float],
+        cancel: _Flag | None = None,
+    ):
         self.proc = proc
         self.stdout = _StreamTail(tail_lines, parse_results=True)
         self.stderr = _StreamTail(tail_lines, parse_results=False)
         self.timed_out = False
+        self.cancelled = False
+        self._cancel = cancel
         self._clock = clock
         self._tree = _ProcessTree(proc.pid)
         self._track_interval = _FIRST_TRACK_S
@@ -424,27 +435,34 @@ class _Supervisor:
 
     def _wait_for_exit(self, timeout_s: float | None, grace_s: float) -> None:
         deadline = self._clock() + timeout_s if timeout_s is not None else math.inf
-        if self._wait(until=deadline):
+        if self._wait(until=deadline, cancellable=True):
             return
-        self.timed_out = True
+        if self._cancel is not None and self._cancel.is_set():
+            self.cancelled = True
+        else:
+            self.timed_out = True
         self._tree.signal(signal.SIGTERM)
         if self._wait(until=self._clock() + grace_s, whole_tree=True):
             return
         self._tree.signal(signal.SIGKILL)
         self._wait(until=math.inf)
 
-    def _wait(self, until: float, whole_tree: bool = False) -> bool:
+    def _wait(self, until: float, whole_tree: bool = False, cancellable: bool = False) -> bool:
         """Read output until the child has exited (and with `whole_tree`, until every
-        member of its tree has), or until `until`; return whether that happened."""
+        member of its tree has), or until `until` or, when `cancellable`, until the
+        cancel flag is set; return whether the child (or tree) is gone."""
+        cancel = self._cancel if cancellable else None
         while True:
             now = self._clock()
             if self._child_exited() and not (whole_tree and self._tree.alive()):
                 return True
-            if now >= until:
+            if now >= until or (cancel is not None and cancel.is_set()):
                 return False
             if now >= self._track_at:
                 self._track(now)
             wait = min(until, self._track_at) - now
+            if cancel is not None:
+                wait = min(wait, _CANCEL_CHECK_S)
             self._pump(wait if self._pidfd is not None else min(wait, _POLL_S))
 
     def _track(self, now: float) -> None:
@@ -515,6 +533,7 @@ def run_process(
     grace_s: float,
     tail_lines: int,
     clock: Callable[[], float] = time.monotonic,
+    cancel: _Flag | None = None,
 ) -> ProcessResult:
     """Run `argv` to completion and return what it did.
 
@@ -522,7 +541,9 @@ def run_process(
     PATH is also where argv[0] is looked up). At `timeout_s` its whole tree gets
     SIGTERM, and SIGKILL `grace_s` later; when the child exits, anything it left
     running is killed. Only the last `tail_lines` lines of each stream are kept.
-    A failure to start is reported in `error`, never raised.
+    A failure to start is reported in `error`, never raised. Setting `cancel`
+    (anything with ``is_set()``, e.g. a threading.Event) ends the tree the same
+    way as a timeout, and the result says `cancelled`.
     """
     if tail_lines < 0:
         raise ValueError(f"tail_lines must be >= 0, not {tail_lines}")
@@ -539,7 +560,7 @@ def run_process(
         )
     except OSError as exc:
         return _not_started(_spawn_error_text(argv, cwd, exc), clock() - started)
-    supervisor = _Supervisor(proc, tail_lines, clock)
+    supervisor = _Supervisor(proc, tail_lines, clock, cancel)
     supervisor.run(timeout_s, grace_s)
     return _result(supervisor, clock() - started)
 
@@ -561,6 +582,7 @@ def _not_started(error: str, elapsed_s: float) -> ProcessResult:
     return ProcessResult(
         exit_code=None,
         timed_out=False,
+        cancelled=False,
         stdout="",
         stderr="",
         stdout_bytes=0,
@@ -581,6 +603,7 @@ def _result(supervisor: _Supervisor, elapsed_s: float) -> ProcessResult:
     return ProcessResult(
         exit_code=code if code >= 0 else None,
         timed_out=supervisor.timed_out,
+        cancelled=supervisor.cancelled,
         stdout=out.text(),
         stderr=err.text(),
         stdout_bytes=out.total_bytes,

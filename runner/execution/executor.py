@@ -1,0 +1,117 @@
+"""Run one run of a job: the single path every trigger takes.
+
+The scheduler's workers, ``trigger_job``, the admin's "Run now" and the API all
+call ``execute_run``. It starts the run only if this delivery wins the run row
+(see ``Run.start``), keeps a heartbeat while the job works, records the outcome
+and announces it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from runner import notify
+from runner.execution.scripts import run_script_job
+from runner.models import JobType, Run, RunOutcome, RunStatus, StartResult
+
+logger = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    """This process's name in ``runs.worker``: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _run_session_job(run: Run, cancel: threading.Event) -> RunOutcome:
+    from runner.execution.sessions import run_session_job
+
+    return run_session_job(run, cancel)
+
+
+OUTCOME_BY_TYPE: dict[str, Callable[[Run, threading.Event], RunOutcome]] = {
+    JobType.SCRIPT: run_script_job,
+    JobType.SESSION: _run_session_job,
+}
+
+
+def execute_run(run_id: int, worker: str | None = None) -> Run | None:
+    """Start, run and finish the run if this delivery wins it; None if another did."""
+    run = Run.objects.select_related("job").filter(pk=run_id).first()
+    if run is None:
+        return None
+    started = run.start(worker or worker_name(), timezone.now())
+    if started == StartResult.GONE:
+        return None
+    if started == StartResult.SKIPPED:
+        run.refresh_from_db()
+        notify.run_finished(run)
+        return run
+    cancel = threading.Event()
+    with Heartbeat(run, cancel):
+        outcome = _outcome(run, cancel)
+    if not run.finish(outcome, timezone.now()):
+        logger.warning("run %s was finished elsewhere before its worker reported", run.pk)
+        run.refresh_from_db()
+        return run
+    notify.run_finished(run)
+    return run
+
+
+def _outcome(run: Run, cancel: threading.Event) -> RunOutcome:
+    try:
+        return OUTCOME_BY_TYPE[run.job.type](run, cancel)
+    except Exception as exc:  # the run must end recorded, whatever broke
+        logger.exception("run %s failed inside the runner", run.pk)
+        return RunOutcome(status=RunStatus.ERROR, error=f"runner error: {exc!r}")
+
+
+class Heartbeat:
+    """Proves the run's worker is alive by updating ``heartbeat_at`` periodically.
+
+    When the run stops being ours (the liveness check declared the worker dead,
+    or a stop was requested) ``cancel`` is set so the job is ended.
+    """
+
+    def __init__(self, run: Run, cancel: threading.Event) -> None:
+        self.run = run
+        self.cancel = cancel
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run.pk}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        interval = settings.RUNNER.heartbeat_interval_ms / 1000
+        try:
+            while not self._stop.wait(interval):
+                if not self._beat_once():
+                    self.cancel.set()
+                    return
+        finally:
+            connection.close()
+
+    def _beat_once(self) -> bool:
+        """One heartbeat; a database hiccup is logged and retried at the next beat."""
+        try:
+            close_old_connections()
+            if self.run.beat(timezone.now()):
+                return True
+        except Exception:
+            logger.exception("heartbeat of run %s failed; retrying", self.run.pk)
+            return True
+        logger.warning("run %s is no longer held by this worker; ending it", self.run.pk)
+        return False
