@@ -19,7 +19,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from runner import notify
-from runner.execution.scripts import run_script_job
+from runner.execution.scripts import Cancellation, run_script_job
 from runner.models import JobType, Run, RunOutcome, RunStatus, StartResult
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def execute_run(run_id: int, worker: str | None = None) -> Run | None:
         run.refresh_from_db()
         notify.run_finished(run)
         return run
-    cancel = threading.Event()
+    cancel = Cancellation()
     with Heartbeat(run, cancel):
         outcome = _outcome(run, cancel)
     if not run.finish(outcome, timezone.now()):

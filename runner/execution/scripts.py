@@ -1,0 +1,157 @@
+"""Script jobs: build the command and environment, run it, and say how it ended."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db import connection
+
+from runner.execution.process import (
+    ProcessResult,
+    ScriptNotRunnable,
+    inline_script_file,
+    resolve_command,
+    run_process,
+)
+from runner.models import Run, RunOutcome, RunStatus, SourceType
+from runner.validation import is_reserved_env_name, resolve_script_path, scripts_dir
+
+# How many of stderr's last lines a failed run's error repeats.
+ERROR_TAIL_LINES = 5
+
+
+class Cancellation(threading.Event):
+    """A cancel flag that remembers why it was set."""
+
+    reason = "cancelled"
+
+    def cancel(self, reason: str) -> None:
+        """Ask the running job to end, recording ``reason`` as its error."""
+        self.reason = reason
+        self.set()
+
+
+def database_url() -> str:
+    """The URL of the database this process uses, for scripts' client API."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    credentials = quote(db.get("USER") or "", safe="")
+    if db.get("PASSWORD"):
+        credentials += ":" + quote(db["PASSWORD"], safe="")
+    host = db.get("HOST") or "127.0.0.1"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{credentials}@{host}{port}/{quote(db['NAME'], safe='')}"
+
+
+def runner_environment(run: Run) -> dict[str, str]:
+    """The variables the runner always sets; a job's env cannot override them."""
+    db = settings.DATABASES["default"]
+    python_path = [str(settings.BASE_DIR), os.environ.get("PYTHONPATH", "")]
+    return {
+        "JR_JOB_ID": run.job_id,
+        "JR_RUN_ID": str(run.pk),
+        "JR_DB_PATH": db["NAME"] if connection.vendor == "sqlite" else "",
+        "DATABASE_URL": database_url(),
+        "DJANGO_SETTINGS_MODULE": "jeeves_site.settings",
+        "JEEVES_DATA_DIR": str(settings.DATA_DIR),
+        "PYTHONPATH": os.pathsep.join(part for part in python_path if part),
+    }
+
+
+def script_environment(run: Run) -> dict[str, str]:
+    """The runner's environment, then the job's env, then the runner's own variables."""
+    env = dict(os.environ)
+    env.update(
+        {name: value for name, value in run.job.env.items() if not is_reserved_env_name(name)}
+    )
+    env.update(runner_environment(run))
+    return env
+
+
+def inline_command(text: str, path: str) -> list[str]:
+    """An inline script runs with the interpreter on its ``#!`` line, else bash."""
+    first_line = text.split("\n", 1)[0]
+    if first_line.startswith("#!") and first_line[2:].strip():
+        return [*shlex.split(first_line[2:]), path]
+    return ["bash", path]
+
+
+def run_script_job(run: Run, cancel: threading.Event) -> RunOutcome:
+    """Run the job's script once as a child process and describe the outcome."""
+    job = run.job
+    with ExitStack() as stack:
+        try:
+            argv, cwd = _command(job, stack)
+        except ScriptNotRunnable as exc:
+            return RunOutcome(status=RunStatus.ERROR, error=str(exc))
+        result = run_process(
+            [*argv, *job.args],
+            env=script_environment(run),
+            cwd=cwd,
+            timeout_s=job.timeout_ms / 1000 if job.timeout_ms else None,
+            grace_s=settings.RUNNER.kill_grace_ms / 1000,
+            tail_lines=settings.RUNNER.output_tail_lines,
+            cancel=cancel,
+        )
+    return outcome_of(result, job.timeout_ms, getattr(cancel, "reason", "cancelled"))
+
+
+def _command(job, stack: ExitStack) -> tuple[list[str], str]:
+    if job.source_type == SourceType.INLINE:
+        path = stack.enter_context(inline_script_file(job.script, ".script"))
+        return inline_command(job.script, path), str(scripts_dir())
+    path = resolve_script_path(job.script)
+    return resolve_command(str(path), settings.RUNNER.runners), str(Path(path).parent)
+
+
+def outcome_of(result: ProcessResult, timeout_ms: int | None, cancel_reason: str) -> RunOutcome:
+    """Map what the process did to the run's status and error text."""
+    status, error = _status_and_error(result, timeout_ms, cancel_reason)
+    return RunOutcome(
+        status=status,
+        exit_code=result.exit_code,
+        stdout=result.stdout,
+        stderr=result.stderr,
+        stdout_bytes=result.stdout_bytes,
+        stderr_bytes=result.stderr_bytes,
+        output_truncated=result.stdout_truncated or result.stderr_truncated,
+        tokens=result.tokens,
+        result_meta=result.result_meta,
+        error=error,
+    )
+
+
+def _status_and_error(
+    result: ProcessResult, timeout_ms: int | None, cancel_reason: str
+) -> tuple[str, str]:
+    if result.error:
+        return RunStatus.ERROR, result.error
+    if result.timed_out:
+        return RunStatus.TIMEOUT, f"timed out after {timeout_ms} ms; its processes were ended"
+    if result.cancelled:
+        return RunStatus.ERROR, cancel_reason
+    if result.exit_code == 0:
+        return RunStatus.OK, ""
+    if result.signal is not None:
+        return RunStatus.ERROR, f"killed by {_signal_name(result.signal)}{_tail(result)}"
+    return RunStatus.ERROR, f"exit code {result.exit_code}{_tail(result)}"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _tail(result: ProcessResult) -> str:
+    lines = result.stderr.splitlines()[-ERROR_TAIL_LINES:]
+    return (":\n" + "\n".join(lines)) if lines else ""
