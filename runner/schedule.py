@@ -59,11 +59,15 @@ def _gap_end(wall: datetime, tz: ZoneInfo) -> datetime:
     """The instant the clock jumped over ``wall`` (the first instant after the gap)."""
     before = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
     after = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
-    low, high = min(before, after), max(before, after)
-    # The offset changes somewhere in [low, high]; find it to the second.
+    return _offset_change(tz, min(before, after), max(before, after))
+
+
+def _offset_change(tz: ZoneInfo, low: datetime, high: datetime) -> datetime:
+    """The instant, to the second, where the zone's offset changes within [low, high]."""
+    offset = low.astimezone(tz).utcoffset()
     while high - low > timedelta(seconds=1):
         mid = low + (high - low) / 2
-        if mid.astimezone(tz).utcoffset() == low.astimezone(tz).utcoffset():
+        if mid.astimezone(tz).utcoffset() == offset:
             low = mid
         else:
             high = mid
@@ -93,14 +97,7 @@ def _fall_back_between(tz: ZoneInfo, start: datetime, end: datetime) -> datetime
     """The instant in (start, end] where the clock goes back, if there is one."""
     if start.astimezone(tz).utcoffset() <= end.astimezone(tz).utcoffset():
         return None
-    low, high = start, end
-    while high - low > timedelta(seconds=1):
-        mid = low + (high - low) / 2
-        if mid.astimezone(tz).utcoffset() == start.astimezone(tz).utcoffset():
-            low = mid
-        else:
-            high = mid
-    return high.replace(microsecond=0)
+    return _offset_change(tz, start, end)
 
 
 def next_fire_after(expression: str, zone_name: str, after: datetime) -> datetime:
