@@ -12,7 +12,7 @@ import contextlib
 from pathlib import Path
 
 from jeeves_site.database import database_from_environment
-from jeeves_site.env import env_bool, env_list, env_str
+from jeeves_site.env import env_bool, env_int, env_list, env_str
 from jeeves_site.runner_config import load_runner_config
 from jeeves_site.secret_key import resolve_secret_key
 from jeeves_site.timezone import server_time_zone
@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "runner",
     "statestore",
     "queues",
+    "runner.api",
 ]
 
 MIDDLEWARE = [
@@ -97,6 +98,10 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Request bodies above this are refused (the API answers 413): a job's inline script,
+# a state value or a queue payload is small; anything bigger is a mistake or an attack.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("JEEVES_MAX_REQUEST_BYTES", 2_621_440, minimum=1024)
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)

@@ -1,0 +1,1 @@
+"""The JSON HTTP API under ``/api/``: bearer tokens or a staff session, django-ninja routes."""

@@ -1,0 +1,21 @@
+"""``revoke_api_token NAME``: the named API token stops working at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from runner.api.tokens import revoke_token
+
+
+class Command(BaseCommand):
+    help = "Revoke the active API token called NAME; requests with it get 401 from then on."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name")
+
+    def handle(self, *args: Any, name: str, **options: Any) -> None:
+        if not revoke_token(name):
+            raise CommandError(f"no active API token is called {name!r}")
+        self.stdout.write(f"API token {name!r} revoked")

@@ -1,0 +1,53 @@
+"""API tokens: only a hash of each secret is stored."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+
+class ApiToken(models.Model):
+    """A bearer token for the HTTP API, identified by its name and the secret's first characters.
+
+    The secret itself is shown once, when the token is created; the table keeps
+    its SHA-256 (see ``runner.api.tokens`` for why a fast hash is right here).
+    """
+
+    name = models.CharField(max_length=100, help_text="Who or what uses this token.")
+    prefix = models.CharField(
+        max_length=16, editable=False, help_text="The token's first characters, to recognise it."
+    )
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        db_table = "api_tokens"
+        verbose_name = "API token"
+        ordering = ["name", "-created_at"]
+        constraints = [
+            # A revoked token keeps its row (and name) for the record; a new one may reuse it.
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(revoked_at__isnull=True), name="api_tokens_active_name"
+            ),
+            models.CheckConstraint(condition=~Q(name=""), name="api_tokens_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def clean(self) -> None:
+        """Names are unique among active tokens (the constraint's rule, with a readable
+        message in the admin form, which cannot check a constraint on ``revoked_at``)."""
+        active = ApiToken.objects.filter(name=self.name, revoked_at__isnull=True)
+        if self.revoked_at is None and active.exclude(pk=self.pk).exists():
+            raise ValidationError(
+                {"name": f"an active API token is already called {self.name!r}; revoke it first"}
+            )
+
+    @property
+    def revoked(self) -> bool:
+        """True once the token no longer authenticates."""
+        return self.revoked_at is not None

@@ -1,0 +1,63 @@
+"""Fixtures for the HTTP API: a token, and clients that send it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from runner.api.tokens import create_token
+
+
+class ApiClient:
+    """Django's test client speaking JSON to /api/ with a bearer token (or none)."""
+
+    def __init__(self, token: str | None = None) -> None:
+        self.client = Client()
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None, **kw):
+        """Send ``body`` as JSON (or ``raw`` bytes as they are) to ``/api{path}``."""
+        data = raw if raw is not None else (b"" if body is None else json.dumps(body))
+        send = getattr(self.client, method)
+        headers = {**self.headers, **kw.pop("headers", {})}
+        if method in ("get", "delete") and raw is None and body is None:
+            return send(f"/api{path}", headers=headers, **kw)
+        return send(
+            f"/api{path}", data=data, content_type="application/json", headers=headers, **kw
+        )
+
+    def get(self, path: str, **kw):
+        return self.request("get", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw):
+        return self.request("post", path, body, **kw)
+
+    def put(self, path: str, body: Any = None, **kw):
+        return self.request("put", path, body, **kw)
+
+    def patch(self, path: str, body: Any = None, **kw):
+        return self.request("patch", path, body, **kw)
+
+    def delete(self, path: str, **kw):
+        return self.request("delete", path, **kw)
+
+
+@pytest.fixture
+def token(db) -> str:
+    """The secret of a fresh, active API token."""
+    return create_token("tests")[1]
+
+
+@pytest.fixture
+def api(token) -> ApiClient:
+    """A client authenticated with ``token``."""
+    return ApiClient(token)
+
+
+@pytest.fixture
+def anonymous(db) -> ApiClient:
+    """A client that sends no credentials."""
+    return ApiClient()
