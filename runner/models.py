@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
@@ -347,3 +347,44 @@ class Run(models.Model):
         if self.started_at is None or self.scheduled_for is None:
             return None
         return int((self.started_at - self.scheduled_for).total_seconds() * 1000)
+
+
+class SchedulerHeartbeat(models.Model):
+    """A ``runscheduler`` process as it last reported itself: since when it runs, when seen.
+
+    The daemon calls ``beat`` every cycle and ``stopped`` on a clean exit; the
+    health summary (``/api/status``, ``runner_status``) reads uptime and liveness
+    from here, since the scheduler and the web server are different processes.
+    """
+
+    worker = models.CharField(primary_key=True, max_length=200, help_text="host:pid")
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "scheduler_heartbeats"
+        ordering = ["started_at"]
+
+    def __str__(self) -> str:
+        return self.worker
+
+    @classmethod
+    def beat(cls, worker: str, started_at: datetime, now: datetime) -> None:
+        """Record that ``worker`` (running since ``started_at``) is alive at ``now``."""
+        cls.objects.bulk_create(
+            [cls(worker=worker, started_at=started_at, seen_at=now)],
+            update_conflicts=True,
+            unique_fields=["worker"],
+            update_fields=["started_at", "seen_at"],
+        )
+
+    @classmethod
+    def stopped(cls, worker: str) -> None:
+        """Forget ``worker``: it exited cleanly."""
+        cls.objects.filter(pk=worker).delete()
+
+    @classmethod
+    def live(cls, now: datetime) -> models.QuerySet:
+        """The schedulers heard from within the liveness timeout before ``now``."""
+        silence = timedelta(milliseconds=settings.RUNNER.liveness_timeout_ms)
+        return cls.objects.filter(seen_at__gte=now - silence)

@@ -1,0 +1,29 @@
+"""``runner_status``: the health summary that ``GET /api/status`` returns."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from runner.health import describe, health_summary
+
+
+class Command(BaseCommand):
+    help = (
+        "Print the runner's health: version, scheduler uptime, jobs, running runs, jobs "
+        "whose schedule cannot be loaded, and ok/error runs in the last hour."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--json", action="store_true", help="print the JSON body of GET /api/status"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        health = health_summary()
+        if options["json"]:
+            self.stdout.write(json.dumps(health.as_json(), indent=2))
+        else:
+            self.stdout.write(describe(health))
