@@ -1,10 +1,13 @@
-"""URL configuration: the admin at /admin/ (the API joins under /api/)."""
+"""URL configuration: the admin at /admin/, the JSON API under /api/."""
 
 from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
+from runner.api.site import api
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("api/", api.urls),
 ]

@@ -1,0 +1,58 @@
+"""Reading a request's JSON body, refusing what is too big or not JSON.
+
+Bodies are read here rather than by ninja's schemas so that each field is checked
+once, by the domain's own validation (``Job.full_clean``, the state and queue
+operations), and refused with the same words as in the admin and the commands.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest
+
+from runner.api.errors import PayloadTooLarge, bad_input
+
+
+def json_body(request: HttpRequest) -> Any:
+    """The request's body as JSON; 413 above ``DATA_UPLOAD_MAX_MEMORY_SIZE``, 400 if not JSON."""
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raise PayloadTooLarge(
+            f"the request body is larger than the limit of {limit} bytes (JEEVES_MAX_REQUEST_BYTES)"
+        ) from None
+    if not raw.strip():
+        raise bad_input({"body": "is empty; send a JSON object"})
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise bad_input({"body": "is not UTF-8 text"}) from None
+    except json.JSONDecodeError as exc:
+        raise bad_input(
+            {"body": f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"}
+        ) from None
+
+
+def json_object(request: HttpRequest, allowed: Iterable[str] | None = None) -> dict[str, Any]:
+    """The body as a JSON object; with ``allowed``, any other key is refused by name."""
+    data = json_body(request)
+    if not isinstance(data, dict):
+        raise bad_input({"body": f"must be a JSON object, not {_json_type(data)}"})
+    if allowed is not None:
+        known = set(allowed)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            hint = f"unknown field (known: {', '.join(sorted(known))})"
+            raise bad_input(dict.fromkeys(unknown, hint))
+    return data
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")

@@ -1,0 +1,50 @@
+"""GET /api/status: the original runner's health shape, the same as runner_status."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.core.management import call_command
+
+from runner.models import SchedulerHeartbeat
+from tests.factories import JobFactory, RunFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+@time_machine.travel(NOW, tick=False)
+def test_status_has_the_original_runners_shape(api):
+    SchedulerHeartbeat.beat("host:1", NOW - timedelta(minutes=1), NOW)
+    JobFactory(id="inbox")
+    RunFactory(status="ok", finished_at=NOW)
+    body = api.get("/status").json()
+    assert body == {
+        "name": "runner",
+        "version": "0.1.0",
+        "uptime": 60.0,
+        "status": "ok",
+        "health": {
+            "totalJobs": 2,
+            "running": 0,
+            "failedRegistrations": 0,
+            "okLastHour": 1,
+            "errorsLastHour": 0,
+            "schedulers": 1,
+            "failedJobs": [],
+        },
+    }
+
+
+@time_machine.travel(NOW, tick=False)
+def test_runner_status_json_is_the_body_of_api_status(api):
+    SchedulerHeartbeat.beat("host:1", NOW - timedelta(minutes=1), NOW)
+    RunFactory(status="error", finished_at=NOW - timedelta(minutes=5))
+    out = io.StringIO()
+    call_command("runner_status", "--json", stdout=out)
+    assert json.loads(out.getvalue()) == api.get("/status").json()
