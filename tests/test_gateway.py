@@ -467,6 +467,7 @@ def test_the_config_repr_hides_the_token():
 
 def test_the_token_appears_in_no_log_record_error_or_outcome(gateway, caplog):
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="runner")  # configured at INFO in settings
 
     def attempt(url: str = gateway.url, **config: Any) -> SessionOutcome:
         with client_for(url, **config) as client:
