@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import partial
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from runner import tokens
@@ -82,10 +83,6 @@ def resume_session_run(run_id: int, worker: str | None = None) -> Run | None:
     logger.info("resuming run %s of %s by its session key %s", run.pk, run.job_id, key)
     elapsed_s = _resumed_elapsed(run, timeout_s(run.job))
     return complete_run(run, partial(_follow, session_key=key, elapsed_s=elapsed_s))
-
-
-def _unresumable(run: Run, cancel: threading.Event) -> RunOutcome:
-    return RunOutcome(status=RunStatus.ERROR, error=NO_KEY_REASON)
 
 
 def session_prompt(job: Job) -> str:
@@ -170,10 +167,15 @@ def _sleeper(cancel: threading.Event) -> Callable[[float], None]:
 def _record_session(run: Run, meta: dict, key: str, gateway_run_id: str | None) -> None:
     """Store the session key on the run before the first poll, for a resume after a crash."""
     meta.update(sessionKey=key, runId=gateway_run_id)
-    Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, worker=run.worker).update(
-        result_meta=meta
-    )
     run.result_meta = dict(meta)
+    try:
+        Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, worker=run.worker).update(
+            result_meta=meta
+        )
+    except DatabaseError:
+        # Only a resume after a crash needs the key now; the run itself goes on, and
+        # its outcome records the key when it is finished.
+        logger.warning("could not store session key %s on run %s yet", key, run.pk, exc_info=True)
 
 
 def _run_outcome(outcome: SessionOutcome, meta: dict, token: str) -> RunOutcome:
@@ -215,6 +217,10 @@ def _take_over(run: Run, worker: str) -> bool:
     if changed:
         run.worker, run.heartbeat_at = worker, now
     return bool(changed)
+
+
+def _unresumable(run: Run, cancel: threading.Event) -> RunOutcome:
+    return RunOutcome(status=RunStatus.ERROR, error=NO_KEY_REASON)
 
 
 def _resumed_elapsed(run: Run, timeout: float) -> float:
