@@ -21,7 +21,7 @@ from tests.fakes.slack_server import FakeSlack
 SLACK_TOKEN = "xoxb-notify-test-0d9e-keep-secret"
 # Far above what posting to a healthy loopback takes, well below the Slack timeout: a
 # run that waited on Slack could not finish within it.
-NOT_DELAYED_S = 1.0
+NOT_DELAYED_S = 1.5
 SLACK_TIMEOUT_S = 2.0
 
 

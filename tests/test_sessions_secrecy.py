@@ -12,7 +12,6 @@ import logging
 from pathlib import Path
 
 import pytest
-from django.forms.models import model_to_dict
 
 from runner import gateway, notify, tokens
 from runner.execution import sessions
@@ -103,7 +102,7 @@ def test_no_token_appears_in_any_log_line_or_stored_run_field(settings, tmp_path
         f"{record.getMessage()} {record.args!r} {record.exc_text or ''}"
         for record in caplog.records
     )
-    stored = json.dumps([model_to_dict(run) for run in Run.objects.all()], default=str)
+    stored = json.dumps(list(Run.objects.values()), default=str)
     for secret in SECRETS:
         assert secret not in logged
         assert secret not in stored
