@@ -348,14 +348,16 @@ def run_session(
     sleep: Callable[[float], None],
     on_spawned: Callable[[str, str | None], None] | None = None,
     session_key: str | None = None,
+    elapsed_s: float = 0.0,
 ) -> SessionOutcome:
     """Spawn a session (or resume ``session_key``) and follow it until it ends.
 
     Never raises for gateway trouble: every failure becomes a ``SessionOutcome`` with a
     specific ``error``. ``on_spawned(key, run_id)`` lets the caller persist the key so a
-    restarted scheduler can resume by passing it back as ``session_key``.
+    restarted scheduler can resume by passing it back as ``session_key``, with
+    ``elapsed_s`` (the time the run has already taken) so it keeps its deadline.
     """
-    follower = _Follower(client, clock, sleep, timeout_s)
+    follower = _Follower(client, clock, sleep, timeout_s, elapsed_s)
     if session_key is None:
         spawned = follower.spawn(task, label, thinking)
         if isinstance(spawned, SessionOutcome):
@@ -378,12 +380,13 @@ class _Follower:
         clock: Callable[[], float],
         sleep: Callable[[float], None],
         timeout_s: float,
+        elapsed_s: float = 0.0,
     ) -> None:
         self.client = client
         self.clock = clock
         self.sleep = sleep
         self.timeout_s = timeout_s
-        self.started = clock()
+        self.started = clock() - elapsed_s
         self.last_seen: SessionStatus | None = None
         self.last_error: str | None = None
         self.deadline = self.started + timeout_s

@@ -227,6 +227,19 @@ def test_a_session_is_resumed_by_its_key_without_spawning_again(gateway, client)
     assert spawned == []
 
 
+def test_a_resumed_session_keeps_the_deadline_of_its_original_start(gateway, client):
+    gateway.add_session("agent:main:subagent:before-restart", finish="never")
+    clock = FakeClock()
+
+    outcome = run(
+        client, clock, timeout_s=60, session_key="agent:main:subagent:before-restart", elapsed_s=50
+    )
+
+    assert outcome.status == "timeout"
+    assert "60 s" in outcome.error
+    assert clock.now == clock.start + 10
+
+
 # -- polling ---------------------------------------------------------------------
 
 
@@ -454,6 +467,7 @@ def test_the_config_repr_hides_the_token():
 
 def test_the_token_appears_in_no_log_record_error_or_outcome(gateway, caplog):
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="runner")  # configured at INFO in settings
 
     def attempt(url: str = gateway.url, **config: Any) -> SessionOutcome:
         with client_for(url, **config) as client:

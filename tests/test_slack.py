@@ -120,6 +120,7 @@ def test_bad_settings_are_logged_and_return_false(config, warnings):
 
 def test_the_token_is_never_logged_or_shown(slack, caplog):
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="runner")  # configured at INFO in settings
     config = SlackConfig(TOKEN, base_url=slack.url, timeout_s=0.3)
     slack.delay = 1
     for mode in ["ok", "not_ok", "rate_limited", "server_error", "slow", "invalid_json"]:

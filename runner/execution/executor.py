@@ -54,9 +54,18 @@ def execute_run(run_id: int, worker: str | None = None) -> Run | None:
         run.refresh_from_db()
         notify.run_finished(run)
         return run
+    return complete_run(run, _by_type)
+
+
+def complete_run(run: Run, work: Callable[[Run, threading.Event], RunOutcome]) -> Run:
+    """Do ``work`` for a run this worker holds, under a heartbeat; record and announce it.
+
+    ``execute_run`` uses it after starting a run, and a resumed session run after
+    taking one over.
+    """
     cancel = Cancellation()
     with Heartbeat(run, cancel):
-        outcome = _outcome(run, cancel)
+        outcome = _outcome(run, cancel, work)
     if not run.finish(outcome, timezone.now()):
         logger.warning("run %s was finished elsewhere before its worker reported", run.pk)
         run.refresh_from_db()
@@ -65,9 +74,15 @@ def execute_run(run_id: int, worker: str | None = None) -> Run | None:
     return run
 
 
-def _outcome(run: Run, cancel: threading.Event) -> RunOutcome:
+def _by_type(run: Run, cancel: threading.Event) -> RunOutcome:
+    return OUTCOME_BY_TYPE[run.job.type](run, cancel)
+
+
+def _outcome(
+    run: Run, cancel: threading.Event, work: Callable[[Run, threading.Event], RunOutcome]
+) -> RunOutcome:
     try:
-        return OUTCOME_BY_TYPE[run.job.type](run, cancel)
+        return work(run, cancel)
     except Exception as exc:  # the run must end recorded, whatever broke
         logger.exception("run %s failed inside the runner", run.pk)
         return RunOutcome(status=RunStatus.ERROR, error=f"runner error: {exc!r}")
