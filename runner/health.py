@@ -71,7 +71,10 @@ def health_summary(now: datetime | None = None) -> Health:
         ok=Count("id", filter=Q(status=RunStatus.OK, finished_at__gte=hour_ago)),
         errors=Count("id", filter=Q(status__in=ERROR_STATUSES, finished_at__gte=hour_ago)),
     )
-    schedulers = SchedulerHeartbeat.live(now).aggregate(n=Count("pk"), since=Min("started_at"))
+    # A scheduler silent as long as a run's liveness bound is as dead as that run's worker.
+    silence = timedelta(milliseconds=settings.RUNNER.liveness_timeout_ms)
+    live = SchedulerHeartbeat.heard_since(now - silence)
+    schedulers = live.aggregate(n=Count("pk"), since=Min("started_at"))
     since = schedulers["since"]
     return Health(
         version=version(),

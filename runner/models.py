@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
@@ -384,7 +384,6 @@ class SchedulerHeartbeat(models.Model):
         cls.objects.filter(pk=worker).delete()
 
     @classmethod
-    def live(cls, now: datetime) -> models.QuerySet:
-        """The schedulers heard from within the liveness timeout before ``now``."""
-        silence = timedelta(milliseconds=settings.RUNNER.liveness_timeout_ms)
-        return cls.objects.filter(seen_at__gte=now - silence)
+    def heard_since(cls, moment: datetime) -> models.QuerySet:
+        """The schedulers that reported at or after ``moment``."""
+        return cls.objects.filter(seen_at__gte=moment)
