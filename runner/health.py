@@ -66,10 +66,13 @@ def health_summary(now: datetime | None = None) -> Health:
     """Compute the summary at ``now`` (default: the current time)."""
     now = now or timezone.now()
     hour_ago = now - timedelta(hours=1)
-    runs = Run.objects.aggregate(
-        running=Count("id", filter=Q(status=RunStatus.RUNNING)),
-        ok=Count("id", filter=Q(status=RunStatus.OK, finished_at__gte=hour_ago)),
-        errors=Count("id", filter=Q(status__in=ERROR_STATUSES, finished_at__gte=hour_ago)),
+    # Two indexed reads (runs_active, runs_finished_at) rather than one scan of every run.
+    running = Run.objects.filter(status=RunStatus.RUNNING).count()
+    recent = dict(
+        Run.objects.filter(finished_at__gte=hour_ago)
+        .order_by()
+        .values_list("status")
+        .annotate(n=Count("id"))
     )
     # A scheduler silent as long as a run's liveness bound is as dead as that run's worker.
     silence = timedelta(milliseconds=settings.RUNNER.liveness_timeout_ms)
@@ -81,10 +84,10 @@ def health_summary(now: datetime | None = None) -> Health:
         uptime_s=round((now - since).total_seconds(), 3) if since else None,
         schedulers=schedulers["n"],
         total_jobs=Job.objects.count(),
-        running=runs["running"],
+        running=running,
         failed_registrations=tuple(failed_registrations()),
-        ok_last_hour=runs["ok"],
-        errors_last_hour=runs["errors"],
+        ok_last_hour=recent.get(RunStatus.OK, 0),
+        errors_last_hour=sum(recent.get(status, 0) for status in ERROR_STATUSES),
     )
 
 
@@ -101,7 +104,7 @@ def failed_registrations() -> list[str]:
     return list(Job.objects.filter(query, enabled=True).values_list("id", flat=True))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=65536)  # ~0.1 ms per check; 10,000 distinct schedules stay cached
 def _loads(schedule: str, zone: str) -> bool:
     try:
         validation.validate_schedule(schedule)
