@@ -325,7 +325,10 @@ class Run(models.Model):
             )
         if not changed:
             return StartResult.GONE
-        self.refresh_from_db()
+        # What we wrote is what the row holds: no need to read it back.
+        self.status, self.started_at, self.heartbeat_at, self.worker = (
+            RunStatus.RUNNING, now, now, worker,
+        )  # fmt: skip
         return StartResult.STARTED
 
     def _running_sibling(self, job: Job) -> int | None:
@@ -360,7 +363,8 @@ class Run(models.Model):
             pk=self.pk, status=RunStatus.RUNNING, worker=self.worker
         ).update(**fields)
         if changed:
-            self.refresh_from_db()
+            for name, value in fields.items():
+                setattr(self, name, value)
         return bool(changed)
 
     def abandon(self, reason: str, now: datetime, status: str = RunStatus.ERROR) -> bool:
