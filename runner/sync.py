@@ -85,10 +85,11 @@ def sync_directory(directory: Path, *, dry_run: bool = False, atomic: bool = Fal
     if not files:
         raise SyncError(f"{directory}: no *.json files")
     report = SyncReport()
+    script_base = directory.resolve().parent
     with transaction.atomic():
         seen: dict[str, str] = {}
         for path in files:
-            report.entries.extend(_sync_file(path, directory.resolve().parent, seen))
+            report.entries.extend(_sync_file(path, script_base, seen))
         if dry_run or (atomic and report.has_problems):
             transaction.set_rollback(True)
             report.written = False
