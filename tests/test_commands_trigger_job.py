@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from io import StringIO
 
 import pytest
@@ -15,6 +16,7 @@ from django.core.management import CommandError, call_command
 from runner.execution.scripts import database_url
 from runner.models import Run
 from tests.factories import JobFactory
+from tests.fakes.slack_server import FakeSlack
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -73,6 +75,20 @@ def test_trigger_job_records_a_manual_run_scheduled_for_when_it_was_asked():
     trigger("hello")
     run = Run.objects.get()
     assert run.trigger == "manual" and run.scheduled_for <= run.started_at
+
+
+@pytest.mark.django_db
+def test_the_runs_slack_announcement_is_posted_before_trigger_job_returns(settings, tmp_path):
+    token = tmp_path / "slack-token"
+    token.write_text("xoxb-trigger-test")
+    with FakeSlack(token="xoxb-trigger-test") as slack:
+        notifications = replace(
+            settings.RUNNER.notifications, slack_api_url=slack.url, slack_token_path=str(token)
+        )
+        settings.RUNNER = replace(settings.RUNNER, notifications=notifications)
+        JobFactory(id="hello", script="true", on_success="C-OK")
+        trigger("hello")
+        assert [message.channel for message in slack.messages] == ["C-OK"]
 
 
 @pytest.mark.django_db

@@ -7,10 +7,15 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from runner import notify
 from runner.execution.executor import cancel_on_signals, execute_run
 from runner.execution.scripts import Cancellation
 from runner.jobs import UnknownJobs, get_jobs
 from runner.models import Run, RunStatus
+
+# Slack posts leave from a background thread; give them time before this process exits
+# (a post times out after a few seconds).
+NOTIFY_FLUSH_S = 15.0
 
 
 class Command(BaseCommand):
@@ -35,6 +40,7 @@ class Command(BaseCommand):
             self.stdout.write(f"run #{run.pk} of {job.id} started")
             self.stdout.flush()
             finished = execute_run(run.pk, cancel=cancel)
+            notify.flush(NOTIFY_FLUSH_S)
         if finished is None:  # removed while it ran
             raise CommandError(f"run #{run.pk} of {job.id} disappeared before it finished")
         self.stdout.write(describe_run(finished))
