@@ -49,13 +49,9 @@ def script_env(settings_dict: Mapping, data_dir: Path, job_id: str = "job", run_
     }
 
 
-def bare_env(settings_dict: Mapping, data_dir: Path) -> dict[str, str]:
-    """Only ``DATABASE_URL`` and ``PYTHONPATH`` (and a data dir away from the project's)."""
-    return {
-        "DATABASE_URL": database_url(settings_dict),
-        "PYTHONPATH": str(ROOT),
-        "JEEVES_DATA_DIR": str(data_dir),
-    }
+def bare_env(settings_dict: Mapping) -> dict[str, str]:
+    """Only ``DATABASE_URL`` and ``PYTHONPATH``: any Python process pointed at the database."""
+    return {"DATABASE_URL": database_url(settings_dict), "PYTHONPATH": str(ROOT)}
 
 
 class Children:
