@@ -2,7 +2,8 @@
 
 Values are JSON values in and out. A value or item past its ``expires_at`` reads
 as absent at once; maintenance deletes it later. Time comes from
-``django.utils.timezone.now``, the clock tests freeze.
+``django.utils.timezone.now``, the clock tests freeze. Single-row reads and
+writes go through ``statestore.sql``; the rest through the ORM.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from django.db import transaction
 from django.utils.timezone import now
 
 from statestore.models import StateEntry, StateItem
+from statestore.sql import read_live, upsert
 from statestore.ttl import expiry
 from statestore.values import check_count, check_json, check_name
 
@@ -37,25 +39,26 @@ def _check_item_key(namespace: object, key: object, item_key: object) -> None:
 def get_state(namespace: str, key: str) -> Any:
     """The value at (namespace, key), or None when absent or expired."""
     _check_key(namespace, key)
-    rows = (
-        StateEntry.objects.live(now())
-        .filter(namespace=namespace, key=key)
-        .order_by()
-        .values_list("value", flat=True)[:1]
-    )
-    return next(iter(rows), None)
+    return read_live(StateEntry, {"namespace": namespace, "key": key}, now())[1]
 
 
 def set_state(namespace: str, key: str, value: Any, ttl: str | None = None) -> None:
     """Store ``value`` at (namespace, key); with ``ttl`` it expires, without it never does."""
     _check_key(namespace, key)
     check_json(value, "value")
-    entry = StateEntry(namespace=namespace, key=key, value=value, expires_at=expiry(ttl, now()))
-    StateEntry.objects.bulk_create(
-        [entry],
-        update_conflicts=True,
-        unique_fields=["namespace", "key"],
-        update_fields=["value", "expires_at", "updated_at"],
+    moment = now()
+    upsert(
+        StateEntry,
+        {
+            "namespace": namespace,
+            "key": key,
+            "value": value,
+            "expires_at": expiry(ttl, moment),
+            "created_at": moment,
+            "updated_at": moment,
+        },
+        unique=("namespace", "key"),
+        update=("value", "expires_at", "updated_at"),
     )
 
 
@@ -73,23 +76,20 @@ def _items(namespace: str, key: str):
     return StateItem.objects.filter(namespace=namespace, key=key)
 
 
+def _item(namespace: str, key: str, item_key: str) -> dict[str, str]:
+    return {"namespace": namespace, "key": key, "item_key": item_key}
+
+
 def has_item(namespace: str, key: str, item_key: str) -> bool:
     """Whether the collection at (namespace, key) holds a live ``item_key``."""
     _check_item_key(namespace, key, item_key)
-    return _items(namespace, key).live(now()).filter(item_key=item_key).exists()
+    return read_live(StateItem, _item(namespace, key, item_key), now())[0]
 
 
 def get_item(namespace: str, key: str, item_key: str) -> Any:
     """The item's value, or None when it is absent, expired or stored without a value."""
     _check_item_key(namespace, key, item_key)
-    rows = (
-        _items(namespace, key)
-        .live(now())
-        .filter(item_key=item_key)
-        .order_by()
-        .values_list("value", flat=True)[:1]
-    )
-    return next(iter(rows), None)
+    return read_live(StateItem, _item(namespace, key, item_key), now())[1]
 
 
 def set_item(
@@ -98,24 +98,21 @@ def set_item(
     """Add or replace an item of the collection at (namespace, key), creating the key."""
     _check_item_key(namespace, key, item_key)
     check_json(value, "value")
-    expires_at = expiry(ttl, now())
+    moment = now()
+    stamps = {"created_at": moment, "updated_at": moment}
     with transaction.atomic():
-        StateEntry.objects.bulk_create(
-            [StateEntry(namespace=namespace, key=key, value=None)], ignore_conflicts=True
+        upsert(
+            StateEntry,
+            {"namespace": namespace, "key": key, "value": None, "expires_at": None, **stamps},
+            unique=("namespace", "key"),
+            update=(),
         )
-        StateItem.objects.bulk_create(
-            [
-                StateItem(
-                    namespace=namespace,
-                    key=key,
-                    item_key=item_key,
-                    value=value,
-                    expires_at=expires_at,
-                )
-            ],
-            update_conflicts=True,
-            unique_fields=["namespace", "key", "item_key"],
-            update_fields=["value", "expires_at", "updated_at"],
+        upsert(
+            StateItem,
+            {**_item(namespace, key, item_key), "value": value, "expires_at": expiry(ttl, moment)}
+            | stamps,
+            unique=("namespace", "key", "item_key"),
+            update=("value", "expires_at", "updated_at"),
         )
 
 

@@ -37,6 +37,11 @@ def test_a_value_is_read_back_as_the_same_json_value(jr, value):
     assert jr.get_state("mail", "cursor") == value
 
 
+def test_a_string_value_equal_to_its_key_is_stored_as_json(jr):
+    jr.set_state("cursor", "cursor", "cursor")
+    assert jr.get_state("cursor", "cursor") == "cursor"
+
+
 def test_an_absent_key_reads_as_none(jr):
     assert jr.get_state("mail", "nothing") is None
 

@@ -50,6 +50,11 @@ def test_an_items_value_is_read_back_as_json(jr):
     assert jr.get_item("mail", "seen", "m1") == {"subject": "hi", "size": 3}
 
 
+def test_an_item_value_equal_to_its_item_key_is_stored_as_json(jr):
+    jr.set_item("seen", "seen", "seen", "seen")
+    assert jr.get_item("seen", "seen", "seen") == "seen"
+
+
 def test_an_absent_item_is_not_present(jr):
     assert not jr.has_item("mail", "seen", "m1")
 
