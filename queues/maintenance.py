@@ -26,8 +26,7 @@ def reclaim_expired_leases(
     expired = QueueItem.objects.lease_expired(now)
     if queue_id is not None:
         expired = expired.filter(queue_id=queue_id)
-    # Inside dequeue's transaction a savepoint would only cost round trips.
-    with transaction.atomic(savepoint=False):
+    with transaction.atomic():
         ids = list(
             expired.order_by()
             .select_for_update(skip_locked=True)

@@ -1,11 +1,8 @@
 """Queue operations: what the script client, the admin and the API call.
 
-A claim is atomic on both back-ends: on SQLite every transaction begins
-IMMEDIATE, so one claimer at a time holds the write lock from its SELECT to its
-UPDATE; on PostgreSQL the SELECT locks its rows ``FOR UPDATE SKIP LOCKED``, so
-concurrent claimers take disjoint items without waiting on each other. Each claim
-gets a token; ``complete`` and ``fail`` change an item only while that token
-still holds it. Time comes from ``django.utils.timezone.now``.
+A claim is one atomic statement on both back-ends (see ``queues.claim``). Each
+claim gets a token; ``complete`` and ``fail`` change an item only while that
+token still holds it. Time comes from ``django.utils.timezone.now``.
 """
 
 from __future__ import annotations
@@ -18,12 +15,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils.timezone import now
 
 from queues.exceptions import ClaimLost
 from queues.maintenance import reclaim_expired_leases
-from queues.models import ItemStatus, Queue, QueueItem, queue_id_validator
+from queues.models import Queue, QueueItem, queue_id_validator
+from queues.sql import claim_items, complete_held, has_expired_claims
 from statestore.ttl import MAX_SECONDS, parse_duration
 from statestore.values import check_count, check_json
 
@@ -120,52 +117,30 @@ def enqueue(
 def dequeue(queue_id: str, count: int = 1, lease: object = None) -> list[ClaimedItem]:
     """Claim up to ``count`` pending items, highest priority then oldest first.
 
-    Claims whose lease ran out are returned to the queue first. Each returned item
-    counts one attempt and is held until its lease ends or it is completed or failed.
+    Claims of this queue whose lease ran out are returned to it first. Each
+    returned item counts one attempt and is held until its lease ends or it is
+    completed or failed.
     """
     check_queue_id(queue_id)
     check_count(count, "count", 1, MAX_CLAIM)
     held_for = lease_duration(lease)
     moment = now()
     token = uuid.uuid4().hex
-    with transaction.atomic():
+    if has_expired_claims(queue_id, moment):
         reclaim_expired_leases(moment, batch_size=MAX_CLAIM, queue_id=queue_id)
-        rows = list(
-            QueueItem.objects.claimable(queue_id)
-            .select_for_update(skip_locked=True)
-            .values_list("id", "payload", "attempts", "max_attempts")[:count]
-        )
-        if not rows:
-            return []
-        lease_expires_at = moment + held_for
-        claimed = QueueItem.objects.filter(
-            id__in=[row[0] for row in rows], status=ItemStatus.PENDING
-        ).update(
-            status=ItemStatus.CLAIMED,
-            claim_token=token,
-            claimed_at=moment,
-            lease_expires_at=lease_expires_at,
-            attempts=F("attempts") + 1,
-        )
-        # The rows are locked (PostgreSQL) or the write lock is ours (SQLite).
-        if claimed != len(rows):
-            raise RuntimeError(f"claimed {claimed} of {len(rows)} selected items")
+    lease_expires_at = moment + held_for
     return [
-        ClaimedItem(item_id, payload, attempts + 1, max_attempts, lease_expires_at, token)
-        for item_id, payload, attempts, max_attempts in rows
+        ClaimedItem(item_id, payload, attempts, max_attempts, lease_expires_at, token)
+        for item_id, payload, attempts, max_attempts in claim_items(
+            queue_id, count, token, moment, lease_expires_at
+        )
     ]
 
 
 def complete(item_id: int, token: str) -> None:
     """Mark a claimed item completed; ClaimLost if ``token`` no longer holds it."""
     check_item_id(item_id)
-    finished = QueueItem.objects.held(item_id, token).update(
-        status=ItemStatus.COMPLETED,
-        completed_at=now(),
-        claim_token=None,
-        lease_expires_at=None,
-    )
-    if not finished:
+    if not complete_held(item_id, token, now()):
         raise _not_held(item_id)
 
 
