@@ -11,7 +11,9 @@ from django.db import connection
 
 from queues.models import QueueItem
 from runner.client import get_runner_client
+from runner.execution.executor import execute_run
 from statestore.models import StateEntry
+from tests.factories import JobFactory, RunFactory
 from tests.procs import ROOT, bare_env, script_env
 
 CHILD_TIMEOUT_S = 60
@@ -55,8 +57,32 @@ def test_closing_inside_a_callers_transaction_leaves_its_connection_open():
     assert StateEntry.objects.count() == 1
 
 
+CLIENT_SCRIPT = """#!{python}
+import os
+from runner.client import get_runner_client
+
+with get_runner_client() as jr:
+    jr.set_state("inbox", "cursor", {{"run": os.environ["JR_RUN_ID"]}})
+    item_id = jr.enqueue("from-script", {{"job": os.environ["JR_JOB_ID"]}})
+    [item] = jr.dequeue("from-script")
+    jr.done(item.id)
+    print(jr.get_state("inbox", "cursor")["run"], item_id)
+"""
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_script_started_with_the_runners_environment_uses_the_client(tmp_path):
+def test_a_script_run_by_the_executor_uses_the_client_with_no_set_up():
+    job = JobFactory(id="inbox", script=CLIENT_SCRIPT.format(python=sys.executable))
+    run = RunFactory(job=job)
+    finished = execute_run(run.pk, worker="test:1")
+    assert (finished.status, finished.stderr) == ("ok", "")
+    item = QueueItem.objects.get()
+    assert finished.stdout == f"{run.pk} {item.pk}"
+    assert (item.payload, item.status) == ({"job": "inbox"}, "completed")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_process_with_the_runners_script_environment_uses_the_client(tmp_path):
     seen = run_child(script_env(connection.settings_dict, tmp_path, job_id="inbox"), "from-script")
     assert seen["job"] == "inbox"
     assert seen["state"] == StateEntry.objects.get(namespace="child").value
