@@ -1,6 +1,6 @@
 """Queue operations: what the script client, the admin and the API call.
 
-A claim is one atomic statement on both back-ends (see ``queues.claim``). Each
+A claim is one atomic statement on both back-ends (see ``queues.sql``). Each
 claim gets a token; ``complete`` and ``fail`` change an item only while that
 token still holds it. Time comes from ``django.utils.timezone.now``.
 """

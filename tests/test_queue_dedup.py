@@ -79,6 +79,12 @@ def test_a_payload_the_path_finds_nothing_in_is_never_a_duplicate(jr):
     assert jr.enqueue("mail", {"other": 1}) is not None
 
 
+def test_a_null_key_is_never_a_duplicate(jr):
+    dedup_queue()
+    jr.enqueue("mail", {"threadId": None})
+    assert jr.enqueue("mail", {"threadId": None}) is not None
+
+
 def test_the_same_key_in_another_queue_is_not_a_duplicate(jr):
     dedup_queue()
     QueueFactory(id="other", dedup_config={"path": "$.threadId"})
