@@ -9,10 +9,9 @@ whole. ``atomic`` makes any refusal roll back the entire sync.
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from queues.definitions import upsert_queue_definition
 from runner.jobs import JOB_FIELDS, upsert_job
 from runner.models import Job
 from runner.validation import describe
@@ -99,12 +99,11 @@ def sync_directory(directory: Path, *, dry_run: bool = False, atomic: bool = Fal
 def _sync_file(path: Path, script_base: Path, seen: dict[str, str]) -> Iterator[Entry]:
     try:
         jobs, queues = load_file(path)
-        upsert_queue = _queue_upsert() if queues else None
     except FileRefused as exc:
         yield Entry(path.name, "", REFUSED, str(exc))
         return
     for index, queue in enumerate(queues):
-        yield _sync_queue(path.name, index, queue, upsert_queue)
+        yield _sync_queue(path.name, index, queue)
     ignored: set[str] = set()
     for index, entry in enumerate(jobs):
         yield _sync_job(path.name, index, entry, script_base, seen, ignored)
@@ -135,22 +134,11 @@ def load_file(path: Path) -> tuple[list, list]:
     )
 
 
-def _queue_upsert() -> Callable[[dict], tuple[Any, bool]]:
-    try:
-        module = importlib.import_module("queues.definitions")
-    except ImportError:
-        module = None
-    upsert = getattr(module, "upsert_queue_definition", None)
-    if upsert is None:
-        raise FileRefused('"queues" are not supported by this version; define queues elsewhere')
-    return upsert
-
-
-def _sync_queue(file: str, index: int, data: Any, upsert: Callable) -> Entry:
+def _sync_queue(file: str, index: int, data: Any) -> Entry:
     subject = _subject("queue", data, index)
     try:
         with transaction.atomic():
-            _, created = upsert(data)
+            _, created = upsert_queue_definition(data)
     except ValidationError as exc:
         return Entry(file, subject, SKIPPED, describe(exc))
     return Entry(file, subject, "added" if created else "updated")

@@ -16,21 +16,10 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from urllib.parse import quote
+
+from jeeves_site.database import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def database_url(settings_dict: Mapping) -> str:
-    """The URL of the database Django is connected to (during tests: the test database)."""
-    if settings_dict["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{Path(settings_dict['NAME']).resolve()}"
-    auth = quote(settings_dict.get("USER") or "", safe="")
-    if settings_dict.get("PASSWORD"):
-        auth += ":" + quote(settings_dict["PASSWORD"], safe="")
-    host = settings_dict.get("HOST") or "127.0.0.1"
-    port = settings_dict.get("PORT") or 5432
-    return f"postgres://{auth}@{host}:{port}/{settings_dict['NAME']}"
 
 
 def script_env(settings_dict: Mapping, data_dir: Path, job_id: str = "job", run_id: int = 1):

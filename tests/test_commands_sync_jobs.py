@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.forms.models import model_to_dict
 
+from queues.models import Queue
 from runner.jobs import upsert_job
 from runner.models import Job
 
@@ -223,36 +221,14 @@ def test_atomic_writes_everything_when_every_job_is_accepted(repo):
     assert Job.objects.count() == 2
 
 
-def test_queues_are_refused_with_their_file_while_queue_definitions_are_unavailable(
-    repo, monkeypatch
-):
-    monkeypatch.setitem(sys.modules, "queues.definitions", None)  # import fails
-    write(repo, "a.json", {"jobs": [original()], "queues": [{"id": "mail"}]})
-    result = sync(repo / "jobs")
-    assert result.err == (
-        'a.json: refused: "queues" are not supported by this version; define queues elsewhere\n'
-    )
-    assert not Job.objects.exists()
-
-
-def test_queues_go_through_queue_definitions_when_it_is_available(repo, monkeypatch):
-    stored: list[dict] = []
-
-    def upsert_queue_definition(data: dict) -> tuple[dict, bool]:
-        if "max_attempts" in data:
-            raise ValidationError({"max_attempts": ["must be at least 1"]})
-        stored.append(data)
-        return data, True
-
-    module = types.ModuleType("queues.definitions")
-    module.upsert_queue_definition = upsert_queue_definition
-    monkeypatch.setitem(sys.modules, "queues.definitions", module)
-    queues = [{"id": "mail"}, {"id": "bad", "max_attempts": 0}]
+def test_queues_in_a_sync_file_are_defined_and_a_bad_one_is_skipped_with_its_reason(repo):
+    queues = [{"id": "mail", "max_attempts": 5}, {"id": "bad", "max_attempts": 0}]
     write(repo, "a.json", {"jobs": [original()], "queues": queues})
     result = sync(repo / "jobs")
-    assert stored == [{"id": "mail"}]
     assert "a.json: queue mail: added" in result.out
-    assert result.err == "a.json: queue bad: skipped: max_attempts: must be at least 1\n"
+    assert "a.json: queue bad: skipped: max_attempts" in result.err
+    assert Queue.objects.get(pk="mail").max_attempts == 5
+    assert not Queue.objects.filter(pk="bad").exists()
     assert Job.objects.filter(pk="poll").exists()
 
 

@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from runner.execution.scripts import database_url
+from jeeves_site.database import database_url
 from runner.models import Run
 from tests.factories import JobFactory
 from tests.fakes.slack_server import FakeSlack
@@ -29,7 +29,7 @@ def trigger(job_id: str) -> str:
 
 def manage(*argv: str, **options) -> subprocess.Popen:
     """``manage.py`` in a child process, against this test's database."""
-    env = {**os.environ, "DATABASE_URL": database_url()}
+    env = {**os.environ, "DATABASE_URL": database_url(settings.DATABASES["default"])}
     return subprocess.Popen(
         [sys.executable, str(settings.BASE_DIR / "manage.py"), *argv],
         env=env,

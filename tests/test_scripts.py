@@ -17,8 +17,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from jeeves_site.database import database_url
 from runner.execution.executor import execute_run
-from runner.execution.scripts import Cancellation, database_url
+from runner.execution.scripts import Cancellation
 from runner.models import Run
 from tests.factories import JobFactory, RunFactory
 from tests.processes import pid_alive, rss_growth, survivors
@@ -143,7 +144,7 @@ def test_a_job_env_cannot_override_any_variable_the_runner_sets():
 def test_the_runner_gives_a_script_this_database():
     finished = run_job(script='echo "$DATABASE_URL"; echo "[$JR_DB_PATH]"')
     url, db_path = finished.stdout.splitlines()
-    assert url == database_url()
+    assert url == database_url(settings.DATABASES["default"])
     sqlite_file = settings.DATABASES["default"]["NAME"] if connection.vendor == "sqlite" else ""
     assert db_path == f"[{sqlite_file}]"
 
