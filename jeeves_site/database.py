@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import quote
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -63,3 +64,15 @@ def sqlite_database(path: Path, environ: Mapping[str, str] = os.environ) -> dict
         # Tests spawn real processes (workers, scripts), so the test database is a file.
         "TEST": {"NAME": str(path.with_name(f"test_{path.stem}.sqlite3"))},
     }
+
+
+def database_url(db: Mapping) -> str:
+    """The URL of a ``DATABASES`` entry: what child processes get as ``DATABASE_URL``."""
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    credentials = quote(db.get("USER") or "", safe="")
+    if db.get("PASSWORD"):
+        credentials += ":" + quote(db["PASSWORD"], safe="")
+    host = db.get("HOST") or "127.0.0.1"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{credentials}@{host}{port}/{quote(db['NAME'], safe='')}"

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from typing import Any
+
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
+
+from queues.dedup import dedup_key_of
+from queues.definitions import (
+    DEFAULT_RETENTION,
+    compile_jsonpath,
+    validate_dedup_config,
+    validate_retention,
+)
+from statestore.ttl import parse_duration
 
 
 class ItemStatus(models.TextChoices):
@@ -12,6 +24,11 @@ class ItemStatus(models.TextChoices):
     CLAIMED = "claimed", "claimed"
     COMPLETED = "completed", "completed"
     FAILED = "failed", "failed"
+
+
+LIVE_STATUSES = (ItemStatus.PENDING, ItemStatus.CLAIMED)
+# Why an item whose claim ran out went back to pending (or to failed, if that was its last try).
+LEASE_EXPIRED_ERROR = "claim lease expired before done or fail"
 
 
 queue_id_validator = RegexValidator(
@@ -29,12 +46,15 @@ class Queue(models.Model):
     dedup_config = models.JSONField(
         null=True,
         blank=True,
+        validators=[validate_dedup_config],
         help_text='{"path": "$.id", "scope": "pending" | "all"}; blank: no de-duplication.',
     )
     retention = models.JSONField(
         default=dict,
         blank=True,
-        help_text='How long finished items are kept, e.g. {"completed": "7d", "failed": "30d"}.',
+        validators=[validate_retention],
+        help_text='How long finished items are kept, e.g. {"completed": "7d", "failed": "30d"} '
+        "(the defaults); null keeps them forever.",
     )
     max_attempts = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1)])
     created_at = models.DateTimeField(auto_now_add=True)
@@ -49,6 +69,74 @@ class Queue(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+    def clean(self) -> None:
+        # A cleared form field arrives as None; the column holds {} for "defaults".
+        if self.retention is None:
+            self.retention = {}
+
+    @property
+    def dedup_scope(self) -> str | None:
+        """``pending``, ``all``, or None when the queue does not de-duplicate."""
+        return (self.dedup_config or {}).get("scope", "pending") if self.dedup_config else None
+
+    def dedup_key_for(self, payload: Any) -> str | None:
+        """The payload's de-duplication key: the first match of the queue's JSONPath."""
+        if not self.dedup_config:
+            return None
+        return dedup_key_of(compile_jsonpath(self.dedup_config["path"]), payload)
+
+    def dedup_statuses(self) -> tuple[str, ...]:
+        """Statuses an earlier item with the same key must have to make a new one a duplicate."""
+        if self.dedup_scope == "all":
+            return (*LIVE_STATUSES, ItemStatus.COMPLETED)
+        return LIVE_STATUSES
+
+    def retention_for(self, status: str) -> timedelta | None:
+        """How long a finished item with ``status`` is kept; None keeps it forever."""
+        retention = self.retention or {}
+        text = retention[status] if status in retention else DEFAULT_RETENTION[status]
+        return None if text is None else parse_duration(text, status)
+
+
+class QueueItemQuerySet(models.QuerySet):
+    """The claim rules: which items can be claimed, who holds one, how a claim ends."""
+
+    def claimable(self, queue_id: str) -> QueueItemQuerySet:
+        """Pending items of a queue in claim order: higher priority first, then oldest."""
+        return self.filter(queue_id=queue_id, status=ItemStatus.PENDING).order_by("-priority", "id")
+
+    def held(self, item_id: int, token: str) -> QueueItemQuerySet:
+        """The item, if it is still claimed under ``token``."""
+        return self.filter(pk=item_id, status=ItemStatus.CLAIMED, claim_token=token)
+
+    def lease_expired(self, now: datetime) -> QueueItemQuerySet:
+        """Claimed items whose lease ran out by ``now``."""
+        return self.filter(status=ItemStatus.CLAIMED, lease_expires_at__lte=now)
+
+    def duplicates(self, queue: Queue, dedup_key: str) -> QueueItemQuerySet:
+        """Earlier items of ``queue`` that make a new one with ``dedup_key`` a duplicate."""
+        return self.filter(queue=queue, dedup_key=dedup_key, status__in=queue.dedup_statuses())
+
+    def release(self, error: str, now: datetime) -> int:
+        """End claims without success: back to pending while attempts remain, else failed.
+
+        The attempt was counted when the item was claimed.
+        """
+        retry = Q(attempts__lt=F("max_attempts"))
+        return self.update(
+            status=Case(
+                When(retry, then=Value(ItemStatus.PENDING)), default=Value(ItemStatus.FAILED)
+            ),
+            completed_at=Case(
+                When(retry, then=Value(None)),
+                default=Value(now),
+                output_field=models.DateTimeField(),
+            ),
+            error=error,
+            claim_token=None,
+            lease_expires_at=None,
+        )
 
 
 class QueueItem(models.Model):
@@ -66,7 +154,10 @@ class QueueItem(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     claim_token = models.CharField(max_length=64, null=True, blank=True)
+    # When the item finished: completed, or failed for good.
     completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = QueueItemQuerySet.as_manager()
 
     class Meta:
         db_table = "queue_items"

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from functools import partial
+
+from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from jeeves_site.admin_tools import CappedCountPaginator, TextInputFilter
+from runner.execution.background import execute_in_background
+from runner.jobs import set_enabled
 from runner.models import Job, Run, RunStatus
 
 
@@ -36,6 +43,7 @@ class JobAdmin(admin.ModelAdmin):
     list_filter = ("type", "enabled", LastStatusFilter)
     search_fields = ("id", "name")
     readonly_fields = ("created_at", "updated_at")
+    actions = ("run_now", "enable", "disable")
     fieldsets = (
         (None, {"fields": ("id", "name", "description", "enabled")}),
         ("What runs", {"fields": ("type", "source_type", "script", "args", "env", "thinking")}),
@@ -65,6 +73,35 @@ class JobAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # The id is the primary key: renaming would orphan nothing but surprise everyone.
         return (*self.readonly_fields, "id") if obj else self.readonly_fields
+
+    @admin.action(description="Run now", permissions=["change"])
+    def run_now(self, request, queryset: QuerySet) -> None:
+        """Start a manual run of each selected job without waiting for it."""
+        now = timezone.now()
+        runs = [Run.create_manual(job, now) for job in queryset]
+        # The threads must see the run rows, so they start once those are committed.
+        transaction.on_commit(partial(execute_in_background, [run.pk for run in runs]))
+        links = format_html_join(
+            ", ",
+            '<a href="{}">#{} ({})</a>',
+            (
+                (reverse("admin:runner_run_change", args=[run.pk]), run.pk, run.job_id)
+                for run in runs
+            ),
+        )
+        self.message_user(request, format_html("Started runs {}.", links), messages.SUCCESS)
+
+    @admin.action(description="Enable", permissions=["change"])
+    def enable(self, request, queryset: QuerySet) -> None:
+        """Enable the selected jobs."""
+        changed = set_enabled(queryset.values_list("pk", flat=True), enabled=True)
+        self.message_user(request, f"Enabled {changed} job(s).", messages.SUCCESS)
+
+    @admin.action(description="Disable", permissions=["change"])
+    def disable(self, request, queryset: QuerySet) -> None:
+        """Disable the selected jobs."""
+        changed = set_enabled(queryset.values_list("pk", flat=True), enabled=False)
+        self.message_user(request, f"Disabled {changed} job(s).", messages.SUCCESS)
 
     @admin.display(description="last status", ordering="last_status")
     def last_status(self, job: Job) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
@@ -80,6 +81,30 @@ class RunOutcome:
     tokens: int | None = None
     result_meta: dict | None = None
     error: str = ""
+
+    def storable(self) -> RunOutcome:
+        """This outcome with every NUL character replaced by U+FFFD.
+
+        PostgreSQL's text and jsonb refuse NUL, and a script may print one (or send
+        ``\\u0000`` in its JR_RESULT line); SQLite would store it, so both agree on this.
+        """
+        return replace(
+            self,
+            stdout=_without_nul(self.stdout),
+            stderr=_without_nul(self.stderr),
+            error=_without_nul(self.error),
+            result_meta=_without_nul(self.result_meta),
+        )
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
 
 
 job_id_validator = RegexValidator(
@@ -165,7 +190,12 @@ class Job(models.Model):
         return self.id
 
     def clean(self) -> None:
-        """Cross-field rules: what the script must be for this type and source."""
+        """Cross-field rules: what the script must be for this type and source.
+
+        Also the type of an empty ``env`` or ``args``: field validators skip empty
+        values, so ``[]`` as env or ``{}`` as args would otherwise be stored.
+        """
+        validation.validate_empty_json_types(self.env, self.args)
         validation.validate_script(self.type, self.source_type, self.script)
 
     @property
@@ -262,6 +292,12 @@ class Run(models.Model):
         except IntegrityError:
             return None
 
+    @classmethod
+    def create_manual(cls, job: Job, now: datetime) -> Run:
+        """Record a run of ``job`` asked for by hand at ``now`` (its lag is then the
+        time it took to start)."""
+        return cls.objects.create(job=job, trigger=RunTrigger.MANUAL, scheduled_for=now)
+
     def start(self, worker: str, now: datetime) -> StartResult:
         """Move this run from pending to running for ``worker``, if it is still pending.
 
@@ -289,7 +325,10 @@ class Run(models.Model):
             )
         if not changed:
             return StartResult.GONE
-        self.refresh_from_db()
+        # What we wrote is what the row holds: no need to read it back.
+        self.status, self.started_at, self.heartbeat_at, self.worker = (
+            RunStatus.RUNNING, now, now, worker,
+        )  # fmt: skip
         return StartResult.STARTED
 
     def _running_sibling(self, job: Job) -> int | None:
@@ -315,7 +354,7 @@ class Run(models.Model):
         if outcome.status not in FINAL_RUN_STATUSES:
             raise ValueError(f"{outcome.status!r} is not a final run status")
         started = self.started_at or now
-        fields = asdict(outcome) | {
+        fields = asdict(outcome.storable()) | {
             "finished_at": now,
             "heartbeat_at": now,
             "duration_ms": max(0, int((now - started).total_seconds() * 1000)),
@@ -324,7 +363,8 @@ class Run(models.Model):
             pk=self.pk, status=RunStatus.RUNNING, worker=self.worker
         ).update(**fields)
         if changed:
-            self.refresh_from_db()
+            for name, value in fields.items():
+                setattr(self, name, value)
         return bool(changed)
 
     def abandon(self, reason: str, now: datetime, status: str = RunStatus.ERROR) -> bool:

@@ -12,7 +12,9 @@ import zoneinfo
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.validators import EMPTY_VALUES
+from django.db import models
 
 from runner.cron import CronError, validate_cron
 
@@ -74,6 +76,49 @@ def validate_args(value: object) -> None:
     """A JSON list of strings."""
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ValidationError("must be a JSON list of strings", code="invalid_args")
+
+
+def validate_empty_json_types(env: object, args: object) -> None:
+    """Refuse an empty value of the wrong JSON type (``[]`` as env, ``{}`` as args, None).
+
+    Django runs field validators only on non-empty values; ``Job.clean`` calls this
+    so the empty ones are checked too.
+    """
+    errors = {}
+    for name, value, validator in (("env", env, validate_env), ("args", args, validate_args)):
+        if value in EMPTY_VALUES:
+            try:
+                validator(value)
+            except ValidationError as exc:
+                errors[name] = exc.messages
+    if errors:
+        raise ValidationError(errors)
+
+
+def describe(error: ValidationError, model: type[models.Model] | None = None) -> str:
+    """The error as one line naming each field: ``schedule: '61 * * * *' is not ...``.
+
+    With ``model``, a refused choice also lists the valid ones.
+    """
+    if not hasattr(error, "error_dict"):
+        return _one_line("; ".join(error.messages))
+    parts = []
+    for field, errors in error.error_dict.items():
+        text = "; ".join(_describe_one(item, field, model) for item in errors)
+        parts.append(text if field == NON_FIELD_ERRORS else f"{field}: {text}")
+    return _one_line("; ".join(parts))
+
+
+def _describe_one(error: ValidationError, field: str, model: type[models.Model] | None) -> str:
+    text = " ".join(error.messages)
+    if error.code == "invalid_choice" and model is not None:
+        choices = [str(value) for value, _ in model._meta.get_field(field).choices or ()]
+        text = f"{text.rstrip('.')} (one of: {', '.join(choices)})"
+    return text
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def scripts_dir() -> Path:

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 from django.db.models import Q
+
+
+class ExpiringQuerySet(models.QuerySet):
+    """Rows that carry an optional ``expires_at``: expired ones read as absent at once."""
+
+    def live(self, now: datetime) -> ExpiringQuerySet:
+        """Rows still readable at ``now``."""
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+    def expired(self, now: datetime) -> ExpiringQuerySet:
+        """Rows past their expiry at ``now``, which maintenance deletes."""
+        return self.filter(expires_at__lte=now)
 
 
 class StateEntry(models.Model):
@@ -15,6 +29,8 @@ class StateEntry(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ExpiringQuerySet.as_manager()
 
     class Meta:
         db_table = "state"
@@ -48,6 +64,8 @@ class StateItem(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ExpiringQuerySet.as_manager()
 
     class Meta:
         db_table = "state_items"

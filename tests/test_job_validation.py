@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from runner.models import Job
+from runner.validation import describe
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +125,22 @@ def test_an_id_with_spaces_is_refused():
 
 def test_an_empty_script_is_refused():
     assert "script" in errors_of(make_job(script="  "))
+
+
+@pytest.mark.parametrize("env", [[], None, ""])
+def test_an_empty_env_of_the_wrong_type_is_refused(env):
+    assert "JSON object" in errors_of(make_job(env=env))["env"][0]
+
+
+@pytest.mark.parametrize("args", [{}, None, ""])
+def test_empty_args_of_the_wrong_type_are_refused(args):
+    assert "list of strings" in errors_of(make_job(args=args))["args"][0]
+
+
+def test_a_refusal_is_described_in_one_line_naming_each_field():
+    with pytest.raises(ValidationError) as caught:
+        make_job(schedule="61 * * * *", type="lambda").full_clean()
+    text = describe(caught.value, Job)
+    assert "\n" not in text
+    assert "schedule: '61 * * * *' is not a valid cron expression" in text
+    assert "type: Value 'lambda' is not a valid choice (one of: script, session)" in text

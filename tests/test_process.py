@@ -12,7 +12,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -27,49 +26,19 @@ from runner.execution.process import (
     resolve_command,
     run_process,
 )
+from tests.processes import SETTLE_S, pid_alive, rss_growth, survivors
 
 # A safety net so a regression fails the test instead of hanging the suite.
 pytestmark = pytest.mark.timeout(30)
 
 MARKER = "JR_TEST_MARKER"
-# How long a SIGKILLed process may take to disappear; a bound, not a wait.
-SETTLE_S = 1.0
 # run_process's own bound on reading after the child is gone, plus slack.
 DRAIN_BOUND_S = 2.0
 PY = sys.executable
 
 
-def _live(proc: psutil.Process) -> bool:
-    try:
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def _marked(marker: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(MARKER) == marker and _live(proc):
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
-
-
 def _survivors(marker: str, within: float = SETTLE_S) -> list[psutil.Process]:
-    """Processes carrying `marker` still alive after at most `within` seconds."""
-    deadline = time.monotonic() + within
-    while (alive := _marked(marker)) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return alive
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        return _live(psutil.Process(pid))
-    except psutil.NoSuchProcess:
-        return False
+    return survivors(MARKER, marker, within)
 
 
 @pytest.fixture
@@ -97,29 +66,6 @@ def run(argv: list[str], env: dict[str, str], **options):
 
 def run_python(code: str, env: dict[str, str], **options):
     return run([PY, "-c", textwrap.dedent(code)], env, **options)
-
-
-@contextmanager
-def rss_growth() -> Iterator[list[int]]:
-    """Sample this process's RSS while the block runs; yield [peak growth in bytes]."""
-    me = psutil.Process()
-    baseline = me.memory_info().rss
-    peak = [baseline]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.005):
-            peak[0] = max(peak[0], me.memory_info().rss)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    growth = [0]
-    try:
-        yield growth
-    finally:
-        done.set()
-        sampler.join()
-        growth[0] = max(peak[0], me.memory_info().rss) - baseline
 
 
 # Exit status
@@ -320,7 +266,7 @@ def test_a_timed_out_tree_ignoring_sigterm_leaves_no_process_alive_after_the_gra
     assert set(pids) == {"child", "grandchild"}
     assert result.timed_out and result.signal is not None
     assert timeout_s + grace_s <= elapsed < timeout_s + grace_s + DRAIN_BOUND_S
-    assert not [pid for pid in pids.values() if _pid_alive(int(pid))]
+    assert not [pid for pid in pids.values() if pid_alive(int(pid))]
     assert not _survivors(env[MARKER], within=0.2)
 
 
@@ -334,7 +280,7 @@ def test_a_timed_out_script_whose_child_left_the_session_leaves_nothing_alive(en
     result = run(["bash", "-c", script], env, timeout_s=0.5, grace_s=0.5)
 
     assert result.timed_out
-    assert not _pid_alive(int(result.stdout))
+    assert not pid_alive(int(result.stdout))
     assert not _survivors(env[MARKER], within=0.2)
 
 
@@ -378,7 +324,7 @@ def test_a_daemon_that_left_the_session_is_killed_when_the_script_exits(env):
     result = run(["bash", "-c", script], env)
 
     assert result.exit_code == 0
-    assert not _pid_alive(int(result.stdout))
+    assert not pid_alive(int(result.stdout))
 
 
 # Output volume and encoding

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -42,8 +44,14 @@ OUTCOME_BY_TYPE: dict[str, Callable[[Run, threading.Event], RunOutcome]] = {
 }
 
 
-def execute_run(run_id: int, worker: str | None = None) -> Run | None:
-    """Start, run and finish the run if this delivery wins it; None if another did."""
+def execute_run(
+    run_id: int, worker: str | None = None, cancel: Cancellation | None = None
+) -> Run | None:
+    """Start, run and finish the run if this delivery wins it; None if another did.
+
+    Setting ``cancel`` (see ``Cancellation.cancel``) ends the job early; the run
+    ends as ``error`` with the given reason.
+    """
     run = Run.objects.select_related("job").filter(pk=run_id).first()
     if run is None:
         return None
@@ -54,16 +62,20 @@ def execute_run(run_id: int, worker: str | None = None) -> Run | None:
         run.refresh_from_db()
         notify.run_finished(run)
         return run
-    return complete_run(run, _by_type)
+    return complete_run(run, _by_type, cancel)
 
 
-def complete_run(run: Run, work: Callable[[Run, threading.Event], RunOutcome]) -> Run:
+def complete_run(
+    run: Run,
+    work: Callable[[Run, threading.Event], RunOutcome],
+    cancel: Cancellation | None = None,
+) -> Run:
     """Do ``work`` for a run this worker holds, under a heartbeat; record and announce it.
 
     ``execute_run`` uses it after starting a run, and a resumed session run after
     taking one over.
     """
-    cancel = Cancellation()
+    cancel = cancel or Cancellation()
     with Heartbeat(run, cancel):
         outcome = _outcome(run, cancel, work)
     if not run.finish(outcome, timezone.now()):
@@ -86,6 +98,30 @@ def _outcome(
     except Exception as exc:  # the run must end recorded, whatever broke
         logger.exception("run %s failed inside the runner", run.pk)
         return RunOutcome(status=RunStatus.ERROR, error=f"runner error: {exc!r}")
+
+
+@contextmanager
+def cancel_on_signals(
+    cancel: Cancellation, signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+) -> Iterator[None]:
+    """Turn these signals into a cancellation while the block runs (main thread only).
+
+    So an operator's Ctrl-C ends the script and the run is still recorded, instead
+    of the run being left ``running`` for the liveness check to find.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(number: int, frame) -> None:
+        cancel.cancel(f"interrupted by {signal.Signals(number).name} before it finished")
+
+    previous = {number: signal.signal(number, handle) for number in signals}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 class Heartbeat:

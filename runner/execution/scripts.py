@@ -8,11 +8,11 @@ import signal
 import threading
 from contextlib import ExitStack
 from pathlib import Path
-from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
 
+from jeeves_site.database import database_url
 from runner.execution.process import (
     ProcessResult,
     ScriptNotRunnable,
@@ -38,19 +38,6 @@ class Cancellation(threading.Event):
         self.set()
 
 
-def database_url() -> str:
-    """The URL of the database this process uses, for scripts' client API."""
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    credentials = quote(db.get("USER") or "", safe="")
-    if db.get("PASSWORD"):
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    host = db.get("HOST") or "127.0.0.1"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{credentials}@{host}{port}/{quote(db['NAME'], safe='')}"
-
-
 def runner_environment(run: Run) -> dict[str, str]:
     """The variables the runner always sets; a job's env cannot override them."""
     db = settings.DATABASES["default"]
@@ -59,7 +46,7 @@ def runner_environment(run: Run) -> dict[str, str]:
         "JR_JOB_ID": run.job_id,
         "JR_RUN_ID": str(run.pk),
         "JR_DB_PATH": db["NAME"] if connection.vendor == "sqlite" else "",
-        "DATABASE_URL": database_url(),
+        "DATABASE_URL": database_url(settings.DATABASES["default"]),
         "DJANGO_SETTINGS_MODULE": "jeeves_site.settings",
         "JEEVES_DATA_DIR": str(settings.DATA_DIR),
         "PYTHONPATH": os.pathsep.join(part for part in python_path if part),

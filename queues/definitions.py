@@ -1,0 +1,120 @@
+"""Queue definitions: the rules for ``dedup_config`` and ``retention``, and the one upsert.
+
+The validators run through ``Queue.full_clean()``, which every entrance uses (the
+admin form, ``add_queue``, sync files, the API), so a refusal reads the same
+everywhere: ``ValidationError.message_dict`` maps each field to what is wrong, and
+a message about a part of a field starts with that part (``path: ...``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from jsonpath_ng import JSONPath
+from jsonpath_ng.ext import parse as parse_jsonpath
+
+from statestore.ttl import parse_duration
+
+DEDUP_SCOPES = ("pending", "all")
+RETENTION_STATUSES = ("completed", "failed")
+# Used for a status the queue's retention leaves out; the original kept items 7 days.
+DEFAULT_RETENTION = {"completed": "7d", "failed": "30d"}
+DEFINITION_FIELDS = ("id", "name", "description", "dedup_config", "retention", "max_attempts")
+
+
+@lru_cache(maxsize=256)
+def compile_jsonpath(path: str) -> JSONPath:
+    """Parse a JSONPath once per process; parsing costs far more than evaluating."""
+    return parse_jsonpath(path)
+
+
+def validate_dedup_config(value: Any) -> None:
+    """``{"path": "<JSONPath>", "scope": "pending" | "all"}``; null or {} for none."""
+    if value in (None, {}):
+        return
+    if not isinstance(value, dict):
+        raise ValidationError(
+            'must be an object like {"path": "$.id", "scope": "pending"}',
+            code="invalid_dedup_config",
+        )
+    errors = [f"{name}: unknown setting" for name in sorted(set(value) - {"path", "scope"})]
+    path = value.get("path")
+    if not isinstance(path, str) or not path.strip():
+        errors.append("path: required, a JSONPath such as $.id")
+    else:
+        try:
+            compile_jsonpath(path)
+        except Exception as exc:  # jsonpath-ng raises assorted types for malformed paths
+            errors.append(f"path: {path!r} is not a valid JSONPath ({exc})")
+    scope = value.get("scope", "pending")
+    if scope not in DEDUP_SCOPES:
+        errors.append(
+            f"scope: must be 'pending' (pending and claimed items) or 'all' "
+            f"(completed items too), not {scope!r}"
+        )
+    if errors:
+        raise ValidationError(errors, code="invalid_dedup_config")
+
+
+def validate_retention(value: Any) -> None:
+    """``{"completed": "7d", "failed": "30d"}``: durations, or null to keep forever."""
+    if not isinstance(value, dict):
+        raise ValidationError(
+            'must be an object like {"completed": "7d", "failed": "30d"}', code="invalid_retention"
+        )
+    errors = [
+        f"{name}: unknown status (use completed or failed)"
+        for name in sorted(set(value) - set(RETENTION_STATUSES))
+    ]
+    for status in RETENTION_STATUSES:
+        if value.get(status) is None:
+            continue
+        try:
+            parse_duration(value[status], status)
+        except ValidationError as exc:
+            errors.extend(f"{status}: {message}" for message in exc.messages)
+    if errors:
+        raise ValidationError(errors, code="invalid_retention")
+
+
+def upsert_queue_definition(data: dict[str, Any]) -> tuple[Any, bool]:
+    """Create or update the queue ``data["id"]``; return ``(queue, created)``.
+
+    Fields left out of ``data`` keep their current (or default) values. Raises
+    ValidationError naming each bad field; nothing is written then.
+    """
+    from queues.models import Queue
+
+    if not isinstance(data, dict):
+        raise ValidationError({"__all__": ["a queue definition must be a JSON object"]})
+    unknown = sorted(set(data) - set(DEFINITION_FIELDS))
+    if unknown:
+        known = ", ".join(DEFINITION_FIELDS)
+        raise ValidationError({name: [f"unknown field (known: {known})"] for name in unknown})
+    if isinstance(data.get("max_attempts"), bool):
+        raise ValidationError({"max_attempts": ["must be an integer of at least 1"]})
+    queue_id = data.get("id")
+    if not isinstance(queue_id, str) or not queue_id:
+        raise ValidationError({"id": ["required, a non-empty string"]})
+    try:
+        return _upsert(Queue, queue_id, data)
+    except IntegrityError:
+        # Another process created the same queue between our read and insert.
+        return _upsert(Queue, queue_id, data)
+
+
+def _upsert(model, queue_id: str, data: dict[str, Any]) -> tuple[Any, bool]:
+    with transaction.atomic():
+        queue = model.objects.select_for_update().filter(pk=queue_id).first()
+        created = queue is None
+        if created:
+            queue = model(id=queue_id)
+        for field in DEFINITION_FIELDS[1:]:
+            if field in data:
+                setattr(queue, field, data[field])
+        queue.full_clean(validate_unique=False)
+        queue.save(force_insert=created)
+    return queue, created

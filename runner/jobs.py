@@ -1,0 +1,208 @@
+"""Creating, changing, listing and removing jobs: what every entrance shares.
+
+``add_job``, ``sync_jobs``, the admin actions and the HTTP API call these
+functions, so a job is always written through ``Job.full_clean()`` and refused
+with the same words wherever it comes from.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.db.models import Count, OuterRef, Subquery
+from django.utils import timezone
+
+from runner.models import Job, Run, SourceType
+
+# Every field a caller may set; the rest (created_at, updated_at) are the database's.
+JOB_FIELDS = (
+    "id", "name", "description", "type", "schedule", "timezone", "script", "source_type",
+    "enabled", "timeout_ms", "overlap_policy", "missed_fire_policy", "thinking",
+    "on_failure", "on_success", "output_channel", "env", "args",
+)  # fmt: skip
+REQUIRED_FOR_NEW = ("id", "name", "schedule", "script")
+_NOT_STRINGS = {"enabled", "timeout_ms", "env", "args"}
+
+
+class Change(models.TextChoices):
+    """What an upsert did to the job."""
+
+    ADDED = "added"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+class UnknownJobs(LookupError):
+    """Some of the job ids asked for do not exist; ``ids`` lists them."""
+
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__(f"unknown job id{'s' if len(ids) > 1 else ''}: {', '.join(ids)}")
+        self.ids = ids
+
+
+def upsert_job(fields: Mapping[str, Any], script_base: Path | None = None) -> tuple[Job, Change]:
+    """Create job ``fields["id"]``, or change only the fields given; return it and what changed.
+
+    A new job needs id, name, schedule and script; other fields take the model's
+    defaults. With ``script_base``, a relative path script (a path job's file or a
+    session's prompt file) resolves against it and is stored absolute. Raises
+    ValidationError naming each bad field (see ``validation.describe``); nothing is
+    written then.
+    """
+    _check_shape(fields)
+    try:
+        return _upsert(fields, script_base)
+    except IntegrityError:
+        # Another process created the same id between our read and insert.
+        return _upsert(fields, script_base)
+
+
+def _check_shape(fields: Mapping[str, Any]) -> None:
+    if not isinstance(fields, Mapping):
+        raise ValidationError("a job must be a JSON object")
+    errors = {name: "unknown field" for name in fields if name not in JOB_FIELDS}
+    for name, value in fields.items():
+        problem = _type_problem(name, value)
+        if name in JOB_FIELDS and problem:
+            errors[name] = problem
+    if not errors and not fields.get("id"):
+        errors["id"] = "is required"
+    if errors:
+        raise ValidationError(errors)
+
+
+def _type_problem(name: str, value: object) -> str | None:
+    """What is wrong with the JSON type of ``value`` (the model would coerce it silently)."""
+    if name == "enabled" and not isinstance(value, bool):
+        return "must be true or false"
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    if name == "timeout_ms" and value is not None and not whole:
+        return "must be a whole number of milliseconds, or null for no timeout"
+    if name not in _NOT_STRINGS and not isinstance(value, str):
+        return f"must be a string, not {type(value).__name__}"
+    return None
+
+
+def _upsert(fields: Mapping[str, Any], script_base: Path | None) -> tuple[Job, Change]:
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=fields["id"]).first()
+        created = job is None
+        if created:
+            _require_new_fields(fields)
+            job = Job()
+        before = _snapshot(job)
+        for name, value in fields.items():
+            setattr(job, name, value)
+        if script_base is not None and "script" in fields:
+            job.script = absolute_script(job, script_base)
+        job.full_clean()
+        if not created and _snapshot(job) == before:
+            return job, Change.UNCHANGED
+        job.save(force_insert=created)
+    return job, Change.ADDED if created else Change.UPDATED
+
+
+def _require_new_fields(fields: Mapping[str, Any]) -> None:
+    missing = {
+        name: "is required for a new job" for name in REQUIRED_FOR_NEW if not fields.get(name)
+    }
+    if missing:
+        raise ValidationError(missing)
+
+
+def _snapshot(job: Job) -> dict[str, Any]:
+    return {name: getattr(job, name) for name in JOB_FIELDS}
+
+
+def absolute_script(job: Job, base: Path) -> str:
+    """The job's script with a relative file path made absolute against ``base``.
+
+    Inline text and anything that is not one line (so not a path) stay as they are.
+    """
+    text = job.script.strip()
+    if job.source_type != SourceType.PATH or not text or "\n" in text:
+        return job.script
+    path = Path(text).expanduser()
+    return os.path.normpath(path if path.is_absolute() else base / path)
+
+
+def get_jobs(job_ids: Iterable[str]) -> list[Job]:
+    """The jobs with these ids, in the order given; UnknownJobs if any is missing."""
+    ids = list(dict.fromkeys(job_ids))
+    found = Job.objects.in_bulk(ids)
+    missing = [job_id for job_id in ids if job_id not in found]
+    if missing:
+        raise UnknownJobs(missing)
+    return [found[job_id] for job_id in ids]
+
+
+def set_enabled(job_ids: Iterable[str], enabled: bool) -> int:
+    """Enable or disable these jobs; return how many changed.
+
+    ``updated_at`` moves only for the jobs that changed, so the scheduler's
+    reconciliation sees exactly those.
+    """
+    jobs = Job.objects.filter(pk__in=list(job_ids)).exclude(enabled=enabled)
+    return jobs.update(enabled=enabled, updated_at=timezone.now())
+
+
+def remove_jobs(job_ids: Iterable[str]) -> dict[str, int]:
+    """Delete these jobs with all their runs; return each removed job's run count.
+
+    A run still in progress loses its row; its worker's next heartbeat finds the
+    run gone and ends the script.
+    """
+    ids = list(job_ids)
+    with transaction.atomic():
+        counts = dict(Run.objects.filter(job__in=ids).values_list("job").annotate(n=Count("id")))
+        removed = list(Job.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        Job.objects.filter(pk__in=removed).delete()
+    return {job_id: counts.get(job_id, 0) for job_id in removed}
+
+
+class JobRow(NamedTuple):
+    """One line of the job list."""
+
+    enabled: bool
+    id: str
+    schedule: str
+    zone: str  # the job's own zone, or the server's when it names none
+    next_fire: datetime | None
+    last_status: str | None
+    name: str
+
+
+def job_rows(now: datetime) -> list[JobRow]:
+    """Every job with its next fire after ``now`` (None when disabled) and last run status.
+
+    One query whatever the number of jobs; next fires are computed once per
+    distinct (schedule, zone).
+    """
+    # One probe of the runs_job_newest index per job, inside the same query.
+    last_status = Run.objects.filter(job=OuterRef("pk")).order_by("-id").values("status")[:1]
+    rows = Job.objects.annotate(last_status=Subquery(last_status)).values_list(
+        "enabled", "id", "schedule", "timezone", "last_status", "name"
+    )
+    next_fires: dict[tuple[str, str], datetime | None] = {}
+    result = []
+    for enabled, job_id, schedule, zone_name, status, name in rows.iterator(chunk_size=2000):
+        job = Job(schedule=schedule, timezone=zone_name)
+        key = (schedule, job.zone_name)
+        if enabled and key not in next_fires:
+            next_fires[key] = _next_fire(job, now)
+        next_fire = next_fires[key] if enabled else None
+        result.append(JobRow(enabled, job_id, schedule, job.zone_name, next_fire, status, name))
+    return result
+
+
+def _next_fire(job: Job, now: datetime) -> datetime | None:
+    try:
+        return job.next_fire_after(now)
+    except (ValueError, KeyError):  # a schedule or zone stored before it became invalid
+        return None

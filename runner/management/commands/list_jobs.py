@@ -1,0 +1,49 @@
+"""``list_jobs``: every job with its next fire and last run status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from runner.jobs import JobRow, job_rows
+from runner.schedule import zone
+
+HEADERS = ("ENABLED", "ID", "SCHEDULE", "NEXT FIRE", "LAST STATUS", "NAME")
+
+
+class Command(BaseCommand):
+    help = (
+        "List jobs: enabled, id, schedule with its time zone, next fire (in that zone; "
+        "'-' when disabled), status of the newest run, name."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        rows = [_cells(row) for row in job_rows(timezone.now())]
+        if not rows:
+            self.stdout.write("No jobs.")
+            return
+        widths = [max(len(cells[i]) for cells in [HEADERS, *rows]) for i in range(5)]
+        for cells in [HEADERS, *rows]:
+            padded = [cell.ljust(width) for cell, width in zip(cells, widths, strict=False)]
+            self.stdout.write("  ".join([*padded, cells[5]]))
+
+
+def _cells(row: JobRow) -> tuple[str, ...]:
+    return (
+        "yes" if row.enabled else "no",
+        row.id,
+        f"{row.schedule} ({row.zone})",
+        _next_fire(row),
+        row.last_status or "-",
+        row.name,
+    )
+
+
+def _next_fire(row: JobRow) -> str:
+    if not row.enabled:
+        return "-"
+    if row.next_fire is None:
+        return "never"
+    return row.next_fire.astimezone(zone(row.zone)).strftime("%Y-%m-%d %H:%M:%S %Z")

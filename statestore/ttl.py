@@ -1,0 +1,35 @@
+"""Duration strings as the original runner wrote them: ``90s``, ``60m``, ``24h``, ``30d``.
+
+State TTLs, queue retention and claim leases all use this one format.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+
+ACCEPTED_FORMS = "a whole number followed by s, m, h or d (90s, 60m, 24h, 30d)"
+_DURATION = re.compile(r"^([0-9]{1,9})([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Beyond this an expiry would overflow datetime; nobody needs a TTL of 27 centuries.
+MAX_SECONDS = 1_000 * 365 * 86400
+
+
+def parse_duration(text: object, field: str = "ttl") -> timedelta:
+    """Return the duration ``text`` names; a ValidationError keyed by ``field`` otherwise."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValidationError({field: f"{text!r} is not a duration: use {ACCEPTED_FORMS}"})
+    seconds = int(match[1]) * _UNIT_SECONDS[match[2]]
+    if seconds == 0:
+        raise ValidationError({field: f"{text!r} must be longer than zero"})
+    if seconds > MAX_SECONDS:
+        raise ValidationError({field: f"{text!r} is longer than 1000 years"})
+    return timedelta(seconds=seconds)
+
+
+def expiry(ttl: str | None, now: datetime) -> datetime | None:
+    """When a value written at ``now`` with ``ttl`` stops being readable (None: never)."""
+    return None if ttl is None else now + parse_duration(ttl)

@@ -1,0 +1,149 @@
+"""add_job: upsert a job from flags; a refusal is one line and writes nothing."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.forms.models import model_to_dict
+
+from runner.jobs import upsert_job
+from runner.models import Job
+
+pytestmark = pytest.mark.django_db
+
+BASE = ["--id", "inbox", "--name", "Inbox", "--schedule", "*/5 * * * *"]
+INLINE = [*BASE, "--source-type", "inline", "--script", "echo hi"]
+
+
+def add_job(*argv: str) -> str:
+    out = StringIO()
+    call_command("add_job", *argv, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def refusal(*argv: str) -> str:
+    with pytest.raises(CommandError) as caught:
+        add_job(*argv)
+    return str(caught.value)
+
+
+def test_every_flag_sets_its_field(script_file, tmp_path):
+    script = script_file("poll.sh", "echo hi")
+    add_job(
+        *BASE, "--script", str(script), "--type", "script", "--source-type", "path",
+        "--description", "Poll the inbox", "--timeout", "60000", "--overlap", "allow",
+        "--missed-fire", "latest", "--on-failure", "C1", "--on-success", "C2",
+        "--output-channel", "C3", "--env", "A=1", "--env", "B=x=y", "--arg", "one",
+        "--arg=--two", "--timezone", "Europe/Berlin", "--thinking", "high", "--disabled",
+    )  # fmt: skip
+    job = model_to_dict(Job.objects.get(pk="inbox"))
+    assert job == {
+        "id": "inbox", "name": "Inbox", "schedule": "*/5 * * * *", "script": str(script),
+        "type": "script", "source_type": "path", "description": "Poll the inbox",
+        "timeout_ms": 60000, "overlap_policy": "allow", "missed_fire_policy": "latest",
+        "on_failure": "C1", "on_success": "C2", "output_channel": "C3",
+        "env": {"A": "1", "B": "x=y"}, "args": ["one", "--two"], "timezone": "Europe/Berlin",
+        "thinking": "high", "enabled": False,
+    }  # fmt: skip
+
+
+def test_add_job_says_whether_it_added_updated_or_left_the_job_unchanged():
+    assert add_job(*INLINE) == "job inbox: added\n"
+    assert add_job("--id", "inbox", "--name", "Renamed") == "job inbox: updated\n"
+    assert add_job("--id", "inbox", "--name", "Renamed") == "job inbox: unchanged\n"
+
+
+def test_a_relative_script_path_is_stored_absolute_against_the_current_directory(
+    script_file, tmp_path, monkeypatch
+):
+    script_file("poll.sh", "echo hi")
+    monkeypatch.chdir(tmp_path)
+    add_job(*BASE, "--script", "poll.sh")
+    assert Job.objects.get(pk="inbox").script == str(tmp_path / "poll.sh")
+
+
+def test_an_update_changes_only_the_flags_given():
+    add_job(*INLINE, "--description", "kept", "--env", "A=1", "--timeout", "500")
+    add_job("--id", "inbox", "--schedule", "0 9 * * *")
+    job = Job.objects.get(pk="inbox")
+    assert (job.schedule, job.description, job.env, job.timeout_ms) == (
+        "0 9 * * *", "kept", {"A": "1"}, 500,
+    )  # fmt: skip
+
+
+def test_env_pairs_and_json_objects_combine_with_later_ones_winning():
+    add_job(*INLINE, "--env", '{"A": "json", "B": "json"}', "--env", "B=pair")
+    assert Job.objects.get(pk="inbox").env == {"A": "json", "B": "pair"}
+
+
+def test_given_env_and_args_replace_the_stored_ones():
+    add_job(*INLINE, "--env", "A=1", "--arg", "x")
+    add_job("--id", "inbox", "--env", "B=2", "--arg", "y")
+    job = Job.objects.get(pk="inbox")
+    assert (job.env, job.args) == ({"B": "2"}, ["y"])
+
+
+def test_clear_flags_remove_the_env_the_args_and_the_timeout():
+    add_job(*INLINE, "--env", "A=1", "--arg", "x", "--timeout", "500")
+    add_job("--id", "inbox", "--clear-env", "--clear-args", "--no-timeout")
+    job = Job.objects.get(pk="inbox")
+    assert (job.env, job.args, job.timeout_ms) == ({}, [], None)
+
+
+def test_enabled_turns_a_disabled_job_back_on():
+    add_job(*INLINE, "--disabled")
+    add_job("--id", "inbox", "--enabled")
+    assert Job.objects.get(pk="inbox").enabled
+
+
+# Refusals: (extra flags, what the one line says). The last of a repeated flag wins.
+REFUSALS = [
+    (["--schedule", "61 * * * *"], "schedule: '61 * * * *' is not a valid cron expression"),
+    (["--schedule", "0 0 30 2 *"], "schedule: '0 0 30 2 *' never fires"),
+    (["--schedule", "* * *"], "schedule: '* * *' has 3 fields"),
+    (["--timezone", "Mars/Olympus"], "timezone: 'Mars/Olympus' is not a known IANA time zone"),
+    (["--env", "{not json"], "env: not valid JSON"),
+    (["--env", "NOEQUALS"], "env: 'NOEQUALS' is not KEY=VALUE"),
+    (["--env", '{"A": 1}'], "env: the value of A must be a string, not int"),
+    (["--env", "JR_RUN_ID=7"], "env: JR_RUN_ID is set by the runner and cannot be overridden"),
+    (["--type", "lambda"], "type: Value 'lambda' is not a valid choice (one of: script, session)"),
+    (["--overlap", "queue"], "overlap_policy: Value 'queue' is not a valid choice (one of: "),
+    (["--missed-fire", "some"], "missed_fire_policy: Value 'some' is not a valid choice"),
+    (["--thinking", "deep"], "thinking: Value 'deep' is not a valid choice"),
+    (["--timeout", "soon"], "timeout_ms: 'soon' is not a whole number of milliseconds"),
+    (["--timeout", "-5"], "timeout_ms: Ensure this value is greater than or equal to 1"),
+    (["--source-type", "path", "--script", "/no/such/poll.sh"], "script: script file not found"),
+    (["--enabled", "--disabled"], "not allowed with argument --enabled"),
+]
+
+
+@pytest.mark.parametrize("extra,message", REFUSALS)
+def test_a_new_job_with_bad_input_is_refused_in_one_line_and_not_written(extra, message):
+    text = refusal(*INLINE, *extra)
+    assert message in text and "\n" not in text
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("extra,message", REFUSALS)
+def test_an_update_with_bad_input_is_refused_in_one_line_and_changes_nothing(extra, message):
+    upsert_job({"id": "inbox", "name": "Inbox", "schedule": "0 * * * *", "script": "echo hi",
+                "source_type": "inline", "env": {"KEEP": "1"}})  # fmt: skip
+    before = model_to_dict(Job.objects.get(pk="inbox"))
+    text = refusal("--id", "inbox", "--name", "Renamed", *extra)
+    assert message in text and "\n" not in text
+    assert model_to_dict(Job.objects.get(pk="inbox")) == before
+
+
+def test_a_new_job_without_name_schedule_and_script_is_refused_naming_them():
+    assert refusal("--id", "inbox") == (
+        "name: is required for a new job; schedule: is required for a new job; "
+        "script: is required for a new job"
+    )
+
+
+def test_an_id_with_spaces_is_refused():
+    text = refusal("--id", "my job", *INLINE[2:])
+    assert text.startswith("id: use letters, digits")
+    assert not Job.objects.exists()

@@ -1,0 +1,59 @@
+"""list_jobs: a table of enabled, id, schedule (zone), next fire, last status, name."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from io import StringIO
+
+import pytest
+import time_machine
+from django.core.management import call_command
+
+from tests.factories import JobFactory, RunFactory
+
+pytestmark = pytest.mark.django_db
+
+MONDAY_NOON = datetime(2025, 6, 2, 12, 0, 0, tzinfo=UTC)
+
+
+def list_jobs() -> list[str]:
+    out = StringIO()
+    call_command("list_jobs", stdout=out)
+    return out.getvalue().splitlines()
+
+
+@time_machine.travel(MONDAY_NOON, tick=False)
+def test_each_job_shows_its_schedule_zone_next_fire_in_that_zone_and_last_status(settings):
+    settings.TIME_ZONE = "UTC"
+    berlin = JobFactory(
+        id="berlin", name="Morning", schedule="30 9 * * *", timezone="Europe/Berlin"
+    )
+    RunFactory(job=berlin, status="error")
+    JobFactory(id="often", name="Often", schedule="*/5 * * * * *")
+    lines = list_jobs()
+    assert [re.split(r" {2,}", line) for line in lines] == [
+        ["ENABLED", "ID", "SCHEDULE", "NEXT FIRE", "LAST STATUS", "NAME"],
+        ["yes", "berlin", "30 9 * * * (Europe/Berlin)", "2025-06-03 09:30:00 CEST", "error",
+         "Morning"],
+        ["yes", "often", "*/5 * * * * * (UTC)", "2025-06-02 12:00:05 UTC", "-", "Often"],
+    ]  # fmt: skip
+    starts = {line.index(text) for line, text in zip(lines, ("NEXT", "2025", "2025"), strict=True)}
+    assert len(starts) == 1, "the next fire column is aligned"
+
+
+def test_a_disabled_job_has_no_next_fire():
+    JobFactory(id="off", enabled=False)
+    assert list_jobs()[1].split()[:2] == ["no", "off"]
+    assert " - " in list_jobs()[1]
+
+
+def test_an_empty_installation_says_so():
+    assert list_jobs() == ["No jobs."]
+
+
+def test_the_list_takes_one_query_however_many_jobs_and_runs(django_assert_num_queries):
+    for job in JobFactory.create_batch(40):
+        RunFactory.create_batch(2, job=job)
+    with django_assert_num_queries(1):
+        assert len(list_jobs()) == 41

@@ -1,0 +1,240 @@
+"""sync_jobs DIR: upsert jobs from the original runner's job files, reporting each one."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.forms.models import model_to_dict
+
+from queues.models import Queue
+from runner.jobs import upsert_job
+from runner.models import Job
+
+pytestmark = pytest.mark.django_db
+
+
+@dataclass
+class Result:
+    out: str
+    err: str
+    error: str | None  # the CommandError, when the command exited non-zero
+
+
+def sync(directory: Path, *flags: str) -> Result:
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("sync_jobs", str(directory), *flags, stdout=out, stderr=err)
+    except CommandError as exc:
+        return Result(out.getvalue(), err.getvalue(), str(exc))
+    return Result(out.getvalue(), err.getvalue(), None)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A scripts repository: ``jobs/`` for job files, ``scripts/poll.sh``."""
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "poll.sh").write_text("echo hi\n")
+    return tmp_path
+
+
+def write(repo: Path, name: str, content: object) -> None:
+    text = content if isinstance(content, str | bytes) else json.dumps(content)
+    path = repo / "jobs" / name
+    path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
+
+
+def original(**overrides) -> dict:
+    """A job as the original runner's files hold it, with its extra keys."""
+    job = {
+        "id": "poll", "name": "Poll", "script": "scripts/poll.sh", "schedule": "*/11 * * * *",
+        "description": "Poll mail", "overlap_policy": "allow", "timeout_seconds": 300,
+        "enabled": True, "type": "script", "on_failure": None, "on_success": "C2",
+        "output_channel": None, "source_type": "path", "env": {"A": "1"}, "args": ["--x"],
+        "domain": "email", "prerequisite": None,
+    }  # fmt: skip
+    job.update(overrides)
+    return job
+
+
+def test_a_file_in_the_original_format_adds_its_jobs_with_scripts_relative_to_its_parent(repo):
+    write(repo, "email.json", [original()])
+    result = sync(repo / "jobs")
+    assert result.error is None
+    assert model_to_dict(Job.objects.get(pk="poll")) == {
+        "id": "poll", "name": "Poll", "script": str(repo / "scripts" / "poll.sh"),
+        "schedule": "*/11 * * * *", "description": "Poll mail", "overlap_policy": "allow",
+        "timeout_ms": 300_000, "enabled": True, "type": "script", "on_failure": "",
+        "on_success": "C2", "output_channel": "", "source_type": "path", "env": {"A": "1"},
+        "args": ["--x"], "timezone": "", "missed_fire_policy": "skip", "thinking": "low",
+    }  # fmt: skip
+    assert "email.json: job poll: added" in result.out.splitlines()
+
+
+def test_our_own_timezone_and_missed_fire_policy_keys_are_accepted(repo):
+    write(repo, "a.json", [original(timezone="Europe/Berlin", missed_fire_policy="latest")])
+    sync(repo / "jobs")
+    job = Job.objects.get(pk="poll")
+    assert (job.timezone, job.missed_fire_policy) == ("Europe/Berlin", "latest")
+
+
+def test_a_second_sync_of_the_same_files_reports_every_job_unchanged(repo):
+    write(repo, "a.json", [original(id="one"), original(id="two")])
+    sync(repo / "jobs")
+    result = sync(repo / "jobs")
+    assert result.out.splitlines()[-1].startswith("0 added, 0 updated, 2 unchanged, 0 skipped")
+
+
+def test_a_changed_file_updates_only_the_keys_it_gives(repo):
+    write(repo, "a.json", [original()])
+    sync(repo / "jobs")
+    Job.objects.filter(pk="poll").update(description="edited in the admin")
+    write(repo, "a.json", [{"id": "poll", "schedule": "0 * * * *"}])
+    assert "a.json: job poll: updated" in sync(repo / "jobs").out
+    job = Job.objects.get(pk="poll")
+    assert (job.schedule, job.description) == ("0 * * * *", "edited in the admin")
+
+
+def test_keys_that_are_not_job_fields_are_reported_once_per_file(repo):
+    write(repo, "a.json", [original(id="one"), original(id="two")])
+    result = sync(repo / "jobs")
+    assert result.out.count("ignored") == 1
+    assert "a.json: ignored: keys that are not job fields: domain, prerequisite" in result.out
+
+
+def test_an_object_schedule_is_skipped_with_its_reason_while_the_rest_is_applied(repo):
+    recurrence = {"freq": "minutely", "interval": 97}
+    write(repo, "a.json", [original(id="object", schedule=recurrence), original(id="cron")])
+    result = sync(repo / "jobs")
+    assert result.err.splitlines() == [
+        'a.json: job object: skipped: schedule: {"freq": "minutely", "interval": 97} is the '
+        "original runner's recurrence object, which is not supported; give a cron expression "
+        "such as '*/5 * * * *'"
+    ]
+    assert result.error == "1 skipped, 0 refused; see the lines above"
+    assert list(Job.objects.values_list("id", flat=True)) == ["cron"]
+
+
+@pytest.mark.parametrize(
+    "job,reason",
+    [
+        (original(schedule="61 * * * *"), "schedule: '61 * * * *' is not a valid cron expression"),
+        (original(schedule="0 0 30 2 *"), "schedule: '0 0 30 2 *' never fires"),
+        (original(timezone="Mars/Olympus"), "timezone: 'Mars/Olympus' is not a known IANA"),
+        (original(env=["A=1"]), "env: must be a JSON object of strings"),
+        (original(env={"A": 1}), "env: the value of A must be a string, not int"),
+        (original(env={"JR_JOB_ID": "x"}), "env: JR_JOB_ID is set by the runner"),
+        (original(args="--x"), "args: must be a JSON list of strings"),
+        (original(type="lambda"), "type: Value 'lambda' is not a valid choice (one of: "),
+        (original(overlap_policy="queue"), "overlap_policy: Value 'queue' is not a valid choice"),
+        (original(timeout_seconds=-1), "timeout_seconds: must be a positive number of seconds"),
+        (original(timeout_seconds="60"), "timeout_seconds: must be a positive number of seconds"),
+        (original(timeout_ms=5), "timeout_seconds: give timeout_seconds or timeout_ms, not both"),
+        (original(enabled="yes"), "enabled: must be true or false"),
+        (original(script="scripts/gone.sh"), "script: script file not found: "),
+        (original(name=None), "name: must be a string, not NoneType"),
+        ({"name": "no id"}, "id: is required"),
+        ("poll", "a job must be a JSON object"),
+    ],
+)
+def test_a_refused_job_is_skipped_with_the_field_and_reason_and_not_written(repo, job, reason):
+    write(repo, "a.json", [job])
+    result = sync(repo / "jobs")
+    assert result.err.startswith("a.json: job ") and reason in result.err
+    assert result.err.count("\n") == 1 and result.error
+    assert not Job.objects.exists()
+
+
+def test_a_refused_job_leaves_its_stored_version_untouched(repo):
+    write(repo, "a.json", [original()])
+    sync(repo / "jobs")
+    before = model_to_dict(Job.objects.get(pk="poll"))
+    write(repo, "a.json", [original(name="Renamed", schedule="61 * * * *")])
+    assert sync(repo / "jobs").error
+    assert model_to_dict(Job.objects.get(pk="poll")) == before
+
+
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        ('[{"id": "poll",', "not valid JSON: Expecting"),
+        (b'["\xff\xfe"]', "not UTF-8 text"),
+        ({"id": "poll"}, 'must hold a JSON list of jobs, or an object {"jobs": [...]'),
+        ({"jobs": {"id": "poll"}}, "must hold a JSON list of jobs"),
+        ("42", "must hold a JSON list of jobs"),
+    ],
+)
+def test_a_malformed_file_is_refused_by_name_while_other_files_apply(repo, content, reason):
+    write(repo, "bad.json", content)
+    write(repo, "good.json", [original()])
+    result = sync(repo / "jobs")
+    assert result.err.startswith(f"bad.json: refused: {reason}")
+    assert result.error == "0 skipped, 1 refused; see the lines above"
+    assert list(Job.objects.values_list("id", flat=True)) == ["poll"]
+
+
+def test_a_jobs_object_file_is_read_like_a_list(repo):
+    write(repo, "a.json", {"jobs": [original()]})
+    assert sync(repo / "jobs").error is None
+    assert Job.objects.filter(pk="poll").exists()
+
+
+def test_an_id_defined_twice_is_skipped_naming_the_file_that_defined_it(repo):
+    write(repo, "a.json", [original(name="First")])
+    write(repo, "b.json", [original(name="Second")])
+    result = sync(repo / "jobs")
+    assert "b.json: job poll: skipped: id already defined in a.json" in result.err
+    assert Job.objects.get(pk="poll").name == "First"
+
+
+def test_a_missing_directory_is_refused(tmp_path):
+    assert sync(tmp_path / "nowhere").error == f"{tmp_path / 'nowhere'}: not a directory"
+
+
+def test_a_directory_without_job_files_is_refused(repo):
+    assert sync(repo / "jobs").error == f"{repo / 'jobs'}: no *.json files"
+
+
+def test_a_dry_run_reports_what_it_would_do_and_writes_nothing(repo):
+    write(repo, "a.json", [original()])
+    result = sync(repo / "jobs", "--dry-run")
+    assert "a.json: job poll: added" in result.out
+    assert result.out.splitlines()[-1].endswith("; nothing written")
+    assert not Job.objects.exists()
+
+
+def test_atomic_writes_nothing_when_one_job_is_refused(repo):
+    write(repo, "a.json", [original(id="good"), original(id="bad", schedule="61 * * * *")])
+    result = sync(repo / "jobs", "--atomic")
+    assert result.error and result.out.splitlines()[-1].endswith("; nothing written")
+    assert not Job.objects.exists()
+
+
+def test_atomic_writes_everything_when_every_job_is_accepted(repo):
+    write(repo, "a.json", [original(id="one"), original(id="two")])
+    assert sync(repo / "jobs", "--atomic").error is None
+    assert Job.objects.count() == 2
+
+
+def test_queues_in_a_sync_file_are_defined_and_a_bad_one_is_skipped_with_its_reason(repo):
+    queues = [{"id": "mail", "max_attempts": 5}, {"id": "bad", "max_attempts": 0}]
+    write(repo, "a.json", {"jobs": [original()], "queues": queues})
+    result = sync(repo / "jobs")
+    assert "a.json: queue mail: added" in result.out
+    assert "a.json: queue bad: skipped: max_attempts" in result.err
+    assert Queue.objects.get(pk="mail").max_attempts == 5
+    assert not Queue.objects.filter(pk="bad").exists()
+    assert Job.objects.filter(pk="poll").exists()
+
+
+def test_a_job_added_by_add_job_is_updated_in_place_by_sync(repo):
+    upsert_job({"id": "poll", "name": "Old", "schedule": "0 * * * *", "script": "echo",
+                "source_type": "inline"})  # fmt: skip
+    write(repo, "a.json", [original()])
+    assert "a.json: job poll: updated" in sync(repo / "jobs").out
+    assert Job.objects.get(pk="poll").name == "Poll"

@@ -1,0 +1,237 @@
+"""Script jobs through execute_run, with real child processes, on each database.
+
+What the process core does alone is tested in test_process.py; these tests check
+what reaches the run record: status, error text, output, result, and that
+nothing the script started survives it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import textwrap
+import uuid
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from jeeves_site.database import database_url
+from runner.execution.executor import execute_run
+from runner.execution.scripts import Cancellation
+from runner.models import Run
+from tests.factories import JobFactory, RunFactory
+from tests.processes import pid_alive, rss_growth, survivors
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+TREE_MARKER = "TEST_TREE_MARKER"
+
+
+def run_job(**job_fields) -> Run:
+    """Create a job and a manual run of it, execute it here, return the finished run."""
+    run = RunFactory(job=JobFactory(**job_fields))
+    return execute_run(run.pk, worker="test:1")
+
+
+def path_job(path, **job_fields) -> Run:
+    return run_job(source_type="path", script=str(path), **job_fields)
+
+
+# Choosing what runs
+
+
+def test_a_py_script_runs_with_the_running_python(script_file):
+    path = script_file("which.py", "import sys; print(sys.executable)", mode=0o644)
+    finished = path_job(path)
+    assert (finished.status, finished.stdout) == ("ok", sys.executable)
+
+
+def test_a_path_script_runs_in_its_own_directory(script_file):
+    path = script_file("where.sh", "pwd", mode=0o644)
+    assert path_job(path).stdout == str(path.parent)
+
+
+def test_an_interpreter_from_the_runners_map_is_used_for_its_extension(script_file, runner_config):
+    runner_config(runners={".txt": ["bash", "-c", 'echo "via map: $0"']})
+    path = script_file("notes.txt", "ignored", mode=0o644)
+    assert path_job(path).stdout == f"via map: {path}"
+
+
+def test_a_script_whose_interpreter_is_missing_ends_in_error_naming_it(script_file, runner_config):
+    runner_config(runners={".js": ["no-such-node-jr"]})
+    finished = path_job(script_file("app.js", "console.log(1)"))
+    assert (finished.status, finished.exit_code) == ("error", None)
+    assert finished.error == "interpreter 'no-such-node-jr' not found"
+
+
+def test_an_inline_script_whose_shebang_interpreter_is_missing_ends_in_error():
+    finished = run_job(script="#!/no/such/ruby\nputs 1\n")
+    assert finished.status == "error"
+    assert finished.error == "interpreter '/no/such/ruby' not found"
+
+
+def test_a_file_neither_mapped_nor_executable_ends_in_error_saying_so(script_file):
+    path = script_file("tool.rb", "puts 1", mode=0o644)
+    finished = path_job(path)
+    assert finished.status == "error"
+    assert finished.error == (
+        f"{path}: extension '.rb' has no interpreter mapped and the file is not executable"
+    )
+
+
+def test_an_executable_file_without_a_mapping_runs_directly(script_file):
+    path = script_file("tool", "#!/bin/sh\necho direct\n", mode=0o755)
+    assert path_job(path).stdout == "direct"
+
+
+def test_a_script_file_deleted_after_the_job_was_saved_ends_in_error(script_file):
+    path = script_file("gone.sh", "echo never")
+    job = JobFactory(source_type="path", script=str(path))
+    path.unlink()
+    finished = execute_run(RunFactory(job=job).pk, worker="test:1")
+    assert (finished.status, finished.error) == ("error", f"script not found: {path}")
+
+
+# Inline scripts
+
+
+def test_an_inline_script_runs_with_bash_and_its_file_is_gone_afterwards():
+    finished = run_job(script='echo "$0"; echo "$BASH_VERSION" >&2')
+    assert finished.status == "ok" and finished.stderr
+    assert not os.path.exists(finished.stdout)
+    assert not os.path.exists(os.path.dirname(finished.stdout))
+
+
+def test_an_inline_script_runs_with_the_interpreter_on_its_shebang_line():
+    text = f"#!{sys.executable}\nimport sys\nprint(sys.version_info[0], sys.argv[0])\n"
+    major, path = run_job(script=text).stdout.split()
+    assert major == "3" and not os.path.exists(path)
+
+
+def test_an_inline_script_file_is_readable_only_by_the_runner_while_it_runs():
+    finished = run_job(script='stat -c "%a %u" "$0" "$(dirname "$0")"')
+    assert finished.stdout.splitlines() == [f"600 {os.getuid()}", f"700 {os.getuid()}"]
+
+
+def test_an_inline_script_file_is_gone_after_a_timeout(runner_config):
+    runner_config(kill_grace_ms=200)
+    finished = run_job(script='echo "$0"; exec sleep 30', timeout_ms=300)
+    assert finished.status == "timeout"
+    assert finished.stdout.startswith(tempfile.gettempdir())
+    assert not os.path.exists(os.path.dirname(finished.stdout))
+
+
+# Environment and arguments
+
+
+def test_env_and_args_reach_an_inline_script():
+    finished = run_job(script='echo "$COLOR:$1:$2"', env={"COLOR": "blue"}, args=["a b", "c"])
+    assert finished.stdout == "blue:a b:c"
+
+
+def test_a_job_env_cannot_override_any_variable_the_runner_sets():
+    names = ["JR_JOB_ID", "JR_RUN_ID", "JR_DB_PATH", "DATABASE_URL", "DJANGO_SETTINGS_MODULE"]
+    script = "; ".join(f'echo "${name}"' for name in names)
+    # The factory skips validation, as a row written before a rule existed would.
+    run = RunFactory(job=JobFactory(id="real", script=script, env=dict.fromkeys(names, "forged")))
+    finished = execute_run(run.pk, worker="test:1")
+    assert "forged" not in finished.stdout
+    assert finished.stdout.splitlines()[:2] == ["real", str(run.pk)]
+
+
+def test_the_runner_gives_a_script_this_database():
+    finished = run_job(script='echo "$DATABASE_URL"; echo "[$JR_DB_PATH]"')
+    url, db_path = finished.stdout.splitlines()
+    assert url == database_url(settings.DATABASES["default"])
+    sqlite_file = settings.DATABASES["default"]["NAME"] if connection.vendor == "sqlite" else ""
+    assert db_path == f"[{sqlite_file}]"
+
+
+# Timeouts, cancellation and leftovers
+
+
+def test_a_timed_out_script_with_a_child_and_a_grandchild_ignoring_sigterm_leaves_none_alive(
+    runner_config,
+):
+    runner_config(kill_grace_ms=300)
+    marker = uuid.uuid4().hex
+    script = textwrap.dedent("""
+        bash -c 'trap "" TERM; sleep 60 & echo "grandchild $!"; wait' &
+        echo "child $!"
+        sleep 60
+    """)
+    finished = run_job(script=script, timeout_ms=500, env={TREE_MARKER: marker})
+    pids = dict(line.split() for line in finished.stdout.splitlines())
+    assert finished.status == "timeout" and set(pids) == {"child", "grandchild"}
+    assert finished.error == "timed out after 500 ms; its processes were ended"
+    assert not [pid for pid in pids.values() if pid_alive(int(pid))]
+    assert not survivors(TREE_MARKER, marker, within=0.2)
+
+
+def test_a_cancelled_run_ends_in_error_with_the_reason_given():
+    cancel = Cancellation()
+    cancel.cancel("stopped by the test")
+    run = RunFactory(job=JobFactory(script="sleep 30"))
+    finished = execute_run(run.pk, worker="test:1", cancel=cancel)
+    assert (finished.status, finished.error) == ("error", "stopped by the test")
+
+
+# Output
+
+
+def test_a_script_writing_200_mb_keeps_memory_bounded_and_the_last_lines(
+    script_file, runner_config
+):
+    runner_config(output_tail_lines=3)
+    writer = script_file(
+        "flood.py",
+        textwrap.dedent("""
+            import sys
+            out, pad = sys.stdout.buffer, b"x" * 90
+            for block in range(200):
+                lines = (b"%09d" % (block * 10000 + i) + pad + b"\\n" for i in range(10000))
+                out.write(b"".join(lines))
+        """),
+    )
+    with rss_growth() as growth:
+        finished = path_job(writer)
+    assert finished.status == "ok" and finished.stdout_bytes == 200_000_000
+    assert finished.stdout.splitlines() == [
+        f"{n:09d}" + "x" * 90 for n in (1999997, 1999998, 1999999)
+    ]
+    assert finished.output_truncated
+    assert growth[0] < 50 * 2**20, f"RSS grew by {growth[0] / 2**20:.1f} MiB"
+
+
+def test_invalid_utf8_output_is_stored_with_replacement_characters():
+    finished = run_job(script=r"printf 'bad \xff\xfe end\n'; printf 'caf\xc3' >&2")
+    assert (finished.stdout, finished.stderr) == ("bad \ufffd\ufffd end", "caf\ufffd")
+    assert (finished.stdout_bytes, finished.stderr_bytes) == (11, 4)
+
+
+def test_a_nul_byte_in_the_output_is_stored_as_a_replacement_character():
+    finished = run_job(script=r"printf 'a\0b\n'; printf 'c\0d' >&2; exit 1")
+    assert finished.status == "error"
+    assert (finished.stdout, finished.stderr) == ("a\ufffdb", "c\ufffdd")
+    assert finished.error.endswith("c\ufffdd")
+
+
+# JR_RESULT
+
+
+def test_a_result_line_sets_the_runs_tokens_and_result_meta():
+    finished = run_job(script="""echo 'JR_RESULT:{"tokens": 42, "model": "m"}'""")
+    assert (finished.tokens, finished.result_meta) == (42, {"tokens": 42, "model": "m"})
+
+
+def test_malformed_result_lines_leave_the_run_ok_without_a_result():
+    script = "echo 'JR_RESULT:{broken'; echo 'JR_RESULT:[1]'; echo 'JR_RESULT:'; echo done"
+    finished = run_job(script=script)
+    assert (finished.status, finished.tokens, finished.result_meta) == ("ok", None, None)
+
+
+def test_a_result_holding_a_nul_escape_is_stored_with_a_replacement_character():
+    finished = run_job(script=r"""echo 'JR_RESULT:{"note": "a\u0000b", "tokens": 1}'""")
+    assert finished.result_meta == {"note": "a\ufffdb", "tokens": 1}
