@@ -18,19 +18,24 @@ from django.http import HttpRequest
 from runner.api.errors import PayloadTooLarge, bad_input
 
 
-def json_body(request: HttpRequest) -> Any:
-    """The request's body as JSON; 413 above ``DATA_UPLOAD_MAX_MEMORY_SIZE``, 400 if not JSON."""
+def raw_body(request: HttpRequest) -> bytes:
+    """The request's bytes; 413 above ``DATA_UPLOAD_MAX_MEMORY_SIZE``."""
     try:
-        raw = request.body
+        return request.body
     except RequestDataTooBig:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         raise PayloadTooLarge(
             f"the request body is larger than the limit of {limit} bytes (JEEVES_MAX_REQUEST_BYTES)"
         ) from None
+
+
+def json_body(request: HttpRequest) -> Any:
+    """The request's body as JSON; 413 when too big, 400 when empty or not JSON."""
+    raw = raw_body(request)
     if not raw.strip():
         raise bad_input({"body": "is empty; send a JSON object"})
     try:
-        return json.loads(raw)
+        return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise bad_input({"body": "is not UTF-8 text"}) from None
     except json.JSONDecodeError as exc:
@@ -39,8 +44,15 @@ def json_body(request: HttpRequest) -> Any:
         ) from None
 
 
-def json_object(request: HttpRequest, allowed: Iterable[str] | None = None) -> dict[str, Any]:
-    """The body as a JSON object; with ``allowed``, any other key is refused by name."""
+def json_object(
+    request: HttpRequest, allowed: Iterable[str] | None = None, required: bool = True
+) -> dict[str, Any]:
+    """The body as a JSON object; with ``allowed``, any other key is refused by name.
+
+    With ``required=False`` an empty body reads as ``{}``.
+    """
+    if not required and not raw_body(request).strip():
+        return {}
     data = json_body(request)
     if not isinstance(data, dict):
         raise bad_input({"body": f"must be a JSON object, not {_json_type(data)}"})

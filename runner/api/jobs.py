@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 
-from runner.api.errors import NotFound
-from runner.api.schemas import ErrorOut, JobDetailOut, JobListOut
+from runner.api.body import json_object
+from runner.api.errors import Conflict, NotFound, bad_input, invalid
+from runner.api.schemas import (
+    CreatedJobOut,
+    DeletedJobOut,
+    ErrorOut,
+    JobDetailOut,
+    JobIn,
+    JobListOut,
+    OkOut,
+    ScriptIn,
+    body_doc,
+)
+from runner.jobs import JOB_FIELDS, Change, remove_jobs, set_enabled, upsert_job
 from runner.models import Job, Run
+from runner.sync import job_fields
 
 router = Router(tags=["jobs"])
+
+# The original runner's API took timeout_seconds; timeout_ms is this runner's own.
+CREATE_FIELDS = (*JOB_FIELDS, "timeout_seconds")
+UPDATE_FIELDS = tuple(name for name in CREATE_FIELDS if name != "id")
+WRITE_ERRORS = {400: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut}
 
 
 def _latest_run(field: F | Coalesce) -> Subquery:
@@ -49,3 +71,98 @@ def job_detail(request: HttpRequest, job_id: str) -> dict:
     if job is None:
         raise NotFound(f"job {job_id!r} not found")
     return {"job": job}
+
+
+def _write(fields: dict[str, Any]) -> tuple[Job, Change]:
+    try:
+        return upsert_job(job_fields(fields))
+    except ValidationError as exc:
+        raise invalid(exc, Job) from None
+
+
+@router.post(
+    "/jobs",
+    response={201: CreatedJobOut, **WRITE_ERRORS},
+    openapi_extra=body_doc(JobIn),
+    summary="Create a job",
+)
+def create_job(request: HttpRequest) -> Status:
+    """Create a job from the original runner's fields; 409 if the id exists."""
+    fields = json_object(request, CREATE_FIELDS)
+    with transaction.atomic():
+        job, change = _write(fields)
+        if change != Change.ADDED:  # rolls back what the upsert changed
+            raise Conflict(f"job {job.id!r} already exists; PATCH /api/jobs/{job.id} changes it")
+    return Status(201, {"ok": True, "id": job.id, "job": job})
+
+
+@router.patch(
+    "/jobs/{job_id}",
+    response={200: JobDetailOut, **WRITE_ERRORS},
+    openapi_extra=body_doc(JobIn),
+    summary="Change some of a job's fields",
+)
+def update_job(request: HttpRequest, job_id: str) -> dict:
+    """Change only the fields given; the rest stay as they are."""
+    fields = json_object(request, (*UPDATE_FIELDS, "id"))
+    if fields.pop("id", job_id) != job_id:
+        raise bad_input({"id": "a job's id cannot be changed"})
+    return {"job": _update(job_id, fields)}
+
+
+def _update(job_id: str, fields: dict[str, Any]) -> Job:
+    with transaction.atomic():
+        get_job(job_id)
+        job, change = _write({"id": job_id, **fields})
+        if change == Change.ADDED:  # deleted meanwhile; do not bring it back
+            raise NotFound(f"job {job_id!r} not found")
+    return job
+
+
+@router.delete(
+    "/jobs/{job_id}", response={200: DeletedJobOut, 404: ErrorOut}, summary="Delete a job"
+)
+def delete_job(request: HttpRequest, job_id: str) -> dict:
+    """Delete the job and all its runs."""
+    removed = remove_jobs([job_id])
+    if job_id not in removed:
+        raise NotFound(f"job {job_id!r} not found")
+    return {"ok": True, "deletedRuns": removed[job_id]}
+
+
+def _set_enabled(job_id: str, enabled: bool) -> dict:
+    get_job(job_id)
+    set_enabled([job_id], enabled)
+    return {"ok": True}
+
+
+# PATCH as the original runner's current API, POST as its first one.
+@router.api_operation(
+    ["PATCH", "POST"], "/jobs/{job_id}/enable", response={200: OkOut, 404: ErrorOut}
+)
+def enable_job(request: HttpRequest, job_id: str) -> dict:
+    """Let the scheduler fire the job again."""
+    return _set_enabled(job_id, True)
+
+
+@router.api_operation(
+    ["PATCH", "POST"], "/jobs/{job_id}/disable", response={200: OkOut, 404: ErrorOut}
+)
+def disable_job(request: HttpRequest, job_id: str) -> dict:
+    """Stop the scheduler firing the job; a run in progress goes on."""
+    return _set_enabled(job_id, False)
+
+
+@router.put(
+    "/jobs/{job_id}/script",
+    response={200: OkOut, **WRITE_ERRORS},
+    openapi_extra=body_doc(ScriptIn),
+    summary="Replace a job's script",
+)
+def replace_script(request: HttpRequest, job_id: str) -> dict:
+    """Replace the script (and, if given, its source type)."""
+    fields = json_object(request, ("script", "source_type"))
+    if "script" not in fields:
+        raise bad_input({"script": "is required"})
+    _update(job_id, fields)
+    return {"ok": True}

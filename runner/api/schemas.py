@@ -7,9 +7,15 @@ columns, the health and queue summaries in the original's camelCase.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from ninja import Schema
+
+
+def body_doc(schema: type[Schema], required: bool = True) -> dict[str, Any]:
+    """OpenAPI for a request body that the domain layer, not this schema, validates."""
+    content = {"application/json": {"schema": schema.model_json_schema()}}
+    return {"requestBody": {"required": required, "content": content}}
 
 
 class ErrorOut(Schema):
@@ -85,3 +91,45 @@ class RunListOut(Schema):
 
 class RunDetailOut(Schema):
     run: RunOut
+
+
+class JobIn(Schema):
+    """A job's fields, as the original runner's API took them; only ``id``, ``name``,
+    ``schedule`` and ``script`` are needed to create one, any subset to change one."""
+
+    id: str
+    name: str
+    schedule: str
+    script: str
+    description: str = ""
+    type: Literal["script", "session"] = "script"
+    source_type: Literal["path", "inline"] = "path"
+    enabled: bool = True
+    timeout_ms: int | None = None
+    timeout_seconds: float | None = None
+    overlap_policy: Literal["skip", "allow"] = "skip"
+    missed_fire_policy: Literal["skip", "latest", "all"] = "skip"
+    thinking: Literal["low", "medium", "high"] = "low"
+    timezone: str = ""
+    on_failure: str = ""
+    on_success: str = ""
+    output_channel: str = ""
+    env: dict[str, str] = {}
+    args: list[str] = []
+
+
+class ScriptIn(Schema):
+    script: str
+    source_type: Literal["path", "inline"] | None = None
+
+
+class CreatedJobOut(Schema):
+    ok: bool = True
+    id: str
+    job: JobOut
+
+
+class DeletedJobOut(Schema):
+    ok: bool = True
+    deletedRuns: int
+
