@@ -1,17 +1,70 @@
-"""Runs: a job's history, and one run by id."""
+"""Runs: trigger one now, a job's history, one run by id."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest
-from ninja import Router
+from django.utils import timezone
+from ninja import Router, Status
 
 from runner.api.errors import NotFound, bad_input
 from runner.api.jobs import get_job
-from runner.api.schemas import ErrorOut, RunDetailOut, RunListOut
-from runner.models import Run
+from runner.api.schemas import ErrorOut, RunDetailOut, RunListOut, RunStartedOut, TriggerOut
+from runner.execution.background import execute_in_background
+from runner.models import FINAL_RUN_STATUSES, Run
 
 router = Router(tags=["runs"])
 MAX_RUNS = 1000
+# Below gunicorn's worker timeout (30 s in scripts/start): a worker that overruns it
+# is killed, and the runs on its threads with it (the liveness check then ends them).
+DEFAULT_WAIT_S = 25.0
+MAX_WAIT_S = 3600.0
+
+
+@router.post(
+    "/jobs/{job_id}/run",
+    response={200: TriggerOut, 202: RunStartedOut, 400: ErrorOut, 404: ErrorOut},
+    summary="Run a job now",
+)
+def trigger_job(
+    request: HttpRequest, job_id: str, wait: bool = True, max_wait: float = DEFAULT_WAIT_S
+) -> Status:
+    """Start a manual run through ``execute_run`` and return its result.
+
+    The run executes on a thread of this process (as the admin's "Run now" does),
+    never on the request itself, so a client that goes away cannot cut it short and
+    no django-q2 worker needs to be running. ``wait=false``
+    answers 202 with the run id at once; otherwise the request waits up to
+    ``max_wait`` seconds for the result, then answers 202 likewise (follow the run
+    with ``GET /api/runs/{id}``).
+    """
+    if not 0 <= max_wait <= MAX_WAIT_S:
+        raise bad_input({"max_wait": f"must be between 0 and {MAX_WAIT_S:.0f} seconds"})
+    job = get_job(job_id)
+    # Autocommit: the row is committed before the thread (its own connection) looks.
+    run = Run.create_manual(job, timezone.now())
+    [thread] = execute_in_background([run.pk])
+    if not wait:
+        return Status(202, {"runId": run.pk, "status": run.status})
+    thread.join(max_wait)
+    run.refresh_from_db()
+    if run.status in FINAL_RUN_STATUSES:
+        return Status(200, {"result": _result(run)})
+    return Status(202, {"runId": run.pk, "status": run.status})
+
+
+def _result(run: Run) -> dict:
+    """A finished run in the original runner's RunResult shape."""
+    return {
+        "runId": run.pk,
+        "status": run.status,
+        "durationMs": run.duration_ms,
+        "exitCode": run.exit_code,
+        "tokens": run.tokens,
+        "resultMeta": run.result_meta,
+        "error": run.error or None,
+        "stdoutTail": run.stdout or None,
+        "stderrTail": run.stderr or None,
+    }
 
 
 @router.get(

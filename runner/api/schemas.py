@@ -133,3 +133,26 @@ class DeletedJobOut(Schema):
     ok: bool = True
     deletedRuns: int
 
+
+class RunResultOut(Schema):
+    """A finished run as the original runner's trigger returned it."""
+
+    runId: int
+    status: str
+    durationMs: int | None
+    exitCode: int | None
+    tokens: int | None
+    resultMeta: Any = None
+    error: str | None
+    stdoutTail: str | None
+    stderrTail: str | None
+
+
+class TriggerOut(Schema):
+    result: RunResultOut
+
+
+class RunStartedOut(Schema):
+    runId: int
+    status: str
+
