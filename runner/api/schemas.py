@@ -156,3 +156,70 @@ class RunStartedOut(Schema):
     runId: int
     status: str
 
+
+class QueueListOut(Schema):
+    queues: list[str]
+
+
+class QueueStatusOut(Schema):
+    depth: int
+    claimedCount: int
+    failedCount: int
+    completedCount: int
+    oldestAge: int | None  # milliseconds since the oldest pending item was added
+
+
+class PeekedItemOut(Schema):
+    id: int
+    payload: Any
+    priority: int
+    attempts: int
+    createdAt: datetime
+
+
+class PeekOut(Schema):
+    items: list[PeekedItemOut]
+
+
+class EnqueueIn(Schema):
+    payload: Any
+    priority: int = 0
+    max_attempts: int | None = None
+
+
+class EnqueuedOut(Schema):
+    id: int | None  # None when the queue de-duplicated the payload
+    duplicate: bool
+
+
+class DequeueIn(Schema):
+    count: int = 1
+    lease: int | float | str | None = None  # seconds, or a duration such as "90s", "5m"
+
+
+class ClaimedItemOut(Schema):
+    id: int
+    payload: Any
+    attempts: int
+    maxAttempts: int
+    leaseExpiresAt: datetime
+    token: str  # send it back with done or fail
+
+
+class ClaimedOut(Schema):
+    items: list[ClaimedItemOut]
+
+
+class TokenIn(Schema):
+    token: str
+
+
+class FailIn(Schema):
+    token: str
+    error: str | None = None
+
+
+class FailedOut(Schema):
+    ok: bool = True
+    status: Literal["pending", "failed"]
+
