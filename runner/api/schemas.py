@@ -223,3 +223,37 @@ class FailedOut(Schema):
     ok: bool = True
     status: Literal["pending", "failed"]
 
+
+class NamespacesOut(Schema):
+    namespaces: list[str]
+
+
+class StateItemOut(Schema):
+    itemKey: str
+    value: Any = None
+    updatedAt: datetime
+    expiresAt: datetime | None
+
+
+class KeyOut(Schema):
+    value: Any = None
+    expiresAt: datetime | None
+    updatedAt: datetime | None
+    items: list[StateItemOut]
+    count: int  # items listed here
+    total: int  # live items the key holds
+
+
+class ValueIn(Schema):
+    value: Any
+    ttl: str | None = None  # "90s", "60m", "24h", "30d"; none: never expires
+
+
+class ItemIn(Schema):
+    value: Any = None
+    ttl: str | None = None
+
+
+class ItemOut(Schema):
+    itemKey: str
+    value: Any = None
