@@ -56,6 +56,8 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        # The machine is shared: a high load average means noisy timings.
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
 
 
