@@ -3,15 +3,16 @@
 Every task deletes (or releases) one small batch per call and each statement is
 its own short transaction, so SQLite's single write lock is never held for long
 and a fire waiting behind it waits for one batch at most. ``run_maintenance``
-goes round the tasks, one batch each, until its time budget is spent; whatever is
-left is picked up by the next call, because every batch starts from the oldest
-rows still due. The scheduler calls it every ``RUNNER.state_cleanup_interval_ms``,
+lets the tasks take turns until its time budget is spent; whatever is left is
+picked up by the next call, because every batch selects rows that are still
+due. The scheduler calls it every ``RUNNER.state_cleanup_interval_ms``,
 and again on its next tick while ``MaintenanceReport.more`` says work is left.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -89,26 +90,28 @@ def maintenance_tasks() -> dict[str, Task]:
 def run_maintenance(
     now: datetime, budget_s: float, *, batch_size: int = BATCH_SIZE
 ) -> MaintenanceReport:
-    """Do housekeeping due at ``now`` in batches until about ``budget_s`` seconds are spent.
+    """Do housekeeping due at ``now`` in batches until ``budget_s`` seconds are spent.
 
-    Each round gives every task with work one batch, so a large backlog in one
-    table never starves the others; the budget is checked between rounds, so a
-    call lasts at most the budget plus one round. A task is done when a batch
-    finds nothing. ``more`` in the report says a task still had work when the
-    budget ran out. Database errors propagate: the caller logs them and carries on.
+    Tasks take turns, one batch each, so a large backlog in one table does not
+    starve the others; a task is done when a batch finds nothing. The budget is
+    checked after every batch, so a call overruns it by one batch at most, and
+    always does at least one. Which task goes first moves on with each second of
+    ``now``, so even calls with room for one batch reach every task. ``more`` in
+    the report says work was left. Database errors propagate to the caller.
     """
     started = time.monotonic()
     report = MaintenanceReport()
-    pending = maintenance_tasks()
-    while pending:
-        for name, task in list(pending.items()):
-            began = time.monotonic()
-            changed = task(now, batch_size)
-            report.record(name, changed, time.monotonic() - began)
-            if changed == 0:
-                del pending[name]
+    turns = deque(maintenance_tasks().items())
+    turns.rotate(-int(now.timestamp()))
+    while turns:
+        name, task = turns.popleft()
+        began = time.monotonic()
+        changed = task(now, batch_size)
+        report.record(name, changed, time.monotonic() - began)
+        if changed:
+            turns.append((name, task))
         if time.monotonic() - started >= budget_s:
             break
-    report.more = bool(pending)
+    report.more = bool(turns)
     report.elapsed_s = time.monotonic() - started
     return report
