@@ -94,10 +94,11 @@ def run_maintenance(
 
     Tasks take turns, one batch each, so a large backlog in one table does not
     starve the others; a task is done when a batch finds nothing. The budget is
-    checked after every batch, so a call overruns it by one batch at most, and
-    always does at least one. Which task goes first moves on with each second of
-    ``now``, so even calls with room for one batch reach every task. ``more`` in
-    the report says work was left. Database errors propagate to the caller.
+    checked after every batch that changed rows, so a call overruns it by one
+    batch at most, and always does at least one. Which task goes first moves on
+    with each second of ``now``, so even calls with room for one batch reach
+    every task. ``more`` in the report says work was left. Database errors
+    propagate to the caller.
     """
     started = time.monotonic()
     report = MaintenanceReport()
@@ -108,8 +109,9 @@ def run_maintenance(
         began = time.monotonic()
         changed = task(now, batch_size)
         report.record(name, changed, time.monotonic() - began)
-        if changed:
-            turns.append((name, task))
+        if not changed:
+            continue  # a lookup that found nothing is cheap: it spends no budget
+        turns.append((name, task))
         if time.monotonic() - started >= budget_s:
             break
     report.more = bool(turns)
