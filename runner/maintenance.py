@@ -19,18 +19,9 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
+from queues.maintenance import prune_finished_items, reclaim_expired_leases
 from runner.models import ACTIVE_RUN_STATUSES, Run
-
-# State and queue housekeeping belong to their apps; each call site below stays
-# dormant until that app provides its function.
-try:
-    from statestore.maintenance import purge_expired_state
-except ImportError:
-    purge_expired_state = None
-try:
-    from queues.maintenance import prune_finished_items, reclaim_expired_leases
-except ImportError:
-    prune_finished_items = reclaim_expired_leases = None
+from statestore.maintenance import purge_expired_state
 
 # Rows per statement: small enough that one batch takes milliseconds on SQLite.
 BATCH_SIZE = 500
@@ -76,15 +67,13 @@ def prune_runs(now: datetime, batch_size: int = BATCH_SIZE) -> int:
 
 
 def maintenance_tasks() -> dict[str, Task]:
-    """The housekeeping tasks available in this installation, by name."""
-    tasks: dict[str, Task] = {"runs": prune_runs}
-    if purge_expired_state is not None:
-        tasks["state"] = purge_expired_state
-    if reclaim_expired_leases is not None:
-        tasks["queue_leases"] = reclaim_expired_leases
-    if prune_finished_items is not None:
-        tasks["queue_items"] = prune_finished_items
-    return tasks
+    """The housekeeping tasks, by name; state and queue ones belong to their apps."""
+    return {
+        "runs": prune_runs,
+        "state": purge_expired_state,
+        "queue_leases": reclaim_expired_leases,
+        "queue_items": prune_finished_items,
+    }
 
 
 def run_maintenance(

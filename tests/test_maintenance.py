@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from queues.models import QueueItem
 from runner.maintenance import maintenance_tasks, run_maintenance
 from runner.models import Run, RunStatus
+from statestore.models import StateEntry, StateItem
 from tests.factories import (
     JobFactory,
     QueueFactory,
@@ -105,9 +107,6 @@ def test_maintenance_twice_is_the_same_as_once():
 
 
 def test_expired_state_values_and_items_are_deleted():
-    pytest.importorskip("statestore.maintenance", reason="state operations not merged yet")
-    from statestore.models import StateEntry, StateItem
-
     StateEntryFactory(key="gone", expires_at=NOW - timedelta(seconds=1))
     StateEntryFactory(key="kept", expires_at=NOW + timedelta(hours=1))
     StateEntryFactory(key="forever", expires_at=None)
@@ -119,9 +118,6 @@ def test_expired_state_values_and_items_are_deleted():
 
 
 def test_finished_queue_items_past_their_queue_retention_are_pruned():
-    pytest.importorskip("queues.maintenance", reason="queue operations not merged yet")
-    from queues.models import QueueItem
-
     queue = QueueFactory(retention={"completed": "7d", "failed": "30d"})
     old_done = QueueItemFactory(queue=queue, status="completed", completed_at=NOW - timedelta(8))
     QueueItemFactory(queue=queue, status="completed", completed_at=NOW - timedelta(6))
