@@ -1,0 +1,326 @@
+"""P1 (fire precision): N jobs on an every-second cron; how late does each script start?
+
+Each peer launches bench/p1_probe.sh, whose first action appends
+``<job> <time> <scheduled> <run id>`` to a file. Lag is that time minus the
+scheduled instant: the instant the peer passed (django-q2's intended date), the
+run's ``scheduled_for`` (jeeves-runner, looked up by JR_RUN_ID), or else the
+whole second before the time (APScheduler; valid while lag < 1 s). Over a window
+of ``--duration`` seconds that starts ``--warmup`` seconds after the peer, every
+(job, cron instant) should run once: missing ones are ``missed``, extra ones
+``duplicated``.
+
+Modes, run one after another, each in its own process group, stopped with SIGTERM
+and killed if it lingers:
+  apscheduler  APScheduler 3.11 cron trigger (second='*'), Popen on a thread pool
+  q2           a django-q2 Schedule, CRON '* * * * * *' (its scheduler looks every ~30 s)
+  q2-minute    a django-q2 Schedule, CRON '* * * * *' (the granularity it can keep)
+  jeeves       manage.py runscheduler, jobs in the jobs table (SQLite in a temp data dir)
+
+    .venv/bin/python bench/p1_fire_precision.py                       # 100 jobs, 60 s
+    .venv/bin/python bench/p1_fire_precision.py --jobs 10 --modes apscheduler,jeeves
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from benchlib import ROOT, print_table, summary_ms, write_results
+
+BENCH = ROOT / "bench"
+PROBE = BENCH / "p1_probe.sh"
+MODES = ("apscheduler", "q2", "q2-minute", "jeeves")
+STOP_TIMEOUT_S = 15
+SETUP_TIMEOUT_S = 120
+# django-q2 turns schedules into tasks about every 30 s: give a late fire time to land.
+Q2_GRACE_S = 35
+
+
+@dataclass
+class Peer:
+    """How one mode is prepared, started and stopped."""
+
+    mode: str
+    cron: str = "second"
+    grace_s: float = 3.0
+    env: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=100)
+    parser.add_argument("--duration", type=int, default=60, help="measured seconds per mode")
+    parser.add_argument("--warmup", type=int, default=5, help="seconds ignored after start")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma list of {MODES}")
+    parser.add_argument("--q2-workers", type=int, default=4, help="django-q2 worker processes")
+    parser.add_argument(
+        "--jeeves-concurrency", type=int, default=16, help="JEEVES_MAX_CONCURRENCY for runscheduler"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
+    args = parser.parse_args()
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = set(args.modes) - set(MODES)
+    if unknown:
+        parser.error(f"unknown modes {sorted(unknown)}; choose from {MODES}")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    results: dict[str, dict[str, Any]] = {}
+    for mode in args.modes:
+        print(f"== {mode}: {args.jobs} jobs, {args.duration} s", flush=True)
+        results[mode] = run_mode(mode, args)
+        if "skipped" in results[mode]:
+            print(f"   skipped: {results[mode]['skipped']}", flush=True)
+    show(results, args)
+
+
+def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix=f"jeeves-p1-{mode}-"))
+    try:
+        peer = prepare(mode, args, work)
+        if isinstance(peer, str):
+            return {"skipped": peer}
+        out = work / "fires.txt"
+        command = start_command(peer, args, out)
+        window = run_peer(command, peer, args, work)
+        extra = collect_jeeves(peer, window) if mode == "jeeves" else {}
+        return measure(out, window, args.jobs, peer, extra)
+    finally:
+        kill_leftovers(work)
+        if args.keep:
+            print(f"   kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def prepare(mode: str, args: argparse.Namespace, work: Path) -> Peer | str:
+    """Set up the peer's database; return it, or why the mode cannot run here."""
+    out = str(work / "fires.txt")
+    env = {"JEEVES_DATA_DIR": str(work / "data"), "PYTHONPATH": f"{BENCH}:{ROOT}"}
+    if mode == "apscheduler":
+        notes = [
+            f"thread pool of {args.jobs}, Popen + wait per fire, APScheduler defaults otherwise",
+            "lag from the whole second before the probe's time",
+        ]
+        return Peer(mode, notes=notes)
+    if mode.startswith("q2"):
+        cron = "minute" if mode == "q2-minute" else "second"
+        env |= {
+            "DJANGO_SETTINGS_MODULE": "q2_bench_settings",
+            "JEEVES_MAX_CONCURRENCY": str(args.q2_workers),
+        }
+        setup = ["setup-q2", "--jobs", str(args.jobs), "--script", str(PROBE), "--out", out]
+        django_side([*setup, "--cron", cron], env)
+        notes = [
+            "django-q2's scheduler turns due schedules into tasks only every ~30 s "
+            "(guard loop); with catch_up off it fires each schedule once per pass",
+            f"ORM broker on SQLite, {args.q2_workers} workers, poll 0.05 s",
+        ]
+        return Peer(mode, cron=cron, grace_s=Q2_GRACE_S, env=env, notes=notes)
+    if not has_runscheduler(env):
+        return "manage.py runscheduler does not exist in this checkout"
+    env["JEEVES_MAX_CONCURRENCY"] = str(args.jeeves_concurrency)
+    django_side(
+        ["setup-jeeves", "--jobs", str(args.jobs), "--script", str(PROBE), "--out", out], env
+    )
+    notes = [f"SQLite, JEEVES_MAX_CONCURRENCY={args.jeeves_concurrency}, overlap skip (default)"]
+    return Peer(mode, env=env, notes=notes)
+
+
+def base_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "JEEVES_CONFIG")}
+    return env | extra
+
+
+def django_side(argv: list[str], env: dict[str, str]) -> str:
+    command = [sys.executable, str(BENCH / "p1_django.py"), *argv]
+    done = subprocess.run(
+        command, env=base_env(env), capture_output=True, text=True, timeout=SETUP_TIMEOUT_S
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:1])} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def has_runscheduler(env: dict[str, str]) -> bool:
+    done = subprocess.run(
+        [sys.executable, "manage.py", "help", "runscheduler"],
+        cwd=ROOT,
+        env=base_env(env),
+        capture_output=True,
+        timeout=SETUP_TIMEOUT_S,
+    )
+    return done.returncode == 0
+
+
+def start_command(peer: Peer, args: argparse.Namespace, out: Path) -> list[str]:
+    if peer.mode == "apscheduler":
+        lifetime = args.warmup + args.duration + peer.grace_s + 5
+        return [
+            sys.executable, str(BENCH / "p1_apscheduler.py"), "--jobs", str(args.jobs),
+            "--script", str(PROBE), "--out", str(out), "--max-seconds", str(lifetime),
+        ]  # fmt: skip
+    if peer.mode.startswith("q2"):
+        return [sys.executable, "manage.py", "qcluster"]
+    return [sys.executable, "manage.py", "runscheduler"]
+
+
+def run_peer(
+    command: list[str], peer: Peer, args: argparse.Namespace, work: Path
+) -> tuple[int, int]:
+    """Run the peer through warm-up, window and grace; return the window [start, end)."""
+    log = (work / "peer.log").open("wb")
+    child = subprocess.Popen(
+        command, cwd=ROOT, env=base_env(peer.env), stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        start = math.ceil(time.time()) + args.warmup
+        end = start + args.duration
+        deadline = end + peer.grace_s
+        while time.time() < deadline:
+            if child.poll() is not None:
+                raise RuntimeError(f"{peer.mode} exited early ({child.returncode}):\n{tail(work)}")
+            time.sleep(0.2)
+        stop(child, peer)
+        return start, end
+    finally:
+        kill_group(child)
+        log.close()
+
+
+def stop(child: subprocess.Popen, peer: Peer) -> None:
+    """SIGTERM, as a supervisor would, then wait; the caller kills what is left."""
+    if peer.mode.startswith("q2"):
+        # Stock qcluster can hang when the whole group gets SIGTERM (django-q2-notes):
+        # signal only its main process, like systemd's KillMode=mixed.
+        child.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(child.pid, signal.SIGTERM)
+    try:
+        child.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        peer.notes.append(f"did not exit within {STOP_TIMEOUT_S} s of SIGTERM; killed")
+
+
+def kill_group(child: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+
+
+def kill_leftovers(work: Path) -> None:
+    """Kill any process still naming this mode's directory (a probe in its own session)."""
+    marker = str(work)
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        if proc.pid != os.getpid() and any(marker in arg for arg in proc.info["cmdline"] or []):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+
+
+def tail(work: Path, lines: int = 30) -> str:
+    text = (work / "peer.log").read_text(errors="replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def collect_jeeves(peer: Peer, window: tuple[int, int]) -> dict[str, Any]:
+    since, until = (str(t) for t in window)
+    return json.loads(django_side(["collect-jeeves", "--since", since, "--until", until], peer.env))
+
+
+def expected_instants(start: int, end: int, cron: str) -> list[int]:
+    step = 60 if cron == "minute" else 1
+    first = math.ceil(start / step) * step
+    return list(range(first, end, step))
+
+
+def measure(
+    out: Path, window: tuple[int, int], jobs: int, peer: Peer, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """Lag, missed and duplicated (job, instant) pairs inside the window."""
+    start, end = window
+    scheduled_by_run = extra.get("runs", {})
+    fires: Counter[tuple[str, int]] = Counter()
+    lags: list[float] = []
+    lines = out.read_text().splitlines() if out.exists() else []
+    for line in lines:
+        job, at, scheduled, run_id = line.split()
+        t = float(at.replace(",", "."))
+        if scheduled != "-":
+            instant = float(scheduled)
+        elif run_id in scheduled_by_run:
+            instant = scheduled_by_run[run_id]
+        else:
+            instant = math.floor(t)
+        if start <= instant < end:
+            fires[(job, round(instant))] += 1
+            lags.append(t - instant)
+    instants = expected_instants(start, end, peer.cron)
+    expected = {(f"p1-{n:03d}", i) for n in range(jobs) for i in instants}
+    result = {
+        "cron": peer.cron,
+        "window": [start, end],
+        "expected": len(expected),
+        "executed": sum(fires.values()),
+        "missed": len(expected - set(fires)),
+        "duplicated": sum(count - 1 for count in fires.values()),
+        "lag": summary_ms(lags),
+        "notes": peer.notes,
+    }
+    if extra:
+        result["run_statuses"] = extra.get("statuses", {})
+    return result
+
+
+def show(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+    base = results.get("apscheduler", {}).get("lag", {})
+
+    def ratio(lag: dict[str, Any], key: str) -> str | None:
+        if not base.get(key) or lag.get(key) is None:
+            return None
+        return f"{lag[key] / base[key]:.2f}"
+
+    rows = []
+    for mode, r in results.items():
+        if "skipped" in r:
+            rows.append([mode, "-", "skipped", "-", "-", "-", "-", "-", "-", "-", "-"])
+            continue
+        lag = r["lag"]
+        rows.append(
+            [mode, r["cron"], r["expected"], r["executed"], r["missed"], r["duplicated"],
+             lag["p50_ms"], lag["p99_ms"], lag["max_ms"], ratio(lag, "p50_ms"),
+             ratio(lag, "p99_ms")]
+        )  # fmt: skip
+    print()
+    print(f"P1: {args.jobs} jobs, {args.duration} s window, lag in ms")
+    print_table(
+        ["mode", "cron", "expected", "executed", "missed", "dup", "p50", "p99", "max",
+         "p50/aps", "p99/aps"],
+        rows,
+    )  # fmt: skip
+    for mode, r in results.items():
+        for note in r.get("notes", []) + ([r["skipped"]] if "skipped" in r else []):
+            print(f"  {mode}: {note}")
+    path = write_results("p1_fire_precision", {"settings": vars(args), "results": results})
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()
