@@ -6,6 +6,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import time_machine
+
+from runner.client import get_runner_client
+from tests.moments import NOW
 
 
 @pytest.fixture
@@ -35,3 +39,17 @@ def runner_config(settings):
         settings.RUNNER = replace(settings.RUNNER, **values)
 
     return change
+
+
+@pytest.fixture
+def jr():
+    """A script client, as a script the runner starts would get it."""
+    with get_runner_client() as client:
+        yield client
+
+
+@pytest.fixture
+def clock():
+    """The clock frozen at ``tests.moments.NOW``; ``clock.shift(seconds)`` moves it."""
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller

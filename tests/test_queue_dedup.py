@@ -5,16 +5,9 @@ from __future__ import annotations
 import pytest
 
 from queues.models import QueueItem
-from runner.client import get_runner_client
 from tests.factories import QueueFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def jr():
-    with get_runner_client() as client:
-        yield client
 
 
 def dedup_queue(scope: str = "pending", path: str = "$.threadId", **kwargs):

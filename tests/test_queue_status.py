@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
-import time_machine
 from django.urls import reverse
 
 from queues.maintenance import prune_finished_items, purge_completed_items, retry_failed_items
 from queues.models import Queue, QueueItem
 from queues.status import peek, queue_status, queue_statuses
-from runner.client import get_runner_client
 from tests.factories import QueueFactory, QueueItemFactory
+from tests.moments import NOW
 
 pytestmark = pytest.mark.django_db
-
-NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def jr():
-    with get_runner_client() as client:
-        yield client
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 def finished(queue: Queue, status: str, at: datetime, **kwargs) -> QueueItem:

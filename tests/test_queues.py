@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
-import time_machine
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 
 from queues.exceptions import ClaimLost
@@ -13,22 +12,9 @@ from queues.maintenance import reclaim_expired_leases
 from queues.models import LEASE_EXPIRED_ERROR, Queue, QueueItem
 from runner.client import get_runner_client
 from tests.factories import QueueFactory
+from tests.moments import NOW
 
 pytestmark = pytest.mark.django_db
-
-NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def jr():
-    with get_runner_client() as client:
-        yield client
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 def status_of(item_id: int) -> str:

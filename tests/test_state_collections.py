@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
-import time_machine
 from django.core.exceptions import ValidationError
 
-from runner.client import get_runner_client
 from statestore.models import StateEntry, StateItem
 
 pytestmark = pytest.mark.django_db
-
-NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def jr():
-    with get_runner_client() as client:
-        yield client
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 def add_items(jr, clock, *item_keys: str) -> None:

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-import time_machine
 
 from statestore import operations as state
 from statestore.listing import key_detail, list_namespaces, namespace_values
 from statestore.maintenance import purge_expired_state
 from statestore.models import StateEntry, StateItem
+from tests.moments import NOW
 
 pytestmark = pytest.mark.django_db
-
-NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 def test_namespaces_are_listed_once_each_in_order(clock):
