@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from runner import gateway, tokens
@@ -87,8 +88,17 @@ def wait_until(condition: Callable[[], Any], timeout: float = 5.0) -> None:
 
 
 def in_thread(target: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    """Run ``target`` on a thread that closes its database connection when done, so the
+    test database can be dropped at the end of the session."""
     result: list[Any] = []
-    thread = threading.Thread(target=lambda: result.append(target()), daemon=True)
+
+    def work() -> None:
+        try:
+            result.append(target())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=work, daemon=True)
     thread.start()
     return thread, result
 
