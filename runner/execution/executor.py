@@ -42,8 +42,14 @@ OUTCOME_BY_TYPE: dict[str, Callable[[Run, threading.Event], RunOutcome]] = {
 }
 
 
-def execute_run(run_id: int, worker: str | None = None) -> Run | None:
-    """Start, run and finish the run if this delivery wins it; None if another did."""
+def execute_run(
+    run_id: int, worker: str | None = None, cancel: Cancellation | None = None
+) -> Run | None:
+    """Start, run and finish the run if this delivery wins it; None if another did.
+
+    Setting ``cancel`` (see ``Cancellation.cancel``) ends the job early; the run
+    ends as ``error`` with the given reason.
+    """
     run = Run.objects.select_related("job").filter(pk=run_id).first()
     if run is None:
         return None
@@ -54,7 +60,7 @@ def execute_run(run_id: int, worker: str | None = None) -> Run | None:
         run.refresh_from_db()
         notify.run_finished(run)
         return run
-    cancel = Cancellation()
+    cancel = cancel or Cancellation()
     with Heartbeat(run, cancel):
         outcome = _outcome(run, cancel)
     if not run.finish(outcome, timezone.now()):
