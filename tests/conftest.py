@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,13 @@ def script_file(tmp_path: Path):
 def fast_password_hashing(settings):
     """Tests log users in constantly; the production hasher is slow on purpose."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def runner_settings(settings):
+    """Change runner settings for one test: ``runner_settings(missed_fire_max=3)``."""
+
+    def change(**values) -> None:
+        settings.RUNNER = replace(settings.RUNNER, **values)
+
+    return change
