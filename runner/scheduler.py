@@ -103,7 +103,9 @@ class Scheduler:
                 since = max(filter(None, (last_fires.get(plan.job_id), row["created_at"])))
                 fires += self._catch_up(plan, since, now)
         self._report_failures(list(self.failed.items()))
-        return self._record(fires, now) > 0
+        recorded = self._record(fires, now)
+        logger.info("%d jobs planned, %d cannot be scheduled", len(self._plans), len(self.failed))
+        return recorded > 0
 
     # -- the tick ---------------------------------------------------------------
 

@@ -35,3 +35,13 @@ def runner_settings(settings):
         settings.RUNNER = replace(settings.RUNNER, **values)
 
     return change
+
+
+@pytest.fixture
+def daemons(tmp_path):
+    """Start real runscheduler/runworkers processes; all are killed after the test."""
+    from tests.daemons import Daemons
+
+    started = Daemons(tmp_path)
+    yield started
+    started.cleanup()

@@ -257,9 +257,7 @@ def test_a_fire_reached_very_late_follows_the_missed_fire_policy(scheduler, disp
 # -- jobs whose schedule cannot be loaded ------------------------------------------
 
 
-def test_jobs_whose_schedule_cannot_be_loaded_are_collected_and_reported(
-    scheduler, monkeypatch
-):
+def test_jobs_whose_schedule_cannot_be_loaded_are_collected_and_reported(scheduler, monkeypatch):
     reported = []
     monkeypatch.setattr(notify, "report_failed_registrations", reported.extend, raising=False)
     make_job("fine")
