@@ -62,8 +62,7 @@ class Daemon:
 
     def run(self, once: bool = False) -> int:
         """Run until a stop signal (or one cycle with ``once``); return the exit status."""
-        for number in runner_cluster.STOP_SIGNALS:
-            signal.signal(number, self.request_stop)
+        previous = {n: signal.signal(n, self.request_stop) for n in runner_cluster.STOP_SIGNALS}
         try:
             if self.workers and not once:
                 self.cluster = runner_cluster.start_cluster(self.request_stop)
@@ -71,6 +70,8 @@ class Daemon:
         finally:
             runner_cluster.stop_cluster(self.cluster)
             connections.close_all()
+            for number, handler in previous.items():
+                signal.signal(number, handler)
             logger.info("runscheduler stopped")
 
     def _loop(self, once: bool) -> int:
