@@ -247,9 +247,10 @@ class Scheduler:
     def _record(self, fires: list[Fire], now: datetime) -> int:
         """Insert the fires as runs and dispatch those this process inserted; return how many.
 
-        One transaction for the batch; if it fails (a job deleted meanwhile breaks
-        its foreign key at commit), one transaction per fire. A fire the database
-        refused for another reason goes back on the heap for the next tick.
+        One transaction for the batch; if a job deleted meanwhile breaks its
+        foreign key at commit, one transaction per fire. Fires the database could
+        not take (it is down) go back on the heap for the next cycle; once more
+        than ``LATE_FIRE_IS_MISSED`` late they follow the missed-fire policy.
         """
         if not fires:
             return 0
@@ -258,8 +259,13 @@ class Scheduler:
         fires = sorted(fires, key=lambda fire: (fire.at, fire.job_id))
         try:
             return self._insert(fires, now)
+        except IntegrityError:
+            logger.info("a job went away meanwhile; recording %d fires one by one", len(fires))
         except DatabaseError:
-            logger.warning("recording %d fires together failed; one by one", len(fires))
+            logger.exception("could not record %d fires; trying again next cycle", len(fires))
+            for fire in fires:
+                self._retry(fire)
+            return 0
         inserted = 0
         for fire in fires:
             try:

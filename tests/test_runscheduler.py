@@ -122,6 +122,9 @@ def test_overlap_skip_holds_across_two_worker_processes(daemons, tmp_path):
     assert any(
         skip.worker != workers.get(int(skip.error.split("#")[1].split()[0])) for skip in skips
     )
+    for process in daemons.processes:
+        daemons.signal_group(process, signal.SIGTERM)
+    assert [daemons.exit_status(p, timeout=15) for p in daemons.processes] == [0, 0, 0]
 
 
 def test_fires_beyond_the_concurrency_limit_wait_for_a_slot(daemons):
@@ -271,6 +274,23 @@ def test_missed_fire_policies_after_an_outage(daemons):
     assert f"{missed - 5} fires missed up to this one were not run" in left_out.error
 
 
+def test_a_worker_cluster_that_dies_is_started_again(daemons, tmp_path):
+    ran = tmp_path / "ran"
+    JobFactory(id="tick", schedule="* * * * * *", script=record_script(ran))
+    scheduler = daemons.start()
+    ready(daemons, scheduler)
+    [sentinel] = psutil.Process(scheduler.pid).children()
+    sentinel.kill()
+    killed_at = timezone.now()
+    wait_for(
+        "runs after the restart",
+        lambda: runs_of("tick", status="ok", scheduled_for__gt=killed_at + 2 * SECOND),
+        timeout=30,
+    )
+    assert "the worker cluster died; starting it again" in daemons.logs()
+    assert max(executions(ran).values()) == 1
+
+
 def test_the_redis_broker_delivers_runs(daemons, tmp_path):
     ran = tmp_path / "ran"
     JobFactory(id="tick", schedule="* * * * * *", script=record_script(ran))
@@ -281,3 +301,23 @@ def test_the_redis_broker_delivers_runs(daemons, tmp_path):
         assert not OrmQ.objects.exists(), "no task went through the database"
     finally:
         redis.Redis.from_url("redis://127.0.0.1:6379/0").delete(f"django_q:{daemons.queue_name}:q")
+
+
+def test_a_lost_redis_delivery_is_dispatched_again_and_runs_once(daemons, tmp_path):
+    ran = tmp_path / "ran"
+    redis_env = {"JEEVES_BROKER": "redis", "JEEVES_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    queue = f"django_q:{daemons.queue_name}:q"
+    client = redis.Redis.from_url(redis_env["JEEVES_REDIS_URL"])
+    try:
+        ready(daemons, daemons.start("runscheduler", "--no-workers", **redis_env))
+        schedule, _ = slot_in(2.5)
+        JobFactory(id="once", schedule=schedule, script=record_script(ran))
+        wait_for("the run to be queued", lambda: runs_of("once") and client.llen(queue))
+        [run] = runs_of("once")
+        client.delete(queue)  # the delivery is lost
+        daemons.start("runworkers", **redis_env)
+        wait_for("the run to be dispatched again and run", lambda: runs_of("once", status="ok"))
+        assert executions(ran) == {run.pk: 1}
+        assert "dispatching again 1 run(s)" in daemons.logs()
+    finally:
+        client.delete(queue)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import OperationalError
 
 from runner import notify
 from runner.models import Job, Run, RunStatus
@@ -282,3 +283,18 @@ def test_a_failed_job_fixed_by_an_edit_is_planned(scheduler):
     job.save()
     scheduler.reconcile(NOW)
     assert scheduler.failed == {} and scheduler.planned() == {"tick": NOW + SECOND}
+
+
+def test_fires_the_database_refused_are_tried_again_next_cycle(scheduler, monkeypatch):
+    make_job()
+    scheduler.start(NOW)
+    original = Run.create_scheduled
+
+    def database_down(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(Run, "create_scheduled", database_down)
+    assert not scheduler.fire_due(NOW + SECOND)
+    monkeypatch.setattr(Run, "create_scheduled", original)
+    assert scheduler.fire_due(NOW + 2 * SECOND)
+    assert [run.scheduled_for for run in runs()] == [NOW + SECOND, NOW + 2 * SECOND]
