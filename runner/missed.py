@@ -81,9 +81,9 @@ def missed_fires(
     bounds: CatchUpBounds,
 ) -> list[Fire]:
     """The runs to record for the fires in (since, until] that no scheduler handled."""
+    if schedule.next_fire_after(expression, zone_name, since) > until:
+        return []  # the usual case, in one step
     newest = newest_fires(expression, zone_name, since, until, 1)
-    if not newest:
-        return []
     if policy == MissedFirePolicy.LATEST:
         return [Fire(job_id, newest[0])]
     if policy == MissedFirePolicy.ALL:
