@@ -114,10 +114,20 @@ class Daemons:
         for process in doomed:
             with contextlib.suppress(psutil.Error):
                 process.kill()
-        psutil.wait_procs(doomed, timeout=5)
+        deadline = time.monotonic() + 5
+        while any(_running(p) for p in doomed) and time.monotonic() < deadline:
+            time.sleep(0.02)
         for process in self.processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
+
+
+def _running(process: psutil.Process) -> bool:
+    """Still running; a zombie nobody reaps (pid 1 here may not) counts as gone."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def scripts_of_this_database() -> list[psutil.Process]:
