@@ -118,6 +118,7 @@ class WorkerGuard(threading.Thread):
     def __init__(self) -> None:
         super().__init__(name="worker-guard", daemon=True)
         self.parent = os.getppid()
+        self.runner = _parent_of(self.parent)
 
     def run(self) -> None:
         while not worker_state.STOPPING.wait(PARENT_CHECK_S):
@@ -128,14 +129,19 @@ class WorkerGuard(threading.Thread):
         while time.monotonic() < deadline:
             self._exit_if_orphaned_and_idle()
             time.sleep(min(PARENT_CHECK_S, max(0.0, deadline - time.monotonic())))
-        if worker_state.cancel_current(
-            f"runner stopped: the run was still going when the shutdown grace of "
-            f"{grace_ms} ms ran out"
-        ):
+        if worker_state.cancel_current(self._reason(grace_ms)):
             logger.warning("worker %s ended its run: the shutdown grace ran out", os.getpid())
         while True:
             self._exit_if_orphaned_and_idle()
             time.sleep(PARENT_CHECK_S)
+
+    def _reason(self, grace_ms: int) -> str:
+        why = f"the shutdown grace of {grace_ms} ms ran out"
+        if self._orphaned():
+            return f"runner stopped: its worker cluster died; the run ended when {why}"
+        if self.runner is not None and _parent_of(self.parent) != self.runner:
+            return f"runner stopped: runner process {self.runner} died; the run ended when {why}"
+        return f"runner stopped: the run was still going when {why}"
 
     def _orphaned(self) -> bool:
         return os.getppid() != self.parent
@@ -205,6 +211,13 @@ def stop_cluster(cluster: RunnerCluster | None, timeout_s: float | None = None) 
 def sentinel_alive(cluster: RunnerCluster | None) -> bool:
     """True while the cluster's sentinel process is running."""
     return cluster is not None and cluster.sentinel is not None and cluster.sentinel.is_alive()
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        return psutil.Process(pid).ppid()
+    except psutil.Error:
+        return None
 
 
 def _signal_children(pid: int, number: int) -> None:

@@ -202,7 +202,7 @@ def test_killing_the_scheduler_mid_run_then_restarting_finishes_the_run_once(dae
 
     # Its workers notice, give the run the shutdown grace, then end it and say so.
     [ended] = wait_for("the orphaned run to end", lambda: runs_of("long", status="error"))
-    assert ended.error.startswith("runner stopped: the run was still going")
+    assert ended.error.startswith(f"runner stopped: runner process {daemons.processes[0].pid} died")
     ready(daemons, daemons.start())
     wait_for("a cycle of the restarted scheduler", lambda: "jobs planned" in daemons.logs())
     assert executions(ran) == {run.pk: 1}
