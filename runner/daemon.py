@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
 from runner import cluster as runner_cluster
@@ -32,6 +32,8 @@ MAX_SLEEP = timedelta(seconds=1)
 # sooner than that plus a margin: it must never make a fire late.
 MAINTENANCE_BUDGET = timedelta(milliseconds=500)
 MAINTENANCE_MARGIN = timedelta(milliseconds=50)
+# Start-up waits for an unreachable database, retrying at most this far apart.
+MAX_START_RETRY_S = 30.0
 # A cluster whose sentinel died is started again, at most this many times.
 MAX_CLUSTER_RESTARTS = 3
 
@@ -75,7 +77,7 @@ class Daemon:
             logger.info("runscheduler stopped")
 
     def _loop(self, once: bool) -> int:
-        self.start(self.clock())
+        self._start_when_the_database_answers()
         while not self.stopping.is_set():
             now = self.clock()
             self.cycle(now)
@@ -85,6 +87,18 @@ class Daemon:
                 return 1
             self.stopping.wait(self.sleep_for(self.clock()))
         return 0
+
+    def _start_when_the_database_answers(self) -> None:
+        delay = 1.0
+        while not self.stopping.is_set():
+            try:
+                self.start(self.clock())
+                return
+            except DatabaseError:
+                logger.exception("cannot start: the database does not answer; again in %g s", delay)
+                close_old_connections()
+                self.stopping.wait(delay)
+                delay = min(delay * 2, MAX_START_RETRY_S)
 
     def start(self, now: datetime) -> None:
         """Recover what a previous life left behind, then plan every job."""

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
+from django.db import OperationalError
 from django.utils import timezone
 
 from runner import daemon as daemon_module
@@ -90,3 +91,19 @@ def test_runscheduler_once_plans_records_and_exits():
     call_command("runscheduler", "--once")
     [skipped] = Run.objects.filter(job_id="tick")
     assert skipped.status == "skipped" and "missed-fire policy skip" in skipped.error
+
+
+def test_start_up_waits_for_a_database_that_does_not_answer_yet(monkeypatch):
+    daemon = Daemon(workers=False, clock=lambda: NOW)
+    attempts: list[datetime] = []
+
+    def start(now: datetime) -> None:
+        attempts.append(now)
+        if len(attempts) < 3:
+            raise OperationalError("connection refused")
+
+    waits: list[float] = []
+    monkeypatch.setattr(daemon, "start", start)
+    monkeypatch.setattr(daemon.stopping, "wait", lambda delay: waits.append(delay) or False)
+    daemon._start_when_the_database_answers()
+    assert len(attempts) == 3 and waits == [1.0, 2.0]
