@@ -61,6 +61,11 @@ def sqlite_database(path: Path, environ: Mapping[str, str] = os.environ) -> dict
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
         },
+        # django-q2's pusher and workers call close_old_connections() on every poll
+        # and task; with the default of 0 each call reopened the file and re-ran the
+        # pragmas, a third of the runner's CPU per run.
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
         # Tests spawn real processes (workers, scripts), so the test database is a file.
         "TEST": {"NAME": str(path.with_name(f"test_{path.stem}.sqlite3"))},
     }

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
+MAX_DISPATCH_LEAD_MS = 5_000
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class RunnerConfig:
     pending_redispatch_ms: int = 30_000
     missed_fire_window_ms: int = 86_400_000
     missed_fire_max: int = 100
+    dispatch_lead_ms: int = 250
     scripts_dir: str = ""
     base_url: str = ""
     broker: str = "orm"
@@ -94,6 +96,7 @@ _INT_KEYS = {
     "pendingRedispatchMs": ("pending_redispatch_ms", 1000),
     "missedFireWindowMs": ("missed_fire_window_ms", 0),
     "missedFireMax": ("missed_fire_max", 1),
+    "dispatchLeadMs": ("dispatch_lead_ms", 0),
 }
 _STR_KEYS = {
     "dbPath": "db_path",
@@ -120,6 +123,7 @@ _ENV_KEYS = {
     "JEEVES_PENDING_REDISPATCH_MS": "pendingRedispatchMs",
     "JEEVES_MISSED_FIRE_WINDOW_MS": "missedFireWindowMs",
     "JEEVES_MISSED_FIRE_MAX": "missedFireMax",
+    "JEEVES_DISPATCH_LEAD_MS": "dispatchLeadMs",
     "JEEVES_SCRIPTS_DIR": "scriptsDir",
     "JEEVES_BASE_URL": "baseUrl",
     "JEEVES_BROKER": "broker",
@@ -344,6 +348,12 @@ def _check_cross_fields(
     if config.broker not in ("orm", "redis"):
         problems.add(_where(source, "broker", raw.get("broker")), "must be 'orm' or 'redis'")
         config = replace(config, broker="orm")
+    if config.dispatch_lead_ms > MAX_DISPATCH_LEAD_MS:
+        problems.add(
+            _where(source, "dispatchLeadMs", raw.get("dispatchLeadMs")),
+            f"must be at most {MAX_DISPATCH_LEAD_MS} ms: a worker holds its slot while it waits",
+        )
+        config = replace(config, dispatch_lead_ms=RunnerConfig.dispatch_lead_ms)
     if config.heartbeat_interval_ms * 2 > config.liveness_timeout_ms:
         problems.add(
             _where(source, "livenessTimeoutMs", raw.get("livenessTimeoutMs")),

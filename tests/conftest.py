@@ -53,3 +53,13 @@ def clock():
     """The clock frozen at ``tests.moments.NOW``; ``clock.shift(seconds)`` moves it."""
     with time_machine.travel(NOW, tick=False) as traveller:
         yield traveller
+
+
+@pytest.fixture
+def daemons(tmp_path):
+    """Start real runscheduler/runworkers processes; all are killed after the test."""
+    from tests.daemons import Daemons
+
+    started = Daemons(tmp_path)
+    yield started
+    started.cleanup()

@@ -1,0 +1,242 @@
+"""A django-q2 cluster hosted inside our own daemons (``runscheduler``, ``runworkers``).
+
+Three things stock django-q2 1.11 gets wrong for a job runner, fixed here:
+
+* SIGTERM to the whole process group (systemd's default, ``kill -- -PGID``) kills
+  the sentinel and its workers outright, and the main process then hangs in
+  ``Cluster.stop``. Every cluster process here gets a Python handler that only
+  sets ``worker_state.STOPPING`` (not SIG_IGN, which scripts would inherit), and
+  TERM/INT stay blocked across the fork so there is no window without it.
+* A stop lets running tasks run forever. Here a worker that is told to stop
+  gives its run the shutdown grace, then cancels it with a reason, so the run is
+  recorded as ended by the stop.
+* Killing the main process (or the sentinel) with SIGKILL leaves orphans that
+  keep claiming tasks. Each cluster process watches its parent: an orphaned
+  sentinel stops its cluster the ordinary way, orphaned workers finish or cancel
+  their run and exit, an orphaned pusher or monitor exits at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import psutil
+from django.conf import settings
+from django.db import connections
+from django_q import cluster as q_cluster
+from django_q.conf import Conf
+
+from runner import worker_state
+
+logger = logging.getLogger(__name__)
+
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+# How often a cluster process checks whether its parent is still there.
+PARENT_CHECK_S = 0.5
+# Added to the shutdown grace and the kill grace when waiting for a cluster to stop.
+STOP_MARGIN_S = 10.0
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    worker_state.STOPPING.set()
+
+
+class RunnerSentinel(q_cluster.Sentinel):
+    """django-q2's sentinel, with safe signal handling and an eye on its parent."""
+
+    def start(self) -> None:
+        # Runs in the sentinel after Sentinel.__init__ set SIGINT to SIG_IGN and
+        # SIGTERM to SIG_DFL; every process it forks inherits these handlers.
+        for number in STOP_SIGNALS:
+            signal.signal(number, _on_stop_signal)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        ParentWatch(on_orphaned=self._parent_died).start()
+        super().start()
+
+    def _parent_died(self) -> None:
+        logger.error("the runner process died; stopping its workers (sentinel %s)", os.getpid())
+        _signal_children(os.getpid(), signal.SIGTERM)
+        self.stop_event.set()
+
+    def spawn_process(self, target: Callable, *args) -> q_cluster.Process:
+        """As django-q2 1.11.1's, but each child starts through ``_child_main``."""
+        process = q_cluster.get_mp_context().Process(
+            target=_child_main, args=(target, *args), name=f"Process-{uuid.uuid4().hex}"
+        )
+        process.daemon = True
+        if target == q_cluster.worker:
+            process.daemon = Conf.DAEMONIZE_WORKERS
+            process.timer = args[2]
+            self.pool.append(process)
+        process.start()
+        return process
+
+
+def _child_main(target: Callable, *args) -> None:
+    """Entry point of a worker, pusher or monitor: watch the parent, then do the work."""
+    if target == q_cluster.worker:
+        WorkerGuard().start()
+    else:
+        ParentWatch(on_orphaned=lambda: os._exit(0)).start()
+    target(*args)
+
+
+class ParentWatch(threading.Thread):
+    """Calls ``on_orphaned`` once, soon after this process's parent has gone.
+
+    Polls ``getppid`` with plain sleeps: the sentinel forks while this thread
+    runs, and a forked child must not inherit a lock this thread held.
+    """
+
+    def __init__(self, on_orphaned: Callable[[], None]) -> None:
+        super().__init__(name="parent-watch", daemon=True)
+        self.parent = os.getppid()
+        self.on_orphaned = on_orphaned
+
+    def run(self) -> None:
+        while os.getppid() == self.parent:
+            time.sleep(PARENT_CHECK_S)
+        self.on_orphaned()
+
+
+class WorkerGuard(threading.Thread):
+    """Ends a worker's run once a stop's grace has run out, and an orphan's life.
+
+    On a stop (a signal, or the sentinel gone) the running job gets
+    ``shutdownGraceMs`` to finish; then it is cancelled and recorded as ended by
+    the stop. An orphaned worker exits as soon as it holds no run, since nobody
+    will send it another task or a poison pill.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(name="worker-guard", daemon=True)
+        self.parent = os.getppid()
+        self.runner = _parent_of(self.parent)
+
+    def run(self) -> None:
+        while not worker_state.STOPPING.wait(PARENT_CHECK_S):
+            if self._orphaned():
+                worker_state.STOPPING.set()
+        grace_ms = settings.RUNNER.shutdown_grace_ms
+        deadline = time.monotonic() + grace_ms / 1000
+        while time.monotonic() < deadline:
+            self._exit_if_orphaned_and_idle()
+            time.sleep(min(PARENT_CHECK_S, max(0.0, deadline - time.monotonic())))
+        if worker_state.cancel_current(self._reason(grace_ms)):
+            logger.warning("worker %s ended its run: the shutdown grace ran out", os.getpid())
+        while True:
+            self._exit_if_orphaned_and_idle()
+            time.sleep(PARENT_CHECK_S)
+
+    def _reason(self, grace_ms: int) -> str:
+        why = f"the shutdown grace of {grace_ms} ms ran out"
+        if self._orphaned():
+            return f"runner stopped: its worker cluster died; the run ended when {why}"
+        if self.runner is not None and _parent_of(self.parent) != self.runner:
+            return f"runner stopped: runner process {self.runner} died; the run ended when {why}"
+        return f"runner stopped: the run was still going when {why}"
+
+    def _orphaned(self) -> bool:
+        return os.getppid() != self.parent
+
+    def _exit_if_orphaned_and_idle(self) -> None:
+        if self._orphaned() and not worker_state.busy():
+            os._exit(0)
+
+
+class RunnerCluster(q_cluster.Cluster):
+    """django-q2's cluster, starting a ``RunnerSentinel``."""
+
+    def start(self) -> int:
+        # Cluster.start forks with the module's global Sentinel as its target.
+        # TERM/INT stay blocked across the fork; RunnerSentinel.start unblocks
+        # them once its handlers are in place.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        saved, q_cluster.Sentinel = q_cluster.Sentinel, RunnerSentinel
+        try:
+            return super().start()
+        finally:
+            q_cluster.Sentinel = saved
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def start_cluster(on_stop_signal: Callable[[int, object], None]) -> RunnerCluster:
+    """Start the workers in child processes; call from the main thread.
+
+    ``on_stop_signal`` becomes this process's SIGTERM/SIGINT handler in place of
+    the cluster's own (which stops the cluster from inside a signal handler).
+    """
+    cluster = RunnerCluster()  # no broker: a broker opens a DB connection before the fork
+    for number in STOP_SIGNALS:
+        signal.signal(number, on_stop_signal)
+    connections.close_all()  # last before the fork: children must not share a socket
+    cluster.start()
+    return cluster
+
+
+def stop_timeout_s() -> float:
+    """How long a stop may take: the shutdown grace, the kill grace, and a margin."""
+    config = settings.RUNNER
+    return (config.shutdown_grace_ms + config.kill_grace_ms) / 1000 + STOP_MARGIN_S
+
+
+def stop_cluster(cluster: RunnerCluster | None, timeout_s: float | None = None) -> bool:
+    """Stop the workers, letting running jobs use the shutdown grace; True if clean.
+
+    The workers are told by signal (they may not have had one if only this
+    process was signalled), then django-q2's own stop drains the cluster. If that
+    takes longer than ``timeout_s`` every process of the cluster is killed.
+    """
+    if cluster is None or cluster.sentinel is None:
+        return True
+    sentinel = cluster.sentinel.pid
+    _signal_children(sentinel, signal.SIGTERM)
+    stopper = threading.Thread(target=cluster.stop, name="cluster-stop", daemon=True)
+    stopper.start()
+    stopper.join(stop_timeout_s() if timeout_s is None else timeout_s)
+    if not stopper.is_alive():
+        return True
+    logger.error("the worker cluster did not stop in time; killing its processes")
+    kill_tree(sentinel)
+    return False
+
+
+def sentinel_alive(cluster: RunnerCluster | None) -> bool:
+    """True while the cluster's sentinel process is running."""
+    return cluster is not None and cluster.sentinel is not None and cluster.sentinel.is_alive()
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        return psutil.Process(pid).ppid()
+    except psutil.Error:
+        return None
+
+
+def _signal_children(pid: int, number: int) -> None:
+    try:
+        children = psutil.Process(pid).children()
+    except psutil.Error:
+        return
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.send_signal(number)
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and everything below it."""
+    try:
+        root = psutil.Process(pid)
+        processes = [*root.children(recursive=True), root]
+    except psutil.Error:
+        return
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.kill()

@@ -1,0 +1,75 @@
+"""Hand runs to django-q2 workers: one task per run, naming only the run.
+
+django-q2 delivers, the ``runs`` table decides: a task carries a run id, and the
+worker that receives it starts the run only if ``Run.start`` moves it from
+``pending`` to ``running``. So a task delivered twice, or dispatched again by the
+liveness check, is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+
+from django.db import transaction
+from django_q.brokers import Broker, get_broker
+from django_q.conf import Conf
+from django_q.tasks import async_task
+
+logger = logging.getLogger(__name__)
+
+TASK = "runner.tasks.run_task"
+
+_broker: tuple[int, Broker] | None = None
+
+
+def broker() -> Broker:
+    """This process's broker, made once per process (a forked child makes its own).
+
+    Redis connections must not be shared across a fork, and get_broker() would
+    otherwise open a new one for every task.
+    """
+    global _broker
+    if _broker is None or _broker[0] != os.getpid():
+        _broker = (os.getpid(), get_broker())
+    return _broker[1]
+
+
+def enqueue_in_transaction() -> bool:
+    """True when tasks are rows in our own database (the ORM broker).
+
+    Then a task can be written in the same transaction as its run: both become
+    visible at commit, and a batch of fires costs one commit. A Redis task must be
+    pushed after the commit, or a worker could look for a run not yet visible.
+    """
+    return bool(Conf.ORM) and Conf.ORM == "default"
+
+
+def dispatch(run_ids: Iterable[int]) -> int:
+    """Queue one task per run; return how many were queued.
+
+    Inside an atomic block with the ORM broker the tasks commit with it; with
+    Redis they are pushed when the surrounding transaction commits. A broker
+    error is logged, not raised: the runs stay ``pending`` and the liveness
+    check dispatches them again.
+    """
+    ids = list(run_ids)
+    if not ids:
+        return 0
+    if transaction.get_connection().in_atomic_block and not enqueue_in_transaction():
+        transaction.on_commit(lambda: _enqueue(ids))
+        return len(ids)
+    return _enqueue(ids)
+
+
+def _enqueue(run_ids: list[int]) -> int:
+    queued = 0
+    for run_id in run_ids:
+        try:
+            async_task(TASK, run_id, task_name=f"run-{run_id}", broker=broker())
+        except Exception:
+            logger.exception("could not queue run %s; it will be dispatched again", run_id)
+            continue
+        queued += 1
+    return queued

@@ -1,0 +1,109 @@
+"""The daemon loop with a controlled clock: fires first, maintenance only in the gaps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+from django.core.management import call_command
+from django.db import OperationalError
+from django.utils import timezone
+
+from runner import daemon as daemon_module
+from runner.daemon import Daemon
+from runner.models import Job, Run
+from tests.factories import JobFactory
+
+# The loop calls close_old_connections(), which closes a connection inside a test's
+# transaction: these tests commit for real.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NOW = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def maintenance(monkeypatch) -> list[tuple[datetime, float]]:
+    calls: list[tuple[datetime, float]] = []
+
+    def run_maintenance(now: datetime, budget_s: float):
+        calls.append((now, budget_s))
+        return SimpleNamespace(more=len(calls) == 1, total=1)
+
+    monkeypatch.setattr(daemon_module, "run_maintenance", run_maintenance)
+    return calls
+
+
+def started_daemon(now: datetime = NOW) -> Daemon:
+    daemon = Daemon(workers=False, clock=lambda: now)
+    daemon.scheduler._dispatch = lambda run_ids: len(list(run_ids))
+    daemon.start(now)
+    return daemon
+
+
+def every_second_job() -> Job:
+    job = JobFactory(id="tick", schedule="* * * * * *")
+    Job.objects.filter(pk=job.pk).update(created_at=NOW)
+    return job
+
+
+def test_a_cycle_records_the_fires_due(maintenance):
+    every_second_job()
+    daemon = started_daemon()
+    assert daemon.cycle(NOW + timedelta(seconds=1))
+    assert Run.objects.filter(job_id="tick").count() == 1
+
+
+def test_maintenance_gets_only_the_time_before_the_next_dispatch(maintenance):
+    every_second_job()
+    daemon = started_daemon()
+    daemon.cycle(NOW + timedelta(milliseconds=400))
+    [(_, budget)] = maintenance
+    # next dispatch at 0.75 s (1 s minus the 250 ms lead), less a 50 ms margin
+    assert budget == pytest.approx(0.3)
+
+
+def test_maintenance_waits_when_a_fire_is_about_to_be_dispatched(maintenance):
+    every_second_job()
+    daemon = started_daemon()
+    daemon.cycle(NOW + timedelta(milliseconds=720))
+    assert maintenance == []
+
+
+def test_maintenance_with_work_left_continues_on_the_next_cycle(maintenance):
+    daemon = started_daemon()
+    daemon.cycle(NOW)
+    daemon.cycle(NOW + timedelta(seconds=1))
+    daemon.cycle(NOW + timedelta(seconds=2))
+    assert [budget for _, budget in maintenance] == [0.5, 0.5]
+
+
+def test_the_loop_sleeps_until_the_next_dispatch():
+    every_second_job()
+    daemon = started_daemon()
+    daemon.cycle(NOW + timedelta(milliseconds=500))
+    assert daemon.sleep_for(NOW + timedelta(milliseconds=500)) == pytest.approx(0.25)
+
+
+def test_runscheduler_once_plans_records_and_exits():
+    job = JobFactory(id="tick", schedule="* * * * *")
+    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    call_command("runscheduler", "--once")
+    [skipped] = Run.objects.filter(job_id="tick")
+    assert skipped.status == "skipped" and "missed-fire policy skip" in skipped.error
+
+
+def test_start_up_waits_for_a_database_that_does_not_answer_yet(monkeypatch):
+    daemon = Daemon(workers=False, clock=lambda: NOW)
+    attempts: list[datetime] = []
+
+    def start(now: datetime) -> None:
+        attempts.append(now)
+        if len(attempts) < 3:
+            raise OperationalError("connection refused")
+
+    waits: list[float] = []
+    monkeypatch.setattr(daemon, "start", start)
+    monkeypatch.setattr(daemon.stopping, "wait", lambda delay: waits.append(delay) or False)
+    daemon._start_when_the_database_answers()
+    assert len(attempts) == 3 and waits == [1.0, 2.0]

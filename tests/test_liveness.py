@@ -1,0 +1,145 @@
+"""Liveness: silent and dead-worker runs are finished with a reason; lost deliveries redone."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import psutil
+import pytest
+from django.utils import timezone
+
+from runner.execution.scripts import database_url
+from runner.liveness import Liveness
+from runner.models import Run, RunStatus
+from tests.factories import JobFactory, RunFactory
+
+pytestmark = pytest.mark.django_db
+
+HOST = socket.gethostname()
+NOW = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
+
+
+class Dispatched(list):
+    def __call__(self, run_ids) -> int:
+        ids = list(run_ids)
+        self.extend(ids)
+        return len(ids)
+
+
+@pytest.fixture
+def dispatched() -> Dispatched:
+    return Dispatched()
+
+
+@pytest.fixture
+def liveness(dispatched) -> Liveness:
+    return Liveness(dispatcher=dispatched)
+
+
+def running(worker: str, started: datetime, heartbeat: datetime | None = None) -> Run:
+    run = RunFactory(job=JobFactory())
+    Run.objects.filter(pk=run.pk).update(
+        status=RunStatus.RUNNING,
+        worker=worker,
+        started_at=started,
+        heartbeat_at=heartbeat or started,
+    )
+    return Run.objects.get(pk=run.pk)
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_a_run_whose_worker_went_silent_is_finished_with_the_reason(liveness):
+    silent = running("far-host:77", NOW - timedelta(minutes=5), NOW - timedelta(seconds=31))
+    liveness.reap_silent(NOW)
+    silent.refresh_from_db()
+    assert (silent.status, silent.finished_at) == ("error", NOW)
+    assert silent.error == (
+        "worker far-host:77 stopped sending heartbeats at 2026-03-02T08:59:29.000Z "
+        "(none for 30 s); the run was declared dead"
+    )
+    assert silent.duration_ms == 5 * 60 * 1000
+
+
+def test_a_run_with_a_recent_heartbeat_is_left_alone(liveness):
+    alive = running("far-host:77", NOW - timedelta(minutes=5), NOW - timedelta(seconds=29))
+    assert not liveness.reap_silent(NOW)
+    alive.refresh_from_db()
+    assert alive.status == "running"
+
+
+def test_a_run_whose_worker_process_on_this_host_is_gone_is_finished_at_once(liveness):
+    now = timezone.now()
+    pid = dead_pid()
+    orphan = running(f"{HOST}:{pid}", now)
+    assert liveness.reap_dead_local(now)
+    orphan.refresh_from_db()
+    assert orphan.status == "error"
+    assert (
+        orphan.error == f"worker {HOST}:{pid} died (process {pid} is gone) while the run was going"
+    )
+
+
+def test_a_live_worker_on_this_host_and_workers_elsewhere_are_left_alone(liveness):
+    now = timezone.now()
+    mine = running(f"{HOST}:{os.getpid()}", now)
+    elsewhere = running(f"other-host:{dead_pid()}", now)
+    assert not liveness.reap_dead_local(now)
+    assert {Run.objects.get(pk=run.pk).status for run in (mine, elsewhere)} == {"running"}
+
+
+def test_a_reused_pid_does_not_pass_for_the_dead_worker(liveness):
+    long_ago = timezone.now() - timedelta(hours=1)  # this process started after the run did
+    reused = running(f"{HOST}:{os.getpid()}", long_ago)
+    assert liveness.reap_dead_local(timezone.now())
+    reused.refresh_from_db()
+    assert reused.status == "error"
+
+
+def test_what_a_dead_workers_script_left_running_is_ended(liveness):
+    now = timezone.now()
+    pid = dead_pid()
+    orphan = running(f"{HOST}:{pid}", now)
+    env = dict(os.environ, JR_RUN_ID=str(orphan.pk), DATABASE_URL=database_url())
+    stranger_env = dict(env, DATABASE_URL="sqlite:////elsewhere.sqlite3")
+    leftover = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
+    stranger = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], env=stranger_env
+    )
+    try:
+        psutil.Process(leftover.pid).environ()  # wait until its environment is readable
+        liveness.reap_dead_local(now)
+        leftover.wait(timeout=10)  # (its status may be reaped by the killer's wait)
+        assert stranger.poll() is None
+        orphan.refresh_from_db()
+        assert f"its leftover processes {leftover.pid} were ended" in orphan.error
+    finally:
+        for process in (leftover, stranger):
+            process.kill()
+            process.wait()
+
+
+def test_a_run_pending_past_the_bound_is_dispatched_again_with_backoff(liveness, dispatched):
+    lost = RunFactory(job=JobFactory())
+    Run.objects.filter(pk=lost.pk).update(created_at=NOW - timedelta(seconds=31))
+    assert liveness.redispatch_pending(NOW)
+    assert not liveness.redispatch_pending(NOW + timedelta(seconds=5))
+    assert liveness.redispatch_pending(NOW + timedelta(seconds=60))
+    assert dispatched == [lost.pk, lost.pk]
+
+
+def test_a_fresh_or_future_pending_run_is_not_dispatched_again(liveness, dispatched):
+    fresh = RunFactory(job=JobFactory())
+    ahead = RunFactory(job=JobFactory(), scheduled_for=NOW + timedelta(seconds=1))
+    Run.objects.filter(pk=fresh.pk).update(created_at=NOW - timedelta(seconds=29))
+    Run.objects.filter(pk=ahead.pk).update(created_at=NOW - timedelta(minutes=1))
+    assert not liveness.redispatch_pending(NOW)
+    assert dispatched == []
