@@ -21,7 +21,10 @@ from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
 from runner import cluster as runner_cluster
+from runner.execution.executor import worker_name
 from runner.liveness import Liveness, check_interval
+from runner.maintenance import run_maintenance
+from runner.models import SchedulerHeartbeat
 from runner.scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
@@ -36,11 +39,6 @@ MAINTENANCE_MARGIN = timedelta(milliseconds=50)
 MAX_START_RETRY_S = 30.0
 # A cluster whose sentinel died is started again, at most this many times.
 MAX_CLUSTER_RESTARTS = 3
-
-try:
-    from runner.maintenance import run_maintenance
-except ImportError:  # the maintenance work is not in this installation yet
-    run_maintenance = None
 
 
 class Daemon:
@@ -57,6 +55,9 @@ class Daemon:
         self._next_reconcile: datetime | None = None
         self._next_check: datetime | None = None
         self._next_maintenance: datetime | None = None
+        self._next_beat: datetime | None = None
+        self.identity = worker_name()
+        self.started_at: datetime | None = None
 
     def request_stop(self, signum: int | None = None, frame: object = None) -> None:
         """Signal handler: stop firing and wind down (only sets a flag)."""
@@ -71,6 +72,8 @@ class Daemon:
             return self._loop(once)
         finally:
             runner_cluster.stop_cluster(self.cluster)
+            if self.started_at is not None:
+                self._guarded(SchedulerHeartbeat.stopped, self.identity)
             connections.close_all()
             for number, handler in previous.items():
                 signal.signal(number, handler)
@@ -109,6 +112,8 @@ class Daemon:
         )
         self.liveness.check(now)
         self.scheduler.start(now)
+        self.started_at = now
+        self._next_beat = now
         self._next_reconcile = now + _ms(settings.RUNNER.reconcile_interval_ms)
         self._next_check = now + check_interval()
         self._next_maintenance = now
@@ -127,6 +132,10 @@ class Daemon:
             found |= self._guarded(self.liveness.check, now)
         if now >= self._next_maintenance:
             found |= self._maintain(now)
+        if now >= self._next_beat:
+            # What /api/status and runner_status read: this scheduler's uptime and liveness.
+            self._next_beat = now + _ms(settings.RUNNER.heartbeat_interval_ms)
+            self._guarded(SchedulerHeartbeat.beat, self.identity, self.started_at, now)
         return found
 
     def sleep_for(self, now: datetime) -> float:
@@ -137,6 +146,7 @@ class Daemon:
             self._next_reconcile,
             self._next_check,
             self._next_maintenance,
+            self._next_beat,
         ):
             if moment is not None and moment < wake:
                 wake = moment
@@ -144,9 +154,6 @@ class Daemon:
 
     def _maintain(self, now: datetime) -> bool:
         """Housekeeping in small batches, within what the next fire leaves free."""
-        if run_maintenance is None:
-            self._next_maintenance = now + _ms(settings.RUNNER.state_cleanup_interval_ms)
-            return False
         budget = MAINTENANCE_BUDGET
         next_dispatch = self.scheduler.next_dispatch_at()
         if next_dispatch is not None:
@@ -154,10 +161,10 @@ class Daemon:
         if budget <= timedelta(0):
             return False  # a fire is due first; try again next cycle
         report = self._guarded(run_maintenance, now, budget.total_seconds())
-        more = bool(getattr(report, "more", False))
+        more = bool(report and report.more)
         interval = _ms(settings.RUNNER.state_cleanup_interval_ms)
         self._next_maintenance = now if more else now + interval
-        return bool(getattr(report, "total", 0))
+        return bool(report and report.total)
 
     def _cluster_healthy(self) -> bool:
         """Restart the workers if their sentinel died; False after too many restarts."""

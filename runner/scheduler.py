@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Count, Max
 
-from runner import dispatch, schedule
+from runner import dispatch, notify, schedule
 from runner.missed import CatchUpBounds, Fire, missed_fires
 from runner.models import Job, Run, RunStatus, RunTrigger
 
@@ -301,11 +301,7 @@ class Scheduler:
     def _report_failures(self, failures: list[tuple[str, str]]) -> None:
         if not failures:
             return
-        try:
-            from runner.notify import report_failed_registrations
-        except ImportError:
-            return  # the notifications work is not in this installation yet
-        report_failed_registrations(failures)
+        notify.report_failed_registrations(failures)
 
 
 def _fingerprint() -> tuple:

@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from runner import daemon as daemon_module
 from runner.daemon import Daemon
-from runner.models import Job, Run
+from runner.health import health_summary
+from runner.models import Job, Run, SchedulerHeartbeat
 from tests.factories import JobFactory
 
 # The loop calls close_old_connections(), which closes a connection inside a test's
@@ -107,3 +108,27 @@ def test_start_up_waits_for_a_database_that_does_not_answer_yet(monkeypatch):
     monkeypatch.setattr(daemon.stopping, "wait", lambda delay: waits.append(delay) or False)
     daemon._start_when_the_database_answers()
     assert len(attempts) == 3 and waits == [1.0, 2.0]
+
+
+def test_a_running_scheduler_reports_its_uptime_through_the_health_summary(maintenance):
+    daemon = started_daemon()
+    daemon.cycle(NOW)
+    beat = SchedulerHeartbeat.objects.get(pk=daemon.identity)
+    assert (beat.started_at, beat.seen_at) == (NOW, NOW)
+    assert health_summary(now=NOW + timedelta(seconds=20)).uptime_s == 20
+
+
+def test_the_heartbeat_is_written_once_per_interval_not_every_cycle(maintenance, runner_config):
+    runner_config(heartbeat_interval_ms=5000)
+    daemon = started_daemon()
+    daemon.cycle(NOW)
+    daemon.cycle(NOW + timedelta(seconds=2))
+    assert SchedulerHeartbeat.objects.get(pk=daemon.identity).seen_at == NOW
+    daemon.cycle(NOW + timedelta(seconds=5))
+    assert SchedulerHeartbeat.objects.get(pk=daemon.identity).seen_at == NOW + timedelta(seconds=5)
+
+
+def test_a_scheduler_that_stops_cleanly_is_no_longer_counted_alive():
+    call_command("runscheduler", "--once")
+    assert not SchedulerHeartbeat.objects.exists()
+    assert health_summary().uptime_s is None
