@@ -71,8 +71,13 @@ def sqlite_database(path: Path, environ: Mapping[str, str] = os.environ) -> dict
     }
 
 
-def database_url(db: Mapping) -> str:
-    """The URL of a ``DATABASES`` entry: what child processes get as ``DATABASE_URL``."""
+def database_url(db: Mapping | None = None) -> str:
+    """The URL of a ``DATABASES`` entry (default: this process's database), as child
+    processes get it in ``DATABASE_URL``."""
+    if db is None:
+        from django.conf import settings
+
+        db = settings.DATABASES["default"]
     if db["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{Path(db['NAME']).resolve()}"
     credentials = quote(db.get("USER") or "", safe="")

@@ -31,8 +31,8 @@ import psutil
 from django.conf import settings
 from django.db.models import Q
 
+from jeeves_site.database import database_url
 from runner import dispatch, notify
-from runner.execution.scripts import database_url
 from runner.models import Run, RunStatus
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ import psutil
 from django.conf import settings
 from django.db import close_old_connections
 
-from runner.execution.scripts import database_url
+from jeeves_site.database import database_url
 
 T = TypeVar("T")
 

@@ -29,7 +29,7 @@ def trigger(job_id: str) -> str:
 
 def manage(*argv: str, **options) -> subprocess.Popen:
     """``manage.py`` in a child process, against this test's database."""
-    env = {**os.environ, "DATABASE_URL": database_url(settings.DATABASES["default"])}
+    env = {**os.environ, "DATABASE_URL": database_url()}
     return subprocess.Popen(
         [sys.executable, str(settings.BASE_DIR / "manage.py"), *argv],
         env=env,

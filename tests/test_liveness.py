@@ -12,7 +12,7 @@ import psutil
 import pytest
 from django.utils import timezone
 
-from runner.execution.scripts import database_url
+from jeeves_site.database import database_url
 from runner.liveness import Liveness
 from runner.models import Run, RunStatus
 from tests.factories import JobFactory, RunFactory

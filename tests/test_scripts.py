@@ -144,7 +144,7 @@ def test_a_job_env_cannot_override_any_variable_the_runner_sets():
 def test_the_runner_gives_a_script_this_database():
     finished = run_job(script='echo "$DATABASE_URL"; echo "[$JR_DB_PATH]"')
     url, db_path = finished.stdout.splitlines()
-    assert url == database_url(settings.DATABASES["default"])
+    assert url == database_url()
     sqlite_file = settings.DATABASES["default"]["NAME"] if connection.vendor == "sqlite" else ""
     assert db_path == f"[{sqlite_file}]"
 

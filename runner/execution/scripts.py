@@ -46,7 +46,7 @@ def runner_environment(run: Run) -> dict[str, str]:
         "JR_JOB_ID": run.job_id,
         "JR_RUN_ID": str(run.pk),
         "JR_DB_PATH": db["NAME"] if connection.vendor == "sqlite" else "",
-        "DATABASE_URL": database_url(settings.DATABASES["default"]),
+        "DATABASE_URL": database_url(),
         "DJANGO_SETTINGS_MODULE": "jeeves_site.settings",
         "JEEVES_DATA_DIR": str(settings.DATA_DIR),
         "PYTHONPATH": os.pathsep.join(part for part in python_path if part),
