@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--until", type=float, default=0.0)
     args = parser.parse_args()
 
-    from benchlib import setup_django
+    from bench.support import setup_django
 
     setup_django()
     from django.core.management import call_command

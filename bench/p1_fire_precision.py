@@ -39,7 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from benchlib import ROOT, print_table, summary_ms, write_results
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file
+
+from bench.support import ROOT, print_table, summary_ms, write_results
 
 BENCH = ROOT / "bench"
 PROBE = BENCH / "p1_probe.sh"

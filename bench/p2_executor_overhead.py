@@ -5,7 +5,7 @@ then ``execute_run``: conditional start, heartbeat thread, supervised child,
 finish), N times through ``run_process`` alone (the supervision without the run
 record) and N times as a bare ``subprocess.run`` capturing output, interleaved
 in one process so all three see the same machine. Prints a table and writes
-bench/results/p2_executor_overhead.json.
+bench/results/p2_executor_overhead-<time>.json.
 
     .venv/bin/python bench/p2_executor_overhead.py [--runs 200] [--database-url URL]
 """
@@ -16,25 +16,26 @@ import argparse
 import os
 import statistics
 import subprocess
+import sys
 import time
+from pathlib import Path
 
-from _setup import database_vendor, django_on_scratch_database, write_results
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file
+
+from bench.support import (
+    database_vendor,
+    print_table,
+    scratch_database,
+    summary_ms,
+    write_results,
+)
 
 NOOP = "#!/bin/sh\nexit 0\n"
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def summary(seconds: list[float]) -> dict[str, float]:
-    ms = [value * 1000 for value in seconds]
-    return {
-        "mean_ms": statistics.fmean(ms),
-        "p50_ms": percentile(ms, 0.5),
-        "p99_ms": percentile(ms, 0.99),
-    }
+def summary(seconds: list[float]) -> dict[str, float | None]:
+    """Mean, p50, p99 and max in milliseconds."""
+    return {"mean_ms": statistics.fmean(seconds) * 1000, **summary_ms(seconds)}
 
 
 def main() -> None:
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="default: a scratch SQLite file")
     options = parser.parse_args()
 
-    with django_on_scratch_database(options.database_url) as scratch:
+    with scratch_database(options.database_url, "p2") as scratch:
         from django.conf import settings
         from django.utils import timezone
 
@@ -52,7 +53,8 @@ def main() -> None:
         from runner.jobs import upsert_job
         from runner.models import Job, Run
 
-        script = scratch / "noop.sh"
+        directory = scratch.directory
+        script = directory / "noop.sh"
         script.write_text(NOOP)
         job, _ = upsert_job(
             {"id": "bench-noop", "name": "no-op", "schedule": "0 0 1 1 *", "script": str(script)}
@@ -65,12 +67,12 @@ def main() -> None:
 
         def supervised() -> None:
             result = run_process(
-                argv, env=os.environ, cwd=str(scratch), timeout_s=None, grace_s=5, tail_lines=100
+                argv, env=os.environ, cwd=str(directory), timeout_s=None, grace_s=5, tail_lines=100
             )
             assert result.exit_code == 0
 
         def bare() -> None:
-            subprocess.run(argv, cwd=scratch, capture_output=True, check=True)
+            subprocess.run(argv, cwd=directory, capture_output=True, check=True)
 
         for _ in range(5):  # warm-up: imports, connections, page cache
             through_executor()
@@ -96,14 +98,18 @@ def main() -> None:
             "time_ratio_executor_to_bare": executor["mean_ms"] / plain["mean_ms"],
             "throughput_ratio_executor_to_bare": plain["mean_ms"] / executor["mean_ms"],
         }
-        path = write_results("p2_executor_overhead", figures)
         vendor = database_vendor()
+        path = write_results("p2_executor_overhead", {"database": vendor, **figures})
 
     print(f"{options.runs} runs each of `{' '.join(argv)}`, interleaved, on {vendor}")
-    print(f"{'path':<22}{'mean ms':>10}{'p50 ms':>10}{'p99 ms':>10}")
     rows = (("execute_run", executor), ("run_process", process_only), ("subprocess.run", plain))
-    for label, row in rows:
-        print(f"{label:<22}{row['mean_ms']:>10.2f}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}")
+    print_table(
+        ["path", "mean ms", "p50 ms", "p99 ms", "max ms"],
+        [
+            [label, row["mean_ms"], row["p50_ms"], row["p99_ms"], row["max_ms"]]
+            for label, row in rows
+        ],
+    )
     print(f"overhead per run: {figures['overhead_per_run_ms']:.2f} ms")
     print(f"time ratio executor/bare: {figures['time_ratio_executor_to_bare']:.2f}")
     print(f"throughput ratio executor/bare: {figures['throughput_ratio_executor_to_bare']:.2f}")

@@ -21,15 +21,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from bench.common import (
+from bench.support import (
     Group,
     child_report,
     child_start,
+    database_vendor,
     db_argument,
-    prepare_database,
-    save,
-    table,
-    vendor,
+    print_table,
+    scratch_database,
+    write_results,
 )
 
 QUEUE = "bench"
@@ -130,7 +130,7 @@ def consumer_main(arm: str, count: int) -> None:
     url = os.environ["DATABASE_URL"]
     if arm == "client":
         done = client_consumer(count)
-    elif vendor(url) == "sqlite":
+    elif database_vendor() == "sqlite":
         done = raw_sqlite_consumer(urlsplit(url).path[1:], count)
     else:
         done = raw_postgres_consumer(url, count)
@@ -185,7 +185,13 @@ def main() -> None:
         consumer_main(args.role[0], int(args.role[1]))
         return
 
-    url = prepare_database(args.db, "p3")
+    with scratch_database(args.db, "p3") as scratch:
+        measure(args, scratch.url)
+
+
+def measure(args: argparse.Namespace, url: str) -> None:
+    """Fill and drain the queue for every claim size and arm; print and save the figures."""
+    vendor = database_vendor()
     rows, runs = [], []
     for count in (int(c) for c in args.claims.split(",")):
         measured = {}
@@ -197,19 +203,14 @@ def main() -> None:
         rows.append(
             [count, measured["client"]["items_per_s"], measured["raw"]["items_per_s"], ratio, 0, 0]
         )
-    print(f"P3 queue throughput on {vendor(url)}: {args.items} items, {args.consumers} consumers")
-    print(
-        table(
-            ["claim", "client items/s", "raw items/s", "ratio", "double", "lost"],
-            rows,
-        )
-    )
+    print(f"P3 queue throughput on {vendor}: {args.items} items, {args.consumers} consumers")
+    print_table(["claim", "client items/s", "raw items/s", "ratio", "double", "lost"], rows)
     print("goal: ratio >= 0.5, 0 double claims, 0 lost")
-    path = save(
-        f"p3-{vendor(url)}",
+    path = write_results(
+        f"p3-{vendor}",
         {
             "benchmark": "P3",
-            "database": vendor(url),
+            "database": vendor,
             "items": args.items,
             "consumers": args.consumers,
             "runs": runs,

@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from bench.common import db_argument, prepare_database, save, table, vendor
+from bench.support import database_vendor, db_argument, print_table, scratch_database, write_results
 
 NAMESPACE = "bench"
 
@@ -98,12 +98,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    url = prepare_database(args.db, "p4")
+    with scratch_database(args.db, "p4") as scratch:
+        measure(args, scratch.url)
+
+
+def measure(args: argparse.Namespace, url: str) -> None:
+    """Alternate the arms ``--rounds`` times; print and save the median round."""
+    vendor = database_vendor()
     pairs = args.ops // 2
     client_times, raw_times = [], []
     for _ in range(args.rounds):
         client_times.append(client_arm(pairs, args.keys))
-        if vendor(url) == "sqlite":
+        if vendor == "sqlite":
             raw_times.append(raw_sqlite_arm(urlsplit(url).path[1:], pairs, args.keys))
         else:
             raw_times.append(raw_postgres_arm(url, pairs, args.keys))
@@ -111,22 +117,20 @@ def main() -> None:
     client_ops = 2 * pairs / statistics.median(client_times)
     raw_ops = 2 * pairs / statistics.median(raw_times)
     ratio = client_ops / raw_ops
-    print(f"P4 state set/get on {vendor(url)}: {2 * pairs} ops per arm, median of {args.rounds}")
-    print(
-        table(
-            ["arm", "ops/s", "us/op"],
-            [
-                ["client API", client_ops, 1e6 / client_ops],
-                ["raw driver", raw_ops, 1e6 / raw_ops],
-            ],
-        )
+    print(f"P4 state set/get on {vendor}: {2 * pairs} ops per arm, median of {args.rounds}")
+    print_table(
+        ["arm", "ops/s", "us/op"],
+        [
+            ["client API", client_ops, 1e6 / client_ops],
+            ["raw driver", raw_ops, 1e6 / raw_ops],
+        ],
     )
     print(f"ratio client/raw = {ratio:.2f} (goal >= 0.5)")
-    path = save(
-        f"p4-{vendor(url)}",
+    path = write_results(
+        f"p4-{vendor}",
         {
             "benchmark": "P4",
-            "database": vendor(url),
+            "database": vendor,
             "ops_per_arm": 2 * pairs,
             "keys": args.keys,
             "rounds": args.rounds,

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchlib import print_table, scratch_postgres, setup_django, summary_ms, write_results
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file
+
+from bench.support import print_table, scratch_database, summary_ms, write_results
 
 RECENT_RUNS = 1_000
 ACTIVE_RUNS = 10
@@ -57,34 +57,16 @@ def main() -> None:
             argv = [a for a in sys.argv[1:] if a not in ("--db", "both", "--db=both")]
             subprocess.run([sys.executable, __file__, "--db", db, *argv], check=True)
         return
-    if args.db == "sqlite":
-        data_dir = Path(tempfile.mkdtemp(prefix="jeeves-p5-"))
-        os.environ.pop("DATABASE_URL", None)
-        os.environ["JEEVES_DATA_DIR"] = str(data_dir)
-        try:
-            bench(args)
-        finally:
-            shutil.rmtree(data_dir, ignore_errors=True)
-        return
-    with scratch_postgres(args.postgres_url, f"jeeves_bench_p5_{os.getpid()}") as url:
-        os.environ["DATABASE_URL"] = url
-        os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only")
-        try:
-            bench(args)
-        finally:
-            from django.db import connections
-
-            connections.close_all()
+    server = args.postgres_url if args.db == "postgres" else None
+    with scratch_database(server, "p5"):
+        bench(args)
 
 
 def bench(args: argparse.Namespace) -> None:
-    setup_django()
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
     from django.utils import timezone
 
-    call_command("migrate", verbosity=0)
     now = timezone.now()
     retention = timedelta(days=settings.RUNNER.run_retention_days)
     print(f"[{connection.vendor}] inserting {args.runs:,} runs ...", flush=True)

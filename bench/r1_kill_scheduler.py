@@ -24,15 +24,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file
 
-from drill_support import (
+from bench.support import (
     Daemons,
     executions,
     print_table,
     probe_script,
     scratch_database,
-    use_database,
     wait_for,
     write_results,
 )
@@ -53,9 +52,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    with scratch_database(args.database_url, "jeeves_r1") as env:
-        use_database(env)
-        results = [drill(mode, args, env) for mode in args.modes.split(",")]
+    with scratch_database(args.database_url, "r1") as scratch:
+        results = [drill(mode, args, scratch.env) for mode in args.modes.split(",")]
     show(results, args)
 
 

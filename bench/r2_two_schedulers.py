@@ -22,16 +22,15 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file
 
-from drill_support import (
+from bench.support import (
     Daemons,
     percentile,
     print_table,
     probe_lines,
     probe_script,
     scratch_database,
-    use_database,
     wait_for,
     write_results,
 )
@@ -55,9 +54,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    with scratch_database(args.database_url or None, "jeeves_r2") as env:
-        use_database(env)
-        result = drill(args, env)
+    with scratch_database(args.database_url, "r2") as scratch:
+        result = drill(args, scratch.env)
     show(result, args)
 
 

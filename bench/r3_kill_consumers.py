@@ -21,15 +21,22 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.common import child_report, db_argument, prepare_database, save, spawn, table, vendor
+from bench.support import (
+    child_report,
+    database_vendor,
+    db_argument,
+    print_table,
+    scratch_database,
+    setup_django,
+    spawn,
+    write_results,
+)
 
 QUEUE = "r3"
 
 
 def consumer_main(log_dir: str, lease: str, work_ms: float) -> None:
-    from bench.common import setup
-
-    setup()
+    setup_django()
     from queues.exceptions import ClaimLost
     from queues.status import queue_status
     from runner.client import get_runner_client
@@ -99,9 +106,14 @@ def main() -> None:
         consumer_main(args.role[0], args.role[1], float(args.role[2]))
         return
 
-    url = prepare_database(args.db, "r3")
+    with scratch_database(args.db, "r3") as scratch:
+        drill(args, scratch.url, scratch.directory)
+
+
+def drill(args: argparse.Namespace, url: str, directory: Path) -> None:
+    """Drain the queue while killing a consumer every ``--kill-every`` seconds; report."""
     ids = fill(args.items)
-    log_dir = Path(tempfile.mkdtemp(prefix="r3-", dir=Path(__file__).parent / "results"))
+    log_dir = Path(tempfile.mkdtemp(prefix="r3-", dir=directory))
     rng = random.Random(args.seed)
     argv = [str(log_dir), args.lease, str(args.work_ms)]
     module = "bench.r3_kill_consumers"
@@ -154,14 +166,15 @@ def report(args, url: str, ids: set[int], log_dir: Path, kills: int, elapsed: fl
         ["completed, log line lost to the kill", unlogged],
         ["seconds", elapsed],
     ]
-    print(f"R3 on {vendor(url)}: lease {args.lease}, a kill every {args.kill_every}s")
-    print(table(["", "count"], rows))
+    vendor = database_vendor()
+    print(f"R3 on {vendor}: lease {args.lease}, a kill every {args.kill_every}s")
+    print_table(["", "count"], rows)
     print("PASS" if ok else "FAIL")
-    path = save(
-        f"r3-{vendor(url)}",
+    path = write_results(
+        f"r3-{vendor}",
         {
             "drill": "R3",
-            "database": vendor(url),
+            "database": vendor,
             "passed": ok,
             "settings": {k: v for k, v in vars(args).items() if k not in ("db", "role")},
             **{name: value for name, value in rows},

@@ -2,7 +2,7 @@
 
 Runs, through ``execute_run``, a script writing 1 GB of 100-byte lines and one
 writing 1 GB of random bytes (invalid UTF-8, irregular lines), sampling this
-process's RSS every 5 ms. Prints a table and writes bench/results/r5_output_memory.json.
+process's RSS every 5 ms. Prints a table and writes bench/results/r5_output_memory-<time>.json.
 
     .venv/bin/python bench/r5_output_memory.py [--megabytes 1000] [--database-url URL]
 """
@@ -10,11 +10,16 @@ process's RSS every 5 ms. Prints a table and writes bench/results/r5_output_memo
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 import time
+from pathlib import Path
 
 import psutil
-from _setup import django_on_scratch_database, write_results
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file
+
+from bench.support import database_vendor, print_table, scratch_database, write_results
 
 WRITERS = {
     "lines": 'yes "$(printf "%099d" 7)" | head -c {size}',
@@ -53,7 +58,7 @@ def main() -> None:
     options = parser.parse_args()
     size = options.megabytes * 10**6
 
-    with django_on_scratch_database(options.database_url):
+    with scratch_database(options.database_url, "r5"):
         from django.utils import timezone
 
         from runner.execution.executor import execute_run
@@ -89,14 +94,17 @@ def main() -> None:
                 "replacement_chars": finished.stdout.count("\ufffd"),
             }
         Job.objects.filter(pk="bench-r5").delete()
-        path = write_results("r5_output_memory", {"bytes": size, "writers": WRITERS, **rows})
+        figures = {"database": database_vendor(), "bytes": size, "writers": WRITERS, **rows}
+        path = write_results("r5_output_memory", figures)
 
-    print(f"{'output':<14}{'bytes':>12}{'s':>7}{'base MiB':>10}{'peak MiB':>10}{'growth':>8}")
-    for name, row in rows.items():
-        print(
-            f"{name:<14}{row['stdout_bytes']:>12}{row['seconds']:>7}{row['baseline_rss_mib']:>10}"
-            f"{row['peak_rss_mib']:>10}{row['growth_mib']:>8}"
-        )
+    print_table(
+        ["output", "bytes", "s", "base MiB", "peak MiB", "growth"],
+        [
+            [name, row["stdout_bytes"], row["seconds"], row["baseline_rss_mib"],
+             row["peak_rss_mib"], row["growth_mib"]]
+            for name, row in rows.items()
+        ],
+    )  # fmt: skip
     print("goal R5: growth within 100 MiB of the baseline; the tail kept and decoded")
     print(f"written to {path}")
 

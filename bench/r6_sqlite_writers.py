@@ -14,16 +14,16 @@ import argparse
 import sys
 import time
 
-from bench.common import (
+from bench.support import (
     Group,
     child_report,
     child_start,
+    database_vendor,
     db_argument,
-    percentiles,
-    prepare_database,
-    save,
-    table,
-    vendor,
+    print_table,
+    scratch_database,
+    summary_ms,
+    write_results,
 )
 
 QUEUE = "r6"
@@ -56,7 +56,7 @@ def writer_main(writer: str, seconds: float) -> None:
             "error_count": len(errors),
             "enqueued": enqueued,
             "completed": completed,
-            "latency": percentiles(latencies),
+            "latency": summary_ms(latencies),
         }
     )
 
@@ -72,15 +72,16 @@ def main() -> None:
         writer_main(args.role[0], float(args.role[1]))
         return
 
-    url = prepare_database(args.db, "r6")
-    argvs = [[str(n), str(args.seconds)] for n in range(args.processes)]
-    with Group("bench.r6_sqlite_writers", url, argvs) as group:
-        group.start()
-        results = group.results(timeout=args.seconds + 120)
-    check(args, url, results)
+    with scratch_database(args.db, "r6") as scratch:
+        argvs = [[str(n), str(args.seconds)] for n in range(args.processes)]
+        with Group("bench.r6_sqlite_writers", scratch.url, argvs) as group:
+            group.start()
+            results = group.results(timeout=args.seconds + 120)
+        check(args, results)
 
 
-def check(args, url: str, results: list[dict]) -> None:
+def check(args: argparse.Namespace, results: list[dict]) -> None:
+    """Compare what every writer reported with the database; print and save the verdict."""
     from queues.models import QueueItem
     from runner.client import get_runner_client
 
@@ -98,7 +99,7 @@ def check(args, url: str, results: list[dict]) -> None:
     locked = sum("locked" in e for r in results for e in r["errors"])
     rounds = sum(r["rounds"] for r in results)
     ok = errors == 0 and lost_values == 0 and lost_items == 0 and lost_queue == 0 and not double
-    p99 = max(r["latency"]["p99"] for r in results)
+    p99_ms = max(r["latency"]["p99_ms"] or 0.0 for r in results)
     rows = [
         ["processes", args.processes],
         ["seconds", args.seconds],
@@ -110,14 +111,15 @@ def check(args, url: str, results: list[dict]) -> None:
         ["collection items lost", lost_items],
         ["queue items lost", lost_queue],
         ["items completed twice", double],
-        ["worst per-process p99 round (ms)", p99 * 1000],
+        ["worst per-process p99 round (ms)", p99_ms],
     ]
-    print(f"R6 on {vendor(url)}")
-    print(table(["", "value"], rows))
+    vendor = database_vendor()
+    print(f"R6 on {vendor}")
+    print_table(["", "value"], rows)
     print("PASS" if ok else "FAIL")
-    path = save(
-        f"r6-{vendor(url)}",
-        {"drill": "R6", "database": vendor(url), "passed": ok, **{k: v for k, v in rows}},
+    path = write_results(
+        f"r6-{vendor}",
+        {"drill": "R6", "database": vendor, "passed": ok, **{k: v for k, v in rows}},
     )
     print(f"wrote {path}")
     if not ok:
