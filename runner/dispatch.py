@@ -20,6 +20,7 @@ from django_q.tasks import async_task
 logger = logging.getLogger(__name__)
 
 TASK = "runner.tasks.run_task"
+RESUME_TASK = "runner.tasks.resume_task"
 
 _broker: tuple[int, Broker] | None = None
 
@@ -61,6 +62,26 @@ def dispatch(run_ids: Iterable[int]) -> int:
         transaction.on_commit(lambda: _enqueue(ids))
         return len(ids)
     return _enqueue(ids)
+
+
+def dispatch_resume(resumes: Iterable[tuple[int, str]]) -> int:
+    """Queue one resume task per ``(run id, dead worker)``; return how many were queued.
+
+    For session runs whose worker is gone (see ``runner.liveness``): the task takes the
+    run over from that worker only, so a duplicate delivery does nothing. A broker error
+    is logged, not raised: the run stays ``running`` and the liveness check tries again.
+    """
+    queued = 0
+    for run_id, holder in resumes:
+        try:
+            async_task(
+                RESUME_TASK, run_id, holder=holder, task_name=f"resume-{run_id}", broker=broker()
+            )
+        except Exception:
+            logger.exception("could not queue the resume of run %s; it will be tried again", run_id)
+            continue
+        queued += 1
+    return queued
 
 
 def _enqueue(run_ids: list[int]) -> int:

@@ -6,6 +6,11 @@
 * A ``running`` run whose worker process was on this host and no longer exists
   is finished at once, and whatever its script left running is ended. This is
   also how a restarted scheduler recovers what its previous life left behind.
+* Either way, a session run whose session key was recorded is not finished but
+  resumed: a ``runner.tasks.resume_task`` is dispatched that takes the run over
+  from the dead worker and follows its session by the key to its end. Until a
+  worker takes it, the resume is dispatched again with the same backoff as below.
+  A session run without a key is finished like a script run.
 * A ``pending`` run older than ``pendingRedispatchMs`` is dispatched again: its
   task may have been lost (Redis is at-most-once, a dead cluster held it). A
   duplicate delivery is harmless, since only one can start the run. Each run is
@@ -33,7 +38,7 @@ from django.db.models import Q
 
 from jeeves_site.database import database_url
 from runner import dispatch, notify
-from runner.models import Run, RunStatus
+from runner.models import JobType, Run, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -51,30 +56,40 @@ def check_interval() -> timedelta:
 
 
 class Liveness:
-    """The checks, with the memory of which pending runs were dispatched again when."""
+    """The checks, with the memory of which runs were dispatched (again) when."""
 
     def __init__(
         self,
         dispatcher: Callable[[Iterable[int]], int] = dispatch.dispatch,
         host: str | None = None,
+        resumer: Callable[[Iterable[tuple[int, str]]], int] = dispatch.dispatch_resume,
     ) -> None:
         self._dispatch = dispatcher
+        self._resume = resumer
         self.host = host or socket.gethostname()
         self._retries: dict[int, tuple[datetime, int]] = {}
+        # (run, dead worker) -> (when to dispatch its resume again, how many so far)
+        self._resumes: dict[tuple[int, str], tuple[datetime, int]] = {}
 
     def check(self, now: datetime) -> bool:
         """All three checks; True if any found work."""
+        self._forget_taken_resumes()
         dead = self.reap_dead_local(now)
         silent = self.reap_silent(now)
         return self.redispatch_pending(now) or dead or silent
 
     def reap_silent(self, now: datetime) -> bool:
-        """Finish running runs whose worker has not sent a heartbeat within the timeout."""
+        """Finish (or resume) running runs whose worker sent no heartbeat within the timeout."""
         timeout = timedelta(milliseconds=settings.RUNNER.liveness_timeout_ms)
         cutoff = now - timeout
-        silent = Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff)
+        silent = Run.objects.select_related("job").filter(
+            status=RunStatus.RUNNING, heartbeat_at__lt=cutoff
+        )
         found = False
         for run in silent.order_by("heartbeat_at")[:BATCH]:
+            if _resumable(run):
+                found |= self._resume_dead(run, now, "went silent")
+                continue
             reason = (
                 f"worker {run.worker} stopped sending heartbeats at {_iso(run.heartbeat_at)} "
                 f"(none for {timeout.total_seconds():g} s); the run was declared dead"
@@ -83,12 +98,17 @@ class Liveness:
         return found
 
     def reap_dead_local(self, now: datetime) -> bool:
-        """Finish running runs whose worker process on this host no longer exists."""
-        mine = Run.objects.filter(status=RunStatus.RUNNING, worker__startswith=f"{self.host}:")
+        """Finish (or resume) running runs whose worker process on this host is gone."""
+        mine = Run.objects.select_related("job").filter(
+            status=RunStatus.RUNNING, worker__startswith=f"{self.host}:"
+        )
         found = False
         for run in mine.order_by("id")[:BATCH]:
             pid = _pid_of(run.worker)
             if pid is None or _alive(pid, run.started_at):
+                continue
+            if _resumable(run):
+                found |= self._resume_dead(run, now, f"died (process {pid} is gone)")
                 continue
             ended = end_orphaned_scripts(run.pk)
             reason = f"worker {run.worker} died (process {pid} is gone) while the run was going"
@@ -118,6 +138,43 @@ class Liveness:
             logger.info("dispatching again %d run(s) still pending after %s", len(due), bound)
             self._dispatch(due)
         return bool(due)
+
+    def _resume_dead(self, run: Run, now: datetime, what: str) -> bool:
+        """Dispatch a resume of session run ``run`` unless one is still within its backoff."""
+        memo = (run.pk, run.worker)
+        retry = self._resumes.get(memo)
+        if retry is not None and retry[0] > now:
+            return False
+        tries = (retry or (now, 0))[1] + 1
+        bound = timedelta(milliseconds=settings.RUNNER.pending_redispatch_ms)
+        self._resumes[memo] = (now + min(bound * 2**tries, MAX_REDISPATCH_BACKOFF), tries)
+        key = run.result_meta["sessionKey"]
+        logger.warning(
+            "run %s of %s: worker %s %s; dispatching a resume of session %s",
+            run.pk,
+            run.job_id,
+            run.worker,
+            what,
+            key,
+        )
+        self._resume([memo])
+        return True
+
+    def _forget_taken_resumes(self) -> None:
+        """Drop resumes whose run is finished or held by another worker by now."""
+        if not self._resumes:
+            return
+        held = set(
+            Run.objects.filter(
+                pk__in={pk for pk, _ in self._resumes}, status=RunStatus.RUNNING
+            ).values_list("pk", "worker")
+        )
+        self._resumes = {memo: retry for memo, retry in self._resumes.items() if memo in held}
+
+
+def _resumable(run: Run) -> bool:
+    """A session run whose session key was recorded: it can be followed by another worker."""
+    return run.job.type == JobType.SESSION and bool((run.result_meta or {}).get("sessionKey"))
 
 
 def _finish_dead(run: Run, reason: str, now: datetime, **still: object) -> bool:
@@ -166,7 +223,7 @@ def end_orphaned_scripts(run_id: int) -> list[int]:
     the same host numbers its runs too). SIGTERM now, SIGKILL after the kill
     grace, on a thread so the scheduler's loop does not wait.
     """
-    wanted = {"JR_RUN_ID": str(run_id), "DATABASE_URL": database_url()}
+    wanted = {"JR_RUN_ID": str(run_id), "DATABASE_URL": database_url(settings.DATABASES["default"])}
     found = []
     for process in psutil.process_iter():
         if process.pid == os.getpid():

@@ -17,6 +17,7 @@ from django.utils import timezone
 from runner import dispatch, worker_state
 from runner.execution.executor import execute_run
 from runner.execution.scripts import Cancellation
+from runner.execution.sessions import resume_session_run
 from runner.models import Run, RunStatus, RunTrigger
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,27 @@ def run_task(run_id: int) -> str:
         return _run(run_id)
     except Exception:
         logger.exception("run %s could not be executed by this worker", run_id)
+        return "failed"
+
+
+def resume_task(run_id: int, holder: str | None = None) -> str:
+    """Follow session run ``run_id`` to its end after its worker died; say what became of it.
+
+    Dispatched by the liveness check for a ``running`` session run with a recorded
+    session key whose worker is gone; ``holder`` is that worker, from which alone the
+    run is taken over (see ``resume_session_run``). Never raises. A worker that is
+    stopping does nothing: the run stays ``running`` and the next check dispatches the
+    resume again.
+    """
+    try:
+        if worker_state.STOPPING.is_set():
+            return "stopping"
+        cancel = Cancellation()
+        with worker_state.holding(cancel):
+            finished = resume_session_run(run_id, holder=holder, cancel=cancel)
+        return finished.status if finished is not None else "gone"
+    except Exception:
+        logger.exception("run %s could not be resumed by this worker", run_id)
         return "failed"
 
 

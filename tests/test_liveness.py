@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import psutil
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from jeeves_site.database import database_url
@@ -36,19 +37,36 @@ def dispatched() -> Dispatched:
 
 
 @pytest.fixture
-def liveness(dispatched) -> Liveness:
-    return Liveness(dispatcher=dispatched)
+def resumed() -> Dispatched:
+    return Dispatched()
 
 
-def running(worker: str, started: datetime, heartbeat: datetime | None = None) -> Run:
-    run = RunFactory(job=JobFactory())
+@pytest.fixture
+def liveness(dispatched, resumed) -> Liveness:
+    return Liveness(dispatcher=dispatched, resumer=resumed)
+
+
+def running(
+    worker: str,
+    started: datetime,
+    heartbeat: datetime | None = None,
+    meta: dict | None = None,
+    **job: object,
+) -> Run:
+    run = RunFactory(job=JobFactory(**job))
     Run.objects.filter(pk=run.pk).update(
         status=RunStatus.RUNNING,
         worker=worker,
         started_at=started,
         heartbeat_at=heartbeat or started,
+        result_meta=meta,
     )
     return Run.objects.get(pk=run.pk)
+
+
+def session_running(worker: str, started: datetime, key: str | None, **fields) -> Run:
+    meta = {"sessionKey": key, "runId": "run-1"} if key else None
+    return running(worker, started, meta=meta, type="session", script="Summarise", **fields)
 
 
 def dead_pid() -> int:
@@ -108,7 +126,11 @@ def test_what_a_dead_workers_script_left_running_is_ended(liveness):
     now = timezone.now()
     pid = dead_pid()
     orphan = running(f"{HOST}:{pid}", now)
-    env = dict(os.environ, JR_RUN_ID=str(orphan.pk), DATABASE_URL=database_url())
+    env = dict(
+        os.environ,
+        JR_RUN_ID=str(orphan.pk),
+        DATABASE_URL=database_url(settings.DATABASES["default"]),
+    )
     stranger_env = dict(env, DATABASE_URL="sqlite:////elsewhere.sqlite3")
     leftover = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
     stranger = subprocess.Popen(
@@ -143,3 +165,51 @@ def test_a_fresh_or_future_pending_run_is_not_dispatched_again(liveness, dispatc
     Run.objects.filter(pk=ahead.pk).update(created_at=NOW - timedelta(minutes=1))
     assert not liveness.redispatch_pending(NOW)
     assert dispatched == []
+
+
+def test_a_dead_session_run_with_a_key_is_resumed_not_finished(liveness, resumed):
+    now = timezone.now()
+    worker = f"{HOST}:{dead_pid()}"
+    run = session_running(worker, now, "agent:main:subagent:k")
+
+    assert liveness.reap_dead_local(now)
+
+    assert resumed == [(run.pk, worker)]
+    assert Run.objects.get(pk=run.pk).status == "running"
+
+
+def test_a_silent_session_run_with_a_key_is_resumed_with_backoff(liveness, resumed):
+    started = NOW - timedelta(minutes=5)
+    run = session_running("far-host:77", started, "agent:main:subagent:k")
+    Run.objects.filter(pk=run.pk).update(heartbeat_at=NOW - timedelta(seconds=31))
+
+    assert liveness.reap_silent(NOW)
+    assert not liveness.reap_silent(NOW + timedelta(seconds=5))
+    assert liveness.reap_silent(NOW + timedelta(seconds=61))
+
+    assert resumed == [(run.pk, "far-host:77")] * 2
+    assert Run.objects.get(pk=run.pk).status == "running"
+
+
+def test_a_resume_taken_by_a_worker_is_forgotten_and_its_death_resumed_again(liveness, resumed):
+    now = timezone.now()
+    first, second = f"{HOST}:{dead_pid()}", f"{HOST}:{dead_pid()}"
+    run = session_running(first, now, "agent:main:subagent:k")
+    liveness.check(now)
+    Run.objects.filter(pk=run.pk).update(worker=second)  # taken over; that worker died too
+
+    liveness.check(now)
+
+    assert resumed == [(run.pk, first), (run.pk, second)]
+
+
+def test_a_dead_session_run_without_a_key_is_finished(liveness, resumed):
+    now = timezone.now()
+    pid = dead_pid()
+    run = session_running(f"{HOST}:{pid}", now, None)
+
+    assert liveness.reap_dead_local(now)
+
+    run.refresh_from_db()
+    assert run.status == "error" and f"process {pid} is gone" in run.error
+    assert resumed == []

@@ -18,11 +18,12 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from runner import gateway, tokens
+from runner import gateway, tokens, worker_state
 from runner.execution import sessions
 from runner.execution.executor import execute_run
 from runner.execution.scripts import Cancellation
 from runner.models import Run
+from runner.tasks import resume_task
 from tests.factories import JobFactory, RunFactory
 from tests.fakes import refused_url
 from tests.fakes.gateway_server import FakeGateway
@@ -486,3 +487,59 @@ def test_a_script_run_is_not_resumed_as_a_session():
 
     assert sessions.resume_session_run(run.pk, worker="new-host:1") is None
     assert Run.objects.get(pk=run.pk).worker == "old-host:99"
+
+
+# -- resume_task: what the liveness check dispatches -------------------------------
+
+
+def test_resume_task_follows_a_dead_workers_run_to_its_end(gw):
+    gw.add_session("agent:main:subagent:kept", finish="done", total_tokens=77)
+    run = left_running("agent:main:subagent:kept")
+
+    assert resume_task(run.pk, holder="old-host:99") == "ok"
+
+    finished = Run.objects.get(pk=run.pk)
+    assert (finished.status, finished.tokens, finished.error) == ("ok", 77, "")
+    assert finished.result_meta["sessionKey"] == "agent:main:subagent:kept"
+    assert gw.calls("sessions_spawn") == []
+
+
+def test_a_second_resume_task_does_nothing(gw):
+    gw.add_session("agent:main:subagent:once", finish="done", total_tokens=5)
+    run = left_running("agent:main:subagent:once")
+    resume_task(run.pk, holder="old-host:99")
+    requests = len(gw.requests)
+    before = Run.objects.get(pk=run.pk)
+
+    assert resume_task(run.pk, holder="old-host:99") == "gone"
+    assert resume_task(run.pk) == "gone"
+
+    after = Run.objects.get(pk=run.pk)
+    assert (after.status, after.worker, after.finished_at) == (
+        "ok",
+        before.worker,
+        before.finished_at,
+    )
+    assert len(gw.requests) == requests
+
+
+def test_resume_task_leaves_a_run_another_worker_already_took_over(gw):
+    run = left_running("agent:main:subagent:taken")
+    Run.objects.filter(pk=run.pk).update(worker="new-host:1")
+
+    assert resume_task(run.pk, holder="old-host:99") == "gone"
+
+    assert Run.objects.get(pk=run.pk).worker == "new-host:1"
+    assert gw.requests == []
+
+
+def test_a_stopping_worker_does_not_resume(gw):
+    run = left_running("agent:main:subagent:later")
+    worker_state.STOPPING.set()
+    try:
+        assert resume_task(run.pk, holder="old-host:99") == "stopping"
+    finally:
+        worker_state.STOPPING.clear()
+
+    assert Run.objects.get(pk=run.pk).status == "running"
+    assert gw.requests == []

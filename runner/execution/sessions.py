@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from runner import tokens
 from runner.execution.executor import complete_run, worker_name
+from runner.execution.scripts import Cancellation
 from runner.gateway import (
     PROMPT_EXTENSIONS,
     GatewayClient,
@@ -60,29 +61,40 @@ def run_session_job(run: Run, cancel: threading.Event) -> RunOutcome:
     return _follow(run, cancel)
 
 
-def resume_session_run(run_id: int, worker: str | None = None) -> Run | None:
+def resume_session_run(
+    run_id: int,
+    worker: str | None = None,
+    *,
+    holder: str | None = None,
+    cancel: Cancellation | None = None,
+) -> Run | None:
     """Take over a session run left ``running`` by a stopped scheduler and finish it.
 
-    For the scheduler's restart path, once it knows the run's worker is gone. The run
-    follows its session by the key recorded at spawn, keeping its original deadline,
-    and is recorded and announced like any other run; a run without a recorded key is
+    For the scheduler's restart path, once it knows the run's worker is gone (the
+    liveness check dispatches ``runner.tasks.resume_task`` for it). The run follows its
+    session by the key recorded at spawn, keeping its original deadline, and is
+    recorded and announced like any other run; a run without a recorded key is
     finished as an error saying so. Blocks while the session runs, so call it from a
-    worker. None when the run is not a running session run or another worker took it.
+    worker. With ``holder``, the run is taken over only from that (dead) worker, so a
+    second delivery does not take it from the worker already following it. Setting
+    ``cancel`` stops following, as for any run. None when the run is not a running
+    session run (held by ``holder``) or another worker took it.
     """
-    run = (
-        Run.objects.select_related("job")
-        .filter(pk=run_id, status=RunStatus.RUNNING, job__type=JobType.SESSION)
-        .first()
+    runs = Run.objects.select_related("job").filter(
+        pk=run_id, status=RunStatus.RUNNING, job__type=JobType.SESSION
     )
+    if holder is not None:
+        runs = runs.filter(worker=holder)
+    run = runs.first()
     if run is None or not _take_over(run, worker or worker_name()):
         return None
     key = (run.result_meta or {}).get("sessionKey")
     if not key:
         logger.warning("run %s cannot be resumed: no session key was recorded", run.pk)
-        return complete_run(run, _unresumable)
+        return complete_run(run, _unresumable, cancel)
     logger.info("resuming run %s of %s by its session key %s", run.pk, run.job_id, key)
     elapsed_s = _resumed_elapsed(run, timeout_s(run.job))
-    return complete_run(run, partial(_follow, session_key=key, elapsed_s=elapsed_s))
+    return complete_run(run, partial(_follow, session_key=key, elapsed_s=elapsed_s), cancel)
 
 
 def session_prompt(job: Job) -> str:
