@@ -223,7 +223,7 @@ def end_orphaned_scripts(run_id: int) -> list[int]:
     the same host numbers its runs too). SIGTERM now, SIGKILL after the kill
     grace, on a thread so the scheduler's loop does not wait.
     """
-    wanted = {"JR_RUN_ID": str(run_id), "DATABASE_URL": database_url(settings.DATABASES["default"])}
+    wanted = {"JR_RUN_ID": str(run_id), "DATABASE_URL": database_url()}
     found = []
     for process in psutil.process_iter():
         if process.pid == os.getpid():

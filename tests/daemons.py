@@ -62,7 +62,7 @@ class Daemons:
         self.env = {
             **os.environ,
             **TEST_TIMINGS,
-            "DATABASE_URL": database_url(settings.DATABASES["default"]),
+            "DATABASE_URL": database_url(),
             "JEEVES_DATA_DIR": str(workdir),
             "JEEVES_Q_NAME": self.queue_name,
             "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "test-only"),
@@ -132,7 +132,7 @@ def _running(process: psutil.Process) -> bool:
 
 def scripts_of_this_database() -> list[psutil.Process]:
     """Live processes started as scripts by a runner on the test database."""
-    url = database_url(settings.DATABASES["default"])
+    url = database_url()
     found = []
     for process in psutil.process_iter():
         with contextlib.suppress(psutil.Error):
