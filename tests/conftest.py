@@ -9,6 +9,7 @@ import pytest
 import time_machine
 
 from runner.client import get_runner_client
+from tests.fakes.dispatch import Dispatched
 from tests.moments import NOW
 
 
@@ -63,3 +64,9 @@ def daemons(tmp_path):
     started = Daemons(tmp_path)
     yield started
     started.cleanup()
+
+
+@pytest.fixture
+def dispatched() -> Dispatched:
+    """A recording dispatcher for the scheduler and liveness checks."""
+    return Dispatched()

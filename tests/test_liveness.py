@@ -17,23 +17,12 @@ from jeeves_site.database import database_url
 from runner.liveness import Liveness
 from runner.models import Run, RunStatus
 from tests.factories import JobFactory, RunFactory
+from tests.fakes.dispatch import Dispatched
 
 pytestmark = pytest.mark.django_db
 
 HOST = socket.gethostname()
 NOW = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
-
-
-class Dispatched(list):
-    def __call__(self, run_ids) -> int:
-        ids = list(run_ids)
-        self.extend(ids)
-        return len(ids)
-
-
-@pytest.fixture
-def dispatched() -> Dispatched:
-    return Dispatched()
 
 
 @pytest.fixture

@@ -21,20 +21,6 @@ MINUTE = timedelta(minutes=1)
 DAY_AGO = NOW - timedelta(days=1)
 
 
-class Dispatched(list):
-    """Stands in for the broker: remembers which run ids were dispatched."""
-
-    def __call__(self, run_ids) -> int:
-        ids = list(run_ids)
-        self.extend(ids)
-        return len(ids)
-
-
-@pytest.fixture
-def dispatched() -> Dispatched:
-    return Dispatched()
-
-
 @pytest.fixture
 def scheduler(dispatched) -> Scheduler:
     return Scheduler(dispatcher=dispatched, lead=LEAD)
