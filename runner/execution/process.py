@@ -27,6 +27,13 @@ RESULT_PREFIX = "JR_RESULT:"
 # A longer line keeps only its end, and a JR_RESULT line that long is ignored.
 MAX_LINE_BYTES = 64 * 1024
 
+# CPython spawns with vfork(), and its vfork child resets every signal handler to
+# SIG_DFL before it calls setsid(): a SIGTERM sent to the worker's process group in
+# that instant (systemd stopping the runner) kills the new script before it starts,
+# and the run reads "killed by SIGTERM" instead of how the stop ended it. A forked
+# child keeps the worker's harmless Python handler until exec, so spawn with fork.
+subprocess._USE_VFORK = False
+
 _RESULT_PREFIX_BYTES = RESULT_PREFIX.encode()
 _READ_SIZE = 64 * 1024
 # How often a running child's descendants are recorded, so that one which escapes
