@@ -100,13 +100,29 @@ def describe(error: ValidationError, model: type[models.Model] | None = None) ->
 
     With ``model``, a refused choice also lists the valid ones.
     """
-    if not hasattr(error, "error_dict"):
-        return _one_line("; ".join(error.messages))
-    parts = []
-    for field, errors in error.error_dict.items():
-        text = "; ".join(_describe_one(item, field, model) for item in errors)
-        parts.append(text if field == NON_FIELD_ERRORS else f"{field}: {text}")
+    return summarize(field_messages(error, model))
+
+
+def summarize(fields: dict[str, list[str]]) -> str:
+    """Field messages as one line: ``field: message; other: message``."""
+    parts = [
+        "; ".join(texts) if field == NON_FIELD_ERRORS else f"{field}: {'; '.join(texts)}"
+        for field, texts in fields.items()
+    ]
     return _one_line("; ".join(parts))
+
+
+def field_messages(
+    error: ValidationError, model: type[models.Model] | None = None
+) -> dict[str, list[str]]:
+    """Each field's messages (``__all__`` for the rest); with ``model``, a refused
+    choice also lists the valid ones. What the CLI, sync files and the API all show."""
+    if not hasattr(error, "error_dict"):
+        return {NON_FIELD_ERRORS: list(error.messages)}
+    return {
+        field: [_describe_one(item, field, model) for item in errors]
+        for field, errors in error.error_dict.items()
+    }
 
 
 def _describe_one(error: ValidationError, field: str, model: type[models.Model] | None) -> str:

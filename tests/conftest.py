@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import time_machine
 
+from runner import gateway, tokens
 from runner.client import get_runner_client
+from runner.execution import sessions
 from tests.fakes.dispatch import Dispatched
 from tests.moments import NOW
 
@@ -70,3 +72,13 @@ def daemons(tmp_path):
 def dispatched() -> Dispatched:
     """A recording dispatcher for the scheduler and liveness checks."""
     return Dispatched()
+
+
+@pytest.fixture
+def quick_gateway(monkeypatch):
+    """Poll every few milliseconds and give up on a silent gateway after half a second;
+    the gateway token comes only from what the test configures."""
+    monkeypatch.setattr(gateway, "FIRST_POLL_S", 0.01)
+    monkeypatch.setattr(gateway, "MAX_POLL_INTERVAL_S", 0.04)
+    monkeypatch.setattr(sessions, "REQUEST_TIMEOUT_S", 0.5)
+    monkeypatch.delenv(tokens.GATEWAY_TOKEN_ENV, raising=False)

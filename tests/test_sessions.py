@@ -18,7 +18,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from runner import gateway, tokens, worker_state
+from runner import tokens, worker_state
 from runner.execution import sessions
 from runner.execution.executor import execute_run
 from runner.execution.scripts import Cancellation
@@ -28,19 +28,10 @@ from tests.factories import JobFactory, RunFactory
 from tests.fakes import refused_url
 from tests.fakes.gateway_server import FakeGateway
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quick_gateway")]
 
 TOKEN = "gw-secret-51d0-never-store-me"
 PROMPT = "Summarise my inbox"
-
-
-@pytest.fixture(autouse=True)
-def quick_gateway(monkeypatch):
-    """Poll every few milliseconds and give up on a silent gateway after half a second."""
-    monkeypatch.setattr(gateway, "FIRST_POLL_S", 0.01)
-    monkeypatch.setattr(gateway, "MAX_POLL_INTERVAL_S", 0.04)
-    monkeypatch.setattr(sessions, "REQUEST_TIMEOUT_S", 0.5)
-    monkeypatch.delenv(tokens.GATEWAY_TOKEN_ENV, raising=False)
 
 
 @pytest.fixture

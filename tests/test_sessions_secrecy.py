@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import gateway, notify, tokens
-from runner.execution import sessions
+from runner import notify
 from runner.execution.executor import execute_run
 from runner.models import Run
 from tests.factories import JobFactory, RunFactory
@@ -25,15 +24,7 @@ GATEWAY_TOKEN = "gw-tok-8a7e1f0c-secret"
 SLACK_TOKEN = "xoxb-9f2c4d7e-secret"
 SECRETS = (GATEWAY_TOKEN, SLACK_TOKEN)
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def quick_gateway(monkeypatch):
-    monkeypatch.setattr(gateway, "FIRST_POLL_S", 0.01)
-    monkeypatch.setattr(gateway, "MAX_POLL_INTERVAL_S", 0.04)
-    monkeypatch.setattr(sessions, "REQUEST_TIMEOUT_S", 0.5)
-    monkeypatch.delenv(tokens.GATEWAY_TOKEN_ENV, raising=False)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quick_gateway")]
 
 
 def configure(settings, tmp_path: Path, gw: FakeGateway, slack_api: FakeSlack) -> None:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS, ObjectDoesNotExist
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+
+from runner.validation import field_messages, summarize
 
 # Where ninja says a bad parameter came from; the field name is what follows.
 _PARAM_SOURCES = {"query", "path", "body", "header", "cookie"}
@@ -49,33 +51,12 @@ def bad_input(fields: dict[str, str | list[str]]) -> ApiError:
     listed = {
         name: [text] if isinstance(text, str) else list(text) for name, text in fields.items()
     }
-    return ApiError(_summary(listed), listed)
+    return ApiError(summarize(listed), listed)
 
 
 def invalid(error: DjangoValidationError, model: type[models.Model] | None = None) -> ApiError:
     """The 400 for a domain ValidationError; with ``model``, refused choices list the valid."""
-    if not hasattr(error, "error_dict"):
-        return bad_input({NON_FIELD_ERRORS: error.messages})
-    fields = {}
-    for name, errors in error.error_dict.items():
-        fields[name] = [_message(item, name, model) for item in errors]
-    return bad_input(fields)
-
-
-def _message(error: DjangoValidationError, field: str, model: type[models.Model] | None) -> str:
-    text = " ".join(error.messages)
-    if error.code == "invalid_choice" and model is not None:
-        choices = [str(value) for value, _ in model._meta.get_field(field).choices or ()]
-        text = f"{text.rstrip('.')} (one of: {', '.join(choices)})"
-    return text
-
-
-def _summary(fields: dict[str, list[str]]) -> str:
-    parts = [
-        "; ".join(texts) if name == NON_FIELD_ERRORS else f"{name}: {'; '.join(texts)}"
-        for name, texts in fields.items()
-    ]
-    return " ".join("; ".join(parts).split())
+    return bad_input(field_messages(error, model))
 
 
 def error_body(message: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
