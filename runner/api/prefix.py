@@ -17,11 +17,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 PREFIX = re.compile(r"^/t/([^/]+)(/.*)?$", re.DOTALL)
 
 
-def redact(path: str) -> str:
-    """The path with a ``/t/<token>`` prefix's token replaced by ``***``, for logs."""
-    return re.sub(r"^/t/[^/ ?]+", "/t/***", path)
-
-
 class TokenPrefixMiddleware:
     """Move a ``/t/<token>`` prefix into the Authorization header."""
 

@@ -44,7 +44,7 @@ def list_jobs(request: HttpRequest) -> dict:
     return {"jobs": [listed_job_row(job) for job in jobs_with_last_run().order_by("id")]}
 
 
-@router.post("/jobs")
+@router.post("/jobs", response={201: dict})
 def create_job(request: HttpRequest) -> Status:
     """201 ``{ok: true, id}``; 400 ``{error}``; 409 when the id exists (the original: 500)."""
     authorize(request, "runner.add_job")
@@ -118,7 +118,7 @@ def replace_script(request: HttpRequest, job_id: str) -> dict:
     return {"ok": True}
 
 
-@router.post("/jobs/{job_id}/run")
+@router.post("/jobs/{job_id}/run", response={200: dict, 202: dict})
 def trigger_job(request: HttpRequest, job_id: str) -> Status:
     """Run the job now and answer when it has finished: ``{result: {...}}``.
 

@@ -25,6 +25,14 @@ def _json_text(value: Any) -> str | None:
     return json.dumps(value) if value else None
 
 
+def result_meta(run: Run) -> str | None:
+    """The original kept only the ``meta`` member of a ``JR_RESULT:{...}`` line, as text."""
+    meta = (run.result_meta or {}).get("meta")
+    if meta is None or isinstance(meta, str):
+        return meta
+    return json.dumps(meta)
+
+
 def job_row(job: Job) -> dict[str, Any]:
     """One ``jobs`` row in the original's columns and order."""
     return {
@@ -68,7 +76,7 @@ def run_row(run: Run) -> dict[str, Any]:
         "duration_ms": run.duration_ms,
         "exit_code": run.exit_code,
         "tokens": run.tokens,
-        "result_meta": _json_text(run.result_meta),
+        "result_meta": result_meta(run),
         "error": run.error or None,
         "stdout_tail": run.stdout,
         "stderr_tail": run.stderr,
@@ -83,7 +91,7 @@ def run_result(run: Run) -> dict[str, Any]:
         "exitCode": run.exit_code,
         "durationMs": run.duration_ms,
         "tokens": run.tokens,
-        "resultMeta": _json_text(run.result_meta),
+        "resultMeta": result_meta(run),
         "stdoutTail": run.stdout,
         "stderrTail": run.stderr,
         "error": run.error or None,
