@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from ninja.renderers import JSONRenderer
 
 from runner.api.errors import ApiError, invalid
 from runner.api.original import inspect, jobs
@@ -22,12 +23,22 @@ NO_CREDENTIALS = (
     "URL as /t/<token>/..., or set JEEVES_API_LOOPBACK_ANONYMOUS=1 for local callers"
 )
 
+
+
+class CompactJSON(JSONRenderer):
+    """JSON without spaces, as the original's server (Fastify) wrote it: clients that
+    show an error body as text (the plugin does) show the same text."""
+
+    json_dumps_params = {"separators": (",", ":")}
+
+
 root_api = NinjaAPI(
     title="jeeves-runner (original dialect)",
     auth=root_auth(),
     urls_namespace="original",
     docs_url=None,
     openapi_url=None,
+    renderer=CompactJSON(),
 )
 
 
