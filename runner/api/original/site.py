@@ -24,7 +24,6 @@ NO_CREDENTIALS = (
 )
 
 
-
 class CompactJSON(JSONRenderer):
     """JSON without spaces, as the original's server (Fastify) wrote it: clients that
     show an error body as text (the plugin does) show the same text."""
