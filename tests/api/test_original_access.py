@@ -111,6 +111,15 @@ def test_the_opening_is_off_for_requests_relayed_by_a_proxy(loopback_on, header)
     assert response.status_code == 401
 
 
+@pytest.mark.parametrize(
+    "headers", [{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}]
+)
+def test_the_opening_is_off_for_browsers_so_no_web_page_can_post_jobs(loopback_on, headers):
+    response = root_client().post("/jobs", {**JOB, "source_type": "inline"}, headers=headers)
+    assert response.status_code == 401
+    assert not Job.objects.exists()
+
+
 def test_the_opening_is_for_the_root_dialect_only(loopback_on):
     assert ApiClient(REMOTE_ADDR="127.0.0.1").get("/jobs").status_code == 401
 

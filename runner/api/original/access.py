@@ -25,15 +25,19 @@ from runner.api.models import ApiToken, RunToken
 LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 # A request relayed by a proxy on this host also comes from 127.0.0.1: never trust it.
 PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+# A browser on this host also connects from 127.0.0.1, and any web page may make it
+# post to us; browsers mark their requests with these headers (programs such as the
+# plugin's Node fetch send neither), so a browser never acts as the service user.
+BROWSER_HEADERS = ("HTTP_ORIGIN", "HTTP_SEC_FETCH_SITE")
 # The apps whose permissions the loopback user starts with.
 SERVICE_APPS = ("runner", "statestore", "queues")
 
 
 def is_direct_loopback(request: HttpRequest) -> bool:
-    """True for a request from 127.0.0.1 or ::1 that names no proxy in its headers."""
+    """True for a request from 127.0.0.1 or ::1 that names no proxy and no browser origin."""
     if request.META.get("REMOTE_ADDR", "") not in LOOPBACK_ADDRESSES:
         return False
-    return not any(request.META.get(header) for header in PROXY_HEADERS)
+    return not any(request.META.get(header) for header in (*PROXY_HEADERS, *BROWSER_HEADERS))
 
 
 class LoopbackAnonymous(AuthBase):
