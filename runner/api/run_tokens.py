@@ -27,6 +27,8 @@ RUN_TOKEN_PREFIX = "jrr_"
 def issued_for(run: Run) -> Iterator[dict[str, str]]:
     """Make the run's token; yield ``{"JR_API_URL", "JR_API_TOKEN"}``; revoke it on exit."""
     secret = RUN_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    # A run resumed after its worker died gets a new token; the old one goes.
+    RunToken.objects.filter(run=run).delete()
     token = RunToken.objects.create(run=run, secret_hash=hash_secret(secret))
     try:
         yield {"JR_API_URL": settings.RUN_API_URL, "JR_API_TOKEN": secret}

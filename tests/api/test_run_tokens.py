@@ -144,3 +144,11 @@ def test_the_readme_scripts_count_runs_and_drain_a_queue_with_the_runs_token(
     assert set(QueueItem.objects.values_list("status", flat=True)) == {"completed"}
     assert state.get_state("demo", "runs") == 5
     assert not RunToken.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_run_executed_again_after_its_worker_died_gets_a_new_token_and_the_old_one_stops():
+    run = RunFactory(status="running")
+    with issued_for(run) as dead_workers, issued_for(run) as resumed:
+        assert ApiClient(dead_workers["JR_API_TOKEN"]).get("/state").status_code == 401
+        assert ApiClient(resumed["JR_API_TOKEN"]).get("/state").status_code == 200
