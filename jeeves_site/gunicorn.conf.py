@@ -20,6 +20,9 @@ worker_class = "gthread"
 threads = 8
 timeout = 30
 accesslog = "-"
+# gunicorn 27's runtime-management socket lives at one path per account
+# (~/.gunicorn/gunicorn.ctl), shared by every gunicorn it runs; nothing here uses it.
+control_socket_disable = True
 
 # The path at the start of the "U" atom, or after the method in the "r" (request line) atom.
 _TOKEN_IN_PATH = re.compile(r"(^|\s)/t/[^/ ?]+")

@@ -116,7 +116,7 @@ def plugin_entry() -> Path:
     return entry
 
 
-def start_server(daemons) -> str:
+def start_server(daemons, *gunicorn_args: str) -> str:
     """gunicorn as scripts/start runs it (on a free port) and the scheduler; the base URL."""
     env = {"JEEVES_API_LOOPBACK_ANONYMOUS": "1"}
     gunicorn = Path(sys.executable).parent / "gunicorn"
@@ -130,6 +130,7 @@ def start_server(daemons) -> str:
             "jeeves_site.wsgi",
             "--bind",
             "127.0.0.1:0",
+            *gunicorn_args,
         ],
         env={**daemons.env, **env},
         cwd=settings.BASE_DIR,
@@ -300,3 +301,17 @@ def test_every_plugin_tool_answers_as_against_the_original(plugin_entry, daemons
             assert result["isError"] and "HTTP 401" in result["text"], result
     check_config_answers(first["results"])
     check_config_answers(again["results"])
+
+
+def test_a_run_longer_than_gunicorns_timeout_is_waited_for_and_no_worker_is_lost(daemons):
+    """The root run's long wait holds a gthread thread; gunicorn's timeout (here 2 s)
+    watches the worker's main loop, which goes on, so neither request nor run is cut."""
+    from tests.factories import JobFactory
+
+    JobFactory(id="slow", script="sleep 4; echo slept", timeout_ms=60_000)
+    server = start_server(daemons, "--timeout", "2")
+    response = httpx.post(f"{server}/jobs/slow/run", json={}, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()["result"]["stdoutTail"] == "slept"
+    log = _read(str(daemons.workdir / "gunicorn.log"))
+    assert "WORKER TIMEOUT" not in log, log
