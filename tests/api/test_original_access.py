@@ -88,7 +88,7 @@ def test_the_opening_acts_as_a_service_user_the_operator_can_narrow(loopback_on)
     client = root_client()
     assert client.get("/jobs").status_code == 200
     user = User.objects.get(username="jeeves-loopback")
-    assert not (user.is_staff or user.is_superuser or user.has_usable_password())
+    assert user.is_staff and not (user.is_superuser or user.has_usable_password())
     user.user_permissions.remove(Permission.objects.get(codename="add_job"))
     response = client.post("/jobs", {**JOB, "source_type": "inline"})
     assert response.status_code == 403

@@ -4,7 +4,8 @@ The same credentials as ``/api/`` (a bearer token, incl. ``/t/<token>/`` in the
 URL, or a staff session), plus, when ``JEEVES_API_LOOPBACK_ANONYMOUS`` is on, a
 request from the loopback address with no credentials and no proxy header: it acts
 as the service user ``settings.API_LOOPBACK_USER`` (created on first use with the
-runner's view, add, change, delete and run permissions; narrow them in the admin).
+runner's view, add, change, delete and run permissions, and no password; narrow
+them in the admin).
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ def loopback_user() -> AbstractBaseUser:
         return user
     try:
         with transaction.atomic():
-            user = User(username=settings.API_LOOPBACK_USER, is_active=True)
+            # Staff, as the API asks of every acting user; with no usable password it
+            # can never log in to the admin.
+            user = User(username=settings.API_LOOPBACK_USER, is_active=True, is_staff=True)
             user.set_unusable_password()
             user.save()
             user.user_permissions.set(
@@ -77,15 +80,37 @@ def root_auth(run_tokens: bool = False) -> list[AuthBase]:
     return [BearerToken(run_tokens=run_tokens), StaffSession(), LoopbackAnonymous()]
 
 
-def authorize(request: HttpRequest, permission: str) -> None:
-    """The checkpoint every root route calls: 403 unless the caller holds ``permission``.
+# operation -> the permissions it needs; the names are those of /api/'s checkpoint.
+OPERATIONS: dict[str, tuple[str, ...]] = {
+    "status": (),
+    "jobs.list": ("runner.view_job",),
+    "jobs.detail": ("runner.view_job",),
+    "jobs.create": ("runner.add_job",),
+    "jobs.update": ("runner.change_job",),
+    "jobs.enable": ("runner.change_job",),
+    "jobs.disable": ("runner.change_job",),
+    "jobs.script": ("runner.change_job",),
+    "jobs.delete": ("runner.delete_job", "runner.delete_run"),
+    "jobs.run": ("runner.run_job",),
+    "runs.list": ("runner.view_run",),
+    "queues.list": ("queues.view_queue",),
+    "queues.status": ("queues.view_queue",),
+    "queues.peek": ("queues.view_queueitem",),
+    "state.namespaces": ("statestore.view_stateentry",),
+    "state.values": ("statestore.view_stateentry",),
+    "state.key": ("statestore.view_stateentry", "statestore.view_stateitem"),
+}
 
-    ``permission`` is Django's ``app_label.codename`` (``runner.run_job``). A run's
-    token reaches only the state and queue routes (see ``root_auth``); an API token
-    acts with full rights until tokens belong to users.
+
+def authorize(request: HttpRequest, operation: str) -> None:
+    """The checkpoint every root route calls: 403 unless the caller may do ``operation``.
+
+    A run's token reaches only the state and queue routes (see ``root_auth``); an API
+    token acts with full rights until tokens belong to users.
     """
     principal = request.auth
     if isinstance(principal, ApiToken | RunToken):
         return
-    if not principal.has_perm(permission):
-        raise HttpError(403, f"permission denied: this needs the {permission} permission")
+    lacking = [name for name in OPERATIONS[operation] if not principal.has_perm(name)]
+    if lacking:
+        raise HttpError(403, f"permission denied: {operation} needs {', '.join(lacking)}")

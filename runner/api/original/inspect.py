@@ -32,6 +32,7 @@ ORIGINAL_HEALTH = ("totalJobs", "running", "failedRegistrations", "okLastHour", 
 @status_router.get("/status")
 def status(request: HttpRequest) -> dict[str, Any]:
     """``{name, version, uptime (s), status: healthy|degraded, health: {...}}``."""
+    authorize(request, "status")
     health = health_summary()
     body = health.as_json()
     return {
@@ -46,14 +47,14 @@ def status(request: HttpRequest) -> dict[str, Any]:
 @data_router.get("/queues")
 def list_queues(request: HttpRequest) -> dict:
     """``{queues: [id]}``."""
-    authorize(request, "queues.view_queue")
+    authorize(request, "queues.list")
     return {"queues": list(Queue.objects.order_by("id").values_list("id", flat=True))}
 
 
 @data_router.get("/queues/{name}/status")
 def one_queue_status(request: HttpRequest, name: str) -> dict:
     """``{depth, claimedCount, failedCount, oldestAge (ms) | null}``; zeros when unknown."""
-    authorize(request, "queues.view_queue")
+    authorize(request, "queues.status")
     try:
         found = queue_status(name)
     except Queue.DoesNotExist:
@@ -70,7 +71,7 @@ def one_queue_status(request: HttpRequest, name: str) -> dict:
 @data_router.get("/queues/{name}/peek")
 def peek_items(request: HttpRequest, name: str, limit: int = 10) -> dict:
     """``{items: [{id, payload, priority, createdAt}]}``: the next pending items, unclaimed."""
-    authorize(request, "queues.view_queueitem")
+    authorize(request, "queues.peek")
     try:
         items = peek(name, limit)
     except Queue.DoesNotExist:
@@ -91,14 +92,14 @@ def peek_items(request: HttpRequest, name: str, limit: int = 10) -> dict:
 @data_router.get("/state")
 def namespaces(request: HttpRequest) -> dict:
     """``{namespaces: [...]}``."""
-    authorize(request, "statestore.view_stateentry")
+    authorize(request, "state.namespaces")
     return {"namespaces": list_namespaces()}
 
 
 @data_router.get("/state/{namespace}")
 def values(request: HttpRequest, namespace: str, path: str | None = None) -> dict:
     """``{key: value}``, or with ``path`` ``{result, count}``."""
-    authorize(request, "statestore.view_stateentry")
+    authorize(request, "state.values")
     found = namespace_values(namespace, MAX_NAMESPACE_KEYS)
     return query(path, found) if path else found
 
@@ -113,7 +114,7 @@ def key(
     path: str | None = None,
 ) -> dict:
     """``{value, items: [{itemKey, value, updatedAt}], count}``; a missing key reads as empty."""
-    authorize(request, "statestore.view_stateitem")
+    authorize(request, "state.key")
     if order not in ("asc", "desc"):
         raise bad_input({"order": "must be asc or desc"})
     detail = key_detail(namespace, key, limit, oldest_first=order == "asc")

@@ -40,14 +40,14 @@ def _job(job_id: str) -> Job:
 @router.get("/jobs")
 def list_jobs(request: HttpRequest) -> dict:
     """``{jobs: [row + last_status, last_run]}``."""
-    authorize(request, "runner.view_job")
+    authorize(request, "jobs.list")
     return {"jobs": [listed_job_row(job) for job in jobs_with_last_run().order_by("id")]}
 
 
 @router.post("/jobs", response={201: dict})
 def create_job(request: HttpRequest) -> Status:
     """201 ``{ok: true, id}``; 400 ``{error}``; 409 when the id exists (the original: 500)."""
-    authorize(request, "runner.add_job")
+    authorize(request, "jobs.create")
     fields = json_object(request, CREATE_FIELDS)
     missing = [name for name in ("id", "name", "schedule", "script") if not fields.get(name)]
     if missing:
@@ -62,14 +62,14 @@ def create_job(request: HttpRequest) -> Status:
 @router.get("/jobs/{job_id}")
 def job_detail(request: HttpRequest, job_id: str) -> dict:
     """``{job: row}``; 404 ``{error: "Job not found"}``."""
-    authorize(request, "runner.view_job")
+    authorize(request, "jobs.detail")
     return {"job": job_row(_job(job_id))}
 
 
 @router.patch("/jobs/{job_id}")
 def change_job(request: HttpRequest, job_id: str) -> dict:
     """Change the fields given: ``{ok: true}``."""
-    authorize(request, "runner.change_job")
+    authorize(request, "jobs.update")
     fields = json_object(request, (*UPDATE_FIELDS, "id"))
     if fields.pop("id", job_id) != job_id:
         raise bad_input({"id": "a job's id cannot be changed"})
@@ -81,14 +81,14 @@ def change_job(request: HttpRequest, job_id: str) -> dict:
 @router.delete("/jobs/{job_id}")
 def delete_job(request: HttpRequest, job_id: str) -> dict:
     """Delete the job and its runs: ``{ok: true}``."""
-    authorize(request, "runner.delete_job")
+    authorize(request, "jobs.delete")
     if job_id not in remove_jobs([job_id]):
         raise NotFound(JOB_NOT_FOUND)
     return {"ok": True}
 
 
 def _set_enabled(request: HttpRequest, job_id: str, enabled: bool) -> dict:
-    authorize(request, "runner.change_job")
+    authorize(request, "jobs.enable" if enabled else "jobs.disable")
     _job(job_id)
     set_enabled([job_id], enabled)
     return {"ok": True}
@@ -109,7 +109,7 @@ def disable_job(request: HttpRequest, job_id: str) -> dict:
 @router.put("/jobs/{job_id}/script")
 def replace_script(request: HttpRequest, job_id: str) -> dict:
     """``{script, source_type?}`` → ``{ok: true}``."""
-    authorize(request, "runner.change_job")
+    authorize(request, "jobs.script")
     fields = json_object(request, ("script", "source_type"))
     if not fields.get("script"):
         raise bad_input({"script": "is required"})
@@ -126,7 +126,7 @@ def trigger_job(request: HttpRequest, job_id: str) -> Status:
     then gets 202 ``{runId, status}`` and goes on. An unknown job is 404
     ``{error: "Job not found: <id>"}`` as in the original.
     """
-    authorize(request, "runner.run_job")
+    authorize(request, "jobs.run")
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         raise NotFound(f"Job not found: {job_id}")
@@ -139,7 +139,7 @@ def trigger_job(request: HttpRequest, job_id: str) -> Status:
 @router.get("/jobs/{job_id}/runs")
 def job_runs(request: HttpRequest, job_id: str, limit: int = 50) -> dict:
     """``{runs: [row]}``, newest first; an unknown job has none."""
-    authorize(request, "runner.view_run")
+    authorize(request, "runs.list")
     if not 0 <= limit <= MAX_RUNS:
         raise bad_input({"limit": f"must be between 0 and {MAX_RUNS}, not {limit}"})
     runs = Run.objects.filter(job_id=job_id).order_by("-id")[:limit]
