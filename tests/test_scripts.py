@@ -133,7 +133,7 @@ def test_a_script_runs_with_the_umask_the_runner_was_started_with(monkeypatch):
     monkeypatch.setenv("JEEVES_INHERITED_UMASK", "0027")
     previous = os.umask(0o077)  # what manage.py and the web app run under
     try:
-        finished = run_job(script="umask; echo \"[$JEEVES_INHERITED_UMASK]\"")
+        finished = run_job(script='umask; echo "[$JEEVES_INHERITED_UMASK]"')
     finally:
         os.umask(previous)
     assert finished.stdout.splitlines() == ["0027", "[]"]
