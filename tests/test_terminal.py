@@ -39,4 +39,4 @@ def test_trigger_job_prints_output_and_error_with_escape_sequences_neutralised()
     printed = out.getvalue()
     assert "\\x1b]0;owned\\x07\\x1b[2Jout\\x0d" in printed
     assert printed.count("\\x1b[8mhidden\\x9bm") == 2  # the error repeats stderr's tail
-    assert not [c for c in printed if ord(c) < 32 and c not in "\n\t" or 0x7F <= ord(c) <= 0x9F]
+    assert not [c for c in printed if (ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F]
