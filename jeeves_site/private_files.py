@@ -172,3 +172,20 @@ def prepare_data_dir(settings) -> list[str]:
     installation is private (see ``tighten_installation``)."""
     ensure_private_dir(Path(settings.DATA_DIR))
     return tighten_installation(settings)
+
+
+def prepare_for_command(argv: list[str]) -> None:
+    """``manage.py``: a private data directory before any command runs (and before its
+    system checks), except ``check``, which reports and changes nothing.
+
+    Settings that do not load are left for the command to report.
+    """
+    if argv[1:2] == ["check"]:
+        return
+    from django.conf import settings
+
+    try:
+        settings.DATA_DIR  # noqa: B018  (loads the settings)
+    except Exception:
+        return
+    prepare_data_dir(settings)

@@ -56,8 +56,8 @@ def check_private_files(app_configs=None, **kwargs) -> list:
             errors.append(
                 Error(
                     f"{path} is mode {mode:04o}: other users can read the runner's data",
-                    hint=f"run: chmod {recursive}go-rwx {path}  (runscheduler, runworkers, "
-                    "migrate and the web app also do this when they start)",
+                    hint=f"run: chmod {recursive}go-rwx {path}  (every manage.py command but "
+                    "check, and the web app, also do this when they start)",
                     id="runner.E010",
                 )
             )
