@@ -217,6 +217,7 @@ def test_tightening_removes_group_and_other_bits_and_says_what_it_changed(tmp_pa
     changed = tighten_installation(settings)
     assert f"{settings.DATA_DIR}: 0755 -> 0700" in changed
     assert f"{secret_key}: 0644 -> 0600" in changed
+    assert f"{password}: 0644 -> 0600" in changed
     assert modes(settings.DATA_DIR)[str(script.relative_to(settings.DATA_DIR))] == "0o700"
     assert tighten_installation(settings) == []
 
@@ -244,9 +245,7 @@ def test_check_names_a_database_file_readable_by_others(tmp_path, settings):
 
 
 def test_only_inline_directories_of_processes_that_are_gone_are_removed(tmp_path):
-    finished = subprocess.run(["true"])  # a pid that is certainly gone
-    del finished
-    gone = subprocess.Popen(["true"])
+    gone = subprocess.Popen(["true"])  # a pid that is certainly gone
     gone.wait()
     root = tmp_path / "inline-scripts"
     mine = root / f"jr-inline-{os.getpid()}-live"
