@@ -141,6 +141,21 @@ def test_a_client_opening_a_new_sqlite_database_creates_it_private(tmp_path):
     assert_private(database.parent)
 
 
+def test_a_new_sqlite_databases_wal_and_shm_files_are_private_while_it_is_in_use(tmp_path):
+    database = tmp_path / "data" / "jeeves.sqlite3"
+    code = (
+        "import os, stat\n"
+        "from runner.client import setup_django\n"
+        "setup_django()\n"
+        "from django.db import connection\n"
+        "connection.cursor().execute('create table t (x integer)')\n"
+        "for suffix in ('', '-wal', '-shm'):\n"
+        "    print(oct(stat.S_IMODE(os.stat(connection.settings_dict['NAME'] + suffix).st_mode)))\n"
+    )
+    done = run(["-c", code], entrance_env(tmp_path, DATABASE_URL=f"sqlite:///{database}"))
+    assert done.stdout.split() == ["0o600", "0o600", "0o600"], done.stderr
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_web_app_under_gunicorn_leaves_its_data_dir_private(tmp_path):
     data = tmp_path / "data"
