@@ -13,11 +13,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core.checks import run_checks
+from django.core.management import call_command
 from django.db import connection
 
 from jeeves_site.database import database_url
@@ -139,6 +141,24 @@ def test_a_client_opening_a_new_sqlite_database_creates_it_private(tmp_path):
     run(["-c", code], env)  # fails: no tables yet; the file is what matters
     assert database.exists()
     assert_private(database.parent)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ensure_admin_writes_the_initial_password_private_in_a_private_dir(tmp_path):
+    data = tmp_path / "data"
+    done = run([MANAGE, "ensure_admin"], entrance_env(data))
+    assert done.returncode == 0, done.stderr
+    assert "initial-admin-password" in assert_private(data)
+
+
+@pytest.mark.django_db
+def test_ensure_admin_makes_a_password_file_left_readable_private(tmp_path, settings):
+    settings.DATA_DIR = tmp_path
+    stale = tmp_path / "initial-admin-password"
+    stale.write_text("old")
+    stale.chmod(0o644)
+    call_command("ensure_admin", stdout=StringIO())
+    assert oct(stat.S_IMODE(stale.stat().st_mode)) == "0o600" and stale.read_text() != "old"
 
 
 def test_a_new_sqlite_databases_wal_and_shm_files_are_private_while_it_is_in_use(tmp_path):
