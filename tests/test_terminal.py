@@ -40,3 +40,11 @@ def test_trigger_job_prints_output_and_error_with_escape_sequences_neutralised()
     assert "\\x1b]0;owned\\x07\\x1b[2Jout\\x0d" in printed
     assert printed.count("\\x1b[8mhidden\\x9bm") == 2  # the error repeats stderr's tail
     assert not [c for c in printed if (ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F]
+
+
+@pytest.mark.django_db
+def test_list_jobs_shows_a_job_name_with_escape_sequences_neutralised():
+    JobFactory(name="\x1b]0;owned\x07Inbox")
+    out = StringIO()
+    call_command("list_jobs", stdout=out)
+    assert out.getvalue().splitlines()[1].endswith("\\x1b]0;owned\\x07Inbox")
