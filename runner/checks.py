@@ -46,8 +46,9 @@ def check_scripts_dir(app_configs=None, **kwargs) -> list:
 @register()
 def check_private_files(app_configs=None, **kwargs) -> list:
     """runner.E010: the data directory, the SQLite database (and its -wal/-shm) or the
-    log file can be read by other users. The daemons and the web app tighten these
-    when they start; this reports an installation they have not (or could not)."""
+    log file can be read by other users. Every other manage.py command and the web app
+    tighten these when they start (``jeeves_site.private_files``); this check changes
+    nothing and reports an installation they have not tightened (or could not)."""
     errors = []
     for path in runner_paths(settings):
         mode = readable_by_others(path)
