@@ -2,8 +2,8 @@
 starts it: every API tool answers what it answers against the original.
 
 The plugin (`@karmaniverous/jeeves-runner-openclaw` 0.8.1) and its dependencies come
-from the npm registry, installed by this test into a cache under the data directory
-(reruns reuse it). Its SDK, `@karmaniverous/jeeves`, is not on the registry:
+from the npm registry, installed by this test into a cache in the temporary directory
+(``jeeves-test-cache-<uid>``; reruns reuse it). Its SDK, `@karmaniverous/jeeves`, is not on the registry:
 `tests/openclaw/jeeves-standin/` stands in for just the parts the plugin imports (see
 its header). `tests/openclaw/call_tools.mjs` loads the plugin with a fake OpenClaw
 `api` that captures `registerTool`, and calls the tools.
@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -96,7 +97,9 @@ def plugin_entry() -> Path:
     }
     text = json.dumps(manifest, indent=2)
     key = hashlib.sha256(text.encode()).hexdigest()[:12]
-    folder = Path(settings.DATA_DIR) / "cache" / f"openclaw-plugin-{PLUGIN_VERSION}-{key}"
+    # Not under the data directory: the runner tightens every file there at start.
+    cache = Path(tempfile.gettempdir()) / f"jeeves-test-cache-{os.getuid()}"
+    folder = cache / f"openclaw-plugin-{PLUGIN_VERSION}-{key}"
     entry = folder / "node_modules" / PLUGIN / "dist" / "index.js"
     if not entry.exists():
         staging = folder.with_name(f"{folder.name}.{os.getpid()}")
