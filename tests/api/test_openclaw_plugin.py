@@ -3,10 +3,10 @@ starts it: every API tool answers what it answers against the original.
 
 The plugin (`@karmaniverous/jeeves-runner-openclaw` 0.8.1) and its dependencies come
 from the npm registry, installed by this test into a cache in the temporary directory
-(``jeeves-test-cache-<uid>``; reruns reuse it). Its SDK, `@karmaniverous/jeeves`, is not on the registry:
-`tests/openclaw/jeeves-standin/` stands in for just the parts the plugin imports (see
-its header). `tests/openclaw/call_tools.mjs` loads the plugin with a fake OpenClaw
-`api` that captures `registerTool`, and calls the tools.
+(``jeeves-test-cache-<uid>``; reruns reuse it). Its SDK, `@karmaniverous/jeeves`, is
+not on the registry: `tests/openclaw/jeeves-standin/` stands in for just the parts the
+plugin imports (see its header). `tests/openclaw/call_tools.mjs` loads the plugin with
+a fake OpenClaw `api` that captures `registerTool`, and calls the tools.
 """
 
 from __future__ import annotations
