@@ -273,12 +273,19 @@ def check_answers(results: list[dict]) -> None:
 
 
 def check_config_answers(results: list[dict]) -> None:
-    """runner_config and runner_config_apply: served by the compat-config branch."""
-    config = [result for result in results if result["tool"] in CONFIG_TOOLS]
-    if any(result["isError"] and "HTTP 404" in result["text"] for result in config):
+    """runner_config (whole, and a JSONPath query) and runner_config_apply, as the
+    original: the effective config with camelCase keys, ``{result, count}``, and
+    ``{applied: true, config}`` holding the change."""
+    config, query, applied = (r for r in results if r["tool"] in CONFIG_TOOLS)
+    if any(r["isError"] and "HTTP 404" in r["text"] for r in (config, query, applied)):
         pytest.xfail("GET /config and POST /config/apply arrive with the compat-config merge")
-    for result in config:
+    for result in (config, query, applied):
         assert not result["isError"], result
+    effective = json.loads(config["text"])
+    assert {"port", "maxConcurrency", "runRetentionDays"} <= set(effective)
+    assert json.loads(query["text"]) == {"result": [effective["maxConcurrency"]], "count": 1}
+    answer = json.loads(applied["text"])
+    assert answer["applied"] is True and answer["config"]["runRetentionDays"] == 20
 
 
 def test_every_plugin_tool_answers_as_against_the_original(plugin_entry, daemons, tmp_path):
