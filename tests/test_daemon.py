@@ -44,7 +44,7 @@ def started_daemon(now: datetime = NOW) -> Daemon:
 
 def every_second_job() -> Job:
     job = JobFactory(id="tick", schedule="* * * * * *")
-    Job.objects.filter(pk=job.pk).update(created_at=NOW)
+    Job.objects.filter(pk=job.pk).update(created_at=NOW, schedule_effective_at=NOW)
     return job
 
 
@@ -88,7 +88,8 @@ def test_the_loop_sleeps_until_the_next_dispatch():
 
 def test_runscheduler_once_plans_records_and_exits():
     job = JobFactory(id="tick", schedule="* * * * *")
-    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    hour_ago = timezone.now() - timedelta(hours=1)
+    Job.objects.filter(pk=job.pk).update(created_at=hour_ago, schedule_effective_at=hour_ago)
     call_command("runscheduler", "--once")
     [skipped] = Run.objects.filter(job_id="tick")
     assert skipped.status == "skipped" and "missed-fire policy skip" in skipped.error

@@ -258,7 +258,8 @@ def test_missed_fire_policies_after_an_outage(daemons):
     last = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=10)
     for policy in ("skip", "latest", "all"):
         job = JobFactory(id=policy, schedule="* * * * *", missed_fire_policy=policy)
-        Job.objects.filter(pk=job.pk).update(created_at=last - timedelta(days=1))
+        long_ago = last - timedelta(days=1)
+        Job.objects.filter(pk=job.pk).update(created_at=long_ago, schedule_effective_at=long_ago)
         Run.objects.create(job=job, scheduled_for=last, status="ok")
     once = daemons.start("runscheduler", "--once", JEEVES_MISSED_FIRE_MAX="5")
     assert daemons.exit_status(once, timeout=30) == 0, daemons.logs()
