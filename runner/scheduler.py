@@ -197,13 +197,18 @@ class Scheduler:
 
         Cheap when nothing changed: one aggregate query (count, newest
         ``updated_at``). Otherwise one narrow read of every job's signature, and
-        full rows only for the jobs that changed. Every ``FULL_RESYNC`` the
-        signatures are read regardless, for edits that bypassed ``updated_at``.
+        full rows only for the jobs that changed. Every ``FULL_RESYNC_S`` (monotonic)
+        the signatures are read regardless, for edits that bypassed ``updated_at``;
+        and every time while the newest ``updated_at`` lies ahead of ``now`` (the
+        wall clock stepped back, so new edits look older than old ones).
         """
         fingerprint = _fingerprint()
         mono = self._monotonic()
         full_due = self._last_full_sync is None or mono - self._last_full_sync >= FULL_RESYNC_S
-        if fingerprint == self._fingerprint and not full_due:
+        # After the wall clock stepped back, an edit's updated_at is older than the
+        # newest one seen, so the fingerprint cannot show it: read in full meanwhile.
+        stepped_back = fingerprint[1] is not None and fingerprint[1] > now
+        if fingerprint == self._fingerprint and not (full_due or stepped_back):
             return False
         signatures = _signatures(Job.objects.all())
         # Remembered only once read: a read the database refused is repeated in full.

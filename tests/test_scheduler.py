@@ -34,7 +34,9 @@ def scheduler(dispatched, clocks) -> Scheduler:
 
 def make_job(job_id: str = "tick", schedule: str = "* * * * * *", created=NOW, **fields) -> Job:
     job = JobFactory(id=job_id, schedule=schedule, **fields)
-    Job.objects.filter(pk=job.pk).update(created_at=created, schedule_effective_at=created)
+    Job.objects.filter(pk=job.pk).update(
+        created_at=created, schedule_effective_at=created, updated_at=created
+    )
     return job
 
 
