@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
 from runner import cluster as runner_cluster
+from runner import coalesce
 from runner.clocks import SYSTEM, Clocks
 from runner.execution.executor import worker_name
 from runner.liveness import Liveness, check_interval
@@ -45,6 +46,8 @@ MAX_SLEEP_S = 1.0
 # sooner than that plus a margin: it must never make a fire late.
 MAINTENANCE_BUDGET = timedelta(milliseconds=500)
 MAINTENANCE_MARGIN = timedelta(milliseconds=50)
+# Pending runs overtaken by their job's schedule are looked for this often (seconds).
+COALESCE_INTERVAL_S = 1.0
 # An unreachable database is tried again after 1 s, then twice as long each time,
 # at most this far apart (start-up and running alike).
 FIRST_OUTAGE_RETRY_S = 1.0
@@ -84,6 +87,7 @@ class Daemon:
         self._next_check: float | None = None
         self._next_maintenance: float | None = None
         self._next_beat: float | None = None
+        self._next_sweep: float | None = None
         self.identity = worker_name()
         self.started_at: datetime | None = None
         self.outage: Outage | None = None
@@ -147,11 +151,14 @@ class Daemon:
         )
         self.liveness.check(now)
         self.scheduler.start(now)
+        # Runs a previous life left pending that are overtaken by now are not run late.
+        coalesce.sweep(now)
         self.started_at = now
         self._next_beat = mono
         self._next_reconcile = mono + settings.RUNNER.reconcile_interval_ms / 1000
         self._next_check = mono + check_interval().total_seconds()
         self._next_maintenance = mono
+        self._next_sweep = mono + COALESCE_INTERVAL_S
 
     def cycle(self) -> bool:
         """One pass: due fires first, then whatever else is due. True if any found work.
@@ -168,6 +175,9 @@ class Daemon:
             if self._guarded(self.scheduler.reconcile, now):
                 found = True
                 found |= self._guarded(self.scheduler.fire_due, now)
+        if mono >= self._next_sweep:
+            self._next_sweep = mono + COALESCE_INTERVAL_S
+            found |= bool(self._guarded(coalesce.sweep, now))
         if mono >= self._next_check:
             self._next_check = mono + check_interval().total_seconds()
             found |= self._guarded(self.liveness.check, now)
@@ -191,6 +201,7 @@ class Daemon:
             self._next_check,
             self._next_maintenance,
             self._next_beat,
+            self._next_sweep,
         ):
             if due is not None:
                 waits.append(due - mono)
