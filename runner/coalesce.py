@@ -113,7 +113,7 @@ def sweep(now: datetime) -> int:
             by_reason.setdefault(reason, []).append(run["pk"])
     skipped = sum(skip(ids, reason, now) for reason, ids in by_reason.items())
     if skipped:
-        logger.warning("%d pending run(s) overtaken by their job's schedule were skipped", skipped)
+        logger.debug("%d pending run(s) overtaken by their job's schedule were skipped", skipped)
     return skipped
 
 

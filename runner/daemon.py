@@ -88,6 +88,7 @@ class Daemon:
         self._next_maintenance: float | None = None
         self._next_beat: float | None = None
         self._next_sweep: float | None = None
+        self._coalesced = 0  # runs skipped in the current overload
         self.identity = worker_name()
         self.started_at: datetime | None = None
         self.outage: Outage | None = None
@@ -177,7 +178,7 @@ class Daemon:
                 found |= self._guarded(self.scheduler.fire_due, now)
         if mono >= self._next_sweep:
             self._next_sweep = mono + COALESCE_INTERVAL_S
-            found |= bool(self._guarded(coalesce.sweep, now))
+            found |= self._coalesce(now)
         if mono >= self._next_check:
             self._next_check = mono + check_interval().total_seconds()
             found |= self._guarded(self.liveness.check, now)
@@ -221,6 +222,20 @@ class Daemon:
         self._next_maintenance = mono if more else mono + interval
         return bool(report and report.total)
 
+    def _coalesce(self, now: datetime) -> bool:
+        """Skip overtaken pending runs; say once when an overload starts and when it ends."""
+        skipped = self._guarded(coalesce.sweep, now)
+        if skipped and not self._coalesced:
+            logger.warning(
+                "runs are due faster than workers start them: pending runs their job's "
+                "schedule overtook are skipped (each says why; /api/status shows the backlog)"
+            )
+        elif not skipped and self._coalesced:
+            logger.info("the backlog is cleared; %d overtaken run(s) were skipped", self._coalesced)
+            self._coalesced = 0
+        self._coalesced += skipped or 0
+        return bool(skipped)
+
     def _database_failed(self, exc: DatabaseError) -> None:
         """Note a refusal: logged once per outage; what the scheduler holds back is kept."""
         if self.outage is None:
@@ -256,6 +271,11 @@ class Daemon:
             if held
             else "no fire was due meanwhile",
         )
+        logger.info(
+            "the heap holds %d entries for %d planned jobs",
+            self.scheduler.heap_size(),
+            len(self.scheduler.planned()),
+        )
         for name in ("_next_reconcile", "_next_check", "_next_beat"):
             if getattr(self, name) is not None:
                 setattr(self, name, mono)
@@ -281,13 +301,13 @@ class Daemon:
         """
         began = time.monotonic()
         try:
-            return work(*args)
+            result = work(*args)
         except DatabaseError:
             raise
         except Exception:
             logger.exception("%s failed; carrying on", getattr(work, "__name__", work))
             return False
-        finally:
-            took = time.monotonic() - began
-            if took > 0.5:
-                logger.warning("%s took %.2f s", getattr(work, "__name__", work), took)
+        took = time.monotonic() - began
+        if took > 0.5:
+            logger.warning("%s took %.2f s", getattr(work, "__name__", work), took)
+        return result

@@ -153,8 +153,13 @@ class Scheduler:
         resume_after: list[tuple[Plan, datetime]] = []
         for at, plan in due:
             if now - at > LATE_FIRE_IS_MISSED:
-                logger.warning("job %s: reached its fire at %s late; catching up", plan.job_id, at)
-                fires += self._catch_up(plan, at - _JUST_BEFORE, now)
+                # After an outage the daemon sums up what was held back, in one line.
+                quiet = plan.job_id in self.held_back
+                if not quiet:
+                    logger.warning(
+                        "job %s: reached its fire at %s late; catching up", plan.job_id, at
+                    )
+                fires += self._catch_up(plan, at - _JUST_BEFORE, now, quiet)
                 resume_after.append((plan, now))
             else:
                 slots = self._due_slots(plan, at, now + self.lead)
@@ -295,7 +300,9 @@ class Scheduler:
         heapq.heappush(self._heap, (at, plan.job_id, plan.version))
         return True
 
-    def _catch_up(self, plan: Plan, since: datetime, now: datetime) -> list[Fire]:
+    def _catch_up(
+        self, plan: Plan, since: datetime, now: datetime, quiet: bool = False
+    ) -> list[Fire]:
         bounds = CatchUpBounds(
             window=timedelta(milliseconds=settings.RUNNER.missed_fire_window_ms),
             max_runs=settings.RUNNER.missed_fire_max,
@@ -307,7 +314,8 @@ class Scheduler:
         except (ValueError, KeyError):
             return []  # _push_next records why this schedule cannot be computed
         if fires:
-            logger.warning(
+            logger.log(
+                logging.DEBUG if quiet else logging.WARNING,
                 "job %s: %d missed-fire run(s) recorded (policy %s)",
                 plan.job_id,
                 len(fires),
