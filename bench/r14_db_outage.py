@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file
@@ -128,7 +129,7 @@ def drill(name, outage_s, env, scratch, take_away, give_back) -> dict:
         after = cpu_percent(scheduler.pid, AFTER_S)
         take_away(scratch)
         time.sleep(SIGTERM_AFTER_S)
-        stop_sent = time.monotonic()
+        stop_sent, stop_sent_wall = time.monotonic(), time.time()
         os.killpg(scheduler.pid, signal.SIGTERM)
         try:
             exit_status = scheduler.wait(timeout=60)
@@ -147,6 +148,7 @@ def drill(name, outage_s, env, scratch, take_away, give_back) -> dict:
             "recovery_line": recovered[:300] if recovered else None,
             "heap_line": heap,
             "sigterm_exit_s": round(exit_s, 2),
+            "sigterm_stopped_line_s": stopped_after(scheduler, stop_sent_wall),
             "exit_status": exit_status,
         }
     finally:
@@ -171,6 +173,17 @@ def await_line(process, offset: int, needle: str, timeout: float) -> str | None:
         return wait_for(needle, lambda: _line(process, offset, needle), timeout=timeout)
     except TimeoutError:
         return None
+
+
+def stopped_after(process, sent: float) -> float | None:
+    """Seconds from the SIGTERM to the scheduler's "runscheduler stopped" line."""
+    line = _line(process, 0, "runscheduler stopped") and next(
+        line for line in read_log(process, 0).splitlines() if "runscheduler stopped" in line
+    )
+    if not line:
+        return None
+    stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+    return round(stamp.timestamp() - sent, 2)
 
 
 def log_size(process) -> int:
@@ -294,12 +307,12 @@ def throwaway_postgres() -> Iterator[tuple]:
 def show(results: list[dict], args: argparse.Namespace) -> None:
     print_table(
         ["scenario", "cpu idle %", "cpu during %", "cpu after %", "lines during", "heap",
-         "SIGTERM exit s"],
+         "SIGTERM: stopped s", "exit s"],
         [
             [
                 r["scenario"], r.get("cpu_baseline_pct"), r.get("cpu_during_pct"),
                 r.get("cpu_after_pct"), r.get("log_lines_during"), _heap(r.get("heap_line")),
-                r.get("sigterm_exit_s", r.get("error")),
+                r.get("sigterm_stopped_line_s"), r.get("sigterm_exit_s", r.get("error")),
             ]
             for r in results
         ],

@@ -106,7 +106,9 @@ class Daemon:
             return self._loop(once)
         finally:
             runner_cluster.stop_cluster(self.cluster)
-            if self.started_at is not None:
+            # Not while the database is away: a SQLite write would wait out its busy
+            # timeout again; the row is then forgotten by its silence.
+            if self.started_at is not None and self.outage is None:
                 self.attempt(lambda: SchedulerHeartbeat.stopped(self.identity))
             connections.close_all()
             for number, handler in previous.items():
