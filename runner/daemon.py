@@ -118,16 +118,12 @@ class Daemon:
     def _loop(self, once: bool) -> int:
         self._start_when_the_database_answers()
         while not self.stopping.is_set():
-            if not self.attempt(self.cycle):
-                if once:
-                    return 1
-                self.stopping.wait(self.outage.next_retry_s())
-                continue
+            answered = self.attempt(self.cycle)
             if once:
-                break
+                return 0 if answered else 1
             if not self._cluster_healthy():
                 return 1
-            self.stopping.wait(self.sleep_for())
+            self.stopping.wait(self.sleep_for() if answered else self.outage.next_retry_s())
         return 0
 
     def _start_when_the_database_answers(self) -> None:
