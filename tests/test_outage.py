@@ -3,7 +3,9 @@ logs once per outage and once on recovery, and stops at once when told (issue 11
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -207,3 +209,24 @@ def test_after_an_outage_the_periodic_work_is_done_at_once(daemon, clocks, refus
     clocks.advance(0.001)
     daemon.attempt(daemon.cycle)
     assert "hourly" not in daemon.scheduler.planned()
+
+
+@pytest.mark.django_db  # no commit needed: faster than the module's transactional tests
+@pytest.mark.parametrize("seed", range(10))
+def test_any_pattern_of_refusals_keeps_one_entry_per_job(refusals, seed):
+    """Whatever the database refuses and whenever (10 seeded random patterns of up to 12
+    steps of 1-40 s), the heap never grows, and once the database answers again every
+    job is planned after now with nothing held back."""
+    draw = random.Random(seed)
+    steps = [(draw.random() < 0.6, draw.randint(1, 40)) for _ in range(draw.randint(1, 12))]
+    make_jobs(policy="all")
+    clocks = FakeClocks(NOW)
+    scheduler = Scheduler(dispatcher=lambda ids: 0, monotonic=clocks.monotonic)
+    scheduler.start(NOW)
+    for down, seconds in [*steps, (False, 1)]:
+        refusals.down = down
+        with contextlib.suppress(OperationalError):
+            scheduler.fire_due(clocks.advance(seconds))
+        assert_one_entry_per_job(scheduler)
+    assert all(at > clocks.wall() for at in scheduler.planned().values())
+    assert scheduler.held_back == {}
