@@ -5,8 +5,13 @@ pending, a pending scheduled run is finished as ``skipped`` (never started late)
 under the same policies as missed fires:
 
 * its job has overlap policy ``skip`` and missed-fire policy ``skip`` or ``latest``, and
-* its job has fired again since (the schedule's next instant after the run's is
-  due), or the run is older than ``missedFireWindowMs``.
+* it is more than ``LATE_FIRE_IS_MISSED`` (10 s) past its instant — the lateness at
+  which the scheduler, too, counts a fire as missed — and its job has fired again
+  since (the schedule's next instant after the run's is due); or it is older than
+  ``missedFireWindowMs``.
+
+The 10 s keeps a job whose runs are picked up a little late from having every run
+overtaken by the next: each run gets 10 s to start.
 
 Runs of ``all`` jobs and of ``allow`` jobs are kept (each slot was asked for), and
 so are manual runs. ``stale_reason`` is the one rule; the scheduler's ``sweep``
@@ -26,6 +31,7 @@ from django.conf import settings
 
 from runner import schedule
 from runner.models import MissedFirePolicy, OverlapPolicy, Run, RunStatus, RunTrigger
+from runner.scheduler import LATE_FIRE_IS_MISSED
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +43,6 @@ RUN_FIELDS = (
 COALESCED_POLICIES = (MissedFirePolicy.SKIP, MissedFirePolicy.LATEST)
 # Runs examined per sweep; the rest wait for the next one (a second later).
 SWEEP_BATCH = 2000
-# No schedule fires more often than once a second: a younger run cannot be overtaken.
-_FINEST_SLOT = timedelta(seconds=1)
 
 
 def stale_reason(run: Mapping[str, Any], now: datetime) -> str | None:
@@ -61,7 +65,7 @@ def stale_reason(run: Mapping[str, Any], now: datetime) -> str | None:
             f"skipped: still pending past the missed-fire window ({_seconds(window)}) "
             f"after its instant (overlap skip, missed-fire policy {policy})"
         )
-    if now - run["scheduled_for"] < _FINEST_SLOT:
+    if now - run["scheduled_for"] <= LATE_FIRE_IS_MISSED:
         return None
     zone = run["job__timezone"] or settings.TIME_ZONE
     try:
@@ -71,7 +75,8 @@ def stale_reason(run: Mapping[str, Any], now: datetime) -> str | None:
     if following > now:
         return None
     return (
-        "skipped: the job fired again before this run could start "
+        "skipped: the job fired again and this run was still waiting to start "
+        f"{_seconds(LATE_FIRE_IS_MISSED)} after its instant "
         f"(overload coalescing: overlap skip, missed-fire policy {policy})"
     )
 
@@ -99,7 +104,7 @@ def sweep(now: datetime) -> int:
         Run.objects.filter(
             status=RunStatus.PENDING,
             trigger=RunTrigger.SCHEDULE,
-            scheduled_for__lte=now - _FINEST_SLOT,
+            scheduled_for__lt=now - LATE_FIRE_IS_MISSED,
             job__overlap_policy=OverlapPolicy.SKIP,
             job__missed_fire_policy__in=COALESCED_POLICIES,
         )

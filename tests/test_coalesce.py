@@ -58,9 +58,15 @@ def test_a_run_whose_job_fired_again_is_skipped_under_the_missed_fire_policies(
     assert (reason is not None) == coalesced
     if coalesced:
         assert reason == (
-            "skipped: the job fired again before this run could start "
-            f"(overload coalescing: overlap skip, missed-fire policy {policy})"
+            "skipped: the job fired again and this run was still waiting to start 10 s "
+            f"after its instant (overload coalescing: overlap skip, missed-fire policy {policy})"
         )
+
+
+def test_a_run_overtaken_but_at_most_ten_seconds_late_still_starts():
+    job = JobFactory(schedule="* * * * * *")
+    assert reason_for(job, NOW, NOW + 10 * SECOND) is None
+    assert reason_for(job, NOW - SECOND, NOW + 10 * SECOND) is not None
 
 
 def test_a_late_run_whose_job_has_not_fired_again_is_kept():
@@ -86,13 +92,13 @@ def test_a_manual_run_is_never_coalesced():
 # -- the sweep ---------------------------------------------------------------------------
 
 
-def test_the_sweep_leaves_each_overloaded_job_only_its_newest_run():
+def test_the_sweep_skips_overloaded_jobs_runs_more_than_ten_seconds_late():
     jobs = [JobFactory(id=f"busy-{n}", schedule="* * * * * *") for n in range(20)]
     kept = JobFactory(id="every-slot", schedule="* * * * * *", missed_fire_policy="all")
     for second in range(10):
         for job in [*jobs, kept]:
             pending(job, NOW + second * SECOND)
-    assert coalesce.sweep(NOW + 9 * SECOND) == 20 * 9
+    assert coalesce.sweep(NOW + 19 * SECOND) == 20 * 9  # the newest is 10 s late: kept
     for job in jobs:
         assert statuses(job.id) == [
             (NOW + s * SECOND, "skipped" if s < 9 else "pending") for s in range(10)
@@ -103,14 +109,14 @@ def test_the_sweep_leaves_each_overloaded_job_only_its_newest_run():
 def test_the_sweep_records_the_reason_and_the_time():
     job = JobFactory(id="busy", schedule="* * * * * *")
     stale = pending(job, NOW)
-    coalesce.sweep(NOW + 2 * SECOND)
+    coalesce.sweep(NOW + 11 * SECOND)
     stale.refresh_from_db()
-    assert (stale.status, stale.finished_at) == ("skipped", NOW + 2 * SECOND)
+    assert (stale.status, stale.finished_at) == ("skipped", NOW + 11 * SECOND)
     assert "overload coalescing" in stale.error
 
 
 def test_the_backlog_stays_bounded_while_no_worker_starts_anything():
-    """A scheduler with its sweep, 25 every-second jobs and no worker, for 15 s."""
+    """A scheduler with its sweep, 25 every-second jobs and no worker, for 25 s."""
     for n in range(25):
         JobFactory(id=f"j{n:03}", schedule="* * * * * *")
     Job.objects.update(created_at=NOW, schedule_effective_at=NOW, updated_at=NOW)
@@ -118,12 +124,14 @@ def test_the_backlog_stays_bounded_while_no_worker_starts_anything():
     scheduler = Scheduler(dispatcher=lambda ids: 0, monotonic=clocks.monotonic)
     scheduler.start(NOW)
     most = 0
-    for _ in range(15):
+    for _ in range(25):
         now = clocks.advance(1)
         scheduler.fire_due(now)
         coalesce.sweep(now)
         most = max(most, Run.objects.filter(status=RunStatus.PENDING).count())
-    assert most <= 2 * 25  # each job: the run due now and the one dispatched a lead ahead
+    # each job: the runs of the last 10 s, the one due now and the one dispatched ahead
+    assert most <= 12 * 25
+    assert Run.objects.filter(status=RunStatus.SKIPPED).exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -150,7 +158,7 @@ def test_a_restart_skips_the_stale_runs_a_previous_life_left_pending():
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_picking_an_overtaken_run_skips_it_with_the_reason():
     job = JobFactory(schedule="* * * * * *", script="echo hi")
-    stale = pending(job, timezone.now() - 5 * SECOND)
+    stale = pending(job, timezone.now() - 15 * SECOND)
     assert run_task(stale.pk) == "skipped"
     stale.refresh_from_db()
     assert stale.status == "skipped" and "overload coalescing" in stale.error
@@ -159,5 +167,5 @@ def test_a_worker_picking_an_overtaken_run_skips_it_with_the_reason():
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_runs_a_late_run_whose_policy_keeps_every_slot():
     job = JobFactory(schedule="* * * * * *", script="echo hi", missed_fire_policy="all")
-    late = pending(job, timezone.now() - 5 * SECOND)
+    late = pending(job, timezone.now() - 15 * SECOND)
     assert run_task(late.pk) == "ok"
