@@ -33,6 +33,7 @@ from runner import cluster as runner_cluster
 from runner import coalesce
 from runner.clocks import SYSTEM, Clocks
 from runner.execution.executor import worker_name
+from runner.execution.inline_files import prepare_worker_host
 from runner.liveness import Liveness, check_interval
 from runner.maintenance import run_maintenance
 from runner.models import SchedulerHeartbeat
@@ -101,6 +102,7 @@ class Daemon:
         """Run until a stop signal (or one cycle with ``once``); return the exit status."""
         previous = {n: signal.signal(n, self.request_stop) for n in runner_cluster.STOP_SIGNALS}
         try:
+            prepare_worker_host()
             if self.workers and not once:
                 self.cluster = runner_cluster.start_cluster(self.request_stop)
             return self._loop(once)
