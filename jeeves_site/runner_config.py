@@ -312,10 +312,15 @@ def config_file_path(environ: Mapping[str, str] = os.environ, data_dir: Path | N
 
 
 def load_runner_config(
-    environ: Mapping[str, str] = os.environ, data_dir: Path | None = None
+    environ: Mapping[str, str] = os.environ,
+    data_dir: Path | None = None,
+    path: str | None = None,
 ) -> tuple[RunnerConfig, list[Problem]]:
-    """Build the configuration; return it with the problems found, each with its source."""
-    path = config_file_path(environ, data_dir)
+    """Build the configuration; return it with the problems found, each with its source.
+
+    ``path`` names the file to read instead of ``config_file_path()``'s choice.
+    """
+    path = config_file_path(environ, data_dir) if path is None else path
     problems: list[Problem] = []
     raw = read_config_file(path, problems) if path else {}
     raw, notices = migrate_deprecated(raw)

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
+from jeeves_site.config_live import refresh_runner_config
 from runner import cluster as runner_cluster
 from runner.execution.executor import worker_name
 from runner.liveness import Liveness, check_interval
@@ -123,6 +124,7 @@ class Daemon:
         close_old_connections()
         found = self._guarded(self.scheduler.fire_due, now)
         if now >= self._next_reconcile:
+            self._guarded(refresh_runner_config)  # a changed config file applies from here on
             self._next_reconcile = now + _ms(settings.RUNNER.reconcile_interval_ms)
             if self._guarded(self.scheduler.reconcile, now):
                 found = True
