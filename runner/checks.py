@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 
 from jeeves_site.runner_config import is_loopback
+from runner.original_db import configured_database_is_original, original_database_message
 
 
 @register()
@@ -22,6 +23,19 @@ def check_runner_config(app_configs=None, **kwargs) -> list:
         else Warning(f"{p.where}: {p.message}", id="runner.W002")
         for p in settings.RUNNER_CONFIG_PROBLEMS
     ]
+
+
+@register()
+def check_not_an_original_database(app_configs=None, **kwargs) -> list:
+    """runner.E003: the configured database belongs to the original jeeves-runner.
+
+    Stops ``migrate`` and ``runscheduler`` (which run the checks first) before they
+    touch it, with the command that brings its data over.
+    """
+    name = configured_database_is_original()
+    if name is None:
+        return []
+    return [Error(original_database_message(name), id="runner.E003")]
 
 
 @register()
