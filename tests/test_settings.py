@@ -322,3 +322,28 @@ def test_manage_py_check_passes_on_good_configuration(tmp_path):
     environ = write_config(tmp_path, {"maxConcurrency": 2})
     result = run_check(tmp_path, environ)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_log_file_is_created_private_and_tightened_when_it_exists(tmp_path):
+    import logging
+
+    from jeeves_site.logfile import PrivateWatchedFileHandler
+
+    fresh, loose = tmp_path / "logs" / "runner.log", tmp_path / "old.log"
+    loose.write_text("")
+    loose.chmod(0o644)
+    for path in (fresh, loose):
+        handler = PrivateWatchedFileHandler(str(path))
+        handler.emit(logging.makeLogRecord({"msg": "hello"}))
+        handler.close()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert "hello" in path.read_text()
+
+
+@pytest.mark.slow
+def test_logging_file_of_the_config_receives_the_log(tmp_path):
+    log = tmp_path / "runner.log"
+    environ = write_config(tmp_path, {"logging": {"level": "debug", "file": "runner.log"}})
+    result = run_check(tmp_path, environ)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
