@@ -41,10 +41,14 @@ def effective_document() -> dict[str, Any]:
     """This process's settings with camelCase keys, as config.json spells them.
 
     Secrets are redacted: ``gatewayApiKey`` and a password in ``redisUrl``. A path
-    the file gave relative is shown resolved.
+    the file gave relative is shown resolved; ``dbPath`` unset shows the SQLite file
+    in use (on PostgreSQL, ``DATABASE_URL`` wins and ``dbPath`` is unused).
     """
     document = SCHEMA.dump_python(settings.RUNNER, by_alias=True, mode="json")
     document.pop("configFile", None)
+    database = settings.DATABASES["default"]
+    if not document["dbPath"] and database["ENGINE"].endswith("sqlite3"):
+        document["dbPath"] = str(database["NAME"])  # the default file in the data directory
     for keys in _OPTIONAL | _NULLABLE:
         section = document
         for key in keys[:-1]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import connection
 from django.test import Client
 
 from jeeves_site import config_live
@@ -54,6 +55,10 @@ def test_the_root_config_is_the_effective_config_with_camel_case_keys(config_fil
     assert config["runners"]["sh"] == "bash"
     assert {"maxConcurrency", "runRetentionDays", "gatewayUrl", "jobsDir"} <= set(config)
     assert "configFile" not in config
+    # dbPath unset: the SQLite file in use; on PostgreSQL (DATABASE_URL) it is unused.
+    assert config["dbPath"] == (
+        connection.settings_dict["NAME"] if connection.vendor == "sqlite" else ""
+    )
 
 
 def test_secrets_are_redacted(config_file, token, settings):
