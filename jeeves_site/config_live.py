@@ -16,7 +16,13 @@ import threading
 
 from django.conf import settings
 
-from jeeves_site.runner_config import RunnerConfig, config_file_path, load_runner_config
+from jeeves_site.runner_config import (
+    LOADED_SIGNATURES,
+    RunnerConfig,
+    config_file_path,
+    file_signature,
+    load_runner_config,
+)
 
 logger = logging.getLogger("runner.config")
 
@@ -33,15 +39,6 @@ RESTART_FIELDS = {
 }
 
 _lock = threading.Lock()
-_seen: dict[str, tuple | None] = {}
-
-
-def _signature(path: str) -> tuple | None:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 
 def current_file() -> str:
@@ -58,14 +55,9 @@ def refresh_runner_config(force: bool = False) -> list[str]:
     """
     path = current_file()
     with _lock:
-        signature = _signature(path) if path else None
-        if path not in _seen:
-            _seen[path] = signature
-            if not force:
-                return []
-        if not force and _seen[path] == signature:
+        signature = file_signature(path) if path else None
+        if not force and LOADED_SIGNATURES.get(path) == signature:
             return []
-        _seen[path] = signature
         return _apply_from_file(path)
 
 

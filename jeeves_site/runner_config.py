@@ -332,8 +332,22 @@ def load_runner_config(
     return dataclasses.replace(config, config_file=path), problems
 
 
+# path -> the file's signature when this process last read it (see config_live).
+LOADED_SIGNATURES: dict[str, tuple | None] = {}
+
+
+def file_signature(path: str) -> tuple | None:
+    """What changes when the file is rewritten: mtime, size, inode; None if absent."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
 def read_config_file(path: str, problems: list[Problem]) -> dict[str, Any]:
     """The file's JSON object; ``{}`` with a problem when it is unreadable or not an object."""
+    LOADED_SIGNATURES[path] = file_signature(path)  # before reading: a later write is seen
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
