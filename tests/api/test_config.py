@@ -259,3 +259,12 @@ def test_a_changed_file_with_errors_is_not_applied(config_file, settings):
     path.write_text(json.dumps({"runRetentionDays": "many"}))
     assert config_live.refresh_runner_config() == []
     assert settings.RUNNER.run_retention_days == 9
+
+
+def test_a_worker_re_reads_a_changed_file_before_its_next_run(config_file, settings):
+    from django_q.signals import pre_execute
+
+    path = config_file({"runRetentionDays": 9})
+    path.write_text(json.dumps({"runRetentionDays": 13}))
+    pre_execute.send(sender="worker", func="runner.tasks.execute", task={})
+    assert settings.RUNNER.run_retention_days == 13
