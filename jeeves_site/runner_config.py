@@ -86,6 +86,13 @@ def Range(
     return AfterValidator(check)
 
 
+def _refuse_bool(value: Any) -> Any:
+    """``true`` is not a number, though Python would take it for 1."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
 def _split_command(value: Any) -> Any:
     """``"npx tsx"`` → ``["npx", "tsx"]``: the original splits a runner on whitespace."""
     return value.split() if isinstance(value, str) else value
@@ -119,7 +126,7 @@ class NotificationsConfig:
     default_on_failure: OptionalText = ""
     default_on_success: OptionalText = ""
     slack_api_url: HttpUrl = "https://slack.com/api"
-    timeout_s: Annotated[float, Range(gt=0, le=60)] = 5.0
+    timeout_s: Annotated[float, BeforeValidator(_refuse_bool), Range(gt=0, le=60)] = 5.0
 
 
 @dataclass(frozen=True, config=_SCHEMA)
@@ -147,14 +154,16 @@ class RunnerConfig:
     first block is the original runner's, the rest are ours.
     """
 
-    port: Annotated[int, Range(ge=1, le=65535)] = 1937
+    port: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1, le=65535)] = 1937
     host: str = Field("127.0.0.1", min_length=1)
     db_path: OptionalText = ""
-    max_concurrency: Annotated[int, Range(ge=1, le=1000)] = 4
-    run_retention_days: Annotated[int, Range(ge=1)] = 30
-    state_cleanup_interval_ms: Annotated[int, Range(ge=1000)] = 60_000
-    shutdown_grace_ms: Annotated[int, Range(ge=0)] = 30_000
-    reconcile_interval_ms: Annotated[int, Range(ge=100)] = 1_000
+    max_concurrency: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1, le=1000)] = 4
+    run_retention_days: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1)] = 30
+    state_cleanup_interval_ms: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1000)] = (
+        60_000
+    )
+    shutdown_grace_ms: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=0)] = 30_000
+    reconcile_interval_ms: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=100)] = 1_000
     notifications: NotificationsConfig = dataclasses.field(default_factory=NotificationsConfig)
     logging: LogConfig = dataclasses.field(default_factory=LogConfig)
     gateway_url: HttpUrl = "http://127.0.0.1:18789"
@@ -163,14 +172,16 @@ class RunnerConfig:
     jobs_dir: OptionalText = ""
     # Ours.
     gateway_token_path: OptionalText = ""
-    kill_grace_ms: Annotated[int, Range(ge=0)] = 5_000
-    output_tail_lines: Annotated[int, Range(ge=1)] = 100
-    heartbeat_interval_ms: Annotated[int, Range(ge=100)] = 5_000
-    liveness_timeout_ms: Annotated[int, Range(ge=1000)] = 30_000
-    pending_redispatch_ms: Annotated[int, Range(ge=1000)] = 30_000
-    missed_fire_window_ms: Annotated[int, Range(ge=0)] = 86_400_000
-    missed_fire_max: Annotated[int, Range(ge=1)] = 100
-    dispatch_lead_ms: Annotated[int, Range(ge=0, le=MAX_DISPATCH_LEAD_MS)] = 250
+    kill_grace_ms: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=0)] = 5_000
+    output_tail_lines: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1)] = 100
+    heartbeat_interval_ms: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=100)] = 5_000
+    liveness_timeout_ms: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1000)] = 30_000
+    pending_redispatch_ms: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1000)] = 30_000
+    missed_fire_window_ms: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=0)] = 86_400_000
+    missed_fire_max: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1)] = 100
+    dispatch_lead_ms: Annotated[
+        int, BeforeValidator(_refuse_bool), Range(ge=0, le=MAX_DISPATCH_LEAD_MS)
+    ] = 250
     scripts_dir: OptionalText = ""
     base_url: OptionalText = ""
     broker: Literal["orm", "redis"] = "orm"

@@ -209,6 +209,7 @@ def test_a_config_json_in_the_data_directory_is_read_when_jeeves_config_is_unset
     [
         ({"maxConcurrency": "four"}, "maxConcurrency", "not an integer"),
         ({"maxConcurrency": 0}, "maxConcurrency", "at least 1"),
+        ({"maxConcurrency": True}, "maxConcurrency", "True is not an integer"),
         ({"port": 70000}, "port", "at most 65535"),
         ({"logging": {"level": "loud"}}, "logging.level", "must be 'trace'"),
         ({"gatewayUrl": "localhost:18789"}, "gatewayUrl", "not an http(s) URL"),
