@@ -109,7 +109,9 @@ def apply_config(body: Any) -> tuple[int, Any]:
     written atomically with mode 0600, and re-read by this process at once and by
     the scheduler and workers at their next check. Answers ``{applied: true,
     config, restartRequired: [keys]}``, or 400 ``{error: "Config validation
-    failed", issues}`` with zod-shaped issues, or 400 ``{error}`` for a bad body.
+    failed", issues}`` with zod-shaped issues, 400 ``{error}`` for a bad body, or
+    500 ``{error: "Failed to write config: ..."}`` as the original when the file cannot
+    be written.
     """
     if not isinstance(body, dict) or not isinstance(body.get("patch"), dict):
         return 400, {"error": "the body must be a JSON object with 'patch', a JSON object"}
@@ -123,7 +125,10 @@ def apply_config(body: Any) -> tuple[int, Any]:
         issues = issues_of(merged)
         if issues:
             return 400, {"error": "Config validation failed", "issues": issues}
-        write_private_atomically(target, json.dumps(merged, indent=2) + "\n")
+        try:
+            write_private_atomically(target, json.dumps(merged, indent=2) + "\n")
+        except OSError as exc:
+            return 500, {"error": f"Failed to write config: {target}: {exc.strerror}"}
     if settings.RUNNER.config_file != str(target):
         settings.RUNNER = dataclasses.replace(settings.RUNNER, config_file=str(target))
     waiting = config_live.refresh_runner_config(force=True)

@@ -268,3 +268,14 @@ def test_a_worker_re_reads_a_changed_file_before_its_next_run(config_file, setti
     path.write_text(json.dumps({"runRetentionDays": 13}))
     pre_execute.send(sender="worker", func="runner.tasks.execute", task={})
     assert settings.RUNNER.run_retention_days == 13
+
+
+def test_a_config_file_that_cannot_be_written_is_500_with_the_originals_error(
+    token, tmp_path, settings
+):
+    directory = tmp_path / "config.json"
+    directory.mkdir()  # a directory where the file should be: writing it fails, even for root
+    settings.RUNNER = dataclasses.replace(settings.RUNNER, config_file=str(directory))
+    answer = root(Client(), "post", "/config/apply", {"patch": {"port": 3}}, token=token)
+    assert answer.status_code == 500
+    assert answer.json()["error"].startswith(f"Failed to write config: {directory}")
