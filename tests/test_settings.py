@@ -30,7 +30,7 @@ def write_config(tmp_path: Path, data) -> dict[str, str]:
 
 def test_without_database_url_the_database_is_sqlite_in_the_data_dir(tmp_path):
     db = database_from_environment(tmp_path, environ={})
-    assert db["ENGINE"] == "django.db.backends.sqlite3"
+    assert db["ENGINE"] == "jeeves_site.private_sqlite3"  # Django's, creating the file 0600
     assert db["NAME"] == str(tmp_path / "jeeves.sqlite3")
 
 
@@ -325,20 +325,17 @@ def test_manage_py_check_passes_on_good_configuration(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_the_log_file_is_created_private_and_tightened_when_it_exists(tmp_path):
+def test_the_log_file_is_created_private(tmp_path):
     import logging
 
-    from jeeves_site.logfile import PrivateWatchedFileHandler
+    from jeeves_site.private_files import PrivateWatchedFileHandler
 
-    fresh, loose = tmp_path / "logs" / "runner.log", tmp_path / "old.log"
-    loose.write_text("")
-    loose.chmod(0o644)
-    for path in (fresh, loose):
-        handler = PrivateWatchedFileHandler(str(path))
-        handler.emit(logging.makeLogRecord({"msg": "hello"}))
-        handler.close()
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        assert "hello" in path.read_text()
+    path = tmp_path / "runner.log"
+    handler = PrivateWatchedFileHandler(str(path))
+    handler.emit(logging.makeLogRecord({"msg": "hello"}))
+    handler.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "hello" in path.read_text()
 
 
 @pytest.mark.slow
