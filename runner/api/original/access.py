@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Permission
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from ninja.errors import HttpError
 from ninja.security.base import AuthBase
@@ -32,6 +33,7 @@ PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
 BROWSER_HEADERS = ("HTTP_ORIGIN", "HTTP_SEC_FETCH_SITE")
 # The apps whose permissions the loopback user starts with.
 SERVICE_APPS = ("runner", "statestore", "queues")
+CONFIG_PERMISSIONS = ("view_config", "change_config")  # runner.api.config
 
 
 def is_direct_loopback(request: HttpRequest) -> bool:
@@ -68,7 +70,10 @@ def loopback_user() -> AbstractBaseUser:
             user.set_unusable_password()
             user.save()
             user.user_permissions.set(
-                Permission.objects.filter(content_type__app_label__in=SERVICE_APPS)
+                Permission.objects.filter(
+                    Q(content_type__app_label__in=SERVICE_APPS)
+                    | Q(content_type__app_label="api", codename__in=CONFIG_PERMISSIONS)
+                )
             )
     except IntegrityError:  # another request created it first
         return User.objects.get(username=settings.API_LOOPBACK_USER)
