@@ -79,11 +79,6 @@ def test_a_runs_token_cannot_create_or_run_jobs(run_token):
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    reason="GET /config and /api/config arrive with the compat-config branch; "
-    "expected to pass after that merge",
-    strict=False,
-)
 @pytest.mark.parametrize("path", ["/config", "/api/config"])
 def test_a_runs_token_is_refused_for_config(run_token, path):
     assert ApiClient(run_token, prefix="").get(path).status_code == 403
