@@ -88,6 +88,12 @@ class Cron:
     croniter_text: str
 
     @property
+    def and_days(self) -> bool:
+        """ISC cron's rule: both day fields must match when either starts with ``*``."""
+        day, weekday = self.day_fields
+        return day.startswith("*") or weekday.startswith("*")
+
+    @property
     def has_seconds(self) -> bool:
         return len(self.fields) == 6
 
@@ -130,7 +136,7 @@ def parse(expression: str) -> Cron:
         parts = [
             _check_field(field.lower(), spec) for field, spec in zip(fields, specs, strict=True)
         ]
-        _check_day_fields(parts[-3], parts[-1])
+        _check_day_fields(fields[-3], fields[-1], parts[-3], parts[-1])
     except _Invalid as exc:
         raise CronError(f"'{text}' is not a valid cron expression: {exc}") from None
     return Cron(fields, " ".join(parts))
@@ -152,6 +158,8 @@ def _check_field(text: str, spec: _Field) -> str:
         raise _Invalid(f"{spec.name} field '{text}' has an empty list item")
     if len(items) > 1 and "*" in items:
         raise _Invalid(f"{spec.name} field '{text}' lists '*' with other values; write '*'")
+    if text == "*":
+        return text
     converted = [_check_item(item, spec, len(items)) for item in items]
     special = [item for item in converted if "#" in item or "l" in item]
     if spec is WEEKDAY and special and len(special) < len(items):
@@ -159,7 +167,14 @@ def _check_field(text: str, spec: _Field) -> str:
             f"day-of-week field '{text}' mixes plain weekdays with '#'/'L' ones; "
             "make them separate jobs"
         )
-    return ",".join(converted)
+    plain = {
+        int(value)
+        for item in converted
+        if item.isdigit() or "," in item
+        for value in item.split(",")
+    }
+    rest = [item for item in converted if not (item.isdigit() or "," in item)]
+    return ",".join([*map(str, sorted(plain)), *rest])
 
 
 def _check_item(item: str, spec: _Field, count: int) -> str:
@@ -199,26 +214,32 @@ _NON_DETERMINISTIC = {
 
 
 def _plain_item(item: str, match: re.Match, spec: _Field) -> str:
+    """The item's values as an explicit list: croniter misreads some ranges and steps
+    (an equal range such as ``22-22/2`` stands for the whole field there)."""
     first, last, step = match[1], match[2], match[3]
     if step is not None and int(step) == 0:
         raise _Invalid(f"{spec.name} field: '{item}' has a step of 0")
+    top = 6 if spec is WEEKDAY else spec.high  # a weekday '*/n' or 'a/n' stops at Saturday
     if first is None:
-        return item
-    low = _number(first, spec)
-    if last is None and not step:
-        return str(low)
-    top = 6 if spec is WEEKDAY else spec.high
-    high = top if last is None else _number(last, spec)  # 'a/n' is 'a-max/n'
-    if spec is WEEKDAY and low == 7 and last is None:
-        low = 0
-    if low > high and not (spec is WEEKDAY and high == 0 and low > 0):
-        raise _Invalid(
-            f"{spec.name} field: '{item}' is a reverse range, which cron refuses; "
-            f"write '{_split_reverse(low, high, spec)}'"
-        )
-    if spec is WEEKDAY and high == 0 and low > 0:  # 'fri-sun': Sunday as 7
-        high = 7
-    return f"{low}-{high}/{step}" if step else f"{low}-{high}"
+        low, high = spec.low, top
+    else:
+        low = _number(first, spec)
+        if last is None and not step:
+            return str(low % 7 if spec is WEEKDAY else low)
+        high = top  # 'a/n' is 'a-max/n'
+        if spec is WEEKDAY and low == 7 and last is None:
+            low = 0
+    if last is not None:
+        high = _number(last, spec)
+        if spec is WEEKDAY and high == 0 and low > 0:  # 'fri-sun': Sunday as 7
+            high = 7
+        if low > high:
+            raise _Invalid(
+                f"{spec.name} field: '{item}' is a reverse range, which cron refuses; "
+                f"write '{_split_reverse(low, high, spec)}'"
+            )
+    values = range(low, high + 1, int(step or 1))
+    return ",".join(str(value % 7 if spec is WEEKDAY else value) for value in values)
 
 
 def _split_reverse(low: int, high: int, spec: _Field) -> str:
@@ -238,13 +259,15 @@ def _number(value: str, spec: _Field) -> int:
     return number
 
 
-def _check_day_fields(day: str, weekday: str) -> None:
-    """L, W and # only beside a day field starting with '*' (where cron ANDs them)."""
-    for field, other, other_name in ((day, weekday, "day-of-week"), (weekday, day, "day-of-month")):
-        if re.search(r"[lw#]", field) and not other.startswith("*"):
+def _check_day_fields(day: str, weekday: str, day_form: str, weekday_form: str) -> None:
+    """L, W and # only beside a day field starting with '*' (where cron ANDs them);
+    ``*_form`` are the fields in croniter's syntax, where names are numbers."""
+    pairs = ((day, day_form, weekday, "day-of-week"), (weekday, weekday_form, day, "day-of-month"))
+    for field, form, other, other_name in pairs:
+        if re.search(r"[lw#]", form) and not other.startswith("*"):
             raise _Invalid(
-                f"'{field.upper()}' needs '*' in the {other_name} field (cron would OR the two "
-                "day fields); make it a separate job"
+                f"'{field}' needs the {other_name} field to start with '*' (with '{other}' there "
+                "cron would match either field); write '*' there or make a separate job"
             )
 
 
@@ -256,7 +279,7 @@ def make_iterator(expression: str, start: datetime) -> croniter:
         cron.croniter_text,
         start,
         second_at_beginning=cron.has_seconds,
-        implement_cron_bug=True,  # ISC: AND the day fields when either starts with '*'
+        day_or=not cron.and_days,
         max_years_between_matches=NEVER_FIRES_HORIZON_YEARS,
     )
 
