@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from runner import cron, schedule
 from runner.cron import CronError, validate_cron
+from runner.health import failed_registrations
 from runner.models import Job
 from runner.schedule import next_fire_after
 
@@ -203,3 +204,14 @@ def test_fires_are_a_pure_function_of_expression_zone_and_instant(expression, zo
     schedule._fall_backs.cache_clear()
     assert next_fire_after(expression, zone, moment) == first[0]
     assert first == [first[0]] * 3
+
+
+@pytest.mark.django_db
+def test_a_stored_random_schedule_is_a_failed_registration_and_never_fires():
+    Job.objects.create(
+        id="old", name="old", schedule="0 * * * *", script="echo", source_type="inline"
+    )
+    Job.objects.filter(pk="old").update(schedule="R * * * *")  # stored before the rule
+    assert failed_registrations() == ["old"]
+    with pytest.raises(ValueError, match="drawn again"):
+        Job.objects.get(pk="old").next_fire_after(JAN_2026)
