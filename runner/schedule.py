@@ -133,7 +133,8 @@ def _first_fall_back(
 def next_fire_after(expression: str, zone_name: str, after: datetime) -> datetime:
     """The first instant strictly after ``after`` (aware) at which the job fires, in UTC.
 
-    Raises croniter's CroniterBadDateError for an expression that never fires.
+    Raises croniter's CroniterBadDateError for an expression that never fires, and
+    ``runner.cron.CronError`` (a ValueError) for one whose syntax is refused.
     """
     tz = zone(zone_name)
     after_utc = after.astimezone(UTC)
