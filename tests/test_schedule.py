@@ -172,6 +172,18 @@ def test_lord_howe_repeats_only_the_half_hour_that_comes_again():
     ]  # fmt: skip
 
 
+def test_samoa_skipping_a_whole_day_runs_a_fixed_time_job_once_at_the_transition():
+    # Pacific/Apia went from 29 December 2011 23:59:59 -10:00 to 31 December 00:00 +14:00.
+    start = datetime(2011, 12, 29, 20, tzinfo=UTC)
+    assert local_fires("30 9 * * *", "Pacific/Apia", start, 40) == [
+        "31 00:00:00+1400", "31 09:30:00+1400",
+    ]  # fmt: skip
+    assert local_fires("0 */6 * * *", "Pacific/Apia", start, 40) == [
+        "29 12:00:00-1000", "29 18:00:00-1000", "31 00:00:00+1400", "31 06:00:00+1400",
+        "31 12:00:00+1400", "31 18:00:00+1400", "01 00:00:00+1400",
+    ]  # fmt: skip
+
+
 def test_a_fixed_time_job_with_a_step_after_a_range_fires_once_in_the_repeated_hour():
     fires = local_fires("4-12,*/20 1 * * *", NEW_YORK, NY_FALL, 24)
     assert fires == [
