@@ -91,7 +91,7 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "en-us"
 _ZONE = configured_time_zone()
 TIME_ZONE = _ZONE.name
-# Why the zone could not be known (then TIME_ZONE is UTC); runner.E003 reports it.
+# Why the zone could not be known (then TIME_ZONE is UTC); runner.E004 reports it.
 TIME_ZONE_PROBLEM = _ZONE.problem
 USE_I18N = True
 USE_TZ = True

@@ -12,7 +12,7 @@ and cron on the same machine:
 3. else (no ``/etc/localtime``) UTC, as glibc does.
 
 Django needs an IANA name, so when none can be found the zone is UTC and
-``problem`` says why (``manage.py check`` reports it as runner.E003).
+``problem`` says why (``manage.py check`` reports it as runner.E004).
 """
 
 from __future__ import annotations

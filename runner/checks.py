@@ -75,9 +75,9 @@ def check_secret_files(app_configs=None, **kwargs) -> list:
 
 @register()
 def check_time_zone(app_configs=None, **kwargs) -> list:
-    """runner.E003: the server's zone could not be read from TZ or /etc/localtime."""
+    """runner.E004: the server's zone could not be read from TZ or /etc/localtime."""
     problem = getattr(settings, "TIME_ZONE_PROBLEM", "")
-    return [Error(problem, id="runner.E003")] if problem else []
+    return [Error(problem, id="runner.E004")] if problem else []
 
 
 @register()

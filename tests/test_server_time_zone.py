@@ -137,4 +137,4 @@ def test_manage_py_works_with_every_form_of_tz(tmp_path, tz, name):
 def test_manage_py_check_says_when_the_zone_cannot_be_known(tmp_path):
     result = manage(tmp_path, "check", "Nowhere/Atlantis")
     assert result.returncode != 0
-    assert "runner.E003" in result.stderr and "TZ=Nowhere/Atlantis" in result.stderr
+    assert "runner.E004" in result.stderr and "TZ=Nowhere/Atlantis" in result.stderr
