@@ -32,7 +32,7 @@ LEASE_EXPIRED_ERROR = "claim lease expired before done or fail"
 
 
 queue_id_validator = RegexValidator(
-    r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+    r"\A[A-Za-z0-9][A-Za-z0-9._:-]*\Z",  # \Z, not $: "$" also matches before a final newline
     "use letters, digits, '.', '_', ':' and '-', starting with a letter or digit",
 )
 

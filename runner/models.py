@@ -108,7 +108,7 @@ def _without_nul(value: Any) -> Any:
 
 
 job_id_validator = RegexValidator(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    r"\A[A-Za-z0-9][A-Za-z0-9._-]*\Z",  # \Z, not $: "$" also matches before a final newline
     "use letters, digits, '.', '_' and '-', starting with a letter or digit",
 )
 
@@ -163,6 +163,9 @@ class Job(models.Model):
     class Meta:
         db_table = "jobs"
         ordering = ["id"]
+        # Starting a run executes the job's command: a right of its own, apart from
+        # editing the job (the admin's Run now and the API's trigger both need it).
+        permissions = [("run_job", "Can run a job now")]
         constraints = [
             models.CheckConstraint(condition=_in_choices("type", JobType), name="jobs_type_valid"),
             models.CheckConstraint(

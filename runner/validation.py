@@ -18,7 +18,7 @@ from django.db import models
 
 from runner.cron import CronError, validate_cron
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # always fullmatch: "$" allows a final "\n"
 # Set by the runner for every script; a job's env must not replace them.
 RESERVED_ENV_NAMES = frozenset({"DATABASE_URL", "DJANGO_SETTINGS_MODULE"})
 RESERVED_ENV_PREFIX = "JR_"
@@ -59,7 +59,7 @@ def validate_env(value: object) -> None:
     if not isinstance(value, dict):
         raise ValidationError("must be a JSON object of strings", code="invalid_env")
     for name, text in value.items():
-        if not ENV_NAME.match(name):
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
             raise ValidationError(f"'{name}' is not a valid variable name", code="invalid_env")
         if not isinstance(text, str):
             raise ValidationError(

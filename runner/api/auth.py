@@ -26,7 +26,12 @@ from runner.api.errors import error_body
 
 
 class BearerToken(AuthBase):
-    """``Authorization: Bearer jr_...``: the request acts as that token."""
+    """``Authorization: Bearer jr_...``: the request acts as that token's user.
+
+    A token whose user was deactivated or lost staff status is refused with 401,
+    like a revoked one: the credential no longer works (403 would say "valid, but
+    not for this"), and the answer is the same for every endpoint.
+    """
 
     openapi_type = "http"
     openapi_scheme = "bearer"
@@ -38,7 +43,10 @@ class BearerToken(AuthBase):
         scheme, _, secret = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise AuthenticationError(message="the Authorization header must be 'Bearer <token>'")
-        token = tokens.authenticate(secret.strip())
+        try:
+            token = tokens.authenticate(secret.strip())
+        except tokens.TokenRefused as exc:
+            raise AuthenticationError(message=str(exc)) from None
         if token is None:
             raise AuthenticationError(message="the API token is not valid or has been revoked")
         return token

@@ -15,6 +15,7 @@ from queues.models import Queue, QueueItem
 from queues.status import peek, queue_status
 from runner.api.body import json_object
 from runner.api.errors import Conflict, NotFound, bad_input
+from runner.api.permissions import DEFINE_QUEUE, require
 from runner.api.schemas import (
     ClaimedOut,
     DequeueIn,
@@ -44,6 +45,7 @@ def _known_queue(name: str) -> None:
 @router.get("/queues", response=QueueListOut, summary="Every queue's id")
 def list_queues(request: HttpRequest) -> dict:
     """The ids of all defined queues (a queue is defined by its first item, or by add_queue)."""
+    require(request, "queues.list")
     return {"queues": list(Queue.objects.order_by("id").values_list("id", flat=True))}
 
 
@@ -54,6 +56,7 @@ def list_queues(request: HttpRequest) -> dict:
 )
 def status(request: HttpRequest, name: str) -> dict:
     """Counts by item status; ``oldestAge`` is the oldest pending item's age in ms."""
+    require(request, "queues.status")
     found = queue_status(name)
     age = found["oldest_pending_age_seconds"]
     return {
@@ -70,6 +73,7 @@ def status(request: HttpRequest, name: str) -> dict:
 )
 def peek_items(request: HttpRequest, name: str, limit: int = 10) -> dict:
     """The next ``limit`` items in claim order, without claiming them."""
+    require(request, "queues.peek")
     items = peek(name, limit)
     return {
         "items": [
@@ -93,6 +97,9 @@ def peek_items(request: HttpRequest, name: str, limit: int = 10) -> dict:
 )
 def enqueue(request: HttpRequest, name: str) -> Status:
     """Add ``payload`` (created: 201 with its id); 200 with ``id: null`` when de-duplicated."""
+    require(request, "queues.enqueue")
+    if not Queue.objects.filter(pk=name).exists():  # this enqueue defines the queue
+        require(request, "queues.enqueue", *DEFINE_QUEUE)
     body = json_object(request, ("payload", "priority", "max_attempts"))
     if "payload" not in body:
         raise bad_input({"payload": "is required"})
@@ -115,6 +122,7 @@ def dequeue(request: HttpRequest, name: str) -> dict:
 
     Each item comes with the claim's ``token``, which ``done`` and ``fail`` need.
     """
+    require(request, "queues.dequeue")
     body = json_object(request, ("count", "lease"), required=False)
     _known_queue(name)
     claimed = operations.dequeue(name, body.get("count", 1), body.get("lease"))
@@ -150,6 +158,7 @@ def _held_item(request: HttpRequest, name: str, item_id: int, allowed: tuple[str
 )
 def done(request: HttpRequest, name: str, item_id: int) -> dict:
     """Mark the item completed; 409 if the claim no longer holds it (its lease ran out)."""
+    require(request, "queues.done")
     body = _held_item(request, name, item_id, ("token",))
     try:
         operations.complete(item_id, body["token"])
@@ -166,6 +175,7 @@ def done(request: HttpRequest, name: str, item_id: int) -> dict:
 )
 def fail(request: HttpRequest, name: str, item_id: int) -> dict:
     """Back to pending while attempts remain, else ``failed``; 409 if the claim is lost."""
+    require(request, "queues.fail")
     body = _held_item(request, name, item_id, ("token", "error"))
     try:
         status = operations.fail(item_id, body["token"], body.get("error"))
