@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Case, F, Q, Value, When
@@ -17,6 +18,7 @@ from queues.definitions import (
     validate_retention,
 )
 from statestore.ttl import parse_duration
+from statestore.values import json_problem, text_problem
 
 
 class ItemStatus(models.TextChoices):
@@ -74,6 +76,14 @@ class Queue(models.Model):
         # A cleared form field arrives as None; the column holds {} for "defaults".
         if self.retention is None:
             self.retention = {}
+        errors = {}
+        for field in ("name", "description", "dedup_config", "retention"):
+            value = getattr(self, field)
+            problem = text_problem(value) if isinstance(value, str) else json_problem(value)
+            if problem:
+                errors[field] = problem
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def dedup_scope(self) -> str | None:
@@ -84,7 +94,13 @@ class Queue(models.Model):
         """The payload's de-duplication key: the first match of the queue's JSONPath."""
         if not self.dedup_config:
             return None
-        return dedup_key_of(compile_jsonpath(self.dedup_config["path"]), payload)
+        try:
+            path = compile_jsonpath(self.dedup_config["path"])
+        except Exception as exc:  # stored before the plain subset was enforced
+            raise ValidationError(
+                {"dedup_config": f"queue {self.id!r}: its dedup path {exc}; change the queue"}
+            ) from None
+        return dedup_key_of(path, payload)
 
     def dedup_statuses(self) -> tuple[str, ...]:
         """Statuses an earlier item with the same key must have to make a new one a duplicate."""

@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 
 from runner import schedule, validation
+from statestore.values import replace_surrogates
 
 
 class JobType(models.TextChoices):
@@ -83,7 +84,7 @@ class RunOutcome:
     error: str = ""
 
     def storable(self) -> RunOutcome:
-        """This outcome with every NUL character replaced by U+FFFD.
+        """This outcome with every NUL character (and lone surrogate) replaced by U+FFFD.
 
         PostgreSQL's text and jsonb refuse NUL, and a script may print one (or send
         ``\\u0000`` in its JR_RESULT line); SQLite would store it, so both agree on this.
@@ -98,8 +99,8 @@ class RunOutcome:
 
 
 def _without_nul(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+    if isinstance(value, str):  # a lone surrogate (a JR_RESULT "\ud800") goes the same way
+        return replace_surrogates(value.replace("\x00", "\ufffd"))
     if isinstance(value, dict):
         return {_without_nul(key): _without_nul(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -138,7 +139,10 @@ class Job(models.Model):
     )
     enabled = models.BooleanField(default=True)
     timeout_ms = models.PositiveBigIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Blank: no timeout."
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(validation.MAX_TIMEOUT_MS)],
+        help_text="Blank: no timeout; at most a year.",
     )
     overlap_policy = models.CharField(
         max_length=16, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP
@@ -198,6 +202,14 @@ class Job(models.Model):
         Also the type of an empty ``env`` or ``args``: field validators skip empty
         values, so ``[]`` as env or ``{}`` as args would otherwise be stored.
         """
+        stored = (models.CharField, models.TextField, models.JSONField)
+        validation.validate_storable(
+            {
+                field.name: getattr(self, field.name)
+                for field in self._meta.concrete_fields
+                if isinstance(field, stored)
+            }
+        )
         validation.validate_empty_json_types(self.env, self.args)
         validation.validate_script(self.type, self.source_type, self.script)
 

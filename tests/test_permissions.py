@@ -1,7 +1,7 @@
 """Who may do what: the same Django permissions on every entrance (issue 10).
 
-A matrix of roles × every API operation (through a bearer token and through the
-admin session) and × every admin action. A refused request answers 403 with the
+A matrix of roles by every API operation (through a bearer token and through the
+admin session) and by every admin action. A refused request answers 403 with the
 API's error shape (the admin: its own refusal) and writes nothing.
 """
 
@@ -50,7 +50,7 @@ API_MATRIX: list[tuple[str, str, str, Any, set[str]]] = [
             "source_type": "inline",
         },
         WRITE,
-    ),  # fmt: skip
+    ),
     ("jobs.update", "patch", "/jobs/inbox", {"name": "Renamed"}, WRITE),
     ("jobs.enable", "post", "/jobs/paused/enable", None, WRITE),
     ("jobs.disable", "post", "/jobs/inbox/disable", None, WRITE),

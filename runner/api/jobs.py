@@ -26,7 +26,7 @@ from runner.api.schemas import (
     body_doc,
 )
 from runner.jobs import JOB_FIELDS, Change, remove_jobs, set_enabled, upsert_job
-from runner.models import Job, Run
+from runner.models import Job, Run, job_id_validator
 from runner.sync import job_fields
 
 router = Router(tags=["jobs"])
@@ -51,9 +51,19 @@ def jobs_with_last_run() -> QuerySet:
     )
 
 
+def could_exist(job_id: str) -> bool:
+    """Whether ``job_id`` is a valid job id, so worth looking up: a NUL in a lookup is an
+    error on PostgreSQL and a miss on SQLite, and both must answer 404."""
+    try:
+        job_id_validator(job_id)
+    except ValidationError:
+        return False
+    return len(job_id) <= Job._meta.pk.max_length
+
+
 def get_job(job_id: str) -> Job:
     """The job, or a 404 naming it."""
-    job = Job.objects.filter(pk=job_id).first()
+    job = Job.objects.filter(pk=job_id).first() if could_exist(job_id) else None
     if job is None:
         raise NotFound(f"job {job_id!r} not found")
     return job
@@ -70,7 +80,7 @@ def list_jobs(request: HttpRequest) -> dict:
 def job_detail(request: HttpRequest, job_id: str) -> dict:
     """One job with its last run's status."""
     require(request, "jobs.detail")
-    job = jobs_with_last_run().filter(pk=job_id).first()
+    job = jobs_with_last_run().filter(pk=job_id).first() if could_exist(job_id) else None
     if job is None:
         raise NotFound(f"job {job_id!r} not found")
     return {"job": job}
@@ -130,7 +140,7 @@ def _update(job_id: str, fields: dict[str, Any]) -> Job:
 def delete_job(request: HttpRequest, job_id: str) -> dict:
     """Delete the job and all its runs."""
     require(request, "jobs.delete")
-    removed = remove_jobs([job_id])
+    removed = remove_jobs([job_id]) if could_exist(job_id) else {}
     if job_id not in removed:
         raise NotFound(f"job {job_id!r} not found")
     return {"ok": True, "deletedRuns": removed[job_id]}

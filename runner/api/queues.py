@@ -31,6 +31,7 @@ from runner.api.schemas import (
     TokenIn,
     body_doc,
 )
+from statestore.values import MAX_BIGINT
 
 router = Router(tags=["queues"])
 ERRORS = {400: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut}
@@ -145,7 +146,8 @@ def _held_item(request: HttpRequest, name: str, item_id: int, allowed: tuple[str
     body = json_object(request, allowed)
     if not isinstance(body.get("token"), str) or not body["token"]:
         raise bad_input({"token": "is required: the token that dequeue returned with the item"})
-    if not QueueItem.objects.filter(pk=item_id, queue_id=name).exists():
+    known = 0 < item_id <= MAX_BIGINT and operations.check_queue_id(name)
+    if not known or not QueueItem.objects.filter(pk=item_id, queue_id=name).exists():
         raise NotFound(f"queue {name!r} has no item {item_id}")
     return body
 

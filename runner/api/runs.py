@@ -12,6 +12,7 @@ from runner.api.permissions import require
 from runner.api.schemas import ErrorOut, RunDetailOut, RunListOut, RunStartedOut, TriggerOut
 from runner.execution.background import execute_in_background
 from runner.models import FINAL_RUN_STATUSES, Run
+from statestore.values import MAX_BIGINT
 
 router = Router(tags=["runs"])
 MAX_RUNS = 1000
@@ -87,7 +88,7 @@ def job_runs(request: HttpRequest, job_id: str, limit: int = 50) -> dict:
 def run_detail(request: HttpRequest, run_id: int) -> dict:
     """One run, e.g. to follow a run started with ``wait=false``."""
     require(request, "runs.detail")
-    run = Run.objects.filter(pk=run_id).first()
+    run = Run.objects.filter(pk=run_id).first() if 0 < run_id <= MAX_BIGINT else None
     if run is None:
         raise NotFound(f"run {run_id} not found")
     return {"run": run}
