@@ -140,6 +140,12 @@ def upsert_queue_definition(data: dict[str, Any]) -> tuple[Any, bool]:
     queue_id = data.get("id")
     if not isinstance(queue_id, str) or not queue_id:
         raise ValidationError({"id": ["required, a non-empty string"]})
+    # Checked before the id is looked up: a NUL or lone surrogate cannot be sent to
+    # every database.
+    try:
+        Queue._meta.pk.run_validators(queue_id)  # the id's pattern and length
+    except ValidationError as exc:
+        raise ValidationError({"id": exc.messages}) from None
     try:
         return _upsert(Queue, queue_id, data)
     except IntegrityError:

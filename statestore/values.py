@@ -74,6 +74,8 @@ def json_problem(value: Any, strings: bool = True) -> str | None:
     """Why ``value`` cannot be stored as a JSON value, or None. Walks iteratively, so any
     depth is safe to check. ``strings=False`` leaves text to the caller (a run's output,
     whose NULs are replaced rather than refused)."""
+    if isinstance(value, str):  # a plain text field: say what is wrong with it directly
+        return text_problem(value) if strings else None
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()

@@ -99,6 +99,7 @@ def peek_items(request: HttpRequest, name: str, limit: int = 10) -> dict:
 def enqueue(request: HttpRequest, name: str) -> Status:
     """Add ``payload`` (created: 201 with its id); 200 with ``id: null`` when de-duplicated."""
     require(request, "queues.enqueue")
+    operations.check_queue_id(name)
     if not Queue.objects.filter(pk=name).exists():  # this enqueue defines the queue
         require(request, "queues.enqueue", *DEFINE_QUEUE)
     body = json_object(request, ("payload", "priority", "max_attempts"))

@@ -26,6 +26,7 @@ from runner.api.schemas import (
 )
 from statestore import operations
 from statestore.listing import key_detail, list_namespaces, namespace_values
+from statestore.values import check_count
 
 router = Router(tags=["state"])
 ERRORS = {400: ErrorOut, 404: ErrorOut, 413: ErrorOut}
@@ -55,6 +56,7 @@ def values(request: HttpRequest, namespace: str, limit: int = 1000) -> dict:
 def key(request: HttpRequest, namespace: str, key: str, limit: int = 100) -> dict:
     """The key's value and its newest ``limit`` items; 404 when it holds nothing live."""
     require(request, "state.key")
+    check_count(limit, "limit", minimum=0)
     detail = key_detail(namespace, key, limit)
     if detail is None:
         raise NotFound(f"state key {namespace}/{key} not found")
