@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from jeeves_site.admin_tools import CappedCountPaginator
+from jeeves_site.json_forms import JSON_FIELD_OVERRIDES
 from queues.maintenance import purge_completed_items, retry_failed_items
 from queues.models import Queue, QueueItem
 from queues.status import queue_status
@@ -16,6 +17,7 @@ def _report(admin_view, request: HttpRequest, done: int, what: str) -> None:
 
 @admin.register(Queue)
 class QueueAdmin(admin.ModelAdmin):
+    formfield_overrides = JSON_FIELD_OVERRIDES
     list_display = ("id", "name", "max_attempts", "created_at")
     search_fields = ("id", "name")
     readonly_fields = ("status", "created_at", "updated_at")
@@ -58,6 +60,7 @@ class QueueAdmin(admin.ModelAdmin):
 
 @admin.register(QueueItem)
 class QueueItemAdmin(admin.ModelAdmin):
+    formfield_overrides = JSON_FIELD_OVERRIDES
     list_display = ("id", "queue", "status", "priority", "attempts", "dedup_key", "created_at")
     list_filter = ("status", "queue")
     search_fields = ("dedup_key",)

@@ -18,7 +18,7 @@ from queues.definitions import (
     validate_retention,
 )
 from statestore.ttl import parse_duration
-from statestore.values import json_problem, text_problem
+from statestore.values import check_storable
 
 
 class ItemStatus(models.TextChoices):
@@ -76,14 +76,7 @@ class Queue(models.Model):
         # A cleared form field arrives as None; the column holds {} for "defaults".
         if self.retention is None:
             self.retention = {}
-        errors = {}
-        for field in ("name", "description", "dedup_config", "retention"):
-            value = getattr(self, field)
-            problem = text_problem(value) if isinstance(value, str) else json_problem(value)
-            if problem:
-                errors[field] = problem
-        if errors:
-            raise ValidationError(errors)
+        check_storable(self, ("name", "description", "dedup_config", "retention"))
 
     @property
     def dedup_scope(self) -> str | None:
@@ -222,3 +215,6 @@ class QueueItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue_id} #{self.pk} ({self.status})"
+
+    def clean(self) -> None:
+        check_storable(self, ("payload", "dedup_key", "error"))

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from jeeves_site.admin_tools import CappedCountPaginator, TextInputFilter
+from jeeves_site.json_forms import JSON_FIELD_OVERRIDES
 from runner.api.permissions import missing
 from runner.execution.background import execute_in_background
 from runner.jobs import set_enabled
@@ -40,6 +41,7 @@ class LastStatusFilter(admin.SimpleListFilter):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
+    formfield_overrides = JSON_FIELD_OVERRIDES
     list_display = ("id", "name", "schedule", "type", "enabled", "last_status", "last_run_at")
     list_filter = ("type", "enabled", LastStatusFilter)
     search_fields = ("id", "name")

@@ -114,6 +114,19 @@ def _scalar_problem(item: Any) -> str | None:
     return f"holds a {type(item).__name__}, which is not a JSON value"
 
 
+def check_storable(instance: Any, fields: tuple[str, ...]) -> None:
+    """ValidationError naming each of ``instance``'s ``fields`` (text or JSON) that cannot
+    be stored alike on both back-ends; for models' ``clean``, so the admin refuses too."""
+    errors = {}
+    for field in fields:
+        value = getattr(instance, field)
+        problem = json_problem(value)
+        if problem:
+            errors[field] = problem
+    if errors:
+        raise ValidationError(errors)
+
+
 def check_text(value: object, field: str) -> None:
     """ValidationError naming ``field`` when text holds NUL or a lone surrogate."""
     if isinstance(value, str):

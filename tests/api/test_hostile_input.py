@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from queues.definitions import upsert_queue_definition
 from queues.models import Queue, QueueItem
@@ -459,3 +460,81 @@ def test_a_result_with_a_lone_surrogate_is_stored_with_it_replaced():
     meta = parse_result_line('JR_RESULT:{"note": "a\\ud800", "\\udfff": 1}')
     stored = RunOutcome(status="ok", result_meta=meta).storable().result_meta
     assert stored == {"note": "a\ufffd", "\ufffd": 1}
+
+
+# -- the admin ------------------------------------------------------------------------------
+
+DEEP = nested_text(5000)
+HOSTILE_JSON = [
+    (DEEP, "valid JSON"),
+    ("[1" + "0" * 5000 + "]", "integer of 5001 digits"),
+    ('{"a": "\\u0000"}', "NUL"),
+    ('["\\ud800"]', "surrogate"),
+    (nested_text(MAX_JSON_DEPTH + 1), "nested more than 64"),
+    ("[NaN]", "valid JSON"),
+]
+
+
+@pytest.mark.parametrize(("text", "needle"), HOSTILE_JSON, ids=lambda v: str(v)[:12])
+@pytest.mark.parametrize(
+    ("page", "form", "field"),
+    [
+        ("runner_job", lambda: _job_form(), "env"),
+        ("statestore_stateentry", lambda: {"namespace": "ns", "key": "k"}, "value"),
+        (
+            "statestore_stateitem",
+            lambda: {"namespace": "ns", "key": "k", "item_key": "i"},
+            "value",
+        ),
+        (
+            "queues_queueitem",
+            lambda: {
+                "queue": QueueFactory(id="q").pk,
+                "status": "pending",
+                "priority": 0,
+                "attempts": 0,
+                "max_attempts": 3,
+                "error": "",
+            },
+            "payload",
+        ),
+        (
+            "queues_queue",
+            lambda: {
+                "id": "q",
+                "name": "",
+                "description": "",
+                "max_attempts": 3,
+                "retention": "{}",
+            },
+            "dedup_config",
+        ),
+    ],
+    ids=["job", "state", "item", "queue-item", "queue"],
+)
+def test_the_admin_refuses_hostile_json_on_the_field(admin_client, page, form, field, text, needle):
+    data = {**form(), field: text}
+    before = counts()
+    response = admin_client.post(reverse(f"admin:{page}_add"), data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert needle in " ".join(errors[field])
+    assert counts() == before
+
+
+def test_the_admin_refuses_a_nul_in_a_jobs_env(admin_client):
+    response = admin_client.post(
+        reverse("admin:runner_job_add"), _job_form(env='{"A": "x\\u0000"}')
+    )
+    assert "NUL" in " ".join(response.context["adminform"].form.errors["env"])
+    assert not Job.objects.exists()
+
+
+def _job_form(**overrides: str) -> dict:
+    return {
+        "id": "inbox", "name": "Poll", "description": "", "enabled": "on", "type": "script",
+        "source_type": "inline", "script": "echo hi", "args": "[]", "env": "{}",
+        "thinking": "low", "schedule": "*/5 * * * *", "timezone": "", "overlap_policy": "skip",
+        "missed_fire_policy": "skip", "timeout_ms": "", "on_failure": "", "on_success": "",
+        "output_channel": "", **overrides,
+    }  # fmt: skip
