@@ -202,6 +202,15 @@ def test_a_nul_in_a_state_or_queue_value_is_refused(api, path, method, body, fie
     assert counts() == (0, 0, 0, 0, 0)
 
 
+@pytest.mark.parametrize("action", ["done", "fail"])
+def test_a_nul_in_a_claim_token_is_refused(api, action):
+    item = QueueItemFactory(queue=QueueFactory(id="q"))
+    api.post("/queues/q/dequeue")
+    response = api.post(f"/queues/q/items/{item.pk}/{action}", {"token": "a\x00"})
+    assert "NUL" in refused(response, "token")
+    assert QueueItem.objects.get().status == "claimed"
+
+
 def test_a_nul_in_a_state_name_is_refused(api):
     assert "NUL" in refused(api.put("/state/a%00b/k", {"value": 1}), "namespace")
     assert "NUL" in refused(api.put("/state/ns/k/items/a%00", {}), "item_key")

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from queues.exceptions import ClaimLost
 from runner.api.jobs import CREATE_FIELDS
-from tests.factories import JobFactory, QueueFactory
+from tests.factories import JobFactory, QueueFactory, QueueItemFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -212,6 +212,29 @@ def test_dequeueing_with_hostile_counts_and_leases_never_fails_inside(api, ledge
 
     response = isolated(dequeue)
     ledger.record(body, answer_of(response))
+
+
+@PROPERTY
+@given(
+    action=st.sampled_from(["done", "fail"]),
+    token=st.none() | text | text.map(lambda value: value + "\x00") | json_values,
+    error=st.none() | text | json_values,
+    item=st.sampled_from(["{item}", "0", "-1", str(2**63), str(10**20), "x"]),
+)
+def test_finishing_items_with_hostile_tokens_never_fails_inside(
+    api, ledger, action, token, error, item
+):
+    body = {key: value for key, value in (("token", token), ("error", error)) if value is not None}
+    if action == "done":
+        body.pop("error", None)
+
+    def finish():
+        QueueItemFactory(queue=QueueFactory(id="q"))
+        claimed = api.post("/queues/q/dequeue").json()["items"][0]
+        path = f"/queues/q/items/{item.format(item=claimed['id'])}/{action}"
+        return api.post(path, raw=_raw(body))
+
+    ledger.record([action, body, item], answer_of(isolated(finish)))
 
 
 @PROPERTY
