@@ -51,7 +51,15 @@ class ApiToken(models.Model):
 
     def clean(self) -> None:
         """Names are unique among active tokens (the constraint's rule, with a readable
-        message in the admin form, which cannot check a constraint on ``revoked_at``)."""
+        message in the admin form, which cannot check a constraint on ``revoked_at``);
+        the owner is an active staff user (``tokens.user_problem``'s rule)."""
+        if self.user_id is not None and not (self.user.is_active and self.user.is_staff):
+            raise ValidationError(
+                {
+                    "user": f"{self.user.get_username()!r} is not an active staff user, "
+                    "so the token could never be used"
+                }
+            )
         active = ApiToken.objects.filter(name=self.name, revoked_at__isnull=True)
         if self.revoked_at is None and active.exclude(pk=self.pk).exists():
             raise ValidationError(

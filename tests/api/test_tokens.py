@@ -180,3 +180,10 @@ def test_the_admin_lists_only_a_staff_users_own_tokens(client, owner):
     client.force_login(staff)
     listed = client.get("/admin/api/apitoken/").context["cl"].result_list
     assert [token.name for token in listed] == ["mine"]
+
+
+def test_the_admin_refuses_a_token_for_a_user_who_is_not_staff(admin_client):
+    visitor = make_user("visitor", is_staff=False)
+    response = admin_client.post("/admin/api/apitoken/add/", {"name": "x", "user": visitor.pk})
+    assert "not an active staff user" in " ".join(response.context["adminform"].form.errors["user"])
+    assert not ApiToken.objects.exists()
