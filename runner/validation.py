@@ -17,12 +17,10 @@ from django.core.validators import EMPTY_VALUES
 from django.db import models
 
 from runner.cron import CronError, validate_cron
+from runner.execution import environment
 from statestore.values import json_problem, replace_surrogates, text_problem
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # always fullmatch: "$" allows a final "\n"
-# Set by the runner for every script; a job's env must not replace them.
-RESERVED_ENV_NAMES = frozenset({"DATABASE_URL", "DJANGO_SETTINGS_MODULE"})
-RESERVED_ENV_PREFIX = "JR_"
 # A year: longer is a mistake, and far longer overflows the timers that enforce it.
 MAX_TIMEOUT_MS = 365 * 86_400_000
 PROMPT_FILE_SUFFIXES = (".md", ".txt")
@@ -53,8 +51,8 @@ def validate_timezone(value: str) -> None:
 
 
 def is_reserved_env_name(name: str) -> bool:
-    """True for the variables the runner always sets itself."""
-    return name.startswith(RESERVED_ENV_PREFIX) or name in RESERVED_ENV_NAMES
+    """True for the variables the runner sets or removes (``runner.execution.environment``)."""
+    return environment.is_reserved(name)
 
 
 def validate_env(value: object) -> None:
@@ -68,6 +66,10 @@ def validate_env(value: object) -> None:
             raise ValidationError(
                 f"the value of {name} must be a string, not {type(text).__name__}",
                 code="invalid_env",
+            )
+        if name in environment.REMOVED:
+            raise ValidationError(
+                f"{name} is the runner's own and is never passed to scripts", code="reserved_env"
             )
         if is_reserved_env_name(name):
             raise ValidationError(

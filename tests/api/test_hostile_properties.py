@@ -82,9 +82,10 @@ class Ledger:
         if not directory:
             return
         folder = Path(directory) / "hostile-answers"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # the data directory is private
         mine = folder / f"{self.name}.{connection.vendor}.json"
         mine.write_text(json.dumps(self.entries))
+        mine.chmod(0o600)
         for other in folder.glob(f"{self.name}.*.json"):
             if other == mine:
                 continue
