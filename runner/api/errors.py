@@ -111,6 +111,7 @@ _NO_CREDENTIALS = (
     "(create one with manage.py create_api_token NAME --user USERNAME) "
     "or log in to the admin as staff"
 )
+NO_CREDENTIALS = _NO_CREDENTIALS
 
 
 def _parameter_name(location: tuple | list) -> str:
