@@ -22,7 +22,7 @@ from queues.maintenance import reclaim_expired_leases
 from queues.models import Queue, QueueItem, queue_id_validator
 from queues.sql import claim_items, complete_held, has_expired_claims
 from statestore.ttl import MAX_SECONDS, parse_duration
-from statestore.values import check_count, check_json
+from statestore.values import check_count, check_json, check_text, replace_surrogates
 
 DEFAULT_LEASE = timedelta(minutes=5)
 MAX_CLAIM = 1000
@@ -140,6 +140,7 @@ def dequeue(queue_id: str, count: int = 1, lease: object = None) -> list[Claimed
 def complete(item_id: int, token: str) -> None:
     """Mark a claimed item completed; ClaimLost if ``token`` no longer holds it."""
     check_item_id(item_id)
+    check_text(token, "token")
     if not complete_held(item_id, token, now()):
         raise _not_held(item_id)
 
@@ -151,11 +152,18 @@ def fail(item_id: int, token: str, error: object = None) -> str:
     either way it records ``error``.
     """
     check_item_id(item_id)
-    text = "" if error is None else str(error).replace("\x00", "\\0")[:MAX_ERROR_LENGTH]
+    check_text(token, "token")
+    text = "" if error is None else _storable_error(str(error))
     with transaction.atomic():
         if not QueueItem.objects.held(item_id, token).release(text, now()):
             raise _not_held(item_id)
         return QueueItem.objects.values_list("status", flat=True).get(pk=item_id)
+
+
+def _storable_error(text: str) -> str:
+    """A consumer's error message as both back-ends store it: NUL shown as \\0, a lone
+    surrogate as U+FFFD (it is a report, not data, so it is kept rather than refused)."""
+    return replace_surrogates(text[:MAX_ERROR_LENGTH].replace("\x00", "\\0"))
 
 
 def _not_held(item_id: int) -> Exception:

@@ -12,6 +12,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from jeeves_site.admin_tools import CappedCountPaginator, TextInputFilter
+from jeeves_site.json_forms import JSON_FIELD_OVERRIDES
+from runner.api.permissions import missing
 from runner.execution.background import execute_in_background
 from runner.jobs import set_enabled
 from runner.models import Job, Run, RunStatus
@@ -39,6 +41,7 @@ class LastStatusFilter(admin.SimpleListFilter):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
+    formfield_overrides = JSON_FIELD_OVERRIDES
     list_display = ("id", "name", "schedule", "type", "enabled", "last_status", "last_run_at")
     list_filter = ("type", "enabled", LastStatusFilter)
     search_fields = ("id", "name")
@@ -74,7 +77,11 @@ class JobAdmin(admin.ModelAdmin):
         # The id is the primary key: renaming would orphan nothing but surprise everyone.
         return (*self.readonly_fields, "id") if obj else self.readonly_fields
 
-    @admin.action(description="Run now", permissions=["change"])
+    def has_run_permission(self, request) -> bool:
+        """Whether the user may start runs: ``runner.run_job``, as the API's trigger needs."""
+        return not missing(request.user, "jobs.run")
+
+    @admin.action(description="Run now", permissions=["run"])
     def run_now(self, request, queryset: QuerySet) -> None:
         """Start a manual run of each selected job without waiting for it."""
         now = timezone.now()

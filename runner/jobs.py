@@ -19,6 +19,7 @@ from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
 from runner.models import Job, Run, SourceType
+from statestore.values import json_problem
 
 # Every field a caller may set; the rest (created_at, updated_at) are the database's.
 JOB_FIELDS = (
@@ -68,7 +69,9 @@ def _check_shape(fields: Mapping[str, Any]) -> None:
         raise ValidationError("a job must be a JSON object")
     errors = {name: "unknown field" for name in fields if name not in JOB_FIELDS}
     for name, value in fields.items():
-        problem = _type_problem(name, value)
+        # Storability first: the id is looked up before full_clean, and neither driver
+        # can send a lone surrogate (PostgreSQL not a NUL either).
+        problem = json_problem(value) or _type_problem(name, value)
         if name in JOB_FIELDS and problem:
             errors[name] = problem
     if not errors and not fields.get("id"):

@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import IntegrityError, models, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone as django_timezone
 
 from runner import schedule, validation
+from statestore.values import replace_surrogates
 
 
 class JobType(models.TextChoices):
@@ -84,7 +85,7 @@ class RunOutcome:
     error: str = ""
 
     def storable(self) -> RunOutcome:
-        """This outcome with every NUL character replaced by U+FFFD.
+        """This outcome with every NUL character (and lone surrogate) replaced by U+FFFD.
 
         PostgreSQL's text and jsonb refuse NUL, and a script may print one (or send
         ``\\u0000`` in its JR_RESULT line); SQLite would store it, so both agree on this.
@@ -99,8 +100,8 @@ class RunOutcome:
 
 
 def _without_nul(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+    if isinstance(value, str):  # a lone surrogate (a JR_RESULT "\ud800") goes the same way
+        return replace_surrogates(value.replace("\x00", "\ufffd"))
     if isinstance(value, dict):
         return {_without_nul(key): _without_nul(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -109,7 +110,7 @@ def _without_nul(value: Any) -> Any:
 
 
 job_id_validator = RegexValidator(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    r"\A[A-Za-z0-9][A-Za-z0-9._-]*\Z",  # \Z, not $: "$" also matches before a final newline
     "use letters, digits, '.', '_' and '-', starting with a letter or digit",
 )
 
@@ -179,7 +180,10 @@ class Job(models.Model):
     )
     enabled = models.BooleanField(default=True)
     timeout_ms = models.PositiveBigIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Blank: no timeout."
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(validation.MAX_TIMEOUT_MS)],
+        help_text="Blank: no timeout; at most a year.",
     )
     overlap_policy = models.CharField(
         max_length=16, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP
@@ -216,7 +220,8 @@ class Job(models.Model):
     class Meta:
         db_table = "jobs"
         ordering = ["id"]
-        # Running a job runs a command as the runner's user: more than changing it.
+        # Starting a run executes the job's command: a right of its own, apart from
+        # editing the job (the admin's Run now and the API's trigger both need it).
         permissions = [("run_job", "Can run a job now")]
         constraints = [
             models.CheckConstraint(condition=_in_choices("type", JobType), name="jobs_type_valid"),
@@ -274,6 +279,14 @@ class Job(models.Model):
         Also the type of an empty ``env`` or ``args``: field validators skip empty
         values, so ``[]`` as env or ``{}`` as args would otherwise be stored.
         """
+        stored = (models.CharField, models.TextField, models.JSONField)
+        validation.validate_storable(
+            {
+                field.name: getattr(self, field.name)
+                for field in self._meta.concrete_fields
+                if isinstance(field, stored)
+            }
+        )
         validation.validate_empty_json_types(self.env, self.args)
         validation.validate_script(self.type, self.source_type, self.script)
 

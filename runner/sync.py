@@ -22,7 +22,8 @@ from django.db import transaction
 from queues.definitions import upsert_queue_definition
 from runner.jobs import JOB_FIELDS, upsert_job
 from runner.models import Job
-from runner.validation import describe
+from runner.validation import MAX_TIMEOUT_MS, describe
+from statestore.values import json_loads
 
 # The original's text fields may be null; here they are empty strings.
 _NULLABLE_TEXT = {"description", "on_failure", "on_success", "output_channel", "timezone"}
@@ -116,13 +117,17 @@ def _sync_file(path: Path, script_base: Path, seen: dict[str, str]) -> Iterator[
 def load_file(path: Path) -> tuple[list, list]:
     """The job and queue lists a file holds; FileRefused when it holds neither shape."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json_loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise FileRefused("not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise FileRefused(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise FileRefused("not valid JSON: nested too deeply") from None
     except OSError as exc:
         raise FileRefused(f"cannot be read: {exc.strerror}") from None
+    except ValueError as exc:  # NaN or Infinity
+        raise FileRefused(f"not valid JSON: {exc}") from None
     if isinstance(data, list):
         return data, []
     if isinstance(data, dict) and set(data) <= _FILE_KEYS:
@@ -204,6 +209,10 @@ def _timeout_ms(seconds: Any) -> int | None:
     ):
         raise ValidationError(
             {"timeout_seconds": "must be a positive number of seconds, or null for no timeout"}
+        )
+    if seconds * 1000 > MAX_TIMEOUT_MS:
+        raise ValidationError(
+            {"timeout_seconds": f"must be at most {MAX_TIMEOUT_MS // 1000} seconds (a year)"}
         )
     return max(1, round(seconds * 1000))
 

@@ -18,8 +18,11 @@ from django.db import models
 
 from runner.cron import CronError, validate_cron
 from runner.execution import environment
+from statestore.values import json_problem, replace_surrogates, text_problem
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # always fullmatch: "$" allows a final "\n"
+# A year: longer is a mistake, and far longer overflows the timers that enforce it.
+MAX_TIMEOUT_MS = 365 * 86_400_000
 PROMPT_FILE_SUFFIXES = (".md", ".txt")
 PROGRAM_FILE_SUFFIXES = (
     ".js", ".mjs", ".cjs", ".ts", ".py", ".sh", ".bash", ".rb", ".pl", ".php", ".ps1", ".exe",
@@ -57,7 +60,7 @@ def validate_env(value: object) -> None:
     if not isinstance(value, dict):
         raise ValidationError("must be a JSON object of strings", code="invalid_env")
     for name, text in value.items():
-        if not ENV_NAME.match(name):
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
             raise ValidationError(f"'{name}' is not a valid variable name", code="invalid_env")
         if not isinstance(text, str):
             raise ValidationError(
@@ -78,6 +81,21 @@ def validate_args(value: object) -> None:
     """A JSON list of strings."""
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ValidationError("must be a JSON list of strings", code="invalid_args")
+
+
+def validate_storable(values: dict[str, object]) -> None:
+    """Refuse text or JSON that the two back-ends would not store alike (NUL, lone
+    surrogates, nesting past the limit), naming each field; see ``statestore.values``.
+
+    Runs before any check that touches the file system, where a NUL would raise.
+    """
+    errors = {}
+    for name, value in values.items():
+        problem = text_problem(value) if isinstance(value, str) else json_problem(value)
+        if problem:
+            errors[name] = problem
+    if errors:
+        raise ValidationError(errors)
 
 
 def validate_empty_json_types(env: object, args: object) -> None:
@@ -136,7 +154,8 @@ def _describe_one(error: ValidationError, field: str, model: type[models.Model] 
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    # A refused value may hold a lone surrogate, which no terminal or log can encode.
+    return replace_surrogates(" ".join(text.split()))
 
 
 def scripts_dir() -> Path:

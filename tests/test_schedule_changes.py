@@ -22,7 +22,7 @@ from runner.api.tokens import create_token
 from runner.jobs import set_enabled, upsert_job
 from runner.models import Job, Run, RunStatus
 from runner.scheduler import Scheduler
-from tests.api.conftest import ApiClient
+from tests.api.conftest import ApiClient, make_user
 from tests.factories import JobFactory
 from tests.fakes.clocks import FakeClocks
 
@@ -80,7 +80,8 @@ def by_set_enabled(job_id: str, enabled: bool) -> None:
 
 
 def api() -> ApiClient:
-    return ApiClient(create_token(f"changes-{next(_tokens)}")[1])
+    name = f"changes-{next(_tokens)}"
+    return ApiClient(create_token(name, make_user(name, superuser=True))[1])
 
 
 def by_api_patch(job_id: str, **fields) -> None:

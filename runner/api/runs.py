@@ -11,9 +11,11 @@ from ninja import Router, Status
 
 from runner.api.errors import NotFound, bad_input
 from runner.api.jobs import get_job
+from runner.api.permissions import require
 from runner.api.schemas import ErrorOut, RunDetailOut, RunListOut, RunStartedOut, TriggerOut
 from runner.execution.background import execute_in_background
 from runner.models import FINAL_RUN_STATUSES, Job, Run
+from statestore.values import MAX_BIGINT
 
 router = Router(tags=["runs"])
 MAX_RUNS = 1000
@@ -41,6 +43,7 @@ def trigger_job(
     ``max_wait`` seconds for the result, then answers 202 likewise (follow the run
     with ``GET /api/runs/{id}``).
     """
+    require(request, "jobs.run")
     if not 0 <= max_wait <= MAX_WAIT_S:
         raise bad_input({"max_wait": f"must be between 0 and {MAX_WAIT_S:.0f} seconds"})
     run = start_manual_run(get_job(job_id))
@@ -102,6 +105,7 @@ def _result(run: Run) -> dict:
 )
 def job_runs(request: HttpRequest, job_id: str, limit: int = 50) -> dict:
     """The job's newest ``limit`` runs (1-1000, default 50)."""
+    require(request, "runs.list")
     if not 1 <= limit <= MAX_RUNS:
         raise bad_input({"limit": f"must be between 1 and {MAX_RUNS}, not {limit}"})
     job = get_job(job_id)
@@ -111,7 +115,8 @@ def job_runs(request: HttpRequest, job_id: str, limit: int = 50) -> dict:
 @router.get("/runs/{run_id}", response={200: RunDetailOut, 404: ErrorOut}, summary="One run")
 def run_detail(request: HttpRequest, run_id: int) -> dict:
     """One run, e.g. to follow a run started with ``wait=false``."""
-    run = Run.objects.filter(pk=run_id).first()
+    require(request, "runs.detail")
+    run = Run.objects.filter(pk=run_id).first() if 0 < run_id <= MAX_BIGINT else None
     if run is None:
         raise NotFound(f"run {run_id} not found")
     return {"run": run}

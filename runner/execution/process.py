@@ -7,7 +7,6 @@ and makes sure nothing it started outlives it. Linux only (it reads /proc).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import selectors
@@ -22,6 +21,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
+
+from statestore.values import json_loads, json_problem
 
 RESULT_PREFIX = "JR_RESULT:"
 # A longer line keeps only its end, and a JR_RESULT line that long is ignored.
@@ -150,14 +151,14 @@ def parse_result_line(line: str) -> dict | None:
     if not line.startswith(RESULT_PREFIX):
         return None
     try:
-        value = json.loads(line[len(RESULT_PREFIX) :], parse_constant=_refuse_constant)
+        value = json_loads(line[len(RESULT_PREFIX) :])
     except (ValueError, RecursionError):
         return None
-    return value if isinstance(value, dict) else None
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
+    # Too deep or a huge integer: ignored like a line that is not JSON (text is made
+    # storable later, by RunOutcome.storable).
+    if not isinstance(value, dict) or json_problem(value, strings=False):
+        return None
+    return value
 
 
 def _tokens(result: dict | None) -> int | None:

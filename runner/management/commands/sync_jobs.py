@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from runner.sync import IGNORED, REFUSED, SKIPPED, Entry, SyncError, sync_directory
+from statestore.values import replace_surrogates
 
 ACTIONS = ("added", "updated", "unchanged", SKIPPED)
 
@@ -53,6 +54,8 @@ class Command(BaseCommand):
 
 def _line(entry: Entry) -> str:
     if entry.action in (REFUSED, IGNORED):
-        return f"{entry.file}: {entry.action}: {entry.reason}"
+        return replace_surrogates(f"{entry.file}: {entry.action}: {entry.reason}")
     reason = f": {entry.reason}" if entry.reason else ""
-    return f"{entry.file}: {entry.subject}: {entry.action}{reason}"
+    # An id may hold a lone surrogate (invalid UTF-8 in the file is refused, but a
+    # "\udcff" escape is not), which stdout cannot encode.
+    return replace_surrogates(f"{entry.file}: {entry.subject}: {entry.action}{reason}")
