@@ -19,11 +19,12 @@ from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
 from runner.models import Job, Run, SourceType
+from runner.recurrence_schema import canonical_text
 
 # Every field a caller may set; the rest (created_at, updated_at) are the database's.
 JOB_FIELDS = (
     "id", "name", "description", "type", "schedule", "timezone", "script", "source_type",
-    "enabled", "timeout_ms", "overlap_policy", "missed_fire_policy", "thinking",
+    "interpreter", "enabled", "timeout_ms", "overlap_policy", "missed_fire_policy", "thinking",
     "on_failure", "on_success", "output_channel", "env", "args",
 )  # fmt: skip
 REQUIRED_FOR_NEW = ("id", "name", "schedule", "script")
@@ -53,8 +54,11 @@ def upsert_job(fields: Mapping[str, Any], script_base: Path | None = None) -> tu
     defaults. With ``script_base``, a relative path script (a path job's file or a
     session's prompt file) resolves against it and is stored absolute. Raises
     ValidationError naming each bad field (see ``validation.describe``); nothing is
-    written then.
+    written then. A ``schedule`` may be a recurrence object (a mapping), stored as
+    its JSON text.
     """
+    if isinstance(fields, Mapping) and isinstance(fields.get("schedule"), Mapping):
+        fields = {**fields, "schedule": canonical_text(fields["schedule"])}
     _check_shape(fields)
     try:
         return _upsert(fields, script_base)
@@ -106,6 +110,15 @@ def _upsert(fields: Mapping[str, Any], script_base: Path | None) -> tuple[Job, C
             return job, Change.UNCHANGED
         job.save(force_insert=created)
     return job, Change.ADDED if created else Change.UPDATED
+
+
+def defaults() -> dict[str, Any]:
+    """Every settable field's default: what a declarative source leaves unsaid."""
+    return {
+        name: Job._meta.get_field(name).get_default()
+        for name in JOB_FIELDS
+        if name not in REQUIRED_FOR_NEW
+    }
 
 
 def _require_new_fields(fields: Mapping[str, Any]) -> None:

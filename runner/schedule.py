@@ -16,7 +16,9 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from runner import recurrence
 from runner.cron import make_iterator
+from runner.recurrence_schema import looks_like_recurrence
 
 # Wider than any real DST shift, so a window this size around a moment sees every
 # wall-clock slot that could map to instants near it.
@@ -103,8 +105,12 @@ def _fall_back_between(tz: ZoneInfo, start: datetime, end: datetime) -> datetime
 def next_fire_after(expression: str, zone_name: str, after: datetime) -> datetime:
     """The first instant strictly after ``after`` (aware) at which the job fires, in UTC.
 
-    Raises croniter's CroniterBadDateError for an expression that never fires.
+    Raises croniter's CroniterBadDateError for an expression that never fires. A
+    JSON object is the original runner's recurrence schedule (see ``runner.recurrence``),
+    which raises RecurrenceError; both are ValueErrors.
     """
+    if looks_like_recurrence(expression):
+        return recurrence.next_fire_after(expression, zone_name, after)
     tz = zone(zone_name)
     after_utc = after.astimezone(UTC)
     wall = after_utc.astimezone(tz).replace(tzinfo=None)

@@ -93,7 +93,7 @@ def create_job(request: HttpRequest) -> Status:
         job, change = _write(fields)
         if change != Change.ADDED:  # rolls back what the upsert changed
             raise Conflict(f"job {job.id!r} already exists; PATCH /api/jobs/{job.id} changes it")
-    return Status(201, {"ok": True, "id": job.id, "job": job})
+    return Status(201, {"ok": True, "id": job.id, "job": job, "warnings": job.warnings()})
 
 
 @router.patch(
@@ -107,7 +107,8 @@ def update_job(request: HttpRequest, job_id: str) -> dict:
     fields = json_object(request, (*UPDATE_FIELDS, "id"))
     if fields.pop("id", job_id) != job_id:
         raise bad_input({"id": "a job's id cannot be changed"})
-    return {"job": _update(job_id, fields)}
+    job = _update(job_id, fields)
+    return {"job": job, "warnings": job.warnings()}
 
 
 def _update(job_id: str, fields: dict[str, Any]) -> Job:
