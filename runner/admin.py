@@ -50,8 +50,14 @@ class JobAdmin(admin.ModelAdmin):
             "What runs",
             {
                 "fields": (
-                    "type", "source_type", "script", "interpreter", "args", "env", "thinking",
-                )  # fmt: skip
+                    "type",
+                    "source_type",
+                    "script",
+                    "interpreter",
+                    "args",
+                    "env",
+                    "thinking",
+                )
             },
         ),
         (

@@ -174,7 +174,9 @@ class CompiledRule:
         """
         first = _wall(self.anchor, self.zone).replace(microsecond=0)
         by = _explicit_defaults(dict(self.by), self.freq, first)
-        start = first if self.count is not None else _rebase(first, target, self.freq, self.interval)
+        start = (
+            first if self.count is not None else _rebase(first, target, self.freq, self.interval)
+        )
         until = _wall(self.ends, self.zone).replace(microsecond=0) if self.ends else None
         return du.rrule(
             _FREQ[self.freq],
@@ -254,7 +256,7 @@ class Schedule:
                 filter(None, (rule.next_change(candidate) for rule in self.coverage)),
                 default=None,
             )
-            if change is None:
+            if change is None or change > limit:
                 break
             moment = max(candidate, change - _TINY)
         raise RecurrenceError(f"never fires (nothing within {HORIZON.days // 366} years)")

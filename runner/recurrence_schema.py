@@ -138,8 +138,8 @@ class Stack(BaseModel):
 
     version: str | None = None
     timezone: str | None = None
-    timeUnit: Literal["ms", "s"] = "ms"  # noqa: N815 (RRStack's JSON key)
-    defaultEffect: Literal["active", "blackout", "auto"] = "auto"  # noqa: N815
+    timeUnit: Literal["ms", "s"] = "ms"
+    defaultEffect: Literal["active", "blackout", "auto"] = "auto"
     rules: list[Rule] = Field(default_factory=list)
 
 
@@ -240,7 +240,7 @@ def _located(error: ValidationError, flat: bool) -> str:
 def _where(loc: tuple, flat: bool) -> str:
     # Union branches show up in the location as their type's name; they say nothing
     # to the user, who sees the key (and the list index) only.
-    named = [part for part in loc if isinstance(part, int) or "[" not in part and "-" not in part]
+    named = [part for part in loc if isinstance(part, int) or ("[" not in part and "-" not in part)]
     text = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in named)
     text = text.lstrip(".")
     if flat:

@@ -252,5 +252,3 @@ def _timeout_ms(seconds: Any) -> int | None:
             {"timeout_seconds": "must be a positive number of seconds, or null for no timeout"}
         )
     return max(1, round(seconds * 1000))
-
-
