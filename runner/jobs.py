@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from runner.models import Job, Run, SourceType
 from runner.recurrence_schema import canonical_text
+from runner.schedule import zone_name_of
 
 # Every field a caller may set; the rest (created_at, updated_at) are the database's.
 JOB_FIELDS = (
@@ -185,7 +186,7 @@ class JobRow(NamedTuple):
     enabled: bool
     id: str
     schedule: str
-    zone: str  # the job's own zone, or the server's when it names none
+    zone: str  # the schedule's zone: a recurrence object's own, the job's, or the server's
     next_fire: datetime | None
     last_status: str | None
     name: str
@@ -210,8 +211,16 @@ def job_rows(now: datetime) -> list[JobRow]:
         if enabled and key not in next_fires:
             next_fires[key] = _next_fire(job, now)
         next_fire = next_fires[key] if enabled else None
-        result.append(JobRow(enabled, job_id, schedule, job.zone_name, next_fire, status, name))
+        zone = _shown_zone(job)
+        result.append(JobRow(enabled, job_id, schedule, zone, next_fire, status, name))
     return result
+
+
+def _shown_zone(job: Job) -> str:
+    try:
+        return zone_name_of(job.schedule, job.zone_name)
+    except ValueError:
+        return job.zone_name
 
 
 def _next_fire(job: Job, now: datetime) -> datetime | None:

@@ -74,6 +74,11 @@ def next_fire_after(text: str, zone_name: str, after: datetime) -> datetime:
     return compile_schedule(text, zone_name).next_fire_after(after)
 
 
+def zone_of(text: str, zone_name: str) -> str:
+    """The zone a recurrence is read in: its own ``timezone``, else ``zone_name``."""
+    return compile_schedule(text, zone_name).zone_name
+
+
 def validate(text: str, now: datetime | None = None) -> None:
     """RecurrenceError unless ``text`` is a well-formed recurrence that fires after ``now``."""
     next_fire_after(text, "UTC", now or datetime.now(UTC))
@@ -88,6 +93,7 @@ def compile_schedule(text: str, zone_name: str) -> Schedule:
     zone = ZoneInfo(zone_name)
     rules = [_compile_rule(rule, index, stack, zone) for index, rule in enumerate(stack.rules)]
     return Schedule(
+        zone_name=zone_name,
         events=[rule for rule in rules if rule.effect == "event"],
         coverage=[rule for rule in rules if rule.effect != "event"],
         baseline=_baseline(stack),
@@ -228,6 +234,7 @@ class CompiledRule:
 class Schedule:
     """The compiled cascade: event rules, coverage rules and the baseline effect."""
 
+    zone_name: str  # the object's own timezone, else the job's
     events: list[CompiledRule]
     coverage: list[CompiledRule]
     baseline: str

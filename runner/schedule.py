@@ -128,6 +128,16 @@ def next_fire_after(expression: str, zone_name: str, after: datetime) -> datetim
     return best
 
 
+def zone_name_of(expression: str, zone_name: str) -> str:
+    """The zone a schedule is read in: a recurrence object's own, else ``zone_name``.
+
+    Raises ValueError for a recurrence that does not parse.
+    """
+    if looks_like_recurrence(expression):
+        return recurrence.zone_of(expression, zone_name)
+    return zone_name
+
+
 def fires_between(
     expression: str, zone_name: str, start: datetime, end: datetime, limit: int
 ) -> list[datetime]:
