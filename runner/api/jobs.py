@@ -22,6 +22,7 @@ from runner.api.schemas import (
     JobListOut,
     OkOut,
     ScriptIn,
+    ScriptReplacedOut,
     body_doc,
 )
 from runner.jobs import JOB_FIELDS, Change, remove_jobs, set_enabled, upsert_job
@@ -156,7 +157,7 @@ def disable_job(request: HttpRequest, job_id: str) -> dict:
 
 @router.put(
     "/jobs/{job_id}/script",
-    response={200: OkOut, **WRITE_ERRORS},
+    response={200: ScriptReplacedOut, **WRITE_ERRORS},
     openapi_extra=body_doc(ScriptIn),
     summary="Replace a job's script",
 )
@@ -165,5 +166,5 @@ def replace_script(request: HttpRequest, job_id: str) -> dict:
     fields = json_object(request, ("script", "source_type"))
     if "script" not in fields:
         raise bad_input({"script": "is required"})
-    _update(job_id, fields)
-    return {"ok": True}
+    job = _update(job_id, fields)
+    return {"ok": True, "warnings": job.warnings()}

@@ -132,6 +132,13 @@ class ScriptIn(Schema):
     source_type: Literal["path", "inline"] | None = None
 
 
+class ScriptReplacedOut(Schema):
+    ok: bool = True
+    warnings: list[str] = Field(
+        default=[], description="what was accepted but will not work yet (a missing script)"
+    )
+
+
 class CreatedJobOut(Schema):
     ok: bool = True
     id: str

@@ -185,7 +185,7 @@ def test_enabling_or_disabling_an_unknown_job_is_404(api, action):
 def test_replacing_the_script_keeps_every_other_field(api):
     JobFactory(id="inbox", name="Keep", script="echo old")
     response = api.put("/jobs/inbox/script", {"script": "echo new"})
-    assert response.json() == {"ok": True}
+    assert response.json() == {"ok": True, "warnings": []}
     job = Job.objects.get(pk="inbox")
     assert (job.script, job.name) == ("echo new", "Keep")
 
@@ -194,6 +194,12 @@ def test_a_script_path_that_does_not_exist_is_accepted_and_the_run_would_say_so(
     JobFactory(id="inbox", script="echo old")
     response = api.put("/jobs/inbox/script", {"script": "/nowhere.sh", "source_type": "path"})
     assert response.status_code == 200
+    assert response.json() == {
+        "ok": True,
+        "warnings": [
+            "script: script not found: /nowhere.sh; saved anyway, its runs fail until it exists"
+        ],
+    }
     assert Job.objects.get(pk="inbox").script == "/nowhere.sh"
 
 
