@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+import dateutil.rrule
 from dateutil import rrule as du
 from dateutil.relativedelta import relativedelta
 
@@ -62,6 +64,40 @@ _BY_KEYS = (
     "bysetpos", "bymonth", "bymonthday", "byyearday", "byweekno", "byweekday",
     "byhour", "byminute", "bysecond",
 )  # fmt: skip
+
+
+class _PastLastYear(Exception):
+    """A bounded rrule's search went past its last year."""
+
+
+class _BoundedIterInfo(dateutil.rrule._iterinfo):
+    def rebuild(self, year: int, month: int) -> None:
+        # Called as dateutil's search enters each new month (or year).
+        if year > self.rrule.last_year:
+            raise _PastLastYear
+        super().rebuild(year, month)
+
+
+class BoundedRRule(du.rrule):
+    """dateutil's rrule that stops searching after ``last_year``.
+
+    By-parts that match no date (``bymonth`` 11 with ``bymonthday`` 31) make
+    dateutil search month after month up to the year 9999 without yielding; this
+    rule raises ``_PastLastYear`` instead. It runs dateutil's own ``_iter`` with a
+    bounded ``_iterinfo`` (python-dateutil is pinned).
+    """
+
+    _iter = types.FunctionType(
+        du.rrule._iter.__code__,
+        {**vars(dateutil.rrule), "_iterinfo": _BoundedIterInfo},
+        "_iter",
+        du.rrule._iter.__defaults__,
+        du.rrule._iter.__closure__,
+    )
+
+    def __init__(self, *args, last_year: int, **kwargs) -> None:
+        self.last_year = last_year
+        super().__init__(*args, **kwargs)
 
 
 def next_fire_after(text: str, zone_name: str, after: datetime) -> datetime:
@@ -158,13 +194,16 @@ class CompiledRule:
         # a gap moves forward), so a heap that far deep yields them in order.
         begin = _wall(after - DST_MARGIN, self.zone)
         pending: list[datetime] = []
-        for wall in self._rrule(begin).xafter(begin, inc=True):
-            instant = _instant(wall, self.zone)
-            heapq.heappush(pending, instant)
-            while pending and pending[0] <= instant - DST_MARGIN:
-                first = heapq.heappop(pending)
-                if first > after:
-                    yield first
+        try:
+            for wall in self._rrule(begin).xafter(begin, inc=True):
+                instant = _instant(wall, self.zone)
+                heapq.heappush(pending, instant)
+                while pending and pending[0] <= instant - DST_MARGIN:
+                    first = heapq.heappop(pending)
+                    if first > after:
+                        yield first
+        except _PastLastYear:
+            pass  # nothing (more) within the horizon
         while pending:
             first = heapq.heappop(pending)
             if first > after:
@@ -184,8 +223,9 @@ class CompiledRule:
             first if self.count is not None else _rebase(first, target, self.freq, self.interval)
         )
         until = _wall(self.ends, self.zone).replace(microsecond=0) if self.ends else None
-        return du.rrule(
+        return BoundedRRule(
             _FREQ[self.freq],
+            last_year=min(target.year + HORIZON.days // 365 + 1, datetime.max.year),
             dtstart=start,
             interval=self.interval,
             wkst=self.wkst,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from runner import recurrence, schedule
@@ -283,8 +283,16 @@ _ZONES = st.sampled_from(["UTC", "America/Chicago", "Europe/Berlin", "Asia/Kolka
 
 @settings(max_examples=60, deadline=None)
 @given(rule=_RULES, zone=_ZONES, days=st.integers(0, 3 * 365))
+@example(  # matches no date: dateutil alone would search to the year 9999
+    rule={"freq": "weekly", "interval": 1, "bymonth": 11, "bymonthday": 31, "byhour": 5},
+    zone="America/Chicago",
+    days=760,
+)
 def test_moving_the_start_forward_never_changes_a_fire(rule, zone, days):
-    compiled = compile_schedule(json.dumps({**rule, "timezone": zone}), "UTC").events[0]
+    try:
+        compiled = compile_schedule(json.dumps({**rule, "timezone": zone}), "UTC").events[0]
+    except RecurrenceError:  # by-parts dateutil itself refuses as empty
+        return
     after = datetime(1971, 1, 1, tzinfo=UTC) + timedelta(days=days, hours=days % 24)
     if compiled.fixed_period:
         return
@@ -293,3 +301,17 @@ def test_moving_the_start_forward_never_changes_a_fire(rule, zone, days):
     slow_rule = compiled.__class__(**{**compiled.__dict__, "count": 10**9})
     slow = [m for _, m in zip(range(5), slow_rule.starts_after(after), strict=False)]
     assert fast == slow
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"freq": "weekly", "bymonth": 11, "bymonthday": 31, "timezone": "America/Chicago"},
+        {"freq": "daily", "bymonth": 2, "bymonthday": 30, "byhour": 5},
+        {"freq": "yearly", "byyearday": 366, "bymonth": 1},
+    ],
+)
+def test_by_parts_that_match_no_date_are_refused_as_never_firing_at_once(rule):
+    with pytest.raises(RecurrenceError, match="never fires"):
+        recurrence.validate(json.dumps(rule), now=at("2026-11-30T00:00:00Z"))
