@@ -19,7 +19,7 @@ from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
 from runner.models import Job, Run, SourceType
-from runner.recurrence_schema import canonical_text
+from runner.recurrence_text import canonical_text
 from runner.schedule import zone_name_of
 
 # Every field a caller may set; the rest (created_at, updated_at) are the database's.

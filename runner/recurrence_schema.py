@@ -17,9 +17,7 @@ and a missing ``timezone`` meaning the job's zone.
 
 from __future__ import annotations
 
-import json
 import zoneinfo
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -32,11 +30,11 @@ from pydantic import (
     model_validator,
 )
 
+from runner.recurrence_text import RecurrenceError, load_object
+
+__all__ = ["RecurrenceError", "Stack", "check_zone", "parse", "parse_moment"]
+
 FREQUENCIES = ("yearly", "monthly", "weekly", "daily", "hourly", "minutely", "secondly")
-
-
-class RecurrenceError(ValueError):
-    """A recurrence object that is malformed or never fires; the message says where."""
 
 
 def _not_zero(value: int) -> int:
@@ -143,33 +141,9 @@ class Stack(BaseModel):
     rules: list[Rule] = Field(default_factory=list)
 
 
-def looks_like_recurrence(text: str) -> bool:
-    """True when a schedule's text is a JSON object (anything else is read as cron)."""
-    return text.lstrip().startswith("{")
-
-
-def canonical_text(value: Mapping | str) -> str:
-    """A recurrence object (or its JSON text) as compact JSON text, as the original stores it.
-
-    Raises RecurrenceError when the text is not a JSON object.
-    """
-    data = _load(value) if isinstance(value, str) else value
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-
-
-def _load(text: str) -> dict:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecurrenceError(f"is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise RecurrenceError("a recurrence schedule must be a JSON object")
-    return data
-
-
 def parse(text: str) -> Stack:
     """The RRStack configuration in ``text``, flat form repacked; RecurrenceError if malformed."""
-    data = _load(text)
+    data = load_object(text)
     flat = "rules" not in data and "freq" in data
     if flat:
         options = {key: value for key, value in data.items() if key != "timezone"}

@@ -16,9 +16,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from runner import recurrence
 from runner.cron import make_iterator
-from runner.recurrence_schema import looks_like_recurrence
+from runner.recurrence_text import looks_like_recurrence
 
 # Wider than any real DST shift, so a window this size around a moment sees every
 # wall-clock slot that could map to instants near it.
@@ -110,6 +109,8 @@ def next_fire_after(expression: str, zone_name: str, after: datetime) -> datetim
     which raises RecurrenceError; both are ValueErrors.
     """
     if looks_like_recurrence(expression):
+        from runner import recurrence  # loads pydantic and dateutil: only when needed
+
         return recurrence.next_fire_after(expression, zone_name, after)
     tz = zone(zone_name)
     after_utc = after.astimezone(UTC)
@@ -134,6 +135,8 @@ def zone_name_of(expression: str, zone_name: str) -> str:
     Raises ValueError for a recurrence that does not parse.
     """
     if looks_like_recurrence(expression):
+        from runner import recurrence
+
         return recurrence.zone_of(expression, zone_name)
     return zone_name
 

@@ -27,7 +27,7 @@ from django.db import transaction
 from queues.definitions import upsert_queue_definition
 from runner.jobs import JOB_FIELDS, defaults, upsert_job
 from runner.models import Job
-from runner.recurrence_schema import canonical_text
+from runner.recurrence_text import canonical_text
 from runner.validation import describe
 
 # The original's text fields may be null; here they are empty strings.

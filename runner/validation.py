@@ -17,9 +17,8 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import EMPTY_VALUES
 from django.db import models
 
-from runner import recurrence
 from runner.cron import CronError, validate_cron
-from runner.recurrence_schema import canonical_text, looks_like_recurrence
+from runner.recurrence_text import RecurrenceError, canonical_text, looks_like_recurrence
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Set by the runner for every script; a job's env must not replace them.
@@ -36,10 +35,12 @@ def validate_schedule(value: str) -> None:
     object (RRStack JSON, see ``runner.recurrence``), that fires at least once."""
     try:
         if looks_like_recurrence(value):
+            from runner import recurrence  # loads pydantic and dateutil: only when needed
+
             recurrence.validate(value)
         else:
             validate_cron(value)
-    except (CronError, recurrence.RecurrenceError) as exc:
+    except (CronError, RecurrenceError) as exc:
         raise ValidationError(str(exc), code="invalid_schedule") from None
 
 
@@ -49,7 +50,7 @@ def normalized_schedule(value: str) -> str:
     if looks_like_recurrence(text):
         try:
             return canonical_text(text)
-        except recurrence.RecurrenceError:
+        except RecurrenceError:
             return text  # left for validate_schedule to refuse
     return text
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from runner import recurrence, schedule
 from runner.recurrence import RecurrenceError, compile_schedule
-from runner.recurrence_schema import canonical_text
+from runner.recurrence_text import canonical_text
 
 
 def at(text: str) -> datetime:
