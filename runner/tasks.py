@@ -14,7 +14,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from runner import dispatch, worker_state
+from runner import coalesce, dispatch, worker_state
 from runner.execution.executor import execute_run
 from runner.execution.scripts import Cancellation
 from runner.execution.sessions import resume_session_run
@@ -67,13 +67,15 @@ def _run(run_id: int) -> str:
         return _hand_back(run_id)
     run = (
         Run.objects.filter(pk=run_id)
-        .values("status", "trigger", "scheduled_for", "job_id", "job__enabled")
+        .values("status", "job_id", "job__enabled", *coalesce.RUN_FIELDS)
         .first()
     )
     if run is None or run["status"] != RunStatus.PENDING:
         return "gone"
     if run["trigger"] == RunTrigger.SCHEDULE and not run["job__enabled"]:
         return _skip_disabled(run_id)
+    if coalesce.skip_if_stale(run_id, run, timezone.now()):  # overtaken: see runner.coalesce
+        return "skipped"
     if not _wait_until(run["scheduled_for"]):
         return _hand_back(run_id)
     cancel = Cancellation()
