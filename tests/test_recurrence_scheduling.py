@@ -27,7 +27,9 @@ EVERY_11 = json.dumps({"freq": "minutely", "interval": 11, "timezone": "America/
 
 def make_job(schedule: str = EVERY_11, created: datetime = ON_GRID, **fields) -> Job:
     job = JobFactory(id="digest", schedule=schedule, **fields)
-    Job.objects.filter(pk=job.pk).update(created_at=created)
+    Job.objects.filter(pk=job.pk).update(
+        created_at=created, schedule_effective_at=created, updated_at=created
+    )
     return job
 
 
