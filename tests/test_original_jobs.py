@@ -137,3 +137,14 @@ def test_an_inline_shebang_wins_over_the_jobs_interpreter():
     text = f"#!{sys.executable}\nprint('python here')\n"
     job = JobFactory(source_type="inline", script=text, interpreter="node")
     assert execute_run(RunFactory(job=job).pk, worker="test:1").stdout == "python here"
+
+
+@requires_node
+def test_the_originals_inline_js_job_ends_ok_after_import_original_db(tmp_path):
+    from runner.original_import import import_original_db
+    from tests.fixtures.original_runner.make_runner_sqlite import make_runner_sqlite
+
+    import_original_db(make_runner_sqlite(tmp_path / "runner.sqlite", original_only=False))
+    assert Job.objects.get(pk="inline-hello").interpreter == "node"
+    finished = run("inline-hello")
+    assert (finished.status, finished.stdout) == ("ok", "inline-output")
