@@ -15,7 +15,7 @@ from jeeves_site.database import database_from_environment
 from jeeves_site.env import env_bool, env_int, env_list, env_str
 from jeeves_site.runner_config import load_runner_config
 from jeeves_site.secret_key import resolve_secret_key
-from jeeves_site.timezone import server_time_zone
+from jeeves_site.timezone import configured_time_zone
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("JEEVES_DATA_DIR", str(BASE_DIR / "data"))).resolve()
@@ -89,7 +89,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env_str("JEEVES_TIME_ZONE", server_time_zone())
+_ZONE = configured_time_zone()
+TIME_ZONE = _ZONE.name
+# Why the zone could not be known (then TIME_ZONE is UTC); runner.E004 reports it.
+TIME_ZONE_PROBLEM = _ZONE.problem
 USE_I18N = True
 USE_TZ = True
 

@@ -191,6 +191,7 @@ def vars_of(config) -> dict:
     [
         (original(schedule="61 * * * *"), "schedule: '61 * * * *' is not a valid cron expression"),
         (original(schedule="0 0 30 2 *"), "schedule: '0 0 30 2 *' never fires"),
+        (original(schedule="H * * * *"), "'H' (a hashed value) is not supported"),
         (original(timezone="Mars/Olympus"), "timezone: 'Mars/Olympus' is not a known IANA"),
         (original(env=["A=1"]), "env: must be a JSON object of strings"),
         (original(env={"A": 1}), "env: the value of A must be a string, not int"),
