@@ -73,11 +73,17 @@ def lease_duration(lease: object) -> timedelta:
 
 # -- producing -----------------------------------------------------------------------------
 
+# The original runner's default for a queue nobody defined (its queue-ops.ts): a
+# script written for it must not see its failed item retried.
+FIRST_ENQUEUE_MAX_ATTEMPTS = 1
+
 
 def enqueue(
     queue_id: str, payload: Any, priority: int = 0, max_attempts: int | None = None
 ) -> int | None:
-    """Add ``payload`` to the queue (created with defaults if undefined); return its id.
+    """Add ``payload`` to the queue (created if undefined); return its id.
+
+    A queue created here allows ``FIRST_ENQUEUE_MAX_ATTEMPTS`` attempts per item.
 
     Returns None when the queue de-duplicates and an item with the same key exists
     in the queue's scope. Concurrent producers are safe: the database's unique
@@ -90,7 +96,9 @@ def enqueue(
     check_count(priority, "priority", *INT32)
     if max_attempts is not None:
         check_count(max_attempts, "max_attempts", 1, INT32[1])
-    queue, _ = Queue.objects.get_or_create(id=queue_id, defaults={"name": queue_id})
+    queue, _ = Queue.objects.get_or_create(
+        id=queue_id, defaults={"name": queue_id, "max_attempts": FIRST_ENQUEUE_MAX_ATTEMPTS}
+    )
     key = queue.dedup_key_for(payload)
     item = QueueItem(
         queue=queue,

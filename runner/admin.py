@@ -49,7 +49,20 @@ class JobAdmin(admin.ModelAdmin):
     actions = ("run_now", "enable", "disable")
     fieldsets = (
         (None, {"fields": ("id", "name", "description", "enabled")}),
-        ("What runs", {"fields": ("type", "source_type", "script", "args", "env", "thinking")}),
+        (
+            "What runs",
+            {
+                "fields": (
+                    "type",
+                    "source_type",
+                    "script",
+                    "interpreter",
+                    "args",
+                    "env",
+                    "thinking",
+                )
+            },
+        ),
         (
             "When",
             {
@@ -72,6 +85,11 @@ class JobAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(last_status=_latest_run("status"), last_run_at=_latest_run("created_at"))
         )
+
+    def save_model(self, request, obj: Job, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        for warning in obj.warnings():
+            self.message_user(request, f"{obj.id}: {warning}", messages.WARNING)
 
     def get_readonly_fields(self, request, obj=None):
         # The id is the primary key: renaming would orphan nothing but surprise everyone.

@@ -166,7 +166,12 @@ class Job(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
     type = models.CharField(max_length=16, choices=JobType.choices, default=JobType.SCRIPT)
-    schedule = models.CharField(max_length=200, validators=[validation.validate_schedule])
+    schedule = models.TextField(
+        validators=[validation.validate_schedule],
+        help_text="Cron (5 fields, or 6 with seconds first), or the original runner's "
+        'recurrence object as JSON, e.g. {"freq": "minutely", "interval": 11, '
+        '"timezone": "America/Chicago"}.',
+    )
     timezone = models.CharField(
         max_length=64,
         blank=True,
@@ -177,6 +182,15 @@ class Job(models.Model):
     script = models.TextField(help_text="A script path, inline script text, or a session prompt.")
     source_type = models.CharField(
         max_length=16, choices=SourceType.choices, default=SourceType.PATH
+    )
+    interpreter = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        validators=[validation.validate_interpreter],
+        help_text="Runs inline scripts without #! and files with no runners entry (e.g. "
+        "node, as the original runner did). Blank: bash for inline scripts, and a file "
+        "with no runners entry must be executable.",
     )
     enabled = models.BooleanField(default=True)
     timeout_ms = models.PositiveBigIntegerField(
@@ -289,6 +303,11 @@ class Job(models.Model):
         )
         validation.validate_empty_json_types(self.env, self.args)
         validation.validate_script(self.type, self.source_type, self.script)
+        self.schedule = validation.normalized_schedule(self.schedule)
+
+    def warnings(self) -> list[str]:
+        """What is accepted but will not work yet (a script file that does not exist)."""
+        return validation.script_warnings(self.type, self.source_type, self.script)
 
     @property
     def zone_name(self) -> str:

@@ -19,7 +19,7 @@ from django.test import Client
 from django.urls import reverse
 
 from runner.api.tokens import create_token
-from runner.jobs import set_enabled, upsert_job
+from runner.jobs import JOB_FIELDS, set_enabled, upsert_job
 from runner.models import Job, Run, RunStatus
 from runner.scheduler import Scheduler
 from tests.api.conftest import ApiClient, make_user
@@ -66,8 +66,11 @@ def by_add_job(job_id: str, **fields) -> None:
 
 
 def by_sync_jobs(job_id: str, **fields) -> None:
+    # A job file is declarative: it holds the whole job, as it is plus the change.
+    job = Job.objects.get(pk=job_id)
+    entry = {**{name: getattr(job, name) for name in JOB_FIELDS}, **fields}
     with tempfile.TemporaryDirectory() as directory:
-        Path(directory, "jobs.json").write_text(json.dumps([{"id": job_id, **fields}]))
+        Path(directory, "jobs.json").write_text(json.dumps([entry]))
         call_command("sync_jobs", directory, stdout=StringIO(), stderr=StringIO())
 
 

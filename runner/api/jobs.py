@@ -23,6 +23,7 @@ from runner.api.schemas import (
     JobListOut,
     OkOut,
     ScriptIn,
+    ScriptReplacedOut,
     body_doc,
 )
 from runner.jobs import JOB_FIELDS, Change, remove_jobs, set_enabled, upsert_job
@@ -108,7 +109,7 @@ def create_job(request: HttpRequest) -> Status:
         job, change = write_job(fields)
         if change != Change.ADDED:  # rolls back what the upsert changed
             raise Conflict(f"job {job.id!r} already exists; PATCH /api/jobs/{job.id} changes it")
-    return Status(201, {"ok": True, "id": job.id, "job": job})
+    return Status(201, {"ok": True, "id": job.id, "job": job, "warnings": job.warnings()})
 
 
 @router.patch(
@@ -123,7 +124,8 @@ def update_job(request: HttpRequest, job_id: str) -> dict:
     fields = json_object(request, (*UPDATE_FIELDS, "id"))
     if fields.pop("id", job_id) != job_id:
         raise bad_input({"id": "a job's id cannot be changed"})
-    return {"job": change_job_fields(job_id, fields)}
+    job = change_job_fields(job_id, fields)
+    return {"job": job, "warnings": job.warnings()}
 
 
 def change_job_fields(job_id: str, fields: dict[str, Any]) -> Job:
@@ -175,7 +177,7 @@ def disable_job(request: HttpRequest, job_id: str) -> dict:
 
 @router.put(
     "/jobs/{job_id}/script",
-    response={200: OkOut, **WRITE_ERRORS},
+    response={200: ScriptReplacedOut, **WRITE_ERRORS},
     openapi_extra=body_doc(ScriptIn),
     summary="Replace a job's script",
 )
@@ -185,5 +187,5 @@ def replace_script(request: HttpRequest, job_id: str) -> dict:
     fields = json_object(request, ("script", "source_type"))
     if "script" not in fields:
         raise bad_input({"script": "is required"})
-    change_job_fields(job_id, fields)
-    return {"ok": True}
+    job = change_job_fields(job_id, fields)
+    return {"ok": True, "warnings": job.warnings()}
