@@ -410,6 +410,13 @@ def test_a_result_line_sets_tokens_and_result_meta(env):
     assert result.result_meta == {"tokens": 42, "model": "m"}
 
 
+def test_a_negative_token_count_is_ignored_and_the_rest_kept(env):
+    result = run_python('print(\'JR_RESULT:{"tokens": -5, "model": "m"}\')', env)
+
+    assert result.tokens is None
+    assert result.result_meta == {"tokens": -5, "model": "m"}
+
+
 def test_a_malformed_result_line_is_ignored(env):
     script = "print('JR_RESULT:{not json'); print('JR_RESULT:[1, 2]'); print('JR_RESULT:')"
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
+from runner.execution.sessions import _take_over
 from runner.models import Run, RunOutcome, RunStatus, StartResult
 from tests.factories import JobFactory, RunFactory
 
@@ -78,6 +79,15 @@ def test_a_run_finished_by_the_liveness_check_keeps_that_verdict():
     Run.objects.get(pk=run.pk).abandon("worker host:1 stopped sending heartbeats", NOW)
     assert not run.finish(RunOutcome(status="ok"), NOW)
     assert Run.objects.get(pk=run.pk).error == "worker host:1 stopped sending heartbeats"
+
+
+def test_a_worker_that_lost_its_run_to_a_takeover_cannot_finish_it():
+    run = RunFactory(job=JobFactory(type="session"))
+    run.start("host:1", NOW)
+    assert _take_over(Run.objects.get(pk=run.pk), "host:2")
+    assert not run.finish(RunOutcome(status="error", error="stale verdict"), NOW)
+    held = Run.objects.get(pk=run.pk)
+    assert (held.status, held.worker, held.error) == ("running", "host:2", "")
 
 
 def test_a_pending_outcome_is_not_a_way_to_finish():
