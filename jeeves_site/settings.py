@@ -113,8 +113,10 @@ X_FRAME_OPTIONS = "DENY"
 # job short; the scheduler is ours, so django-q2's stays off.
 Q_CLUSTER = {
     "name": env_str("JEEVES_Q_NAME", "jeeves"),
-    "workers": RUNNER.max_concurrency,
-    "recycle": 500,
+    # One worker process: it executes up to maxConcurrency runs on threads (runner.pool),
+    # and is never recycled, since recycling would end the runs it holds.
+    "workers": 1,
+    "recycle": 0,
     # Above any sensible job timeout; django-q2 warns when timeout is unset.
     "timeout": 30 * 24 * 3600,
     "retry": 30 * 24 * 3600 + 3600,
