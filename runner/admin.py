@@ -133,7 +133,7 @@ class RunAdmin(admin.ModelAdmin):
     fields = (
         "job", "status", "trigger", "scheduled_for", "created_at", "started_at", "finished_at",
         "lag", "duration_ms", "exit_code", "worker", "heartbeat_at", "tokens", "result_meta",
-        "error_text", "stdout_text", "stderr_text", "stdout_bytes", "stderr_bytes",
+        "error_text", "notes", "stdout_text", "stderr_text", "stdout_bytes", "stderr_bytes",
         "output_truncated",
     )  # fmt: skip
     readonly_fields = fields

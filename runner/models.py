@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q
 
 from runner import schedule, validation
@@ -232,6 +232,12 @@ class Run(models.Model):
     tokens = models.BigIntegerField(null=True, blank=True)
     result_meta = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    notes = models.TextField(
+        blank=True,
+        default="",
+        help_text="What the runner wants a reader to know that is not an error, e.g. a "
+        "manual run that started beside a running one.",
+    )
 
     class Meta:
         db_table = "runs"
@@ -302,16 +308,46 @@ class Run(models.Model):
         """Move this run from pending to running for ``worker``, if it is still pending.
 
         Only the delivery whose conditional update succeeds runs the job; a
-        re-delivered task gets GONE. A job with overlap policy ``skip`` that
-        already has a running run gets a ``skipped`` run instead; the job row is
-        locked while deciding so this holds across workers and hosts.
+        re-delivered task gets GONE. A scheduled run of a job with overlap policy
+        ``skip`` that already has a running run gets a ``skipped`` run instead; this
+        holds across workers and hosts. A manual run always starts, as in the original
+        runner (overlap ``skip`` applies to scheduled fires), and its ``notes`` say so
+        when another run was going.
+
+        One statement when the run can start: on SQLite a write statement holds the
+        database's write lock from its start; on PostgreSQL the job row is locked
+        first, so the overlap check sees every committed start.
         """
+        if connection.vendor == "sqlite":
+            changed = self._start_statement(worker, now)
+        else:
+            with transaction.atomic():
+                Job.objects.select_for_update().filter(pk=self.job_id).values("pk").first()
+                changed = self._start_statement(worker, now)
+        if not changed:
+            return self._start_or_skip(worker, now)
+        # What we wrote is what the row holds: no need to read it back.
+        self.status, self.started_at, self.heartbeat_at, self.worker = (
+            RunStatus.RUNNING, now, now, worker,
+        )  # fmt: skip
+        if self.trigger == RunTrigger.MANUAL:
+            self._note_overlap()
+        return StartResult.STARTED
+
+    def _start_statement(self, worker: str, now: datetime) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(_START_SQL, [*_adapt_times(now, now), worker, self.pk])
+            return cursor.rowcount
+
+    def _start_or_skip(self, worker: str, now: datetime) -> StartResult:
+        """The start that did not happen in one statement: gone, skipped, or (a sibling
+        finished meanwhile) started after all; decided under the job's row lock."""
         with transaction.atomic():
             job = Job.objects.select_for_update().filter(pk=self.job_id).first()
             if job is None:
                 return StartResult.GONE
             pending = Run.objects.filter(pk=self.pk, status=RunStatus.PENDING)
-            busy = self._running_sibling(job)
+            busy = self._running_sibling(job) if self.trigger == RunTrigger.SCHEDULE else None
             if busy is not None:
                 changed = pending.update(
                     status=RunStatus.SKIPPED,
@@ -325,11 +361,24 @@ class Run(models.Model):
             )
         if not changed:
             return StartResult.GONE
-        # What we wrote is what the row holds: no need to read it back.
         self.status, self.started_at, self.heartbeat_at, self.worker = (
             RunStatus.RUNNING, now, now, worker,
         )  # fmt: skip
         return StartResult.STARTED
+
+    def _note_overlap(self) -> None:
+        """Record on a started manual run that it ran beside another run of a skip job."""
+        job = self.job
+        if job.overlap_policy != OverlapPolicy.SKIP:
+            return
+        busy = self._running_sibling(job)
+        if busy is None:
+            return
+        self.notes = (
+            f"manual run: started while run #{busy} was running; overlap skip applies "
+            "to scheduled fires only"
+        )
+        Run.objects.filter(pk=self.pk).update(notes=self.notes)
 
     def _running_sibling(self, job: Job) -> int | None:
         if job.overlap_policy != OverlapPolicy.SKIP:
@@ -387,6 +436,22 @@ class Run(models.Model):
         if self.started_at is None or self.scheduled_for is None:
             return None
         return int((self.started_at - self.scheduled_for).total_seconds() * 1000)
+
+
+_PENDING, _RUNNING = RunStatus.PENDING.value, RunStatus.RUNNING.value
+# Run.start's one statement: pending -> running unless a scheduled run of a skip job
+# meets a running sibling. The sibling lookup uses the ``runs_active`` index.
+_START_SQL = (
+    f"UPDATE runs SET status = '{_RUNNING}', started_at = %s, heartbeat_at = %s, worker = %s "
+    f"WHERE id = %s AND status = '{_PENDING}' AND (trigger = '{RunTrigger.MANUAL.value}' "
+    "OR NOT EXISTS (SELECT 1 FROM runs AS sibling JOIN jobs ON jobs.id = sibling.job_id "
+    f"WHERE sibling.job_id = runs.job_id AND sibling.status = '{_RUNNING}' "
+    f"AND jobs.overlap_policy = '{OverlapPolicy.SKIP.value}'))"
+)
+
+
+def _adapt_times(*moments: datetime) -> list[Any]:
+    return [connection.ops.adapt_datetimefield_value(moment) for moment in moments]
 
 
 class SchedulerHeartbeat(models.Model):

@@ -61,7 +61,7 @@ def wait_until_waiting_on_a_lock_or_done(second: Second) -> None:
 
 def test_a_start_waits_for_a_running_start_of_the_same_skip_job_and_is_skipped():
     job = JobFactory(overlap_policy="skip")
-    first, other = RunFactory(job=job), RunFactory(job=job)
+    first, other = RunFactory(job=job), RunFactory(job=job, trigger="schedule")
     second = Second(lambda: other.start("host:2", NOW))
     with transaction.atomic():
         assert first.start("host:1", NOW) == StartResult.STARTED

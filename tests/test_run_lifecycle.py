@@ -42,12 +42,36 @@ def test_a_second_delivery_of_the_same_run_does_nothing():
 
 def test_a_fire_while_the_job_is_running_is_recorded_as_skipped():
     job = JobFactory(overlap_policy="skip")
-    first, second = RunFactory(job=job), RunFactory(job=job)
+    first, second = RunFactory(job=job), RunFactory(job=job, trigger="schedule")
     first.start("host:1", NOW)
     assert second.start("host:2", NOW) == StartResult.SKIPPED
     second.refresh_from_db()
     assert second.status == RunStatus.SKIPPED
     assert f"run #{first.pk}" in second.error and "overlap" in second.error
+
+
+def test_a_manual_run_starts_while_the_job_is_running_and_says_so():
+    job = JobFactory(overlap_policy="skip")
+    first, manual = RunFactory(job=job, trigger="schedule"), RunFactory(job=job)
+    first.start("host:1", NOW)
+    assert manual.start("host:2", NOW) == StartResult.STARTED
+    manual.refresh_from_db()
+    assert manual.status == RunStatus.RUNNING
+    assert f"run #{first.pk} was running" in manual.notes
+    assert "overlap skip applies to scheduled fires only" in manual.notes
+
+
+def test_a_manual_run_with_nothing_else_running_has_no_notes():
+    run = RunFactory(job=JobFactory(overlap_policy="skip"))
+    assert run.start("host:1", NOW) == StartResult.STARTED
+    assert Run.objects.get(pk=run.pk).notes == ""
+
+
+def test_a_fire_while_a_manual_run_is_going_is_skipped():
+    job = JobFactory(overlap_policy="skip")
+    manual, fire = RunFactory(job=job), RunFactory(job=job, trigger="schedule")
+    manual.start("host:1", NOW)
+    assert fire.start("host:2", NOW) == StartResult.SKIPPED
 
 
 def test_overlap_allow_runs_concurrently():
@@ -114,7 +138,7 @@ def test_lag_is_start_minus_scheduled_instant():
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_starts_of_one_skip_job_start_only_one_run():
     job = JobFactory(overlap_policy="skip")
-    runs = [RunFactory(job=job) for _ in range(6)]
+    runs = [RunFactory(job=job, trigger="schedule") for _ in range(6)]
     barrier = threading.Barrier(len(runs))
     results: list[str] = []
 
