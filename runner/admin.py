@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from jeeves_site.admin_tools import CappedCountPaginator, TextInputFilter
-from runner.execution.background import execute_in_background
+from runner import manual
 from runner.jobs import set_enabled
 from runner.models import Job, Run, RunStatus
 
@@ -76,11 +73,8 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Run now", permissions=["change"])
     def run_now(self, request, queryset: QuerySet) -> None:
-        """Start a manual run of each selected job without waiting for it."""
-        now = timezone.now()
-        runs = [Run.create_manual(job, now) for job in queryset]
-        # The threads must see the run rows, so they start once those are committed.
-        transaction.on_commit(partial(execute_in_background, [run.pk for run in runs]))
+        """Hand a manual run of each selected job to the workers, without waiting for it."""
+        runs = manual.request_runs(queryset, timezone.now())
         links = format_html_join(
             ", ",
             '<a href="{}">#{} ({})</a>',
@@ -89,7 +83,9 @@ class JobAdmin(admin.ModelAdmin):
                 for run in runs
             ),
         )
-        self.message_user(request, format_html("Started runs {}.", links), messages.SUCCESS)
+        self.message_user(
+            request, format_html("Queued runs {} for the workers.", links), messages.SUCCESS
+        )
 
     @admin.action(description="Enable", permissions=["change"])
     def enable(self, request, queryset: QuerySet) -> None:

@@ -6,17 +6,15 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router, Status
 
+from runner import manual
 from runner.api.errors import NotFound, bad_input
 from runner.api.jobs import get_job
 from runner.api.schemas import ErrorOut, RunDetailOut, RunListOut, RunStartedOut, TriggerOut
-from runner.execution.background import execute_in_background
 from runner.models import FINAL_RUN_STATUSES, Run
 
 router = Router(tags=["runs"])
 MAX_RUNS = 1000
-# Below gunicorn's worker timeout (30 s in scripts/start): a worker that overruns it
-# is killed, and the runs on its threads with it (the liveness check then ends them).
-DEFAULT_WAIT_S = 25.0
+DEFAULT_WAIT_S = manual.WEB_WAIT_LIMIT_S
 MAX_WAIT_S = 3600.0
 
 
@@ -28,28 +26,27 @@ MAX_WAIT_S = 3600.0
 def trigger_job(
     request: HttpRequest, job_id: str, wait: bool = True, max_wait: float = DEFAULT_WAIT_S
 ) -> Status:
-    """Start a manual run through ``execute_run`` and return its result.
+    """Record a manual run, hand it to the workers, and return its result.
 
-    The run executes on a thread of this process (as the admin's "Run now" does),
-    never on the request itself, so a client that goes away cannot cut it short and
-    no django-q2 worker needs to be running. ``wait=false``
-    answers 202 with the run id at once; otherwise the request waits up to
-    ``max_wait`` seconds for the result, then answers 202 likewise (follow the run
-    with ``GET /api/runs/{id}``).
+    The run is executed by the same workers as scheduled runs (it counts toward
+    ``maxConcurrency``), never by this web process, so a web worker's death ends no
+    run. ``wait=false`` answers 202 with the run id at once; otherwise the request
+    waits on the run row up to ``max_wait`` seconds, capped at 25 s (below gunicorn's
+    30 s worker timeout), then answers 202 likewise (follow the run with
+    ``GET /api/runs/{id}``). A run no worker has started yet answers 202 with status
+    ``pending`` and a ``message`` saying so.
     """
     if not 0 <= max_wait <= MAX_WAIT_S:
         raise bad_input({"max_wait": f"must be between 0 and {MAX_WAIT_S:.0f} seconds"})
     job = get_job(job_id)
-    # Autocommit: the row is committed before the thread (its own connection) looks.
-    run = Run.create_manual(job, timezone.now())
-    [thread] = execute_in_background([run.pk])
-    if not wait:
-        return Status(202, {"runId": run.pk, "status": run.status})
-    thread.join(max_wait)
-    run.refresh_from_db()
+    [run] = manual.request_runs([job], timezone.now())
+    if wait:
+        run = manual.wait_for(run, max_wait)
     if run.status in FINAL_RUN_STATUSES:
         return Status(200, {"result": _result(run)})
-    return Status(202, {"runId": run.pk, "status": run.status})
+    body = {"runId": run.pk, "status": run.status}
+    note = manual.pending_note(run, timezone.now()) if wait else None
+    return Status(202, body | ({"message": note} if note else {}))
 
 
 def _result(run: Run) -> dict:
