@@ -10,6 +10,9 @@ Three things stock django-q2 1.11 gets wrong for a job runner, fixed here:
 * A stop lets running tasks run forever. Here a worker that is told to stop
   gives its runs the shutdown grace, then cancels them with a reason, so each run
   is recorded as ended by the stop.
+* A worker spawns its scripts with vfork, stepping out of the runner's process
+  group while it does, so that a group SIGTERM cannot land in a child that has
+  not yet left the group (``runner.execution.process.allow_fast_spawn``).
 * One task occupies a worker process until it returns. Here the task only gives
   its run to the process's pool (``runner.pool``), which runs up to
   ``maxConcurrency`` of them on threads; the cluster has one worker process.
@@ -37,6 +40,7 @@ from django_q import cluster as q_cluster
 from django_q.conf import Conf
 
 from runner import pool, worker_state
+from runner.execution.process import allow_fast_spawn
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +97,7 @@ def _child_main(target: Callable, *args) -> None:
         ParentWatch(on_orphaned=lambda: os._exit(0)).start()
         target(*args)
         return
+    allow_fast_spawn()
     WorkerGuard().start()
     try:
         target(*args)
