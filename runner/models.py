@@ -337,7 +337,8 @@ class Run(models.Model):
         ``skip`` that already has a running run gets a ``skipped`` run instead; this
         holds across workers and hosts. A manual run always starts, as in the original
         runner (overlap ``skip`` applies to scheduled fires), and its ``notes`` say so
-        when another run was going.
+        when another run of a skip job was going (for a scheduled run they stay empty:
+        it starts only when none is).
 
         One statement when the run can start: on SQLite a write statement holds the
         database's write lock from its start; on PostgreSQL the job row is locked
@@ -355,14 +356,15 @@ class Run(models.Model):
         self.status, self.started_at, self.heartbeat_at, self.worker = (
             RunStatus.RUNNING, now, now, worker,
         )  # fmt: skip
-        if self.trigger == RunTrigger.MANUAL:
-            self._note_overlap()
         return StartResult.STARTED
 
     def _start_statement(self, worker: str, now: datetime) -> int:
         with connection.cursor() as cursor:
             cursor.execute(_START_SQL, [*_adapt_times(now, now), worker, self.pk])
-            return cursor.rowcount
+            row = cursor.fetchone()
+        if row is not None:
+            self.notes = row[0]
+        return row is not None
 
     def _start_or_skip(self, worker: str, now: datetime) -> StartResult:
         """The start that did not happen in one statement: gone, skipped, or (a sibling
@@ -390,20 +392,6 @@ class Run(models.Model):
             RunStatus.RUNNING, now, now, worker,
         )  # fmt: skip
         return StartResult.STARTED
-
-    def _note_overlap(self) -> None:
-        """Record on a started manual run that it ran beside another run of a skip job."""
-        job = self.job
-        if job.overlap_policy != OverlapPolicy.SKIP:
-            return
-        busy = self._running_sibling(job)
-        if busy is None:
-            return
-        self.notes = (
-            f"manual run: started while run #{busy} was running; overlap skip applies "
-            "to scheduled fires only"
-        )
-        Run.objects.filter(pk=self.pk).update(notes=self.notes)
 
     def _running_sibling(self, job: Job) -> int | None:
         if job.overlap_policy != OverlapPolicy.SKIP:
@@ -466,12 +454,19 @@ class Run(models.Model):
 _PENDING, _RUNNING = RunStatus.PENDING.value, RunStatus.RUNNING.value
 # Run.start's one statement: pending -> running unless a scheduled run of a skip job
 # meets a running sibling. The sibling lookup uses the ``runs_active`` index.
-_START_SQL = (
-    f"UPDATE runs SET status = '{_RUNNING}', started_at = %s, heartbeat_at = %s, worker = %s "
-    f"WHERE id = %s AND status = '{_PENDING}' AND (trigger = '{RunTrigger.MANUAL.value}' "
-    "OR NOT EXISTS (SELECT 1 FROM runs AS sibling JOIN jobs ON jobs.id = sibling.job_id "
+_RUNNING_SIBLING_OF_A_SKIP_JOB = (
+    "FROM runs AS sibling JOIN jobs ON jobs.id = sibling.job_id "
     f"WHERE sibling.job_id = runs.job_id AND sibling.status = '{_RUNNING}' "
-    f"AND jobs.overlap_policy = '{OverlapPolicy.SKIP.value}'))"
+    f"AND sibling.id <> runs.id AND jobs.overlap_policy = '{OverlapPolicy.SKIP.value}'"
+)
+_START_SQL = (
+    f"UPDATE runs SET status = '{_RUNNING}', started_at = %s, heartbeat_at = %s, worker = %s, "
+    "notes = COALESCE('manual run: started while run #' || "
+    f"(SELECT CAST(MIN(sibling.id) AS TEXT) {_RUNNING_SIBLING_OF_A_SKIP_JOB}) || "
+    "' was running; overlap skip applies to scheduled fires only', '') "
+    f"WHERE id = %s AND status = '{_PENDING}' AND (trigger = '{RunTrigger.MANUAL.value}' "
+    f"OR NOT EXISTS (SELECT 1 {_RUNNING_SIBLING_OF_A_SKIP_JOB})) "
+    "RETURNING notes"
 )
 
 
