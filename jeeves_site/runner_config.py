@@ -56,7 +56,7 @@ class RunnerConfig:
     port: int = 1937
     bind: str = "127.0.0.1"
     db_path: str = ""
-    max_concurrency: int = 4
+    max_concurrency: int = 16
     run_retention_days: int = 30
     state_cleanup_interval_ms: int = 60_000
     shutdown_grace_ms: int = 30_000

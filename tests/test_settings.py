@@ -102,7 +102,7 @@ def test_a_shared_database_without_a_configured_key_is_refused(tmp_path, monkeyp
 def test_defaults_apply_without_a_config_file():
     config, errors = load_runner_config({})
     assert errors == []
-    assert (config.port, config.bind, config.max_concurrency) == (1937, "127.0.0.1", 4)
+    assert (config.port, config.bind, config.max_concurrency) == (1937, "127.0.0.1", 16)
     assert config.gateway.url == "http://127.0.0.1:18789"
 
 
