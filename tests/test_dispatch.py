@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 from django.db import transaction
+from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
 from runner import dispatch
+from runner.broker import RunnerORM
 
 pytestmark = pytest.mark.django_db
 
@@ -31,3 +33,25 @@ def test_tasks_dispatched_in_a_transaction_that_rolls_back_are_gone_with_it():
 def test_nothing_to_dispatch_queues_nothing():
     assert dispatch.dispatch([]) == 0
     assert not OrmQ.objects.exists()
+
+
+def test_the_broker_claims_a_batch_in_order_and_a_claimed_task_is_not_handed_out_again():
+    dispatch.dispatch([11, 12, 13])
+    broker = RunnerORM(list_key=dispatch.broker().list_key)
+    claimed = broker.dequeue()
+    assert [SignedPackage.loads(payload)["args"] for _id, payload in claimed] == [
+        (11,),
+        (12,),
+        (13,),
+    ]
+    assert broker.dequeue() is None
+    broker.acknowledge(claimed[0][0])
+    assert OrmQ.objects.count() == 2
+
+
+def test_the_broker_claims_at_most_its_bulk(monkeypatch):
+    monkeypatch.setattr(Conf, "BULK", 2)
+    dispatch.dispatch([11, 12, 13])
+    broker = RunnerORM(list_key=dispatch.broker().list_key)
+    assert len(broker.dequeue()) == 2
+    assert len(broker.dequeue()) == 1

@@ -16,8 +16,12 @@ from collections.abc import Callable
 
 import pytest
 from django.db import connection, connections, transaction
+from django_q.conf import Conf
+from django_q.models import OrmQ
 
 from queues.operations import dequeue, enqueue
+from runner import dispatch
+from runner.broker import RunnerORM
 from runner.models import StartResult
 from tests.factories import JobFactory, RunFactory
 from tests.moments import NOW
@@ -80,3 +84,17 @@ def test_a_claim_beside_an_open_claim_takes_the_next_item():
         wait_until_waiting_on_a_lock_or_done(second)
     second.join(REACH_LOCK_S)
     assert second.result == ids[1:]
+
+
+def test_a_task_claim_beside_an_open_task_claim_takes_the_next_task(monkeypatch):
+    monkeypatch.setattr(Conf, "BULK", 1)
+    dispatch.dispatch([11, 12])
+    broker = RunnerORM(list_key=dispatch.broker().list_key)
+    first_ids = sorted(OrmQ.objects.values_list("id", flat=True))
+    second = Second(lambda: [task_id for task_id, _payload in broker.dequeue() or []])
+    with transaction.atomic():
+        assert [task_id for task_id, _payload in broker.dequeue()] == first_ids[:1]
+        second.start()
+        wait_until_waiting_on_a_lock_or_done(second)
+    second.join(REACH_LOCK_S)
+    assert second.result == first_ids[1:]
