@@ -70,6 +70,7 @@ class Peer:
     grace_s: float = 3.0
     env: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    cpu_s: dict[int, float] = field(default_factory=dict)
 
 
 def parse_args() -> argparse.Namespace:
@@ -247,7 +248,17 @@ def run_peer(
             time.sleep(0.1)
         if args.profile and peer.mode == "jeeves":
             spy = start_profiler(child.pid, end - time.time(), work)
+        while time.time() < start:
+            time.sleep(0.05)
+        cpu_before = tree_cpu(child.pid)
+        cpu_measured = False
         while time.time() < deadline:
+            if not cpu_measured and time.time() >= end:
+                peer.cpu_s = {
+                    pid: used - cpu_before.get(pid, 0.0)
+                    for pid, used in tree_cpu(child.pid).items()
+                }
+                cpu_measured = True
             if child.poll() is not None:
                 raise RuntimeError(f"{peer.mode} exited early ({child.returncode}):\n{tail(work)}")
             time.sleep(0.2)
@@ -258,6 +269,22 @@ def run_peer(
     finally:
         kill_group(child)
         log.close()
+
+
+def tree_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of ``pid`` and each Python process below it, by pid."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return {}
+    used = {}
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            if "python" in process.name() or process.pid == pid:
+                times = process.cpu_times()
+                used[process.pid] = times.user + times.system
+    return used
 
 
 def start_profiler(pid: int, seconds: float, work: Path) -> subprocess.Popen:
@@ -365,6 +392,15 @@ def measure(
     }
     if extra:
         result["run_statuses"] = extra.get("statuses", {})
+    if peer.cpu_s:
+        total = sum(peer.cpu_s.values())
+        result["cpu_s_by_process"] = sorted(peer.cpu_s.values(), reverse=True)
+        result["cpu_ms_per_run"] = total * 1000 / max(1, result["executed"])
+        peer.notes.append(
+            f"CPU of its own processes over the window: {total:.1f} s "
+            f"({result['cpu_ms_per_run']:.1f} ms a run; by process, s: "
+            f"{', '.join(f'{s:.1f}' for s in result['cpu_s_by_process'])})"
+        )
     return result
 
 

@@ -133,7 +133,7 @@ if RUNNER.broker == "redis":
     Q_CLUSTER["redis"] = RUNNER.redis_url
 else:
     Q_CLUSTER["orm"] = "default"
-    # Claims a batch of tasks in one statement instead of two statements a task; the
+    # Claims a batch of tasks in one statement instead of three writes a task; the
     # batch is what one host takes ahead (django-q2's prefetch), so it stays small.
     Q_CLUSTER["broker_class"] = "runner.broker.RunnerORM"
     Q_CLUSTER["bulk"] = 8

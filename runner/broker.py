@@ -1,12 +1,19 @@
 """django-q2's ORM broker, claiming a batch of tasks in one statement.
 
-The stock ORM broker reads up to ``bulk`` tasks, then claims each with its own
-conditional UPDATE (and one more SELECT): two statements a task, which at a hundred
-fires a second kept the cluster's pusher busier than the runs themselves. Here the
-pick and the claim are one ``UPDATE ... RETURNING``, with the same claim rule (a task
-whose ``lock`` has passed gets a new lock ``retry`` seconds ahead), so several hosts
-still take disjoint tasks: on PostgreSQL the pick skips rows another claimer has
-locked; on SQLite a write statement holds the write lock from its start.
+The stock ORM broker reads up to ``bulk`` tasks, claims each with its own
+conditional UPDATE, and deletes each after it ran (the acknowledgement): three
+writes a task, which at a hundred fires a second kept SQLite's single writer busier
+than the runs themselves. Here a claim takes up to ``bulk`` tasks with one
+``DELETE ... RETURNING`` of tasks whose ``lock`` has passed, and acknowledging is a
+no-op. Several hosts still take disjoint tasks: on PostgreSQL the pick skips rows
+another claimer has locked; on SQLite a write statement holds the write lock from
+its start.
+
+What the delete gives up is django-q2's redelivery of a task whose worker died
+before acknowledging it, which with our ``retry`` (above any job timeout, so a long
+run is never delivered twice) would come after a month anyway. A run is what must not
+be lost, and the ``runs`` table keeps it: a run still ``pending`` after
+``pendingRedispatchMs`` is dispatched again by the liveness check.
 """
 
 from __future__ import annotations
@@ -24,8 +31,14 @@ from django_q.models import OrmQ
 class RunnerORM(ORM):
     """The ORM broker with a one-statement batch claim (see the module docstring)."""
 
+    def acknowledge(self, task_id: int) -> None:
+        """Nothing left to do: the claim removed the task."""
+
+    def fail(self, task_id: int) -> None:
+        """Nothing left to do: the claim removed the task."""
+
     def dequeue(self) -> list[tuple[int, str]] | None:
-        """Claim up to ``bulk`` tasks; sleep ``poll`` seconds and return None if none."""
+        """Claim (remove) up to ``bulk`` due tasks; sleep ``poll`` s and return None if none."""
         connection = connections[Conf.ORM]
         if transaction.get_autocommit(using=Conf.ORM):
             close_old_connections()
@@ -34,7 +47,7 @@ class RunnerORM(ORM):
         with connection.cursor() as cursor:
             cursor.execute(
                 _claim_sql(connection.vendor),
-                [self.list_key, adapt(now), Conf.BULK, adapt(self.timeout(None)), adapt(now)],
+                [self.list_key, adapt(now), Conf.BULK, adapt(now)],
             )
             rows = cursor.fetchall()
         if rows:
@@ -51,6 +64,6 @@ def _claim_sql(vendor: str) -> str:
     return (
         f"WITH picked AS {materialized}(SELECT id FROM {table} WHERE key = %s AND lock < %s "
         f"ORDER BY id LIMIT %s{lock}) "
-        f"UPDATE {table} SET lock = %s WHERE id IN (SELECT id FROM picked) AND lock < %s "
+        f"DELETE FROM {table} WHERE id IN (SELECT id FROM picked) AND lock < %s "
         "RETURNING id, payload"
     )
