@@ -50,7 +50,14 @@ class RunPool:
         self.size = size
         self._execute = execute
         self._hand_back = hand_back
-        self._lock = threading.Condition()
+        self._lock = threading.Lock()
+        # One condition per kind of waiter, so a change wakes only those it concerns:
+        # executors wait for work, the timer for an earlier instant, ``submit`` for an
+        # idle executor, ``wait_idle`` for the pool to empty.
+        self._work = threading.Condition(self._lock)
+        self._timer_wake = threading.Condition(self._lock)
+        self._space = threading.Condition(self._lock)
+        self._emptied = threading.Condition(self._lock)
         self._waiting: list[tuple[datetime, int, Run]] = []
         self._due: deque[Run] = deque()
         self._idle = 0
@@ -78,25 +85,27 @@ class RunPool:
             at = _start_at(run.scheduled_for)
             if at > timezone.now():
                 heapq.heappush(self._waiting, (at, next(self._order), run))
-                self._lock.notify_all()
+                if self._waiting[0][2] is run:
+                    self._timer_wake.notify()
                 return True
             self._due.append(run)
-            self._lock.notify_all()
+            self._work.notify()
             while self._due and self._idle == 0 and not worker_state.STOPPING.is_set():
-                self._lock.wait(STOP_CHECK_S)
+                self._space.wait(STOP_CHECK_S)
             return True
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until this pool holds no run; False if ``timeout_s`` passed first."""
         with self._lock:
-            return self._lock.wait_for(lambda: worker_state.accepted() == 0, timeout_s)
+            return self._emptied.wait_for(lambda: worker_state.accepted() == 0, timeout_s)
 
     def close(self, timeout_s: float | None = None) -> None:
         """Stop taking runs, hand back those not started, and wait for the rest."""
         worker_state.STOPPING.set()
         with self._lock:
             self._closed = True
-            self._lock.notify_all()
+            for condition in (self._work, self._timer_wake, self._space, self._emptied):
+                condition.notify_all()
         for thread in self._threads:
             thread.join(timeout_s)
 
@@ -117,14 +126,15 @@ class RunPool:
         while True:
             with self._lock:
                 self._idle += 1
-                self._lock.notify_all()
+                self._space.notify_all()
                 while not self._due and not self._stopping():
-                    self._lock.wait(STOP_CHECK_S)
+                    self._work.wait(STOP_CHECK_S)
                 self._idle -= 1
                 if not self._due:
                     return  # stopping, nothing left that is due
                 run = self._due.popleft()
-                self._lock.notify_all()
+                if self._due:
+                    self._work.notify()
             if self._stopping():
                 self._give_back(run)
                 continue
@@ -144,10 +154,10 @@ class RunPool:
             while not self._stopping():
                 if self._waiting and _seconds_until(self._waiting[0][0]) <= 0:
                     self._due.append(heapq.heappop(self._waiting)[2])
-                    self._lock.notify_all()
+                    self._work.notify()
                     continue
                 wait = _seconds_until(self._waiting[0][0]) if self._waiting else STOP_CHECK_S
-                self._lock.wait(min(wait, STOP_CHECK_S))
+                self._timer_wake.wait(min(wait, STOP_CHECK_S))
             waiting, self._waiting = self._waiting, []
         for _at, _n, run in waiting:
             self._give_back(run)
@@ -166,7 +176,7 @@ class RunPool:
     def _release(self) -> None:
         worker_state.release()
         with self._lock:
-            self._lock.notify_all()
+            self._emptied.notify_all()
 
     def _refuse(self, run: Run) -> bool:
         self._hand_back(run.pk)

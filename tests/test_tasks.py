@@ -75,7 +75,7 @@ def test_a_run_waiting_for_its_instant_holds_no_slot(runner_config, handed_back)
     assert run_task(now.pk) == "accepted"
     executor = pool.current(lambda: None)
     with executor._lock:
-        assert executor._lock.wait_for(lambda: worker_state.accepted() == 1, SETTLE_S)
+        assert executor._emptied.wait_for(lambda: worker_state.accepted() == 1, SETTLE_S)
     assert Run.objects.get(pk=now.pk).status == "ok"
     assert Run.objects.get(pk=later.pk).status == "pending"
     pool.close_current(SETTLE_S)
