@@ -300,6 +300,22 @@ class Run(models.Model):
             return None
 
     @classmethod
+    def load(cls, run_id: int) -> Run | None:
+        """The run with its job, as a worker reads it; None if either is gone.
+
+        Two plain statements: compiling ``select_related("job")`` cost the worker
+        about three times as much CPU as running them (issue 12's profile).
+        """
+        run = next(iter(cls.objects.raw(_LOAD_RUN_SQL, [run_id])), None)
+        if run is None:
+            return None
+        job = next(iter(Job.objects.raw(_LOAD_JOB_SQL, [run.job_id])), None)
+        if job is None:
+            return None
+        run.job = job
+        return run
+
+    @classmethod
     def create_scheduled_many(
         cls, fires: list[tuple[str, datetime]], now: datetime
     ) -> dict[tuple[str, datetime], int]:
@@ -470,6 +486,8 @@ _START_SQL = (
 )
 
 
+_LOAD_RUN_SQL = "SELECT * FROM runs WHERE id = %s"
+_LOAD_JOB_SQL = "SELECT * FROM jobs WHERE id = %s"
 # Three parameters a row: SQLite builds before 3.32 allow 999 per statement.
 _INSERT_CHUNK = 300
 

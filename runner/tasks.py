@@ -62,7 +62,7 @@ def resume_task(run_id: int, holder: str | None = None) -> str:
 def _run(run_id: int) -> str:
     if worker_state.STOPPING.is_set():
         return hand_back(run_id)
-    run = Run.objects.select_related("job").filter(pk=run_id).first()
+    run = Run.load(run_id)
     if run is None or run.status != RunStatus.PENDING:
         return "gone"
     if run.trigger == RunTrigger.SCHEDULE and not run.job.enabled:

@@ -81,6 +81,13 @@ def test_overlap_allow_runs_concurrently():
     assert second.start("host:2", NOW) == StartResult.STARTED
 
 
+def test_a_run_loads_with_its_job():
+    run = RunFactory(job=JobFactory(env={"A": "b"}), scheduled_for=NOW)
+    loaded = Run.load(run.pk)
+    assert (loaded.pk, loaded.scheduled_for, loaded.job.env) == (run.pk, NOW, {"A": "b"})
+    assert Run.load(run.pk + 1000) is None
+
+
 def test_a_deleted_job_gives_gone():
     run = RunFactory()
     stale = Run.objects.get(pk=run.pk)

@@ -53,9 +53,7 @@ def execute_run(
     ``Cancellation.cancel``) ends the job early; the run ends as ``error`` with the
     given reason.
     """
-    run = run_id
-    if not isinstance(run, Run):
-        run = Run.objects.select_related("job").filter(pk=run_id).first()
+    run = run_id if isinstance(run_id, Run) else Run.load(run_id)
     if run is None:
         return None
     started = run.start(worker or worker_name(), timezone.now())
