@@ -8,6 +8,11 @@ import sys
 def main() -> None:
     """Run administrative tasks."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jeeves_site.settings")
+    from jeeves_site.private_files import adopt_private_umask, prepare_for_command
+
+    # Whatever a command writes is the runner's user's only (see jeeves_site/private_files.py).
+    adopt_private_umask()
+    prepare_for_command(sys.argv)
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -54,7 +54,8 @@ def sqlite_database(path: Path, environ: Mapping[str, str] = os.environ) -> dict
     """
     busy_timeout_s = env_int("JEEVES_SQLITE_BUSY_TIMEOUT", 30, minimum=1, environ=environ)
     return {
-        "ENGINE": "django.db.backends.sqlite3",
+        # Django's backend, creating the file 0600 (see jeeves_site/private_sqlite3).
+        "ENGINE": "jeeves_site.private_sqlite3",
         "NAME": str(path),
         "OPTIONS": {
             "timeout": busy_timeout_s,

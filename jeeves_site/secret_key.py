@@ -9,6 +9,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from jeeves_site.env import env_secret
+from jeeves_site.private_files import FILE_MODE, ensure_private_dir
 
 KEY_FILE_NAME = "secret_key"
 
@@ -36,13 +37,14 @@ def _generated_key(data_dir: Path) -> str:
         return path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         pass
-    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(data_dir)
     key = secrets.token_urlsafe(50)
     # O_EXCL: when two processes start at once, one writes and both read its key.
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     except FileExistsError:
         return path.read_text(encoding="utf-8").strip()
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(fd, FILE_MODE)  # exact, whatever the umask
         handle.write(key)
     return key

@@ -8,7 +8,7 @@ live in ``RUNNER`` (see ``jeeves_site.runner_config``).
 
 from __future__ import annotations
 
-import contextlib
+from datetime import timedelta
 from pathlib import Path
 
 from jeeves_site.database import database_from_environment
@@ -34,7 +34,6 @@ INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
-    "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_q",
@@ -42,6 +41,7 @@ INSTALLED_APPS = [
     "statestore",
     "queues",
     "runner.api",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -53,6 +53,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "jeeves_site.urls"
@@ -87,9 +89,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
-with contextlib.suppress(OSError):  # WhiteNoise warns about a missing root on every request.
-    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# No collected static files: WhiteNoise serves the apps' own (WHITENOISE_USE_FINDERS),
+# and loading the settings creates nothing on disk (a script's client loads them too).
+STATIC_ROOT = None
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -103,9 +105,31 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # a state value or a queue payload is small; anything bigger is a mistake or an attack.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("JEEVES_MAX_REQUEST_BYTES", 2_621_440, minimum=1024)
 
+# Sessions live in a cookie signed with SECRET_KEY, not in the database: a copy of the
+# database holds no session that could be replayed (see README, Security).
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+SESSION_COOKIE_AGE = env_int("JEEVES_SESSION_AGE_S", 12 * 3600, minimum=60)
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# Admin login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one
+# username from one address, that pair is refused (429) for AXES_COOLOFF_TIME. Way back
+# in: wait, or `manage.py axes_reset_username NAME` (`axes_reset` clears every lock).
+AUTHENTICATION_BACKENDS = [
+    "jeeves_site.login_throttle.WebLoginThrottle",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("JEEVES_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("JEEVES_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+# Keyed on the pair, so nobody can lock the operator out from everywhere by failing
+# on purpose; behind a reverse proxy every client is the proxy, and it is the username.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Failed attempts are kept (they are the lock); successful logins are not logged.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
 X_FRAME_OPTIONS = "DENY"
 
 # django-q2 delivers runs; the `runs` table decides whether one starts (see
@@ -154,7 +178,7 @@ LOGGING = {
 }
 if RUNNER.log.file:
     LOGGING["handlers"]["file"] = {
-        "class": "logging.handlers.WatchedFileHandler",
+        "class": "jeeves_site.private_files.PrivateWatchedFileHandler",
         "filename": RUNNER.log.file,
         "formatter": "plain",
     }

@@ -7,6 +7,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
+from jeeves_site.private_files import readable_by_others, runner_paths
+
 
 @register()
 def check_runner_config(app_configs=None, **kwargs) -> list:
@@ -39,6 +41,28 @@ def check_scripts_dir(app_configs=None, **kwargs) -> list:
     if path and not Path(path).is_dir():
         return [Warning(f"scriptsDir: {path} is not a directory", id="runner.W001")]
     return []
+
+
+@register()
+def check_private_files(app_configs=None, **kwargs) -> list:
+    """runner.E010: the data directory, the SQLite database (and its -wal/-shm) or the
+    log file can be read by other users. Every other manage.py command and the web app
+    tighten these when they start (``jeeves_site.private_files``); this check changes
+    nothing and reports an installation they have not tightened (or could not)."""
+    errors = []
+    for path in runner_paths(settings):
+        mode = readable_by_others(path)
+        if mode is not None:
+            recursive = "-R " if path.is_dir() else ""
+            errors.append(
+                Error(
+                    f"{path} is mode {mode:04o}: other users can read the runner's data",
+                    hint=f"run: chmod {recursive}go-rwx {path}  (every manage.py command but "
+                    "check, and the web app, also do this when they start)",
+                    id="runner.E010",
+                )
+            )
+    return errors
 
 
 def _readable(path: Path) -> bool:

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from runner import cluster as runner_cluster
 from runner.execution.executor import worker_name
+from runner.execution.inline_files import prepare_worker_host
 from runner.liveness import Liveness, check_interval
 from runner.maintenance import run_maintenance
 from runner.models import SchedulerHeartbeat
@@ -67,6 +68,7 @@ class Daemon:
         """Run until a stop signal (or one cycle with ``once``); return the exit status."""
         previous = {n: signal.signal(n, self.request_stop) for n in runner_cluster.STOP_SIGNALS}
         try:
+            prepare_worker_host()
             if self.workers and not once:
                 self.cluster = runner_cluster.start_cluster(self.request_stop)
             return self._loop(once)

@@ -17,11 +17,9 @@ from django.core.validators import EMPTY_VALUES
 from django.db import models
 
 from runner.cron import CronError, validate_cron
+from runner.execution import environment
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Set by the runner for every script; a job's env must not replace them.
-RESERVED_ENV_NAMES = frozenset({"DATABASE_URL", "DJANGO_SETTINGS_MODULE"})
-RESERVED_ENV_PREFIX = "JR_"
 PROMPT_FILE_SUFFIXES = (".md", ".txt")
 PROGRAM_FILE_SUFFIXES = (
     ".js", ".mjs", ".cjs", ".ts", ".py", ".sh", ".bash", ".rb", ".pl", ".php", ".ps1", ".exe",
@@ -50,8 +48,8 @@ def validate_timezone(value: str) -> None:
 
 
 def is_reserved_env_name(name: str) -> bool:
-    """True for the variables the runner always sets itself."""
-    return name.startswith(RESERVED_ENV_PREFIX) or name in RESERVED_ENV_NAMES
+    """True for the variables the runner sets or removes (``runner.execution.environment``)."""
+    return environment.is_reserved(name)
 
 
 def validate_env(value: object) -> None:
@@ -65,6 +63,10 @@ def validate_env(value: object) -> None:
             raise ValidationError(
                 f"the value of {name} must be a string, not {type(text).__name__}",
                 code="invalid_env",
+            )
+        if name in environment.REMOVED:
+            raise ValidationError(
+                f"{name} is the runner's own and is never passed to scripts", code="reserved_env"
             )
         if is_reserved_env_name(name):
             raise ValidationError(

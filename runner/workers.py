@@ -16,6 +16,7 @@ from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from runner import cluster as runner_cluster
+from runner.execution.inline_files import prepare_worker_host
 from runner.liveness import Liveness, check_interval
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class WorkerHost:
         for number in runner_cluster.STOP_SIGNALS:
             signal.signal(number, self.request_stop)
         try:
+            prepare_worker_host()
             self.cluster = runner_cluster.start_cluster(self.request_stop)
             logger.info("runworkers started")
             while not self.stopping.wait(check_interval().total_seconds()):

@@ -18,24 +18,25 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from jeeves_site.database import database_url
+from runner.execution import environment
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def script_env(settings_dict: Mapping, data_dir: Path, job_id: str = "job", run_id: int = 1):
-    """What the executor gives a script: the runner's environment plus the forced variables."""
+def script_env(settings_dict: Mapping, job_id: str = "job", run_id: int = 1) -> dict[str, str]:
+    """What the executor gives a script: the runner's environment without its secrets,
+    plus the forced variables."""
     url = database_url(settings_dict)
     sqlite = settings_dict["ENGINE"].endswith("sqlite3")
-    return {
-        **os.environ,
+    forced = {
         "JR_JOB_ID": job_id,
         "JR_RUN_ID": str(run_id),
         "JR_DB_PATH": str(Path(settings_dict["NAME"]).resolve()) if sqlite else "",
         "DATABASE_URL": url,
         "DJANGO_SETTINGS_MODULE": "jeeves_site.settings",
-        "JEEVES_DATA_DIR": str(data_dir),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
+    return environment.script_environment(os.environ, {}, forced)
 
 
 def bare_env(settings_dict: Mapping) -> dict[str, str]:

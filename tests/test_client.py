@@ -82,8 +82,8 @@ def test_a_script_run_by_the_executor_uses_the_client_with_no_set_up():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_process_with_the_runners_script_environment_uses_the_client(tmp_path):
-    seen = run_child(script_env(connection.settings_dict, tmp_path, job_id="inbox"), "from-script")
+def test_a_process_with_the_runners_script_environment_uses_the_client():
+    seen = run_child(script_env(connection.settings_dict, job_id="inbox"), "from-script")
     assert seen["job"] == "inbox"
     assert seen["state"] == StateEntry.objects.get(namespace="child").value
     assert QueueItem.objects.get(pk=seen["item"]).payload == {"from": "child"}

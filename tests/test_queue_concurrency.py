@@ -45,8 +45,8 @@ def run(env, argvs) -> list[dict]:
 
 
 @pytest.fixture
-def env(tmp_path):
-    return script_env(connection.settings_dict, tmp_path)
+def env():
+    return script_env(connection.settings_dict)
 
 
 @pytest.mark.parametrize("count", [1, 20])

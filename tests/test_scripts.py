@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import textwrap
 import uuid
 
@@ -119,8 +118,25 @@ def test_an_inline_script_file_is_gone_after_a_timeout(runner_config):
     runner_config(kill_grace_ms=200)
     finished = run_job(script='echo "$0"; exec sleep 30', timeout_ms=300)
     assert finished.status == "timeout"
-    assert finished.stdout.startswith(tempfile.gettempdir())
+    assert finished.stdout.startswith(f"{settings.DATA_DIR / 'inline-scripts'}/jr-inline-")
     assert not os.path.exists(os.path.dirname(finished.stdout))
+
+
+def test_an_inline_script_lives_in_a_private_directory_of_the_data_dir_named_for_its_worker():
+    finished = run_job(script='echo "$0"; stat -c %a "$(dirname "$(dirname "$0")")"')
+    path, parent_mode = finished.stdout.splitlines()
+    assert os.path.basename(os.path.dirname(path)).startswith(f"jr-inline-{os.getpid()}-")
+    assert parent_mode == "700"
+
+
+def test_a_script_runs_with_the_umask_the_runner_was_started_with(monkeypatch):
+    monkeypatch.setenv("JEEVES_INHERITED_UMASK", "0027")
+    previous = os.umask(0o077)  # what manage.py and the web app run under
+    try:
+        finished = run_job(script='umask; echo "[$JEEVES_INHERITED_UMASK]"')
+    finally:
+        os.umask(previous)
+    assert finished.stdout.splitlines() == ["0027", "[]"]
 
 
 # Environment and arguments
@@ -139,6 +155,49 @@ def test_a_job_env_cannot_override_any_variable_the_runner_sets():
     finished = execute_run(run.pk, worker="test:1")
     assert "forged" not in finished.stdout
     assert finished.stdout.splitlines()[:2] == ["real", str(run.pk)]
+
+
+# The runner's secrets and settings, as a runner configured with all of them has them.
+RUNNER_SECRETS = {
+    "DJANGO_SECRET_KEY": "s3cret-key",
+    "DJANGO_SECRET_KEY_FILE": "/etc/jeeves/secret_key",
+    "OPENCLAW_GATEWAY_TOKEN": "gw-token",
+    "OPENCLAW_GATEWAY_TOKEN_FILE": "/etc/jeeves/gateway_token",
+    "JEEVES_GATEWAY_TOKEN_PATH": "/etc/jeeves/gateway_token",
+    "JEEVES_SLACK_TOKEN_PATH": "/etc/jeeves/slack_token",
+    "JEEVES_DATA_DIR": "/var/lib/jeeves",
+    "JEEVES_CONFIG": "/etc/jeeves/config.json",
+    "JEEVES_REDIS_URL": "redis://:broker-password@127.0.0.1:6379/0",
+    "JEEVES_LOG_FILE": "/var/log/jeeves.log",
+}
+
+
+def test_a_script_sees_none_of_the_runners_secrets_and_all_it_needs(monkeypatch):
+    for name, value in RUNNER_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("JEEVES_TEST_UNRELATED", "kept")
+    finished = run_job(script="env")
+    env = dict(line.split("=", 1) for line in finished.stdout.splitlines() if "=" in line)
+    assert not set(RUNNER_SECRETS) & set(env)
+    assert not [v for v in RUNNER_SECRETS.values() if v in finished.stdout]
+    assert env["DATABASE_URL"] == database_url()
+    assert env["DJANGO_SETTINGS_MODULE"] == "jeeves_site.settings"
+    assert {"JR_JOB_ID", "JR_RUN_ID", "JR_DB_PATH", "PYTHONPATH"} <= set(env)
+    assert env["JEEVES_TEST_UNRELATED"] == "kept"
+
+
+def test_a_script_without_the_runners_secrets_still_uses_the_client(monkeypatch):
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "s3cret-key")
+    monkeypatch.setenv("JEEVES_DATA_DIR", str(settings.DATA_DIR))
+    text = textwrap.dedent(f"""\
+        #!{sys.executable}
+        from runner.client import get_runner_client
+        with get_runner_client() as jr:
+            jr.set_state("env-test", "k", 42)
+            print(jr.get_state("env-test", "k"))
+    """)
+    finished = run_job(script=text)
+    assert (finished.status, finished.stdout) == ("ok", "42"), finished.stderr
 
 
 def test_the_runner_gives_a_script_this_database():

@@ -27,7 +27,7 @@ def write_config(tmp_path: Path, data) -> dict[str, str]:
 
 def test_without_database_url_the_database_is_sqlite_in_the_data_dir(tmp_path):
     db = database_from_environment(tmp_path, environ={})
-    assert db["ENGINE"] == "django.db.backends.sqlite3"
+    assert db["ENGINE"] == "jeeves_site.private_sqlite3"  # Django's, creating the file 0600
     assert db["NAME"] == str(tmp_path / "jeeves.sqlite3")
 
 

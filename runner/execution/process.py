@@ -164,16 +164,19 @@ def _interpreter_argv(extension: str, interpreter: Sequence[str] | str) -> list[
 
 
 @contextmanager
-def inline_script_file(text: str, suffix: str) -> Iterator[str]:
+def inline_script_file(
+    text: str, suffix: str, *, parent: str | None = None, prefix: str = "jr-inline-"
+) -> Iterator[str]:
     """Write `text` to a private temporary file and yield its path.
 
-    The file is mode 0600 in a directory only the runner's user can enter, and both
-    are removed on leaving the block, however it is left. A runner killed with
-    SIGKILL cannot clean up; the directory names start with "jr-inline-".
+    The file is mode 0600 in a new directory (mode 0700, named `prefix` + random,
+    made in `parent`, default the system's temporary directory), and both are removed
+    on leaving the block, however it is left. A runner killed with SIGKILL cannot
+    clean up; its directories are found by their prefix.
     """
     if os.sep in suffix:
         raise ValueError(f"suffix must not contain {os.sep!r}: {suffix!r}")
-    directory = tempfile.mkdtemp(prefix="jr-inline-")
+    directory = tempfile.mkdtemp(prefix=prefix, dir=parent)
     try:
         path = os.path.join(directory, "script" + suffix)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -588,6 +591,7 @@ def run_process(
     tail_lines: int,
     clock: Callable[[], float] = time.monotonic,
     cancel: _Flag | None = None,
+    umask: int = -1,
 ) -> ProcessResult:
     """Run `argv` to completion and return what it did.
 
@@ -597,7 +601,8 @@ def run_process(
     running is killed. Only the last `tail_lines` lines of each stream are kept.
     A failure to start is reported in `error`, never raised. Setting `cancel`
     (anything with ``is_set()``, e.g. a threading.Event) ends the tree the same
-    way as a timeout, and the result says `cancelled`.
+    way as a timeout, and the result says `cancelled`. `umask`, unless -1, is the
+    child's umask (the caller's otherwise).
     """
     if tail_lines < 0:
         raise ValueError(f"tail_lines must be >= 0, not {tail_lines}")
@@ -612,6 +617,7 @@ def run_process(
                 env=dict(env),
                 cwd=cwd,
                 start_new_session=True,
+                umask=umask,
             )
     except OSError as exc:
         return _not_started(_spawn_error_text(argv, cwd, exc), clock() - started)

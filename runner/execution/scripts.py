@@ -13,6 +13,9 @@ from django.conf import settings
 from django.db import connection
 
 from jeeves_site.database import database_url
+from jeeves_site.private_files import inherited_umask
+from runner.execution import environment
+from runner.execution.inline_files import inline_prefix, inline_root
 from runner.execution.process import (
     ProcessResult,
     ScriptNotRunnable,
@@ -21,7 +24,7 @@ from runner.execution.process import (
     run_process,
 )
 from runner.models import Run, RunOutcome, RunStatus, SourceType
-from runner.validation import is_reserved_env_name, resolve_script_path, scripts_dir
+from runner.validation import resolve_script_path, scripts_dir
 
 # How many of stderr's last lines a failed run's error repeats.
 ERROR_TAIL_LINES = 5
@@ -39,7 +42,8 @@ class Cancellation(threading.Event):
 
 
 def runner_environment(run: Run) -> dict[str, str]:
-    """The variables the runner always sets; a job's env cannot override them."""
+    """The variables the runner always sets (``environment.SET`` and ``JR_*``); a job's
+    env cannot override them."""
     db = settings.DATABASES["default"]
     python_path = [str(settings.BASE_DIR), os.environ.get("PYTHONPATH", "")]
     return {
@@ -48,19 +52,14 @@ def runner_environment(run: Run) -> dict[str, str]:
         "JR_DB_PATH": db["NAME"] if connection.vendor == "sqlite" else "",
         "DATABASE_URL": database_url(),
         "DJANGO_SETTINGS_MODULE": "jeeves_site.settings",
-        "JEEVES_DATA_DIR": str(settings.DATA_DIR),
         "PYTHONPATH": os.pathsep.join(part for part in python_path if part),
     }
 
 
 def script_environment(run: Run) -> dict[str, str]:
-    """The runner's environment, then the job's env, then the runner's own variables."""
-    env = dict(os.environ)
-    env.update(
-        {name: value for name, value in run.job.env.items() if not is_reserved_env_name(name)}
-    )
-    env.update(runner_environment(run))
-    return env
+    """The runner's environment without its secrets, then the job's env, then the
+    runner's own variables (see ``runner.execution.environment``)."""
+    return environment.script_environment(os.environ, run.job.env, runner_environment(run))
 
 
 def inline_command(text: str, path: str) -> list[str]:
@@ -87,13 +86,19 @@ def run_script_job(run: Run, cancel: threading.Event) -> RunOutcome:
             grace_s=settings.RUNNER.kill_grace_ms / 1000,
             tail_lines=settings.RUNNER.output_tail_lines,
             cancel=cancel,
+            # The runner's own processes run under umask 077; scripts get the operator's.
+            umask=inherited_umask(),
         )
     return outcome_of(result, job.timeout_ms, getattr(cancel, "reason", "cancelled"))
 
 
 def _command(job, stack: ExitStack) -> tuple[list[str], str]:
     if job.source_type == SourceType.INLINE:
-        path = stack.enter_context(inline_script_file(job.script, ".script"))
+        path = stack.enter_context(
+            inline_script_file(
+                job.script, ".script", parent=str(inline_root()), prefix=inline_prefix()
+            )
+        )
         return inline_command(job.script, path), str(scripts_dir())
     path = resolve_script_path(job.script)
     return resolve_command(str(path), settings.RUNNER.runners), str(Path(path).parent)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+
+from jeeves_site.private_files import write_private_file
 
 PASSWORD_FILE_NAME = "initial-admin-password"
 
@@ -30,10 +31,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"Its initial password is in {password_file}")
             return
         password = secrets.token_urlsafe(18)
-        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
-        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(password + "\n")
+        write_private_file(password_file, password + "\n")
         users.objects.create_superuser(username=username, email="", password=password)
         self.stdout.write(
             f"Created the admin login '{username}'; its password is in {password_file} "

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from runner.jobs import JobRow, job_rows
 from runner.schedule import zone
+from runner.terminal import neutralise
 
 HEADERS = ("ENABLED", "ID", "SCHEDULE", "NEXT FIRE", "LAST STATUS", "NAME")
 
@@ -37,7 +38,7 @@ def _cells(row: JobRow) -> tuple[str, ...]:
         f"{row.schedule} ({row.zone})",
         _next_fire(row),
         row.last_status or "-",
-        row.name,
+        neutralise(row.name),  # typed by whoever edits jobs; printed on a terminal
     )
 
 

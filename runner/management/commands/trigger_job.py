@@ -12,6 +12,7 @@ from runner.execution.executor import cancel_on_signals, execute_run
 from runner.execution.scripts import Cancellation
 from runner.jobs import UnknownJobs, get_jobs
 from runner.models import Run, RunStatus
+from runner.terminal import neutralise
 
 # Slack posts leave from a background thread; give them time before this process exits
 # (a post times out after a few seconds).
@@ -62,4 +63,5 @@ def describe_run(run: Run) -> str:
         lines.append(f"--- {name} ({size} bytes{cut if text else ''}) ---")
         if text:
             lines.append(text)
-    return "\n".join(lines)
+    # Output is the script's, shown on the operator's terminal: no escape sequence runs.
+    return neutralise("\n".join(lines))

@@ -1,0 +1,89 @@
+"""A job's env may not name a variable the runner sets or removes, at any entrance.
+
+What a script's environment then holds is tested with real scripts in test_scripts.py.
+"""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from jeeves_site import runner_config
+from runner import tokens
+from runner.execution import environment
+from runner.models import Job
+
+pytestmark = pytest.mark.django_db
+
+# (name, what the refusal says): removed ones are the runner's own, set ones its to set.
+REMOVED = "is the runner's own and is never passed to scripts"
+SET = "is set by the runner and cannot be overridden"
+RESERVED = [  # also used by tests/api/test_job_env.py
+    ("DJANGO_SECRET_KEY", REMOVED),
+    ("DJANGO_SECRET_KEY_FILE", REMOVED),
+    ("OPENCLAW_GATEWAY_TOKEN", REMOVED),
+    ("JEEVES_GATEWAY_TOKEN_PATH", REMOVED),
+    ("JEEVES_SLACK_TOKEN_PATH", REMOVED),
+    ("JEEVES_DATA_DIR", REMOVED),
+    ("JEEVES_CONFIG", REMOVED),
+    ("JEEVES_REDIS_URL", REMOVED),
+    ("PYTHONPATH", SET),
+    ("DATABASE_URL", SET),
+    ("DJANGO_SETTINGS_MODULE", SET),
+    ("JR_ANYTHING", SET),
+]
+
+
+def test_every_secret_bearing_setting_is_removed_from_scripts():
+    token_settings = [
+        name for name in runner_config._NESTED_ENV_KEYS if "TOKEN" in name or "SECRET" in name
+    ]
+    assert token_settings  # the audit found the token paths
+    for name in [*token_settings, tokens.GATEWAY_TOKEN_ENV, "DJANGO_SECRET_KEY"]:
+        assert name in environment.REMOVED and environment.is_reserved(name)
+
+
+def test_a_variable_the_runner_neither_sets_nor_removes_is_the_jobs():
+    assert not environment.is_reserved("GREETING")
+    assert not environment.is_reserved("JEEVES_TIME_ZONE")
+
+
+@pytest.mark.parametrize("name,reason", RESERVED)
+def test_add_job_refuses_a_reserved_name_and_writes_nothing(name, reason):
+    argv = ["--id", "inbox", "--name", "Inbox", "--schedule", "*/5 * * * *"]
+    argv += ["--source-type", "inline", "--script", "env", "--env", f"{name}=forged"]
+    with pytest.raises(CommandError) as caught:
+        call_command("add_job", *argv, stdout=StringIO(), stderr=StringIO())
+    assert f"env: {name} {reason}" in str(caught.value)
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("name,reason", RESERVED)
+def test_sync_jobs_skips_a_job_with_a_reserved_name_and_says_why(tmp_path, name, reason):
+    job = {"id": "poll", "name": "Poll", "schedule": "*/5 * * * *", "script": "env"}
+    job.update(source_type="inline", env={name: "forged"})
+    (tmp_path / "a.json").write_text(json.dumps([job]))
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("sync_jobs", str(tmp_path), stdout=StringIO(), stderr=err)
+    assert f"env: {name} {reason}" in err.getvalue()
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("name,reason", RESERVED)
+def test_the_admin_form_refuses_a_reserved_name(admin_client, name, reason):
+    form = {
+        "id": "inbox", "name": "Poll inbox", "description": "", "enabled": "on",
+        "type": "script", "source_type": "inline", "script": "env", "args": "[]",
+        "env": json.dumps({name: "forged"}), "thinking": "low", "schedule": "*/5 * * * *",
+        "timezone": "", "overlap_policy": "skip", "missed_fire_policy": "skip",
+        "timeout_ms": "", "on_failure": "", "on_success": "", "output_channel": "",
+    }  # fmt: skip
+    response = admin_client.post(reverse("admin:runner_job_add"), form)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["env"] == [f"{name} {reason}"]
+    assert not Job.objects.exists()
