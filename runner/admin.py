@@ -39,7 +39,7 @@ class JobAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "schedule", "type", "enabled", "last_status", "last_run_at")
     list_filter = ("type", "enabled", LastStatusFilter)
     search_fields = ("id", "name")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at", "schedule_effective_at")
     actions = ("run_now", "enable", "disable")
     fieldsets = (
         (None, {"fields": ("id", "name", "description", "enabled")}),
@@ -57,7 +57,7 @@ class JobAdmin(admin.ModelAdmin):
             },
         ),
         ("Notifications", {"fields": ("on_failure", "on_success", "output_channel")}),
-        ("Record", {"fields": ("created_at", "updated_at")}),
+        ("Record", {"fields": ("created_at", "updated_at", "schedule_effective_at")}),
     )
 
     def get_queryset(self, request) -> QuerySet:

@@ -16,6 +16,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Min, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from runner import validation
@@ -23,6 +24,10 @@ from runner.models import Job, Run, RunStatus, SchedulerHeartbeat
 
 NAME = "runner"
 ERROR_STATUSES = (RunStatus.ERROR, RunStatus.TIMEOUT)
+# The backlog (runs waiting for a worker) makes the status "degraded" beyond either
+# bound: more pending runs than this, or the oldest waiting longer than this.
+BACKLOG_MAX_PENDING = 1000
+BACKLOG_MAX_AGE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -37,11 +42,21 @@ class Health:
     failed_registrations: tuple[str, ...]  # job ids
     ok_last_hour: int
     errors_last_hour: int
+    pending: int = 0  # runs waiting for a worker
+    oldest_pending_s: float | None = None  # how long past its instant the oldest has waited
+
+    @property
+    def backlogged(self) -> bool:
+        """More runs wait, or wait longer, than ``BACKLOG_MAX_PENDING``/``BACKLOG_MAX_AGE_S``."""
+        age = self.oldest_pending_s or 0.0
+        return self.pending > BACKLOG_MAX_PENDING or age > BACKLOG_MAX_AGE_S
 
     @property
     def status(self) -> str:
-        """``ok`` when a scheduler is alive and every enabled job's schedule loads."""
-        return "ok" if self.schedulers and not self.failed_registrations else "degraded"
+        """``ok`` when a scheduler is alive, every enabled job's schedule loads and the
+        backlog is within its bounds; otherwise ``degraded``."""
+        healthy = self.schedulers and not self.failed_registrations and not self.backlogged
+        return "ok" if healthy else "degraded"
 
     def as_json(self) -> dict:
         """The body of ``GET /api/status``."""
@@ -58,6 +73,16 @@ class Health:
                 "errorsLastHour": self.errors_last_hour,
                 "schedulers": self.schedulers,
                 "failedJobs": list(self.failed_registrations),
+                "backlog": {
+                    "pending": self.pending,
+                    "oldestPendingAge": (
+                        None
+                        if self.oldest_pending_s is None
+                        else round(self.oldest_pending_s * 1000)
+                    ),
+                    "maxPending": BACKLOG_MAX_PENDING,
+                    "maxAge": round(BACKLOG_MAX_AGE_S * 1000),
+                },
             },
         }
 
@@ -79,6 +104,11 @@ def health_summary(now: datetime | None = None) -> Health:
     live = SchedulerHeartbeat.heard_since(now - silence)
     schedulers = live.aggregate(n=Count("pk"), since=Min("started_at"))
     since = schedulers["since"]
+    # The runs_active index: only unfinished runs are touched.
+    backlog = Run.objects.filter(status=RunStatus.PENDING).aggregate(
+        n=Count("id"), oldest=Min(Coalesce("scheduled_for", "created_at"))
+    )
+    oldest = backlog["oldest"]
     return Health(
         version=version(),
         uptime_s=round((now - since).total_seconds(), 3) if since else None,
@@ -88,6 +118,8 @@ def health_summary(now: datetime | None = None) -> Health:
         failed_registrations=tuple(failed_registrations()),
         ok_last_hour=recent.get(RunStatus.OK, 0),
         errors_last_hour=sum(recent.get(status, 0) for status in ERROR_STATUSES),
+        pending=backlog["n"],
+        oldest_pending_s=max(0.0, (now - oldest).total_seconds()) if oldest else None,
     )
 
 
@@ -135,5 +167,13 @@ def describe(health: Health) -> str:
             f"jobs: {health.total_jobs}, running now: {health.running}",
             f"failed registrations: {len(health.failed_registrations)} ({failed})",
             f"last hour: {health.ok_last_hour} ok, {health.errors_last_hour} errors",
+            f"backlog: {health.pending} pending{_oldest(health)}"
+            + (" (over its bounds)" if health.backlogged else ""),
         ]
     )
+
+
+def _oldest(health: Health) -> str:
+    if health.oldest_pending_s is None:
+        return ""
+    return f", the oldest {health.oldest_pending_s:.0f} s past its instant"

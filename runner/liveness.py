@@ -2,7 +2,12 @@
 
 * A ``running`` run whose heartbeat is older than ``livenessTimeoutMs`` is
   finished as ``error`` saying which worker went silent and when. Bound: the
-  timeout plus one check interval (30 s + 5 s by default).
+  timeout plus one check interval (30 s + 5 s by default). "Older" must hold on
+  both clocks a step of the scheduler's own wall clock cannot move: the
+  database's (``runner.clocks.database_now``), and this scheduler's monotonic
+  clock, over which it has watched the heartbeat stand still for the timeout. So
+  a forward step never kills a healthy run, and a scheduler that just started
+  waits one timeout before calling a run on another host silent.
 * A ``running`` run whose worker process was on this host and no longer exists
   is finished at once, and whatever its script left running is ended. This is
   also how a restarted scheduler recovers what its previous life left behind.
@@ -29,6 +34,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
@@ -38,6 +44,7 @@ from django.db.models import Q
 
 from jeeves_site.database import database_url
 from runner import dispatch, notify
+from runner.clocks import database_now
 from runner.models import JobType, Run, RunStatus
 
 logger = logging.getLogger(__name__)
@@ -63,13 +70,20 @@ class Liveness:
         dispatcher: Callable[[Iterable[int]], int] = dispatch.dispatch,
         host: str | None = None,
         resumer: Callable[[Iterable[tuple[int, str]]], int] = dispatch.dispatch_resume,
+        monotonic: Callable[[], float] = time.monotonic,
+        database_clock: Callable[[], datetime] = database_now,
     ) -> None:
         self._dispatch = dispatcher
         self._resume = resumer
+        self._monotonic = monotonic
+        self._database_clock = database_clock
         self.host = host or socket.gethostname()
-        self._retries: dict[int, tuple[datetime, int]] = {}
+        # Backoffs are on the monotonic clock (seconds), so a wall step does not freeze them.
+        self._retries: dict[int, tuple[float, int]] = {}
         # (run, dead worker) -> (when to dispatch its resume again, how many so far)
-        self._resumes: dict[tuple[int, str], tuple[datetime, int]] = {}
+        self._resumes: dict[tuple[int, str], tuple[float, int]] = {}
+        # running run -> (its heartbeat as last read, monotonic time it was first read so)
+        self._watched: dict[int, tuple[datetime | None, float]] = {}
 
     def check(self, now: datetime) -> bool:
         """All three checks; True if any found work."""
@@ -79,23 +93,41 @@ class Liveness:
         return self.redispatch_pending(now) or dead or silent
 
     def reap_silent(self, now: datetime) -> bool:
-        """Finish (or resume) running runs whose worker sent no heartbeat within the timeout."""
+        """Finish (or resume) running runs whose worker sent no heartbeat within the timeout.
+
+        ``now`` only stamps ``finished_at``; silence is judged on the database's clock
+        and on the monotonic clock (see the module docstring).
+        """
         timeout = timedelta(milliseconds=settings.RUNNER.liveness_timeout_ms)
-        cutoff = now - timeout
+        cutoff = self._database_clock() - timeout
+        silent_ids = self._watch_heartbeats(timeout.total_seconds())
         silent = Run.objects.select_related("job").filter(
-            status=RunStatus.RUNNING, heartbeat_at__lt=cutoff
+            pk__in=silent_ids, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff
         )
         found = False
         for run in silent.order_by("heartbeat_at")[:BATCH]:
             if _resumable(run):
-                found |= self._resume_dead(run, now, "went silent")
+                found |= self._resume_dead(run, "went silent")
                 continue
             reason = (
                 f"worker {run.worker} stopped sending heartbeats at {_iso(run.heartbeat_at)} "
                 f"(none for {timeout.total_seconds():g} s); the run was declared dead"
             )
-            found |= _finish_dead(run, reason, now, heartbeat_at__lt=cutoff)
+            found |= _finish_dead(
+                run, reason, now, heartbeat_at__lt=cutoff, heartbeat_at=run.heartbeat_at
+            )
         return found
+
+    def _watch_heartbeats(self, timeout_s: float) -> list[int]:
+        """Note every running run's heartbeat; the ids of those standing still for the timeout."""
+        mono = self._monotonic()
+        beats = Run.objects.filter(status=RunStatus.RUNNING).values_list("pk", "heartbeat_at")
+        watched = {}
+        for pk, heartbeat in beats.iterator(2000):
+            seen = self._watched.get(pk)
+            watched[pk] = seen if seen is not None and seen[0] == heartbeat else (heartbeat, mono)
+        self._watched = watched
+        return [pk for pk, (_, since) in watched.items() if mono - since >= timeout_s]
 
     def reap_dead_local(self, now: datetime) -> bool:
         """Finish (or resume) running runs whose worker process on this host is gone."""
@@ -108,7 +140,7 @@ class Liveness:
             if pid is None or _alive(pid, run.started_at):
                 continue
             if _resumable(run):
-                found |= self._resume_dead(run, now, f"died (process {pid} is gone)")
+                found |= self._resume_dead(run, f"died (process {pid} is gone)")
                 continue
             ended = end_orphaned_scripts(run.pk)
             reason = f"worker {run.worker} died (process {pid} is gone) while the run was going"
@@ -128,26 +160,27 @@ class Liveness:
             .values_list("pk", flat=True)[:BATCH]
         )
         stale = list(stale)
+        mono = self._monotonic()
         self._retries = {pk: retry for pk, retry in self._retries.items() if pk in set(stale)}
-        due = [pk for pk in stale if pk not in self._retries or self._retries[pk][0] <= now]
+        due = [pk for pk in stale if pk not in self._retries or self._retries[pk][0] <= mono]
         for pk in due:
-            tries = self._retries.get(pk, (now, 0))[1] + 1
-            wait = min(bound * 2**tries, MAX_REDISPATCH_BACKOFF)
-            self._retries[pk] = (now + wait, tries)
+            tries = self._retries.get(pk, (mono, 0))[1] + 1
+            self._retries[pk] = (mono + _backoff_s(bound, tries), tries)
         if due:
             logger.info("dispatching again %d run(s) still pending after %s", len(due), bound)
             self._dispatch(due)
         return bool(due)
 
-    def _resume_dead(self, run: Run, now: datetime, what: str) -> bool:
+    def _resume_dead(self, run: Run, what: str) -> bool:
         """Dispatch a resume of session run ``run`` unless one is still within its backoff."""
         memo = (run.pk, run.worker)
         retry = self._resumes.get(memo)
-        if retry is not None and retry[0] > now:
+        mono = self._monotonic()
+        if retry is not None and retry[0] > mono:
             return False
-        tries = (retry or (now, 0))[1] + 1
+        tries = (retry or (mono, 0))[1] + 1
         bound = timedelta(milliseconds=settings.RUNNER.pending_redispatch_ms)
-        self._resumes[memo] = (now + min(bound * 2**tries, MAX_REDISPATCH_BACKOFF), tries)
+        self._resumes[memo] = (mono + _backoff_s(bound, tries), tries)
         key = run.result_meta["sessionKey"]
         logger.warning(
             "run %s of %s: worker %s %s; dispatching a resume of session %s",
@@ -170,6 +203,11 @@ class Liveness:
             ).values_list("pk", "worker")
         )
         self._resumes = {memo: retry for memo, retry in self._resumes.items() if memo in held}
+
+
+def _backoff_s(bound: timedelta, tries: int) -> float:
+    """The wait before dispatching again: the bound doubled per try, capped (seconds)."""
+    return min(bound * 2**tries, MAX_REDISPATCH_BACKOFF).total_seconds()
 
 
 def _resumable(run: Run) -> bool:

@@ -10,7 +10,8 @@ from typing import Any
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
+from django.utils import timezone as django_timezone
 
 from runner import schedule, validation
 
@@ -118,6 +119,46 @@ def _in_choices(field: str, choices: type[models.TextChoices]) -> Q:
     return Q(**{f"{field}__in": choices.values})
 
 
+# What decides when a job fires: changing one of these (or enabling the job) starts
+# its schedule afresh, and missed fires are counted from then (``schedule_effective_at``).
+TIMING_FIELDS = ("schedule", "timezone", "enabled")
+
+
+class JobQuerySet(models.QuerySet):
+    """Jobs; ``update`` keeps ``schedule_effective_at`` true, as ``Job.save`` does."""
+
+    def update(self, **fields: Any) -> int:
+        """As ``QuerySet.update``; a row whose schedule or zone changes, or that goes from
+        disabled to enabled, gets ``schedule_effective_at`` = now (rows already so keep theirs)."""
+        if "schedule_effective_at" not in fields:
+            starts = _starts_afresh(fields)
+            if starts is not None:
+                fields["schedule_effective_at"] = Case(
+                    When(starts, then=Value(django_timezone.now())),
+                    default=F("schedule_effective_at"),
+                )
+        return super().update(**fields)
+
+
+def _starts_afresh(fields: dict[str, Any]) -> Q | None:
+    """The rows whose timing this update changes; None when it changes no row's."""
+    changes = []
+    for name in ("schedule", "timezone"):
+        if name in fields:
+            value = fields[name]
+            expression = hasattr(value, "resolve_expression")
+            changes.append(Q(pk__isnull=False) if expression else ~Q(**{name: value}))
+    enabled = fields.get("enabled")
+    if enabled is True or hasattr(enabled, "resolve_expression"):
+        changes.append(Q(enabled=False))
+    if not changes:
+        return None
+    condition = changes[0]
+    for change in changes[1:]:
+        condition |= change
+    return condition
+
+
 class Job(models.Model):
     """A cron schedule plus something to run: a script, or a session prompt."""
 
@@ -160,6 +201,18 @@ class Job(models.Model):
     args = models.JSONField(default=list, blank=True, validators=[validation.validate_args])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    schedule_effective_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=(
+            "When the current schedule took effect: set on creation, on a change of "
+            "schedule or zone, and on enabling. Missed fires count from here, never "
+            "from before. Blank (rows older than this field): the creation time."
+        ),
+    )
+
+    objects = JobQuerySet.as_manager()
 
     class Meta:
         db_table = "jobs"
@@ -190,6 +243,30 @@ class Job(models.Model):
     def __str__(self) -> str:
         return self.id
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save; a new job, a changed schedule or zone, or enabling moves
+        ``schedule_effective_at`` to now (see ``TIMING_FIELDS``)."""
+        if self._timing_changed():
+            self.schedule_effective_at = django_timezone.now()
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "schedule_effective_at"}
+        super().save(*args, **kwargs)
+        self._timing_loaded = _timing(self)
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        job = super().from_db(db, field_names, values)
+        job._timing_loaded = _timing(job)
+        return job
+
+    def _timing_changed(self) -> bool:
+        loaded = getattr(self, "_timing_loaded", None)
+        if self._state.adding or loaded is None:
+            return True
+        schedule_, zone, enabled = loaded
+        now_schedule, now_zone, now_enabled = _timing(self)
+        return (schedule_, zone) != (now_schedule, now_zone) or (now_enabled and not enabled)
+
     def clean(self) -> None:
         """Cross-field rules: what the script must be for this type and source.
 
@@ -207,6 +284,13 @@ class Job(models.Model):
     def next_fire_after(self, moment: datetime) -> datetime:
         """The first instant after ``moment`` at which this job's schedule fires (UTC)."""
         return schedule.next_fire_after(self.schedule, self.zone_name, moment)
+
+
+def _timing(job: Job) -> tuple[str, str, bool] | None:
+    """The job's timing fields, or None when some were not loaded (``only()``/``defer()``)."""
+    if any(name in job.get_deferred_fields() for name in TIMING_FIELDS):
+        return None
+    return (job.schedule, job.timezone, job.enabled)
 
 
 class Run(models.Model):

@@ -8,6 +8,11 @@ Fires are recorded through ``Run.create_scheduled_many`` (one statement for a ba
 whose unique (job, instant) constraint leaves out a fire another scheduler already
 recorded: only the runs this process inserted are dispatched. Dispatch happens ``dispatchLeadMs``
 before the instant; the worker waits for the instant itself (see ``runner.tasks``).
+
+Cron instants are wall-clock times (``now``); the periodic full re-read of the jobs
+runs on the monotonic clock, so a step of the wall clock cannot stall it. The heap
+holds one live entry per planned job, whatever happens: a batch the database
+refused puts back the entries it took, and raises for the caller to back off.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -33,13 +39,17 @@ logger = logging.getLogger(__name__)
 # stuck) counts as missed and follows the job's missed-fire policy rather than
 # running every slot of the gap.
 LATE_FIRE_IS_MISSED = timedelta(seconds=10)
-# Edits made without touching ``updated_at`` (a raw UPDATE) still show up this often.
-FULL_RESYNC = timedelta(seconds=60)
+# Edits made without touching ``updated_at`` (a raw UPDATE) still show up this often
+# (seconds on the monotonic clock).
+FULL_RESYNC_S = 60.0
 # SQLite allows 999 parameters per statement in older builds.
 LOAD_CHUNK = 500
 _JUST_BEFORE = timedelta(microseconds=1)
 
-_PLAN_FIELDS = ("id", "schedule", "timezone", "enabled", "missed_fire_policy", "created_at")
+_PLAN_FIELDS = (
+    "id", "schedule", "timezone", "enabled", "missed_fire_policy", "created_at",
+    "schedule_effective_at",
+)  # fmt: skip
 _SIGNATURE_FIELDS = ("id", "updated_at", "enabled", "schedule", "timezone", "missed_fire_policy")
 
 
@@ -65,16 +75,20 @@ class Scheduler:
         self,
         dispatcher: Callable[[Iterable[int]], int] = dispatch.dispatch,
         lead: timedelta | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._dispatch = dispatcher
         self._lead = lead
+        self._monotonic = monotonic
         self._plans: dict[str, Plan] = {}
         self._heap: list[tuple[datetime, str, int]] = []
         self._versions = itertools.count(1)
         self._signatures: dict[str, tuple] = {}
         self._fingerprint: tuple | None = None
-        self._last_full_sync: datetime | None = None
+        self._last_full_sync: float | None = None
         self.failed: dict[str, str] = {}
+        # job id -> its first fire the database refused, until a batch is recorded
+        self.held_back: dict[str, datetime] = {}
 
     @property
     def lead(self) -> timedelta:
@@ -88,19 +102,25 @@ class Scheduler:
     def start(self, now: datetime) -> bool:
         """Plan every enabled job and record the fires missed since its last one.
 
-        A job's last fire is its newest scheduled run (or its creation); the slots
-        between it and ``now`` were missed and follow the job's missed-fire policy.
-        Returns whether anything was recorded.
+        Missed fires are the slots after both the job's newest scheduled run and the
+        moment its current schedule took effect (``Job.schedule_effective_at``: its
+        creation, its last change of schedule or zone, or its enabling) up to ``now``:
+        time spent disabled or under another schedule is not missed time. They follow
+        the job's missed-fire policy. Returns whether anything was recorded; raises
+        DatabaseError when the database does not answer (call again).
         """
+        self._plans.clear()
+        self._heap.clear()
         self._fingerprint = _fingerprint()
         self._signatures = _signatures(Job.objects.all())
-        self._last_full_sync = now
+        self._last_full_sync = self._monotonic()
         last_fires = _last_scheduled_fires()
         fires: list[Fire] = []
         for row in Job.objects.filter(enabled=True).values(*_PLAN_FIELDS).iterator(2000):
             plan = self._plan(row, now)
             if plan is not None:
-                since = max(filter(None, (last_fires.get(plan.job_id), row["created_at"])))
+                effective = row["schedule_effective_at"] or row["created_at"]
+                since = max(filter(None, (last_fires.get(plan.job_id), effective)))
                 fires += self._catch_up(plan, since, now)
         self._report_failures(list(self.failed.items()))
         recorded = self._record(fires, now)
@@ -120,39 +140,86 @@ class Scheduler:
         return None
 
     def fire_due(self, now: datetime) -> bool:
-        """Record and dispatch every fire due by ``now`` plus the lead."""
-        horizon = now + self.lead
+        """Record and dispatch every fire due by ``now`` plus the lead.
+
+        A fire reached more than ``LATE_FIRE_IS_MISSED`` late (the loop was stuck,
+        the wall clock stepped forward, the database was down) follows the job's
+        missed-fire policy for every slot up to ``now``. Raises DatabaseError when
+        the database refused the batch, after putting the entries it took back on
+        the heap unchanged: one entry per planned job, the same fires next time.
+        """
+        due = self._pop_due(now + self.lead)
         fires: list[Fire] = []
+        resume_after: list[tuple[Plan, datetime]] = []
+        for at, plan in due:
+            if now - at > LATE_FIRE_IS_MISSED:
+                # After an outage the daemon sums up what was held back, in one line.
+                quiet = plan.job_id in self.held_back
+                if not quiet:
+                    logger.warning(
+                        "job %s: reached its fire at %s late; catching up", plan.job_id, at
+                    )
+                fires += self._catch_up(plan, at - _JUST_BEFORE, now, quiet)
+                resume_after.append((plan, now))
+            else:
+                slots = self._due_slots(plan, at, now + self.lead)
+                fires += slots
+                resume_after.append((plan, slots[-1].at))
+        try:
+            recorded = self._record(fires, now)
+        except DatabaseError:
+            for at, plan in due:
+                self.held_back.setdefault(plan.job_id, at)
+                heapq.heappush(self._heap, (at, plan.job_id, plan.version))
+            raise
+        if due:
+            self.held_back.clear()
+        for plan, after in resume_after:
+            self._push_next(plan, after)
+        return recorded > 0
+
+    def _pop_due(self, horizon: datetime) -> list[tuple[datetime, Plan]]:
+        """Take the live heap entries due by ``horizon``; stale ones are dropped."""
+        due = []
         while self._heap and self._heap[0][0] <= horizon:
             at, job_id, version = heapq.heappop(self._heap)
-            plan = self._plans.get(job_id)
-            if plan is None or plan.version != version:
-                continue
-            if now - at > LATE_FIRE_IS_MISSED:
-                logger.warning("job %s: reached its fire at %s late; catching up", job_id, at)
-                fires += self._catch_up(plan, at - _JUST_BEFORE, now)
-                self._push_next(plan, now)
-            else:
-                fires.append(Fire(job_id, at))
-                self._push_next(plan, at)
-        return self._record(fires, now) > 0
+            if self._is_live(job_id, version):
+                due.append((at, self._plans[job_id]))
+        return due
+
+    def _due_slots(self, plan: Plan, at: datetime, horizon: datetime) -> list[Fire]:
+        """The fire at ``at`` and the job's later ones already due by ``horizon``."""
+        fires = [Fire(plan.job_id, at)]
+        try:
+            while (following := plan.next_fire_after(fires[-1].at)) <= horizon:
+                fires.append(Fire(plan.job_id, following))
+        except (ValueError, KeyError):
+            pass  # _push_next records why
+        return fires
 
     def reconcile(self, now: datetime) -> bool:
         """Pick up jobs added, edited, disabled or deleted since the last look.
 
         Cheap when nothing changed: one aggregate query (count, newest
         ``updated_at``). Otherwise one narrow read of every job's signature, and
-        full rows only for the jobs that changed. Every ``FULL_RESYNC`` the
-        signatures are read regardless, for edits that bypassed ``updated_at``.
+        full rows only for the jobs that changed. Every ``FULL_RESYNC_S`` (monotonic)
+        the signatures are read regardless, for edits that bypassed ``updated_at``;
+        and every time while the newest ``updated_at`` lies ahead of ``now`` (the
+        wall clock stepped back, so new edits look older than old ones).
         """
         fingerprint = _fingerprint()
-        full_due = self._last_full_sync is None or now - self._last_full_sync >= FULL_RESYNC
-        if fingerprint == self._fingerprint and not full_due:
+        mono = self._monotonic()
+        full_due = self._last_full_sync is None or mono - self._last_full_sync >= FULL_RESYNC_S
+        # After the wall clock stepped back, an edit's updated_at is older than the
+        # newest one seen, so the fingerprint cannot show it: read in full meanwhile.
+        stepped_back = fingerprint[1] is not None and fingerprint[1] > now
+        if fingerprint == self._fingerprint and not (full_due or stepped_back):
             return False
+        signatures = _signatures(Job.objects.all())
+        # Remembered only once read: a read the database refused is repeated in full.
         self._fingerprint = fingerprint
         if full_due:
-            self._last_full_sync = now
-        signatures = _signatures(Job.objects.all())
+            self._last_full_sync = mono
         changed = [job for job, sig in signatures.items() if self._signatures.get(job) != sig]
         deleted = [job_id for job_id in self._signatures if job_id not in signatures]
         self._signatures = signatures
@@ -163,9 +230,20 @@ class Scheduler:
             for row in Job.objects.filter(pk__in=rows).values(*_PLAN_FIELDS):
                 self._replan(row, now)
         self._report_failures([(j, e) for j, e in self.failed.items() if j not in failures_before])
+        self._compact()
         return bool(changed or deleted)
 
     # -- planning ---------------------------------------------------------------
+
+    def heap_size(self) -> int:
+        """Entries on the heap, stale ones included (for tests and the outage drill)."""
+        return len(self._heap)
+
+    def _compact(self) -> None:
+        """Drop the stale entries edits left behind once they outnumber the live ones."""
+        if len(self._heap) > 2 * len(self._plans) + 64:
+            self._heap = [entry for entry in self._heap if self._is_live(entry[1], entry[2])]
+            heapq.heapify(self._heap)
 
     def planned(self) -> dict[str, datetime]:
         """Each planned job's next fire (for tests and diagnostics)."""
@@ -222,7 +300,9 @@ class Scheduler:
         heapq.heappush(self._heap, (at, plan.job_id, plan.version))
         return True
 
-    def _catch_up(self, plan: Plan, since: datetime, now: datetime) -> list[Fire]:
+    def _catch_up(
+        self, plan: Plan, since: datetime, now: datetime, quiet: bool = False
+    ) -> list[Fire]:
         bounds = CatchUpBounds(
             window=timedelta(milliseconds=settings.RUNNER.missed_fire_window_ms),
             max_runs=settings.RUNNER.missed_fire_max,
@@ -234,7 +314,8 @@ class Scheduler:
         except (ValueError, KeyError):
             return []  # _push_next records why this schedule cannot be computed
         if fires:
-            logger.warning(
+            logger.log(
+                logging.DEBUG if quiet else logging.WARNING,
                 "job %s: %d missed-fire run(s) recorded (policy %s)",
                 plan.job_id,
                 len(fires),
@@ -248,9 +329,10 @@ class Scheduler:
         """Insert the fires as runs and dispatch those this process inserted; return how many.
 
         One transaction for the batch; if a job deleted meanwhile breaks its
-        foreign key at commit, one transaction per fire. Fires the database could
-        not take (it is down) go back on the heap for the next cycle; once more
-        than ``LATE_FIRE_IS_MISSED`` late they follow the missed-fire policy.
+        foreign key at commit, one transaction per fire. Any other DatabaseError
+        (the database is down, locked or full) propagates: nothing of the batch is
+        lost, since the caller keeps its fires, and recording one again later is
+        harmless (the unique (job, instant) constraint).
         """
         if not fires:
             return 0
@@ -261,20 +343,12 @@ class Scheduler:
             return self._insert(fires, now)
         except IntegrityError:
             logger.info("a job went away meanwhile; recording %d fires one by one", len(fires))
-        except DatabaseError:
-            logger.exception("could not record %d fires; trying again next cycle", len(fires))
-            for fire in fires:
-                self._retry(fire)
-            return 0
         inserted = 0
         for fire in fires:
             try:
                 inserted += self._insert([fire], now)
             except IntegrityError:
                 logger.info("job %s is gone; its fire at %s is dropped", fire.job_id, fire.at)
-            except DatabaseError:
-                logger.exception("job %s: could not record its fire at %s", fire.job_id, fire.at)
-                self._retry(fire)
         return inserted
 
     def _insert(self, fires: list[Fire], now: datetime) -> int:
@@ -291,11 +365,6 @@ class Scheduler:
                     to_run.append(run_id)
             self._dispatch(to_run)
         return len(ids)
-
-    def _retry(self, fire: Fire) -> None:
-        plan = self._plans.get(fire.job_id)
-        if plan is not None:
-            heapq.heappush(self._heap, (fire.at, plan.job_id, plan.version))
 
     def _report_failures(self, failures: list[tuple[str, str]]) -> None:
         if not failures:

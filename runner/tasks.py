@@ -14,7 +14,7 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 
-from runner import dispatch, pool, worker_state
+from runner import coalesce, dispatch, pool, worker_state
 from runner.execution.executor import execute_run
 from runner.execution.scripts import Cancellation
 from runner.execution.sessions import resume_session_run
@@ -67,6 +67,8 @@ def _run(run_id: int) -> str:
         return "gone"
     if run.trigger == RunTrigger.SCHEDULE and not run.job.enabled:
         return _skip_disabled(run)
+    if coalesce.skip_if_stale(run_id, _rule_fields(run), timezone.now()):  # see runner.coalesce
+        return "skipped"
     return "accepted" if pool.current(_make_pool).submit(run) else "handed back"
 
 
@@ -75,9 +77,26 @@ def _make_pool() -> pool.RunPool:
 
 
 def _execute(run: Run) -> None:
+    """What a pool slot does with a due run: skip it if overtaken (``runner.coalesce``),
+    else execute it."""
+    if coalesce.skip_if_stale(run.pk, _rule_fields(run), timezone.now()):
+        return
     cancel = Cancellation()
     with worker_state.holding(cancel):
         execute_run(run, cancel=cancel)
+
+
+def _rule_fields(run: Run) -> dict:
+    """The run as ``coalesce.RUN_FIELDS`` names it."""
+    job = run.job
+    return {
+        "trigger": run.trigger,
+        "scheduled_for": run.scheduled_for,
+        "job__overlap_policy": job.overlap_policy,
+        "job__missed_fire_policy": job.missed_fire_policy,
+        "job__schedule": job.schedule,
+        "job__timezone": job.timezone,
+    }
 
 
 def hand_back(run_id: int) -> str:

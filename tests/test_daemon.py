@@ -15,6 +15,7 @@ from runner.daemon import Daemon
 from runner.health import health_summary
 from runner.models import Job, Run, SchedulerHeartbeat
 from tests.factories import JobFactory
+from tests.fakes.clocks import FakeClocks
 
 # The loop calls close_old_connections(), which closes a connection inside a test's
 # transaction: these tests commit for real.
@@ -35,71 +36,84 @@ def maintenance(monkeypatch) -> list[tuple[datetime, float]]:
     return calls
 
 
-def started_daemon(now: datetime = NOW) -> Daemon:
-    daemon = Daemon(workers=False, clock=lambda: now)
+@pytest.fixture
+def clocks() -> FakeClocks:
+    return FakeClocks(NOW)
+
+
+def started_daemon(clocks: FakeClocks) -> Daemon:
+    daemon = Daemon(workers=False, clocks=clocks)
     daemon.scheduler._dispatch = lambda run_ids: len(list(run_ids))
-    daemon.start(now)
+    daemon.liveness._database_clock = clocks.wall
+    daemon.start()
     return daemon
 
 
 def every_second_job() -> Job:
     job = JobFactory(id="tick", schedule="* * * * * *")
-    Job.objects.filter(pk=job.pk).update(created_at=NOW)
+    Job.objects.filter(pk=job.pk).update(created_at=NOW, schedule_effective_at=NOW)
     return job
 
 
-def test_a_cycle_records_the_fires_due(maintenance):
+def test_a_cycle_records_the_fires_due(maintenance, clocks):
     every_second_job()
-    daemon = started_daemon()
-    assert daemon.cycle(NOW + timedelta(seconds=1))
+    daemon = started_daemon(clocks)
+    clocks.advance(1)
+    assert daemon.cycle()
     assert Run.objects.filter(job_id="tick").count() == 1
 
 
-def test_maintenance_gets_only_the_time_before_the_next_dispatch(maintenance):
+def test_maintenance_gets_only_the_time_before_the_next_dispatch(maintenance, clocks):
     every_second_job()
-    daemon = started_daemon()
-    daemon.cycle(NOW + timedelta(milliseconds=400))
+    daemon = started_daemon(clocks)
+    clocks.advance(0.4)
+    daemon.cycle()
     [(_, budget)] = maintenance
     # next dispatch at 0.75 s (1 s minus the 250 ms lead), less a 50 ms margin
     assert budget == pytest.approx(0.3)
 
 
-def test_maintenance_waits_when_a_fire_is_about_to_be_dispatched(maintenance):
+def test_maintenance_waits_when_a_fire_is_about_to_be_dispatched(maintenance, clocks):
     every_second_job()
-    daemon = started_daemon()
-    daemon.cycle(NOW + timedelta(milliseconds=720))
+    daemon = started_daemon(clocks)
+    clocks.advance(0.72)
+    daemon.cycle()
     assert maintenance == []
 
 
-def test_maintenance_with_work_left_continues_on_the_next_cycle(maintenance):
-    daemon = started_daemon()
-    daemon.cycle(NOW)
-    daemon.cycle(NOW + timedelta(seconds=1))
-    daemon.cycle(NOW + timedelta(seconds=2))
+def test_maintenance_with_work_left_continues_on_the_next_cycle(maintenance, clocks):
+    daemon = started_daemon(clocks)
+    daemon.cycle()
+    clocks.advance(1)
+    daemon.cycle()
+    clocks.advance(1)
+    daemon.cycle()
     assert [budget for _, budget in maintenance] == [0.5, 0.5]
 
 
-def test_the_loop_sleeps_until_the_next_dispatch():
+def test_the_loop_sleeps_until_the_next_dispatch(clocks):
     every_second_job()
-    daemon = started_daemon()
-    daemon.cycle(NOW + timedelta(milliseconds=500))
-    assert daemon.sleep_for(NOW + timedelta(milliseconds=500)) == pytest.approx(0.25)
+    daemon = started_daemon(clocks)
+    clocks.advance(0.5)
+    daemon.cycle()
+    assert daemon.sleep_for() == pytest.approx(0.25)
 
 
 def test_runscheduler_once_plans_records_and_exits():
     job = JobFactory(id="tick", schedule="* * * * *")
-    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    hour_ago = timezone.now() - timedelta(hours=1)
+    Job.objects.filter(pk=job.pk).update(created_at=hour_ago, schedule_effective_at=hour_ago)
     call_command("runscheduler", "--once")
     [skipped] = Run.objects.filter(job_id="tick")
     assert skipped.status == "skipped" and "missed-fire policy skip" in skipped.error
 
 
-def test_start_up_waits_for_a_database_that_does_not_answer_yet(monkeypatch):
-    daemon = Daemon(workers=False, clock=lambda: NOW)
+def test_start_up_waits_for_a_database_that_does_not_answer_yet(monkeypatch, clocks):
+    daemon = Daemon(workers=False, clocks=clocks)
     attempts: list[datetime] = []
 
-    def start(now: datetime) -> None:
-        attempts.append(now)
+    def start() -> None:
+        attempts.append(clocks.wall())
         if len(attempts) < 3:
             raise OperationalError("connection refused")
 
@@ -110,21 +124,25 @@ def test_start_up_waits_for_a_database_that_does_not_answer_yet(monkeypatch):
     assert len(attempts) == 3 and waits == [1.0, 2.0]
 
 
-def test_a_running_scheduler_reports_its_uptime_through_the_health_summary(maintenance):
-    daemon = started_daemon()
-    daemon.cycle(NOW)
+def test_a_running_scheduler_reports_its_uptime_through_the_health_summary(maintenance, clocks):
+    daemon = started_daemon(clocks)
+    daemon.cycle()
     beat = SchedulerHeartbeat.objects.get(pk=daemon.identity)
     assert (beat.started_at, beat.seen_at) == (NOW, NOW)
     assert health_summary(now=NOW + timedelta(seconds=20)).uptime_s == 20
 
 
-def test_the_heartbeat_is_written_once_per_interval_not_every_cycle(maintenance, runner_config):
+def test_the_heartbeat_is_written_once_per_interval_not_every_cycle(
+    maintenance, runner_config, clocks
+):
     runner_config(heartbeat_interval_ms=5000)
-    daemon = started_daemon()
-    daemon.cycle(NOW)
-    daemon.cycle(NOW + timedelta(seconds=2))
+    daemon = started_daemon(clocks)
+    daemon.cycle()
+    clocks.advance(2)
+    daemon.cycle()
     assert SchedulerHeartbeat.objects.get(pk=daemon.identity).seen_at == NOW
-    daemon.cycle(NOW + timedelta(seconds=5))
+    clocks.advance(3)
+    daemon.cycle()
     assert SchedulerHeartbeat.objects.get(pk=daemon.identity).seen_at == NOW + timedelta(seconds=5)
 
 
@@ -132,3 +150,25 @@ def test_a_scheduler_that_stops_cleanly_is_no_longer_counted_alive():
     call_command("runscheduler", "--once")
     assert not SchedulerHeartbeat.objects.exists()
     assert health_summary().uptime_s is None
+
+
+def test_a_changed_config_file_applies_at_the_next_reconcile(
+    maintenance, settings, tmp_path, clocks
+):
+    import dataclasses
+    import json
+
+    from jeeves_site import config_live
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"runRetentionDays": 9}))
+    settings.RUNNER = dataclasses.replace(settings.RUNNER, config_file=str(path))
+    config_live.refresh_runner_config(force=True)
+    daemon = started_daemon(clocks)
+    path.write_text(json.dumps({"runRetentionDays": 11, "reconcileIntervalMs": 2000}))
+
+    daemon.cycle()
+    assert settings.RUNNER.run_retention_days == 9  # not yet: the reconcile is not due
+    clocks.advance(1)
+    daemon.cycle()
+    assert (settings.RUNNER.run_retention_days, settings.RUNNER.reconcile_interval_ms) == (11, 2000)

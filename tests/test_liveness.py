@@ -14,9 +14,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from jeeves_site.database import database_url
+from runner.clocks import database_now
 from runner.liveness import Liveness
 from runner.models import Run, RunStatus
 from tests.factories import JobFactory, RunFactory
+from tests.fakes.clocks import FakeClocks
 from tests.fakes.dispatch import Dispatched
 
 pytestmark = pytest.mark.django_db
@@ -31,8 +33,19 @@ def resumed() -> Dispatched:
 
 
 @pytest.fixture
-def liveness(dispatched, resumed) -> Liveness:
-    return Liveness(dispatcher=dispatched, resumer=resumed)
+def clocks() -> FakeClocks:
+    """The scheduler's clocks; the database's clock reads the same wall time."""
+    return FakeClocks(NOW)
+
+
+@pytest.fixture
+def liveness(dispatched, resumed, clocks) -> Liveness:
+    return Liveness(
+        dispatcher=dispatched,
+        resumer=resumed,
+        monotonic=clocks.monotonic,
+        database_clock=clocks.wall,
+    )
 
 
 def running(
@@ -64,16 +77,62 @@ def dead_pid() -> int:
     return process.pid
 
 
-def test_a_run_whose_worker_went_silent_is_finished_with_the_reason(liveness):
-    silent = running("far-host:77", NOW - timedelta(minutes=5), NOW - timedelta(seconds=31))
-    liveness.reap_silent(NOW)
+def test_a_run_whose_worker_went_silent_is_finished_with_the_reason(liveness, clocks):
+    silent = running("far-host:77", NOW - timedelta(minutes=5), NOW - timedelta(seconds=1))
+    assert not liveness.reap_silent(NOW)
+    later = clocks.advance(30)
+    assert liveness.reap_silent(later)
     silent.refresh_from_db()
-    assert (silent.status, silent.finished_at) == ("error", NOW)
+    assert (silent.status, silent.finished_at) == ("error", later)
     assert silent.error == (
-        "worker far-host:77 stopped sending heartbeats at 2026-03-02T08:59:29.000Z "
+        "worker far-host:77 stopped sending heartbeats at 2026-03-02T08:59:59.000Z "
         "(none for 30 s); the run was declared dead"
     )
-    assert silent.duration_ms == 5 * 60 * 1000
+    assert silent.duration_ms == 5 * 60 * 1000 + 30 * 1000
+
+
+def test_a_heartbeat_old_when_first_seen_is_watched_for_the_timeout_first(liveness, clocks):
+    silent = running("far-host:77", NOW - timedelta(hours=1), NOW - timedelta(minutes=50))
+    assert not liveness.reap_silent(NOW)
+    assert not liveness.reap_silent(clocks.advance(29))
+    assert liveness.reap_silent(clocks.advance(1))
+    assert Run.objects.get(pk=silent.pk).status == "error"
+
+
+def test_a_forward_step_of_the_wall_clock_does_not_kill_a_healthy_run(liveness, clocks):
+    healthy = running("far-host:77", NOW - timedelta(seconds=1))
+    for _ in range(8):  # a 40 s run beating every 5 s; the scheduler's clock jumps 1 h
+        clocks.advance(5)
+        Run.objects.filter(pk=healthy.pk).update(heartbeat_at=clocks.wall())
+        assert not liveness.reap_silent(clocks.wall() + timedelta(hours=1))
+    assert Run.objects.get(pk=healthy.pk).status == "running"
+
+
+def test_a_run_beating_on_the_database_clock_survives_a_jump_of_the_schedulers(dispatched):
+    """The real database clock (SQLite's, PostgreSQL's); the scheduler is an hour ahead."""
+    watcher = Liveness(dispatcher=dispatched, monotonic=FakeClocks(NOW).monotonic)
+    healthy = running("far-host:77", database_now() - timedelta(seconds=40))
+    Run.objects.filter(pk=healthy.pk).update(heartbeat_at=database_now())
+    assert not watcher.reap_silent(timezone.now() + timedelta(hours=1))
+    assert Run.objects.get(pk=healthy.pk).status == "running"
+
+
+def test_a_heartbeat_stale_on_the_database_clock_and_watched_still_is_dead(dispatched):
+    clocks = FakeClocks(NOW)
+    watcher = Liveness(dispatcher=dispatched, monotonic=clocks.monotonic)
+    silent = running("far-host:77", database_now() - timedelta(minutes=2))
+    watcher.reap_silent(timezone.now())
+    clocks.advance(30)
+    assert watcher.reap_silent(timezone.now())
+    assert Run.objects.get(pk=silent.pk).status == "error"
+
+
+def test_a_heartbeat_still_for_the_timeout_but_fresh_on_the_database_clock_lives(liveness, clocks):
+    """The worker's clock runs ahead of the database's: still, it is not silent yet."""
+    ahead = running("far-host:77", NOW - timedelta(minutes=1), NOW + timedelta(seconds=20))
+    liveness.reap_silent(NOW)
+    assert not liveness.reap_silent(clocks.advance(30))
+    assert Run.objects.get(pk=ahead.pk).status == "running"
 
 
 def test_a_run_with_a_recent_heartbeat_is_left_alone(liveness):
@@ -138,13 +197,24 @@ def test_what_a_dead_workers_script_left_running_is_ended(liveness):
             process.wait()
 
 
-def test_a_run_pending_past_the_bound_is_dispatched_again_with_backoff(liveness, dispatched):
+def test_a_run_pending_past_the_bound_is_dispatched_again_with_backoff(
+    liveness, dispatched, clocks
+):
     lost = RunFactory(job=JobFactory())
     Run.objects.filter(pk=lost.pk).update(created_at=NOW - timedelta(seconds=31))
     assert liveness.redispatch_pending(NOW)
-    assert not liveness.redispatch_pending(NOW + timedelta(seconds=5))
-    assert liveness.redispatch_pending(NOW + timedelta(seconds=60))
+    assert not liveness.redispatch_pending(clocks.advance(5))
+    assert liveness.redispatch_pending(clocks.advance(55))
     assert dispatched == [lost.pk, lost.pk]
+
+
+def test_the_redispatch_backoff_runs_on_the_monotonic_clock(liveness, dispatched, clocks):
+    lost = RunFactory(job=JobFactory())
+    Run.objects.filter(pk=lost.pk).update(created_at=NOW - timedelta(seconds=31))
+    assert liveness.redispatch_pending(NOW)
+    clocks.step_wall(timedelta(hours=1))  # no time passed: still within the backoff
+    assert not liveness.redispatch_pending(clocks.wall())
+    assert dispatched == [lost.pk]
 
 
 def test_a_fresh_or_future_pending_run_is_not_dispatched_again(liveness, dispatched):
@@ -167,14 +237,15 @@ def test_a_dead_session_run_with_a_key_is_resumed_not_finished(liveness, resumed
     assert Run.objects.get(pk=run.pk).status == "running"
 
 
-def test_a_silent_session_run_with_a_key_is_resumed_with_backoff(liveness, resumed):
+def test_a_silent_session_run_with_a_key_is_resumed_with_backoff(liveness, resumed, clocks):
     started = NOW - timedelta(minutes=5)
     run = session_running("far-host:77", started, "agent:main:subagent:k")
     Run.objects.filter(pk=run.pk).update(heartbeat_at=NOW - timedelta(seconds=31))
 
-    assert liveness.reap_silent(NOW)
-    assert not liveness.reap_silent(NOW + timedelta(seconds=5))
-    assert liveness.reap_silent(NOW + timedelta(seconds=61))
+    assert not liveness.reap_silent(NOW)
+    assert liveness.reap_silent(clocks.advance(30))
+    assert not liveness.reap_silent(clocks.advance(5))
+    assert liveness.reap_silent(clocks.advance(56))
 
     assert resumed == [(run.pk, "far-host:77")] * 2
     assert Run.objects.get(pk=run.pk).status == "running"

@@ -11,6 +11,7 @@ from runner import notify
 from runner.models import Job, Run, RunStatus
 from runner.scheduler import Scheduler
 from tests.factories import JobFactory
+from tests.fakes.clocks import FakeClocks
 
 pytestmark = pytest.mark.django_db
 
@@ -22,13 +23,20 @@ DAY_AGO = NOW - timedelta(days=1)
 
 
 @pytest.fixture
-def scheduler(dispatched) -> Scheduler:
-    return Scheduler(dispatcher=dispatched, lead=LEAD)
+def clocks() -> FakeClocks:
+    return FakeClocks(NOW)
+
+
+@pytest.fixture
+def scheduler(dispatched, clocks) -> Scheduler:
+    return Scheduler(dispatcher=dispatched, lead=LEAD, monotonic=clocks.monotonic)
 
 
 def make_job(job_id: str = "tick", schedule: str = "* * * * * *", created=NOW, **fields) -> Job:
     job = JobFactory(id=job_id, schedule=schedule, **fields)
-    Job.objects.filter(pk=job.pk).update(created_at=created)
+    Job.objects.filter(pk=job.pk).update(
+        created_at=created, schedule_effective_at=created, updated_at=created
+    )
     return job
 
 
@@ -145,12 +153,13 @@ def test_reconcile_costs_one_query_when_nothing_changed(scheduler, django_assert
         assert not scheduler.reconcile(NOW + SECOND)
 
 
-def test_an_edit_that_bypassed_updated_at_is_found_by_the_periodic_full_look(scheduler):
+def test_an_edit_that_bypassed_updated_at_is_found_by_the_periodic_full_look(scheduler, clocks):
     make_job()
     scheduler.start(NOW)
     Job.objects.filter(pk="tick").update(enabled=False)  # updated_at unchanged
     scheduler.reconcile(NOW + SECOND)
     assert scheduler.planned() == {"tick": NOW + SECOND}
+    clocks.advance(120)
     scheduler.reconcile(NOW + 2 * MINUTE)
     assert scheduler.planned() == {}
 
@@ -280,7 +289,8 @@ def test_fires_the_database_refused_are_tried_again_next_cycle(scheduler, monkey
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(Run, "create_scheduled_many", database_down)
-    assert not scheduler.fire_due(NOW + SECOND)
+    with pytest.raises(OperationalError):
+        scheduler.fire_due(NOW + SECOND)
     monkeypatch.setattr(Run, "create_scheduled_many", original)
     assert scheduler.fire_due(NOW + 2 * SECOND)
     assert [run.scheduled_for for run in runs()] == [NOW + SECOND, NOW + 2 * SECOND]

@@ -37,8 +37,26 @@ def test_status_has_the_original_runners_shape(api):
             "errorsLastHour": 0,
             "schedulers": 1,
             "failedJobs": [],
+            "backlog": {
+                "pending": 0,
+                "oldestPendingAge": None,
+                "maxPending": 1000,
+                "maxAge": 60000,
+            },
         },
     }
+
+
+@time_machine.travel(NOW, tick=False)
+def test_status_reports_the_backlog_and_degrades_past_its_bounds(api):
+    SchedulerHeartbeat.beat("host:1", NOW - timedelta(minutes=1), NOW)
+    job = JobFactory(id="inbox")
+    RunFactory(job=job, trigger="schedule", scheduled_for=NOW - timedelta(seconds=61))
+    RunFactory(job=job, trigger="schedule", scheduled_for=NOW + timedelta(seconds=1))
+    body = api.get("/status").json()
+    assert body["health"]["backlog"]["pending"] == 2
+    assert body["health"]["backlog"]["oldestPendingAge"] == 61_000
+    assert body["status"] == "degraded"
 
 
 @time_machine.travel(NOW, tick=False)
