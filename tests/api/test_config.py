@@ -168,7 +168,7 @@ def test_settings_read_at_start_wait_for_a_restart_and_say_so(config_file, token
         token=token,
     )
     assert answer.json()["restartRequired"] == ["port", "maxConcurrency"]
-    assert (settings.RUNNER.port, settings.RUNNER.max_concurrency) == (1937, 4)
+    assert (settings.RUNNER.port, settings.RUNNER.max_concurrency) == (1937, 16)
     assert answer.json()["config"]["port"] == 1937
 
 
