@@ -10,7 +10,7 @@ from runner import manual
 from runner.api.errors import NotFound, bad_input
 from runner.api.jobs import get_job
 from runner.api.schemas import ErrorOut, RunDetailOut, RunListOut, RunStartedOut, TriggerOut
-from runner.models import FINAL_RUN_STATUSES, Run
+from runner.models import FINAL_RUN_STATUSES, Job, Run
 
 router = Router(tags=["runs"])
 MAX_RUNS = 1000
@@ -38,15 +38,29 @@ def trigger_job(
     """
     if not 0 <= max_wait <= MAX_WAIT_S:
         raise bad_input({"max_wait": f"must be between 0 and {MAX_WAIT_S:.0f} seconds"})
-    job = get_job(job_id)
-    [run] = manual.request_runs([job], timezone.now())
+    run = start_manual_run(get_job(job_id))
     if wait:
-        run = manual.wait_for(run, max_wait)
+        run = wait_for_run(run, max_wait)
     if run.status in FINAL_RUN_STATUSES:
         return Status(200, {"result": _result(run)})
     body = {"runId": run.pk, "status": run.status}
     note = manual.pending_note(run, timezone.now()) if wait else None
     return Status(202, body | ({"message": note} if note else {}))
+
+
+def start_manual_run(job: Job) -> Run:
+    """Record a manual run of ``job`` and hand it to the workers; return it at once.
+
+    Both dialects' triggers call this (``/api/`` and the root's ``POST /jobs/{id}/run``).
+    """
+    [run] = manual.request_runs([job], timezone.now())
+    return run
+
+
+def wait_for_run(run: Run, max_wait_s: float) -> Run:
+    """The run re-read once it has finished, or after ``max_wait_s`` seconds, capped at
+    ``manual.WEB_WAIT_LIMIT_S`` (below gunicorn's worker timeout)."""
+    return manual.wait_for(run, max_wait_s)
 
 
 def _result(run: Run) -> dict:
