@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
@@ -13,8 +10,8 @@ from django.utils.html import format_html, format_html_join
 
 from jeeves_site.admin_tools import CappedCountPaginator, TextInputFilter
 from jeeves_site.json_forms import JSON_FIELD_OVERRIDES
+from runner import manual
 from runner.api.permissions import missing
-from runner.execution.background import execute_in_background
 from runner.jobs import set_enabled
 from runner.models import Job, Run, RunStatus
 
@@ -101,11 +98,8 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Run now", permissions=["run"])
     def run_now(self, request, queryset: QuerySet) -> None:
-        """Start a manual run of each selected job without waiting for it."""
-        now = timezone.now()
-        runs = [Run.create_manual(job, now) for job in queryset]
-        # The threads must see the run rows, so they start once those are committed.
-        transaction.on_commit(partial(execute_in_background, [run.pk for run in runs]))
+        """Hand a manual run of each selected job to the workers, without waiting for it."""
+        runs = manual.request_runs(queryset, timezone.now())
         links = format_html_join(
             ", ",
             '<a href="{}">#{} ({})</a>',
@@ -114,7 +108,9 @@ class JobAdmin(admin.ModelAdmin):
                 for run in runs
             ),
         )
-        self.message_user(request, format_html("Started runs {}.", links), messages.SUCCESS)
+        self.message_user(
+            request, format_html("Queued runs {} for the workers.", links), messages.SUCCESS
+        )
 
     @admin.action(description="Enable", permissions=["change"])
     def enable(self, request, queryset: QuerySet) -> None:
@@ -158,7 +154,7 @@ class RunAdmin(admin.ModelAdmin):
     fields = (
         "job", "status", "trigger", "scheduled_for", "created_at", "started_at", "finished_at",
         "lag", "duration_ms", "exit_code", "worker", "heartbeat_at", "tokens", "result_meta",
-        "error_text", "stdout_text", "stderr_text", "stdout_bytes", "stderr_bytes",
+        "error_text", "notes", "stdout_text", "stderr_text", "stdout_bytes", "stderr_bytes",
         "output_truncated",
     )  # fmt: skip
     readonly_fields = fields

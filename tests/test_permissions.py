@@ -13,8 +13,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-import runner.admin
-import runner.api.runs
+import runner.dispatch
 from queues.models import Queue, QueueItem
 from runner.api.permissions import OPERATIONS, missing
 from runner.api.site import api as ninja_api
@@ -102,10 +101,10 @@ def role_user(role: str):
 
 @pytest.fixture
 def started(monkeypatch) -> list[list[int]]:
-    """Runs started, recorded instead of executed: the thing under test is who may start one."""
+    """Runs handed to the workers, recorded instead of queued: the thing under test is
+    who may start one."""
     started: list[list[int]] = []
-    monkeypatch.setattr(runner.api.runs, "execute_in_background", _record(started))
-    monkeypatch.setattr(runner.admin, "execute_in_background", _record(started))
+    monkeypatch.setattr(runner.dispatch, "dispatch", _record(started))
     return started
 
 
@@ -121,16 +120,11 @@ def world(started) -> dict[str, int]:
 
 
 def _record(started: list):
-    def execute(run_ids) -> list:
+    def dispatch(run_ids) -> int:
         started.append(list(run_ids))
-        return [_Done()]
+        return len(started[-1])
 
-    return execute
-
-
-class _Done:
-    def join(self, timeout: float | None = None) -> None:
-        return None
+    return dispatch
 
 
 def snapshot() -> list:

@@ -122,6 +122,15 @@ def test_higher_priority_items_are_claimed_first_then_oldest(jr):
     assert claimed == [high_old, high_new, low, negative]
 
 
+def test_one_at_a_time_claims_take_the_highest_priority_first_then_the_oldest(jr):
+    low = jr.enqueue("mail", {"n": 1}, priority=0)
+    high_old = jr.enqueue("mail", {"n": 2}, priority=5)
+    negative = jr.enqueue("mail", {"n": 3}, priority=-1)
+    high_new = jr.enqueue("mail", {"n": 4}, priority=5)
+    claimed = [item.id for _ in range(4) for item in jr.dequeue("mail", count=1)]
+    assert claimed == [high_old, high_new, low, negative]
+
+
 def test_a_claimed_item_is_not_handed_out_again(jr):
     jr.enqueue("mail", {"id": 1})
     jr.dequeue("mail")

@@ -174,6 +174,7 @@ class TriggerOut(Schema):
 class RunStartedOut(Schema):
     runId: int
     status: str
+    message: str | None = None
 
 
 class QueueListOut(Schema):
