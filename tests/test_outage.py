@@ -30,20 +30,21 @@ SCHEDULES = {
 
 
 class Refusals:
-    """The recorder of fires (``Run.create_scheduled``), made to fail while ``down``."""
+    """The recorder of fires (``Run.create_scheduled_many``, one call per batch), made to
+    fail while ``down``."""
 
     def __init__(self, monkeypatch) -> None:
         self.down = False
         self.calls = 0
-        original = Run.create_scheduled
+        original = Run.create_scheduled_many
 
-        def create_scheduled(job, at):
+        def create_scheduled_many(fires, now):
             self.calls += 1
             if self.down:
                 raise OperationalError("database is locked")
-            return original(job, at)
+            return original(fires, now)
 
-        monkeypatch.setattr(Run, "create_scheduled", create_scheduled)
+        monkeypatch.setattr(Run, "create_scheduled_many", create_scheduled_many)
 
 
 @pytest.fixture

@@ -296,7 +296,10 @@ def test_manage_py_check_fails_on_bad_configuration(tmp_path):
 
 @pytest.mark.slow
 def test_manage_py_check_passes_the_original_init_file_warning_of_the_exposed_host(tmp_path):
-    result = run_check(tmp_path, {"JEEVES_CONFIG": str(FIXTURES / "config.init.json")})
+    # A copy, so that its relative dbPath lands in tmp_path and not in the source tree.
+    config = tmp_path / "config.json"
+    config.write_text((FIXTURES / "config.init.json").read_text())
+    result = run_check(tmp_path, {"JEEVES_CONFIG": str(config)})
     assert result.returncode == 0, result.stderr
     assert "ERRORS" not in result.stderr + result.stdout
     assert "(runner.W003) host: the web server listens on 0.0.0.0" in result.stderr + result.stdout

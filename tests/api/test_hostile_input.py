@@ -343,7 +343,10 @@ def test_sync_jobs_skips_a_job_with_a_nul_and_applies_the_others(tmp_path):
         (nested_text(5000), "nested too deeply"),
         ("[" + "1" * 5000 + "]", "a job must be a JSON object"),
         ('[{"id": "x", "timeout_seconds": 1e308}]', "timeout_seconds"),
-        ('[{"id": "x\\ud800", "name": "X"}]', "surrogate"),
+        (
+            '[{"id": "x\\ud800", "name": "X", "schedule": "* * * * *", "script": "echo"}]',
+            "surrogate",
+        ),
         ("[NaN]", "not valid JSON"),
     ],
     ids=["deep", "huge-int", "1e308", "surrogate", "nan"],
