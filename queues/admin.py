@@ -21,6 +21,10 @@ class QueueAdmin(admin.ModelAdmin):
     readonly_fields = ("status", "created_at", "updated_at")
     actions = ("retry_failed", "purge_completed")
 
+    def get_readonly_fields(self, request, obj=None):
+        # The id is the primary key: an edited id would save a second queue and keep the first.
+        return (*self.readonly_fields, "id") if obj else self.readonly_fields
+
     @admin.display(description="status")
     def status(self, queue: Queue) -> str:
         if queue.pk is None or queue._state.adding:

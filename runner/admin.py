@@ -10,16 +10,35 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django_q import models as q_models
 
 from jeeves_site.admin_tools import CappedCountPaginator, TextInputFilter
 from runner.execution.background import execute_in_background
 from runner.jobs import set_enabled
 from runner.models import Job, Run, RunStatus
 
+admin.site.site_header = admin.site.site_title = "jeeves-runner"
+admin.site.index_title = "Console"
+# No public site to "view": the header links to the API docs instead (admin/base_site.html).
+admin.site.site_url = None
 
-def _latest_run(field: str) -> Subquery:
-    # Served by the runs_job_newest index: one index probe per listed job.
-    return Subquery(Run.objects.filter(job=OuterRef("pk")).order_by("-id").values(field)[:1])
+# django-q2's own models are the workers' plumbing: its "Scheduled tasks" would invite
+# schedules the runner never reads, and its task records duplicate the runs. Hidden
+# (django_q's admin module is loaded first: it comes before runner in INSTALLED_APPS).
+for _model in (q_models.Schedule, q_models.Success, q_models.Failure, q_models.OrmQ):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+
+
+def _latest_run(field: str, skipped: bool = False) -> Subquery:
+    # Served by the runs_job_newest_ran and runs_job_newest_skipped partial indexes: one
+    # index probe per listed job. A missed fire records a skipped run, which must not
+    # hide how the last run that ran ended, so skips are shown in their own column.
+    runs = Run.objects.filter(job=OuterRef("pk"))
+    runs = (
+        runs.filter(status=RunStatus.SKIPPED) if skipped else runs.exclude(status=RunStatus.SKIPPED)
+    )
+    return Subquery(runs.order_by("-id").values(field)[:1])
 
 
 class LastStatusFilter(admin.SimpleListFilter):
@@ -27,7 +46,8 @@ class LastStatusFilter(admin.SimpleListFilter):
     parameter_name = "last_status"
 
     def lookups(self, request, model_admin):
-        return [("never", "never run"), *RunStatus.choices]
+        ran = [(value, label) for value, label in RunStatus.choices if value != RunStatus.SKIPPED]
+        return [("never", "never run"), *ran]
 
     def queryset(self, request, queryset):
         if self.value() == "never":
@@ -39,7 +59,10 @@ class LastStatusFilter(admin.SimpleListFilter):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "schedule", "type", "enabled", "last_status", "last_run_at")
+    list_display = (
+        "id", "name", "schedule", "type", "enabled", "last_status", "last_run_at",
+        "last_skipped_at",
+    )  # fmt: skip
     list_filter = ("type", "enabled", LastStatusFilter)
     search_fields = ("id", "name")
     readonly_fields = ("created_at", "updated_at", "schedule_effective_at")
@@ -67,8 +90,18 @@ class JobAdmin(admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
-            .annotate(last_status=_latest_run("status"), last_run_at=_latest_run("created_at"))
+            .annotate(
+                last_status=_latest_run("status"),
+                last_run_at=_latest_run("created_at"),
+                last_skipped_at=_latest_run("created_at", skipped=True),
+            )
         )
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        # PositiveBigIntegerField's form field says "≥ 0"; the model's rule is ≥ 1: one message.
+        if db_field.name == "timeout_ms":
+            kwargs["min_value"] = 1
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
         # The id is the primary key: renaming would orphan nothing but surprise everyone.
@@ -89,7 +122,8 @@ class JobAdmin(admin.ModelAdmin):
                 for run in runs
             ),
         )
-        self.message_user(request, format_html("Started runs {}.", links), messages.SUCCESS)
+        started = "Started run {}." if len(runs) == 1 else "Started runs {}."
+        self.message_user(request, format_html(started, links), messages.SUCCESS)
 
     @admin.action(description="Enable", permissions=["change"])
     def enable(self, request, queryset: QuerySet) -> None:
@@ -110,6 +144,10 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="last run", ordering="last_run_at")
     def last_run_at(self, job: Job):
         return job.last_run_at
+
+    @admin.display(description="last skip", ordering="last_skipped_at")
+    def last_skipped_at(self, job: Job):
+        return job.last_skipped_at
 
 
 class JobIdFilter(TextInputFilter):

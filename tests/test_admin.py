@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -62,6 +64,16 @@ def test_the_job_list_shows_the_last_run_status(admin_client):
     RunFactory(job=job, status="error")
     response = admin_client.get(reverse("admin:runner_job_changelist"))
     assert b"error" in response.content
+
+
+def test_a_skipped_missed_fire_does_not_hide_the_last_run_that_ran(admin_client):
+    job = JobFactory(id="inbox")
+    RunFactory(job=job, status="ok")
+    skip = RunFactory(job=job, status="skipped", error="missed fire")
+    response = admin_client.get(reverse("admin:runner_job_changelist"))
+    [listed] = response.context["cl"].result_list
+    assert listed.last_status == "ok"
+    assert listed.last_skipped_at == skip.created_at
 
 
 def test_the_job_list_filters_by_last_status(admin_client):
@@ -138,7 +150,60 @@ def test_the_job_form_refuses_bad_input_naming_the_field(admin_client, field, va
     assert not Job.objects.exists()
 
 
+@pytest.mark.parametrize("value", ["-5", "0"])
+def test_the_timeout_field_gives_one_message_for_every_value_below_one(admin_client, value):
+    response = admin_client.post(reverse("admin:runner_job_add"), job_form(timeout_ms=value))
+    errors = response.context["adminform"].form.errors["timeout_ms"]
+    assert errors == ["Ensure this value is greater than or equal to 1."]
+
+
 def test_the_job_form_refuses_a_missing_script_file(admin_client, tmp_path):
     form = job_form(source_type="path", script=str(tmp_path / "gone.py"))
     response = admin_client.post(reverse("admin:runner_job_add"), form)
     assert "script file not found" in response.context["adminform"].form.errors["script"][0]
+
+
+def test_django_q2s_own_models_are_not_in_the_admin(admin_client):
+    from django.contrib import admin
+    from django_q.models import Failure, OrmQ, Schedule, Success
+
+    for model in (Schedule, Success, Failure, OrmQ):
+        assert not admin.site.is_registered(model)
+    index = admin_client.get(reverse("admin:index")).text
+    assert "Scheduled tasks" not in index and "django_q" not in index
+
+
+def test_editing_a_queues_id_cannot_save_a_copy(admin_client):
+    from queues.models import Queue
+
+    QueueFactory(id="q2", name="Second")
+    url = reverse("admin:queues_queue_change", args=["q2"])
+    page = admin_client.get(url)
+    assert "id" not in page.context["adminform"].form.fields
+    form = {"id": "q3", "name": "Renamed", "description": "", "dedup_config": "null",
+            "retention": '{"completed": "7d", "failed": "30d"}', "max_attempts": "3"}  # fmt: skip
+    response = admin_client.post(url, form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert list(Queue.objects.values_list("id", "name")) == [("q2", "Renamed")]
+
+
+def test_state_items_are_listed_under_their_collection_with_a_link_to_it(admin_client):
+    StateItemFactory(namespace="mail", key="seen", item_key="m1", value=None)
+    StateItemFactory(namespace="mail", key="other", item_key="m2", value={"n": 1})
+    response = admin_client.get(reverse("admin:statestore_stateitem_changelist"))
+    assert "(member, no value)" in response.text
+    assert "?namespace=mail&amp;key=seen" in response.text
+    only = admin_client.get(
+        reverse("admin:statestore_stateitem_changelist") + "?namespace=mail&key=seen"
+    )
+    assert [item.item_key for item in only.context["cl"].result_list] == ["m1"]
+
+
+def test_the_admin_is_branded_with_a_favicon_and_links_to_the_api_docs(admin_client):
+    page = admin_client.get(reverse("admin:index")).text
+    assert "Django administration" not in page and "Django site admin" not in page
+    assert '<a href="/admin/">jeeves-runner</a>' in page
+    assert "View site" not in page
+    assert '<a href="/api/docs">API docs</a>' in page
+    favicon = re.search(r'<link rel="icon" type="image/svg\+xml" href="([^"]+)">', page)[1]
+    assert admin_client.get(favicon).status_code == 200

@@ -41,6 +41,16 @@ def test_run_now_links_each_started_run(admin_client):
     for run in Run.objects.all():
         link = reverse("admin:runner_run_change", args=[run.pk])
         assert f'<a href="{link}">#{run.pk} ({run.job_id})</a>' in response.text
+    assert "Started runs <a" in response.text
+
+
+def test_run_now_of_one_job_says_run_in_the_singular(admin_client):
+    JobFactory(id="a", script="true")
+    response = act(admin_client, "run_now", "a")
+    wait_for_background_runs(timeout_s=30)
+    run = Run.objects.get()
+    link = reverse("admin:runner_run_change", args=[run.pk])
+    assert f'Started run <a href="{link}">#{run.pk} (a)</a>.' in response.text
 
 
 def test_disable_and_enable_change_only_the_selected_jobs(admin_client):
