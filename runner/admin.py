@@ -6,13 +6,15 @@ from functools import partial
 
 from django.contrib import admin, messages
 from django.db import transaction
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_q import models as q_models
 
 from jeeves_site.admin_tools import CappedCountPaginator, TextInputFilter
+from runner import admin_marks as marks
+from runner.describe import schedule_words
 from runner.execution.background import execute_in_background
 from runner.jobs import set_enabled
 from runner.models import Job, Run, RunStatus
@@ -28,6 +30,9 @@ admin.site.site_url = None
 for _model in (q_models.Schedule, q_models.Success, q_models.Failure, q_models.OrmQ):
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)
+
+
+_STRIP_FIELDS = ("id", "job_id", "status", "created_at", "duration_ms")
 
 
 def _latest_run(field: str, skipped: bool = False) -> Subquery:
@@ -60,8 +65,8 @@ class LastStatusFilter(admin.SimpleListFilter):
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     list_display = (
-        "id", "name", "schedule", "type", "enabled", "last_status", "last_run_at",
-        "last_skipped_at",
+        "id", "name", "schedule_text", "next_fire", "type", "enabled", "last_status",
+        "last_runs", "median_duration", "last_skipped_at",
     )  # fmt: skip
     list_filter = ("type", "enabled", LastStatusFilter)
     search_fields = ("id", "name")
@@ -86,15 +91,23 @@ class JobAdmin(admin.ModelAdmin):
         ("Record", {"fields": ("created_at", "updated_at", "schedule_effective_at")}),
     )
 
+    class Media:
+        css = {"all": ("runner/console.css",)}
+
+    def changelist_view(self, request, extra_context=None):
+        request.job_list_now = timezone.now()
+        return super().changelist_view(request, extra_context)
+
     def get_queryset(self, request) -> QuerySet:
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                last_status=_latest_run("status"),
-                last_run_at=_latest_run("created_at"),
-                last_skipped_at=_latest_run("created_at", skipped=True),
-            )
+        jobs = super().get_queryset(request)
+        if hasattr(request, "job_list_now"):
+            # One query for every listed job's last runs (a window per job), not one per row.
+            recent = Run.objects.order_by("-id").only(*_STRIP_FIELDS)[: marks.STRIP_RUNS]
+            jobs = jobs.prefetch_related(Prefetch("runs", queryset=recent, to_attr="recent_runs"))
+        return jobs.annotate(
+            last_status=_latest_run("status"),
+            last_run_at=_latest_run("created_at"),
+            last_skipped_at=_latest_run("created_at", skipped=True),
         )
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
@@ -137,17 +150,48 @@ class JobAdmin(admin.ModelAdmin):
         changed = set_enabled(queryset.values_list("pk", flat=True), enabled=False)
         self.message_user(request, f"Disabled {changed} job(s).", messages.SUCCESS)
 
-    @admin.display(description="last status", ordering="last_status")
-    def last_status(self, job: Job) -> str:
-        return job.last_status or "—"
+    @admin.display(description="schedule", ordering="schedule")
+    def schedule_text(self, job: Job):
+        return format_html(
+            '<code>{}</code><span class="jr-words">{}</span>',
+            job.schedule,
+            schedule_words(job.schedule),
+        )
 
-    @admin.display(description="last run", ordering="last_run_at")
-    def last_run_at(self, job: Job):
-        return job.last_run_at
+    @admin.display(description="next fire")
+    def next_fire(self, job: Job):
+        if not job.enabled:
+            return marks.status_badge("disabled")
+        now = timezone.now()
+        try:
+            at = job.next_fire_after(now)
+        except Exception:  # a schedule that does not load shows as such, not as a 500
+            return marks.status_badge("error", "schedule does not load")
+        return marks.moment(at, job.zone_name, now)
+
+    @admin.display(description="last status", ordering="last_status")
+    def last_status(self, job: Job):
+        """The last run that ran (a skipped missed fire does not hide it), with its time."""
+        if not job.last_status:
+            return "—"
+        at = timezone.localtime(job.last_run_at).strftime("%Y-%m-%d %H:%M:%S")
+        return format_html(
+            '{} <small class="jr-when">{}</small>', marks.status_badge(job.last_status), at
+        )
+
+    @admin.display(description="last runs")
+    def last_runs(self, job: Job):
+        return marks.run_strip(getattr(job, "recent_runs", []))
+
+    @admin.display(description="median")
+    def median_duration(self, job: Job) -> str:
+        return marks.median_duration(getattr(job, "recent_runs", []))
 
     @admin.display(description="last skip", ordering="last_skipped_at")
     def last_skipped_at(self, job: Job):
-        return job.last_skipped_at
+        if job.last_skipped_at is None:
+            return "—"
+        return timezone.localtime(job.last_skipped_at).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class JobIdFilter(TextInputFilter):

@@ -207,3 +207,30 @@ def test_the_admin_is_branded_with_a_favicon_and_links_to_the_api_docs(admin_cli
     assert '<a href="/api/docs">API docs</a>' in page
     favicon = re.search(r'<link rel="icon" type="image/svg\+xml" href="([^"]+)">', page)[1]
     assert admin_client.get(favicon).status_code == 200
+
+
+def test_the_job_list_shows_schedule_words_next_fire_in_the_jobs_zone_badges_and_strip(
+    admin_client, clock
+):
+    job = JobFactory(id="inbox", schedule="30 9 * * 1-5", timezone="Europe/Berlin")
+    JobFactory(id="off", enabled=False)
+    ok = RunFactory(job=job, status="ok", duration_ms=1000)
+    RunFactory(job=job, status="error", duration_ms=3000, created_at=ok.created_at)
+    page = admin_client.get(reverse("admin:runner_job_changelist")).text
+    assert "At 09:30, Monday through Friday" in page
+    # 2026-03-01 09:00 UTC is a Sunday: next fire Monday 09:30 in Berlin (CET).
+    assert "2026-03-02 09:30:00 CET <small>(in 23 h)</small>" in page
+    assert '<span class="jr-badge jr-error">error</span>' in page
+    assert '<span class="jr-badge jr-disabled">disabled</span>' in page
+    assert page.count('<a class="jr-badge jr-') == 2
+    assert "2.0 s" in page  # the median of 1 s and 3 s
+
+
+def test_the_job_list_makes_no_query_per_job(admin_client, django_assert_max_num_queries):
+    for number in range(30):
+        job = JobFactory(id=f"job-{number}")
+        RunFactory.create_batch(3, job=job, status="ok", duration_ms=10)
+    admin_client.get(reverse("admin:runner_job_changelist"))  # the session and user, warmed
+    with django_assert_max_num_queries(8):
+        response = admin_client.get(reverse("admin:runner_job_changelist"))
+    assert len(response.context["cl"].result_list) == 30
