@@ -5,16 +5,18 @@ from __future__ import annotations
 from functools import partial
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
-from django.urls import reverse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_q import models as q_models
 
-from jeeves_site.admin_tools import CappedCountPaginator, TextInputFilter
+from jeeves_site.admin_tools import CappedCountPaginator
 from runner import admin_marks as marks
-from runner.describe import schedule_words
+from runner.describe import duration_words, schedule_words
 from runner.execution.background import execute_in_background
 from runner.jobs import set_enabled
 from runner.models import Job, Run, RunStatus
@@ -194,31 +196,45 @@ class JobAdmin(admin.ModelAdmin):
         return timezone.localtime(job.last_skipped_at).strftime("%Y-%m-%d %H:%M:%S")
 
 
-class JobIdFilter(TextInputFilter):
-    title = "job id"
+class JobFilter(admin.SimpleListFilter):
+    """Filter runs by job, chosen from the list of jobs (``?job=<id>``)."""
+
+    title = "job"
     parameter_name = "job"
+
+    def lookups(self, request, model_admin):
+        return list(Job.objects.order_by("id").values_list("id", "id"))
 
     def queryset(self, request, queryset):
         return queryset.filter(job_id=self.value()) if self.value() else queryset
 
 
+def _second(moment) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
+
+
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
     list_display = (
-        "id", "job", "status", "trigger", "scheduled_for", "started_at", "duration_ms", "exit_code",
+        "id", "job_link", "status_badge", "trigger", "scheduled_at", "started_at_s", "duration",
+        "exit_code",
     )  # fmt: skip
-    list_filter = ("status", "trigger", JobIdFilter)
+    list_display_links = ("id",)
+    list_filter = ("status", "trigger", JobFilter)
     list_select_related = ("job",)
     ordering = ("-id",)
     paginator = CappedCountPaginator
     show_full_result_count = False
     fields = (
-        "job", "status", "trigger", "scheduled_for", "created_at", "started_at", "finished_at",
-        "lag", "duration_ms", "exit_code", "worker", "heartbeat_at", "tokens", "result_meta",
-        "error_text", "stdout_text", "stderr_text", "stdout_bytes", "stderr_bytes",
-        "output_truncated",
+        "job_link", "status_badge", "trigger", "neighbours", "scheduled_at", "created_at_s",
+        "started_at_s", "finished_at_s", "lag", "duration", "exit_code", "worker", "heartbeat_at",
+        "tokens", "result_meta", "error_text", "output_note", "stdout_text", "stderr_text",
     )  # fmt: skip
     readonly_fields = fields
+    change_form_template = "admin/runner/run/change_form.html"
+
+    class Media:
+        css = {"all": ("runner/console.css",)}
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -226,13 +242,82 @@ class RunAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.display(description="lag (ms)")
-    def lag(self, run: Run):
-        return run.lag_ms
+    def get_urls(self):
+        rerun = self.admin_site.admin_view(self.rerun_view)
+        return [path("<int:run_id>/rerun/", rerun, name="runner_run_rerun"), *super().get_urls()]
+
+    def rerun_view(self, request, run_id: int):
+        """POST: start a manual run of this run's job and open its page."""
+        run = get_object_or_404(Run.objects.select_related("job"), pk=run_id)
+        job_admin = self.admin_site._registry[Job]
+        if request.method != "POST" or not job_admin.has_change_permission(request, run.job):
+            raise PermissionDenied
+        again = Run.create_manual(run.job, timezone.now())
+        transaction.on_commit(partial(execute_in_background, [again.pk]))
+        self.message_user(request, f"Started run #{again.pk} of {run.job_id}.", messages.SUCCESS)
+        return redirect("admin:runner_run_change", again.pk)
+
+    def render_change_form(self, request, context, *args, obj=None, **kwargs):
+        job_admin = self.admin_site._registry[Job]
+        context["may_rerun"] = obj is not None and job_admin.has_change_permission(request, obj.job)
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+
+    @admin.display(description="job", ordering="job_id")
+    def job_link(self, run: Run):
+        url = reverse("admin:runner_job_change", args=[run.job_id])
+        return format_html('<a href="{}">{}</a>', url, run.job_id)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, run: Run):
+        return marks.status_badge(run.status)
+
+    @admin.display(description="scheduled for", ordering="scheduled_for")
+    def scheduled_at(self, run: Run) -> str:
+        return _second(run.scheduled_for)
+
+    @admin.display(description="created")
+    def created_at_s(self, run: Run) -> str:
+        return _second(run.created_at)
+
+    @admin.display(description="started", ordering="started_at")
+    def started_at_s(self, run: Run) -> str:
+        return _second(run.started_at)
+
+    @admin.display(description="finished")
+    def finished_at_s(self, run: Run) -> str:
+        return _second(run.finished_at)
+
+    @admin.display(description="duration", ordering="duration_ms")
+    def duration(self, run: Run) -> str:
+        return duration_words(run.duration_ms) or "—"
+
+    @admin.display(description="runs of this job")
+    def neighbours(self, run: Run):
+        """Links to the previous and the next run of the same job (runs_job_newest index)."""
+        siblings = Run.objects.filter(job_id=run.job_id)
+        before = siblings.filter(pk__lt=run.pk).order_by("-pk").values_list("pk", flat=True)
+        after = siblings.filter(pk__gt=run.pk).order_by("pk").values_list("pk", flat=True)
+        links = []
+        for label, pk in (("← previous", before.first()), ("next →", after.first())):
+            if pk is not None:
+                url = reverse("admin:runner_run_change", args=[pk])
+                links.append(format_html('<a href="{}">{} (#{})</a>', url, label, pk))
+        return format_html_join(" · ", "{}", ((link,) for link in links)) if links else "—"
+
+    @admin.display(description="lag")
+    def lag(self, run: Run) -> str:
+        return duration_words(run.lag_ms) or "—"
 
     @admin.display(description="error")
     def error_text(self, run: Run):
         return _pre(run.error)
+
+    @admin.display(description="output")
+    def output_note(self, run: Run) -> str:
+        size = f"stdout {run.stdout_bytes} bytes, stderr {run.stderr_bytes} bytes"
+        if run.output_truncated:
+            return f"{size}; the longer output is shown by its last lines only (as configured)."
+        return f"{size}; shown in full."
 
     @admin.display(description="stdout (tail)")
     def stdout_text(self, run: Run):

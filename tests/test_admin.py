@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from unittest.mock import patch
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from runner.models import Job
+from runner.models import Job, Run
 from tests.factories import (
     JobFactory,
     QueueFactory,
@@ -84,11 +86,68 @@ def test_the_job_list_filters_by_last_status(admin_client):
     assert listed == ["failing"]
 
 
-def test_the_run_list_filters_by_typed_job_id(admin_client):
+def test_the_run_list_filters_by_a_job_chosen_from_a_list(admin_client):
     RunFactory(job=JobFactory(id="a"))
     RunFactory(job=JobFactory(id="b"))
     response = admin_client.get(reverse("admin:runner_run_changelist") + "?job=b")
     assert [run.job_id for run in response.context["cl"].result_list] == ["b"]
+    assert 'href="?job=a"' in response.text  # a choice in the list, not a free-text box
+
+
+def test_the_run_list_links_the_job_and_reads_durations_and_times_to_the_second(admin_client):
+    from datetime import UTC, datetime
+
+    started = datetime(2026, 3, 1, 9, 0, 7, tzinfo=UTC)
+    RunFactory(job=JobFactory(id="inbox"), status="ok", duration_ms=184_000, started_at=started)
+    page = admin_client.get(reverse("admin:runner_run_changelist")).text
+    assert f'<a href="{reverse("admin:runner_job_change", args=["inbox"])}">inbox</a>' in page
+    assert "3 min 4 s" in page
+    assert '<span class="jr-badge jr-ok">ok</span>' in page
+    assert timezone.localtime(started).strftime("%Y-%m-%d %H:%M:%S") in page
+
+
+def test_the_run_page_links_the_previous_and_next_run_of_its_job(admin_client):
+    job = JobFactory(id="inbox")
+    first, middle, last = RunFactory.create_batch(3, job=job)
+    RunFactory(job=JobFactory(id="other"))
+    page = admin_client.get(reverse("admin:runner_run_change", args=[middle.pk])).text
+    assert (
+        f'{reverse("admin:runner_run_change", args=[first.pk])}">← previous (#{first.pk})' in page
+    )
+    assert f'{reverse("admin:runner_run_change", args=[last.pk])}">next → (#{last.pk})' in page
+
+
+def test_a_truncated_output_is_a_note_not_an_error(admin_client):
+    run = RunFactory(output_truncated=True, stdout="tail")
+    page = admin_client.get(reverse("admin:runner_run_change", args=[run.pk])).text
+    assert "shown by its last lines only" in page
+    assert "icon-no.svg" not in page
+
+
+def test_re_run_starts_a_manual_run_of_the_same_job_and_opens_it(admin_client):
+    run = RunFactory(job=JobFactory(id="inbox", script="true"), status="error")
+    page = admin_client.get(reverse("admin:runner_run_change", args=[run.pk])).text
+    url = reverse("admin:runner_run_rerun", args=[run.pk])
+    assert f'action="{url}"' in page
+    with patch("runner.admin.execute_in_background"):
+        response = admin_client.post(url)
+    again = Run.objects.exclude(pk=run.pk).get()
+    assert (again.job_id, again.trigger, again.status) == ("inbox", "manual", "pending")
+    assert response["Location"] == reverse("admin:runner_run_change", args=[again.pk])
+
+
+def test_re_run_refuses_a_get_and_a_user_who_may_only_view(admin_client, client):
+    from django.contrib.auth.models import Permission, User
+
+    run = RunFactory()
+    url = reverse("admin:runner_run_rerun", args=[run.pk])
+    assert admin_client.get(url).status_code == 403
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(codename__in=["view_job", "view_run"]))
+    client.force_login(viewer)
+    assert "Re-run" not in client.get(reverse("admin:runner_run_change", args=[run.pk])).text
+    assert client.post(url).status_code == 403
+    assert Run.objects.count() == 1
 
 
 def test_the_run_detail_shows_output_and_error(admin_client):
