@@ -20,14 +20,19 @@ from jeeves_site.timezone import server_time_zone
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("JEEVES_DATA_DIR", str(BASE_DIR / "data"))).resolve()
 
-RUNNER, RUNNER_CONFIG_ERRORS = load_runner_config()
+RUNNER, RUNNER_CONFIG_PROBLEMS = load_runner_config(data_dir=DATA_DIR)
+RUNNER_CONFIG_ERRORS = [(p.where, p.message) for p in RUNNER_CONFIG_PROBLEMS if p.level == "error"]
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 DATABASES = {"default": database_from_environment(DATA_DIR, RUNNER.db_path)}
 USES_DATA_DIR = DATABASES["default"]["ENGINE"].endswith("sqlite3")
 SECRET_KEY = resolve_secret_key(DATA_DIR, debug=DEBUG, uses_data_dir=USES_DATA_DIR)
 
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+# A specific address the config binds (``host``) is also a name clients use for it.
+ALLOWED_HOSTS = env_list(
+    "DJANGO_ALLOWED_HOSTS",
+    ["127.0.0.1", "localhost", *([RUNNER.host] if RUNNER.host not in ("0.0.0.0", "::") else [])],
+)
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -167,15 +172,16 @@ LOGGING = {
     "loggers": {
         "runner": {
             "level": {"trace": "DEBUG", "warn": "WARNING", "fatal": "CRITICAL"}.get(
-                RUNNER.log.level, RUNNER.log.level.upper()
+                RUNNER.logging.level, RUNNER.logging.level.upper()
             )
         },
     },
 }
-if RUNNER.log.file:
+if RUNNER.logging.file:
+    # config.json's logging.file: the log goes there too, created 0600 (it names jobs and errors).
     LOGGING["handlers"]["file"] = {
         "class": "jeeves_site.private_files.PrivateWatchedFileHandler",
-        "filename": RUNNER.log.file,
+        "filename": RUNNER.logging.file,
         "formatter": "plain",
     }
     LOGGING["root"]["handlers"].append("file")

@@ -4,10 +4,18 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
+from runner.api import config as config_api
 from runner.api.site import api
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+]
+
+# The original jeeves-runner's HTTP API at the root, as its CLI and OpenClaw plugin call it.
+# Config (issue 14): same implementation as /api/config.
+urlpatterns += [
+    path("config", config_api.root_config, name="original-config"),
+    path("config/apply", config_api.root_config_apply, name="original-config-apply"),
 ]

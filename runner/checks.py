@@ -8,14 +8,53 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 
 from jeeves_site.private_files import readable_by_others, runner_paths
+from jeeves_site.runner_config import is_loopback
+from runner.original_db import configured_database_is_original, original_database_message
 
 
 @register()
 def check_runner_config(app_configs=None, **kwargs) -> list:
-    """runner.E001: each problem found while reading the config file and environment."""
+    """runner.E001: each bad value in the config file or environment (its default applies).
+
+    runner.W002: a deprecated key (migrated, as the original does) or an unknown one (ignored).
+    """
     return [
-        Error(f"{where}: {message}", id="runner.E001")
-        for where, message in settings.RUNNER_CONFIG_ERRORS
+        Error(f"{p.where}: {p.message}", id="runner.E001")
+        if p.level == "error"
+        else Warning(f"{p.where}: {p.message}", id="runner.W002")
+        for p in settings.RUNNER_CONFIG_PROBLEMS
+    ]
+
+
+@register()
+def check_not_an_original_database(app_configs=None, **kwargs) -> list:
+    """runner.E003: the configured database belongs to the original jeeves-runner.
+
+    Stops ``migrate`` and ``runscheduler`` (which run the checks first) before they
+    touch it, with the command that brings its data over.
+    """
+    name = configured_database_is_original()
+    if name is None:
+        return []
+    return [Error(original_database_message(name), id="runner.E003")]
+
+
+@register()
+def check_exposed_host(app_configs=None, **kwargs) -> list:
+    """runner.W003: ``host`` (JEEVES_BIND) beyond loopback exposes the admin and the API."""
+    host = settings.RUNNER.host
+    if is_loopback(host):
+        return []
+    return [
+        Warning(
+            f"host: the web server listens on {host}, so the admin login page and the "
+            "JSON API (which can create and run jobs, i.e. run commands as the runner's "
+            "user) are reachable from other machines, over plain HTTP; tokens and "
+            "passwords cross the network unencrypted",
+            hint="Use 127.0.0.1 and a TLS reverse proxy, or restrict access with a firewall; "
+            "add the names clients use to DJANGO_ALLOWED_HOSTS.",
+            id="runner.W003",
+        )
     ]
 
 
@@ -25,7 +64,7 @@ def check_secret_files(app_configs=None, **kwargs) -> list:
     config = settings.RUNNER
     named = {
         "notifications.slackTokenPath": config.notifications.slack_token_path,
-        "gateway.tokenPath": config.gateway.token_path,
+        "gatewayTokenPath": config.gateway_token_path,
     }
     return [
         Error(f"{key}: cannot read the token file {path}", id="runner.E002")

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
+from jeeves_site.config_live import refresh_runner_config
 from runner import cluster as runner_cluster
 from runner import coalesce
 from runner.clocks import SYSTEM, Clocks
@@ -172,6 +173,7 @@ class Daemon:
         now, mono = self.clocks.wall(), self.clocks.monotonic()
         found = self._guarded(self.scheduler.fire_due, now)
         if mono >= self._next_reconcile:
+            self._guarded(refresh_runner_config)  # a changed config file applies from here on
             self._next_reconcile = mono + settings.RUNNER.reconcile_interval_ms / 1000
             if self._guarded(self.scheduler.reconcile, now):
                 found = True

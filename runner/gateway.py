@@ -36,7 +36,7 @@ MAX_POLL_INTERVAL_S = 15.0
 SESSIONS_LIST_LIMIT = 20
 # Only the last message decides whether a transcript is complete.
 HISTORY_LIMIT = 3
-TOKEN_SOURCES = "gateway.tokenPath or OPENCLAW_GATEWAY_TOKEN"
+TOKEN_SOURCES = "gatewayTokenPath, gatewayApiKey or OPENCLAW_GATEWAY_TOKEN"
 PROMPT_EXTENSIONS = frozenset({".md", ".txt"})
 PROGRAM_EXTENSIONS = frozenset(
     {
@@ -233,12 +233,12 @@ class GatewayClient:
         url = self.config.url
         if _caused_by(exc, socket.gaierror):
             message = f"cannot resolve the gateway host in {url} (DNS lookup failed); "
-            message += "check gateway.url"
+            message += "check gatewayUrl"
         elif _caused_by(exc, ConnectionRefusedError):
             message = f"the OpenClaw gateway is not reachable at {url}: connection refused "
-            message += "(is the gateway running, and is gateway.url right?)"
+            message += "(is the gateway running, and is gatewayUrl right?)"
         elif isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
-            return self._error(f"gateway.url {url!r} is not a usable http(s) URL: {exc}")
+            return self._error(f"gatewayUrl {url!r} is not a usable http(s) URL: {exc}")
         else:
             message = f"cannot talk to the OpenClaw gateway at {url}: {exc}"
         return self._error(message, transient=True)
@@ -252,7 +252,7 @@ class GatewayClient:
         if status == 405:
             raise self._error(
                 f"the gateway at {self.config.url} refused POST /tools/invoke (405 Method "
-                "Not Allowed); check that gateway.url points at the OpenClaw gateway itself",
+                "Not Allowed); check that gatewayUrl points at the OpenClaw gateway itself",
                 status_code=405,
             )
         if status == 413:

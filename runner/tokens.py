@@ -13,8 +13,8 @@ from django.conf import settings
 
 GATEWAY_TOKEN_ENV = "OPENCLAW_GATEWAY_TOKEN"
 GATEWAY_TOKEN_SETTINGS = (
-    "gateway.tokenPath (JEEVES_GATEWAY_TOKEN_PATH) naming a file that holds the token, "
-    f"or the environment variable {GATEWAY_TOKEN_ENV}"
+    "gatewayTokenPath (JEEVES_GATEWAY_TOKEN_PATH) naming a file that holds the token, "
+    f"gatewayApiKey, or the environment variable {GATEWAY_TOKEN_ENV}"
 )
 SLACK_TOKEN_SETTING = "notifications.slackTokenPath (JEEVES_SLACK_TOKEN_PATH)"
 
@@ -24,13 +24,16 @@ class TokenUnavailable(Exception):
 
 
 def gateway_token() -> str | None:
-    """The OpenClaw gateway token: from ``gateway.tokenPath``, else the environment.
+    """The OpenClaw gateway token: the file ``gatewayTokenPath`` names, else
+    ``gatewayApiKey``, else the environment (the original's order after the file).
 
-    None when neither is configured; ``TokenUnavailable`` when the file is unusable.
+    None when none is configured; ``TokenUnavailable`` when the file is unusable.
     """
-    path = settings.RUNNER.gateway.token_path
-    if path:
-        return _read(path, "gateway.tokenPath")
+    config = settings.RUNNER
+    if config.gateway_token_path:
+        return _read(config.gateway_token_path, "gatewayTokenPath")
+    if config.gateway_api_key.strip():
+        return config.gateway_api_key.strip()
     return os.environ.get(GATEWAY_TOKEN_ENV, "").strip() or None
 
 

@@ -150,3 +150,25 @@ def test_a_scheduler_that_stops_cleanly_is_no_longer_counted_alive():
     call_command("runscheduler", "--once")
     assert not SchedulerHeartbeat.objects.exists()
     assert health_summary().uptime_s is None
+
+
+def test_a_changed_config_file_applies_at_the_next_reconcile(
+    maintenance, settings, tmp_path, clocks
+):
+    import dataclasses
+    import json
+
+    from jeeves_site import config_live
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"runRetentionDays": 9}))
+    settings.RUNNER = dataclasses.replace(settings.RUNNER, config_file=str(path))
+    config_live.refresh_runner_config(force=True)
+    daemon = started_daemon(clocks)
+    path.write_text(json.dumps({"runRetentionDays": 11, "reconcileIntervalMs": 2000}))
+
+    daemon.cycle()
+    assert settings.RUNNER.run_retention_days == 9  # not yet: the reconcile is not due
+    clocks.advance(1)
+    daemon.cycle()
+    assert (settings.RUNNER.run_retention_days, settings.RUNNER.reconcile_interval_ms) == (11, 2000)

@@ -325,7 +325,7 @@ def test_a_gateway_url_without_a_scheme_is_reported_as_a_configuration_error():
     with client_for("localhost:18789") as client:
         outcome = run(client)
 
-    assert "gateway.url 'localhost:18789' is not a usable http(s) URL" in outcome.error
+    assert "gatewayUrl 'localhost:18789' is not a usable http(s) URL" in outcome.error
 
 
 def test_a_gateway_slower_than_the_request_timeout_is_reported_as_a_timeout(gateway):
@@ -344,7 +344,7 @@ def test_a_rejected_token_names_the_settings_that_supply_it(gateway):
         outcome = run(client)
 
     assert "401" in outcome.error
-    assert "gateway.tokenPath or OPENCLAW_GATEWAY_TOKEN" in outcome.error
+    assert "gatewayTokenPath, gatewayApiKey or OPENCLAW_GATEWAY_TOKEN" in outcome.error
 
 
 def test_a_missing_token_says_none_is_configured(gateway):
@@ -370,7 +370,7 @@ def test_a_405_says_the_url_is_not_the_gateways_endpoint(gateway, client):
 
     outcome = run(client)
 
-    assert "405" in outcome.error and "gateway.url" in outcome.error
+    assert "405" in outcome.error and "gatewayUrl" in outcome.error
 
 
 def test_a_429_exposes_retry_after_on_the_error(gateway, client):

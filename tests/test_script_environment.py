@@ -40,7 +40,7 @@ RESERVED = [  # also used by tests/api/test_job_env.py
 
 def test_every_secret_bearing_setting_is_removed_from_scripts():
     token_settings = [
-        name for name in runner_config._NESTED_ENV_KEYS if "TOKEN" in name or "SECRET" in name
+        name for name in runner_config.ENV_KEYS if "TOKEN" in name or "SECRET" in name
     ]
     assert token_settings  # the audit found the token paths
     for name in [*token_settings, tokens.GATEWAY_TOKEN_ENV, "DJANGO_SECRET_KEY"]:

@@ -1,6 +1,6 @@
 """Session jobs through execute_run against a real loopback gateway (tests/fakes).
 
-The gateway is reached through configuration (``settings.RUNNER.gateway``); only the
+The gateway is reached through configuration (``settings.RUNNER.gateway_url``); only the
 poll backoff and the request timeout are shortened, through their module defaults.
 """
 
@@ -52,7 +52,8 @@ def configure(settings, tmp_path: Path) -> Callable[..., None]:
         config = settings.RUNNER
         settings.RUNNER = dataclasses.replace(
             config,
-            gateway=dataclasses.replace(config.gateway, url=url, token_path=token_path),
+            gateway_url=url,
+            gateway_token_path=token_path,
             scripts_dir=str(tmp_path),
             **runner,
         )
@@ -278,7 +279,7 @@ def test_without_a_gateway_token_the_run_says_what_to_configure(fake_gateway, co
 
     assert finished.status == "error"
     assert "no OpenClaw gateway token is configured" in finished.error
-    assert "gateway.tokenPath" in finished.error and "OPENCLAW_GATEWAY_TOKEN" in finished.error
+    assert "gatewayTokenPath" in finished.error and "OPENCLAW_GATEWAY_TOKEN" in finished.error
     assert fake_gateway.requests == []
 
 
@@ -286,14 +287,12 @@ def test_an_unreadable_token_file_names_the_setting_and_the_file(fake_gateway, c
     configure(fake_gateway.url)
     config = settings.RUNNER
     missing = "/nonexistent/gateway-token"
-    settings.RUNNER = dataclasses.replace(
-        config, gateway=dataclasses.replace(config.gateway, token_path=missing)
-    )
+    settings.RUNNER = dataclasses.replace(config, gateway_token_path=missing)
 
     finished = execute_run(session_run().pk, worker="test:1")
 
     assert finished.status == "error"
-    assert f"gateway.tokenPath: cannot read the token file {missing}" in finished.error
+    assert f"gatewayTokenPath: cannot read the token file {missing}" in finished.error
     assert fake_gateway.requests == []
 
 

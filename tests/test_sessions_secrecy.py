@@ -35,7 +35,8 @@ def configure(settings, tmp_path: Path, gw: FakeGateway, slack_api: FakeSlack) -
     settings.RUNNER = dataclasses.replace(
         config,
         base_url="https://jeeves.example",
-        gateway=dataclasses.replace(config.gateway, url=gw.url, token_path=str(gateway_token)),
+        gateway_url=gw.url,
+        gateway_token_path=str(gateway_token),
         notifications=dataclasses.replace(
             config.notifications,
             slack_api_url=slack_api.url,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import stat
 import subprocess
@@ -13,10 +14,12 @@ from django.core.exceptions import ImproperlyConfigured
 
 from jeeves_site.database import database_from_environment
 from jeeves_site.env import env_bool, env_int, env_secret
+from jeeves_site.listen_address import bind_address
 from jeeves_site.runner_config import load_runner_config
 from jeeves_site.secret_key import resolve_secret_key
 
 ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "original_runner"
 
 
 def write_config(tmp_path: Path, data) -> dict[str, str]:
@@ -99,46 +102,106 @@ def test_a_shared_database_without_a_configured_key_is_refused(tmp_path, monkeyp
         resolve_secret_key(tmp_path, debug=False, uses_data_dir=False)
 
 
+def errors_of(problems):
+    return [(p.where, p.message) for p in problems if p.level == "error"]
+
+
+def warnings_of(problems):
+    return [(p.where, p.message) for p in problems if p.level == "warning"]
+
+
 def test_defaults_apply_without_a_config_file():
-    config, errors = load_runner_config({})
-    assert errors == []
-    assert (config.port, config.bind, config.max_concurrency) == (1937, "127.0.0.1", 4)
-    assert config.gateway.url == "http://127.0.0.1:18789"
+    config, problems = load_runner_config({})
+    assert problems == []
+    assert (config.port, config.host, config.max_concurrency) == (1937, "127.0.0.1", 4)
+    assert config.gateway_url == "http://127.0.0.1:18789"
+    assert config.jobs_dir == ""
 
 
-def test_the_original_runners_config_file_is_read(tmp_path):
+def test_the_file_the_original_runners_init_writes_is_accepted_whole():
+    config, problems = load_runner_config({"JEEVES_CONFIG": str(FIXTURES / "config.init.json")})
+    assert problems == []
+    assert (config.port, config.host) == (1937, "0.0.0.0")
+    assert config.db_path == str(FIXTURES / "data" / "runner.sqlite")
+    assert (config.state_cleanup_interval_ms, config.reconcile_interval_ms) == (3600000, 60000)
+    assert config.notifications.default_on_failure == ""
+    assert config.logging.level == "info"
+    assert config.jobs_dir == str(FIXTURES / "scripts" / "jobs")
+
+
+def test_every_key_of_the_original_runners_current_config_is_read():
+    config, problems = load_runner_config({"JEEVES_CONFIG": str(FIXTURES / "config.full.json")})
+    assert problems == []
+    assert (config.port, config.host, config.max_concurrency) == (3100, "127.0.0.1", 2)
+    assert (config.run_retention_days, config.shutdown_grace_ms) == (14, 10000)
+    assert config.notifications.slack_token_path == str(FIXTURES / "secrets" / "slack-token")
+    assert config.notifications.default_on_failure == "C0FAIL"
+    assert (config.logging.level, config.logging.file) == (
+        "debug",
+        str(FIXTURES / "logs" / "runner.log"),
+    )
+    assert config.gateway_api_key == "gw-secret-key"
+    assert "gw-secret-key" not in repr(config)
+    assert config.runners[".ts"] == ["node", "--import", "tsx/esm"]
+    assert config.runners[".py"] == [sys.executable]
+    assert config.jobs_dir == str(FIXTURES / "scripts" / "jobs")
+
+
+def test_the_original_runners_deprecated_keys_are_migrated_with_a_warning(tmp_path):
     environ = write_config(
         tmp_path,
         {
-            "port": 3100,
-            "dbPath": "./data/runner.sqlite",
-            "maxConcurrency": 2,
-            "runRetentionDays": 7,
-            "shutdownGraceMs": 5000,
-            "runners": {"ts": "npx tsx", ".rb": ["ruby", "-w"]},
-            "notifications": {"slackTokenPath": "/etc/slack", "defaultOnFailure": "C123"},
-            "log": {"level": "debug"},
             "gateway": {"url": "http://127.0.0.1:9999", "tokenPath": "/etc/gw"},
+            "log": {"level": "DEBUG"},
+            "cursorCleanupIntervalMs": 5000,
+            "bind": "127.0.0.2",
         },
     )
-    config, errors = load_runner_config(environ)
-    assert errors == []
-    assert (config.port, config.max_concurrency, config.run_retention_days) == (3100, 2, 7)
-    assert config.runners[".ts"] == ["npx", "tsx"]
-    assert config.runners[".rb"] == ["ruby", "-w"]
-    assert config.runners[".py"] == [sys.executable]
-    assert config.notifications.default_on_failure == "C123"
-    assert config.gateway.token_path == "/etc/gw"
-    assert config.log.level == "debug"
+    config, problems = load_runner_config(environ)
+    assert errors_of(problems) == []
+    assert config.gateway_url == "http://127.0.0.1:9999"
+    assert config.gateway_token_path == "/etc/gw"
+    assert config.logging.level == "debug"
+    assert config.state_cleanup_interval_ms == 5000
+    assert config.host == config.bind == "127.0.0.2"
+    deprecated = {w.rsplit(": ", 1)[1]: m for w, m in warnings_of(problems)}
+    assert set(deprecated) == {
+        "gateway",
+        "gateway.tokenPath",
+        "log",
+        "cursorCleanupIntervalMs",
+        "bind",
+    }
+    assert deprecated["log"] == "is deprecated: use logging"
+
+
+def test_a_new_key_wins_over_its_deprecated_form(tmp_path):
+    environ = write_config(
+        tmp_path, {"gatewayUrl": "http://127.0.0.1:1", "gateway": {"url": "http://127.0.0.1:2"}}
+    )
+    config, _ = load_runner_config(environ)
+    assert config.gateway_url == "http://127.0.0.1:1"
 
 
 def test_environment_variables_override_the_config_file(tmp_path):
-    environ = write_config(tmp_path, {"maxConcurrency": 2, "gateway": {"url": "http://a:1"}})
-    environ |= {"JEEVES_MAX_CONCURRENCY": "8", "JEEVES_GATEWAY_URL": "http://127.0.0.1:5"}
-    config, errors = load_runner_config(environ)
-    assert errors == []
-    assert config.max_concurrency == 8
-    assert config.gateway.url == "http://127.0.0.1:5"
+    environ = write_config(
+        tmp_path, {"maxConcurrency": 2, "gatewayUrl": "http://a:1", "port": 3100}
+    )
+    environ |= {
+        "JEEVES_MAX_CONCURRENCY": "8",
+        "JEEVES_GATEWAY_URL": "http://127.0.0.1:5",
+        "JEEVES_PORT": "4000",
+    }
+    config, problems = load_runner_config(environ)
+    assert problems == []
+    assert (config.max_concurrency, config.port) == (8, 4000)
+    assert config.gateway_url == "http://127.0.0.1:5"
+
+
+def test_a_config_json_in_the_data_directory_is_read_when_jeeves_config_is_unset(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"port": 3200}))
+    config, _ = load_runner_config({}, data_dir=tmp_path)
+    assert (config.port, config.config_file) == (3200, str(tmp_path / "config.json"))
 
 
 @pytest.mark.parametrize(
@@ -146,34 +209,61 @@ def test_environment_variables_override_the_config_file(tmp_path):
     [
         ({"maxConcurrency": "four"}, "maxConcurrency", "not an integer"),
         ({"maxConcurrency": 0}, "maxConcurrency", "at least 1"),
-        ({"prot": 3100}, "prot", "unknown setting"),
-        ({"log": {"level": "loud"}}, "log.level", "not a log level"),
-        ({"gateway": {"url": "localhost:18789"}}, "gateway.url", "not an http(s) URL"),
-        ({"gateway": "http://x"}, "gateway", "must be a JSON object"),
+        ({"maxConcurrency": True}, "maxConcurrency", "True is not an integer"),
+        ({"port": 70000}, "port", "at most 65535"),
+        ({"logging": {"level": "loud"}}, "logging.level", "must be 'trace'"),
+        ({"gatewayUrl": "localhost:18789"}, "gatewayUrl", "not an http(s) URL"),
+        ({"notifications": "C1"}, "notifications", "must be a JSON object"),
         ({"runners": {"ts": 5}}, "runners.ts", "command string"),
-        ({"notifications": {"slackToken": "xoxb"}}, "notifications.slackToken", "unknown"),
+        ({"runners": {"ts": []}}, "runners.ts", "command string"),
+        ({"notifications": {"defaultOnFailure": 5}}, "notifications.defaultOnFailure", "string"),
         ({"broker": "kafka"}, "broker", "'orm' or 'redis'"),
         ({"heartbeatIntervalMs": 20000, "livenessTimeoutMs": 30000}, "livenessTimeoutMs", "twice"),
     ],
 )
 def test_bad_config_values_are_reported_with_where_they_are(tmp_path, data, where, needle):
-    _, errors = load_runner_config(write_config(tmp_path, data))
-    assert any(where in w and needle in m for w, m in errors), errors
+    config, problems = load_runner_config(write_config(tmp_path, data))
+    assert any(w.endswith(f": {where}") and needle in m for w, m in errors_of(problems)), problems
+    assert config.max_concurrency == 4  # a bad value falls back to its default
+
+
+def test_unknown_keys_are_warnings_and_ignored_as_the_original_ignores_them(tmp_path):
+    config, problems = load_runner_config(
+        write_config(tmp_path, {"prot": 3100, "notifications": {"slackToken": "x"}, "port": 3101})
+    )
+    assert errors_of(problems) == []
+    assert {w.rsplit(": ", 1)[1] for w, _ in warnings_of(problems)} == {
+        "prot",
+        "notifications.slackToken",
+    }
+    assert config.port == 3101
 
 
 def test_a_config_file_that_is_not_json_is_reported(tmp_path):
-    _, errors = load_runner_config(write_config(tmp_path, "{port: 3100"))
-    assert "not valid JSON" in errors[0][1]
+    _, problems = load_runner_config(write_config(tmp_path, "{port: 3100"))
+    assert "not valid JSON" in problems[0].message
 
 
 def test_a_missing_config_file_is_reported(tmp_path):
-    _, errors = load_runner_config({"JEEVES_CONFIG": str(tmp_path / "nope.json")})
-    assert "cannot read the config file" in errors[0][1]
+    _, problems = load_runner_config({"JEEVES_CONFIG": str(tmp_path / "nope.json")})
+    assert "cannot read the config file" in problems[0].message
 
 
 def test_a_bad_environment_value_names_the_variable():
-    _, errors = load_runner_config({"JEEVES_MAX_CONCURRENCY": "lots"})
-    assert errors == [("JEEVES_MAX_CONCURRENCY", "'lots' is not an integer")]
+    _, problems = load_runner_config({"JEEVES_MAX_CONCURRENCY": "lots"})
+    assert errors_of(problems) == [("JEEVES_MAX_CONCURRENCY", "'lots' is not an integer")]
+
+
+def test_code_and_tests_change_the_runtime_object_by_field_name_types_still_checked():
+    config, _ = load_runner_config({})
+    assert dataclasses.replace(config, port=8080, heartbeat_interval_ms=50).port == 8080
+    with pytest.raises(ValueError, match="valid integer"):
+        dataclasses.replace(config, port="eighty")
+
+
+def test_the_listen_address_is_host_and_port_in_gunicorns_form():
+    assert bind_address("0.0.0.0", 1937) == "0.0.0.0:1937"
+    assert bind_address("::1", 3100) == "[::1]:3100"
 
 
 def run_check(tmp_path: Path, extra_env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -198,8 +288,34 @@ def test_manage_py_check_fails_on_bad_configuration(tmp_path):
     environ = write_config(tmp_path, {"maxConcurrency": -1, "gateway": {"tokenPath": "/nope"}})
     result = run_check(tmp_path, environ)
     assert result.returncode != 0
-    assert "runner.E001" in result.stderr and "maxConcurrency" in result.stderr
-    assert "runner.E002" in result.stderr and "gateway.tokenPath" in result.stderr
+    assert (
+        "(runner.E001)" in result.stderr
+        and "maxConcurrency: -1 must be at least 1" in result.stderr
+    )
+
+
+@pytest.mark.slow
+def test_manage_py_check_passes_the_original_init_file_warning_of_the_exposed_host(tmp_path):
+    result = run_check(tmp_path, {"JEEVES_CONFIG": str(FIXTURES / "config.init.json")})
+    assert result.returncode == 0, result.stderr
+    assert "ERRORS" not in result.stderr + result.stdout
+    assert "(runner.W003) host: the web server listens on 0.0.0.0" in result.stderr + result.stdout
+
+
+@pytest.mark.slow
+def test_start_binds_the_host_and_port_of_the_config_file(tmp_path):
+    environ = write_config(tmp_path, {"port": 3111, "host": "127.0.0.2"})
+    env = {"PATH": "/usr/bin:/bin", "JEEVES_DATA_DIR": str(tmp_path / "data"), **environ}
+    result = subprocess.run(
+        [sys.executable, "-m", "jeeves_site.listen_address"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "127.0.0.2:3111", result.stderr
+    assert "jeeves_site.listen_address" in (ROOT / "scripts" / "start").read_text()
 
 
 @pytest.mark.slow
@@ -207,3 +323,25 @@ def test_manage_py_check_passes_on_good_configuration(tmp_path):
     environ = write_config(tmp_path, {"maxConcurrency": 2})
     result = run_check(tmp_path, environ)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_log_file_is_created_private(tmp_path):
+    import logging
+
+    from jeeves_site.private_files import PrivateWatchedFileHandler
+
+    path = tmp_path / "runner.log"
+    handler = PrivateWatchedFileHandler(str(path))
+    handler.emit(logging.makeLogRecord({"msg": "hello"}))
+    handler.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "hello" in path.read_text()
+
+
+@pytest.mark.slow
+def test_logging_file_of_the_config_receives_the_log(tmp_path):
+    log = tmp_path / "runner.log"
+    environ = write_config(tmp_path, {"logging": {"level": "debug", "file": "runner.log"}})
+    result = run_check(tmp_path, environ)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600

@@ -14,13 +14,13 @@ SECRET = "tok-3c1d-do-not-print"
 
 @pytest.fixture
 def configure(settings):
-    """Point gateway.tokenPath / notifications.slackTokenPath at files."""
+    """Point gatewayTokenPath / notifications.slackTokenPath at files."""
 
     def apply(gateway_path: str = "", slack_path: str = "") -> None:
         runner = settings.RUNNER
         settings.RUNNER = dataclasses.replace(
             runner,
-            gateway=dataclasses.replace(runner.gateway, token_path=gateway_path),
+            gateway_token_path=gateway_path,
             notifications=dataclasses.replace(runner.notifications, slack_token_path=slack_path),
         )
 
@@ -64,7 +64,7 @@ def test_no_gateway_token_anywhere_is_none(configure):
 
 def test_a_missing_token_file_names_the_setting_and_path(tmp_path, configure):
     configure(gateway_path=str(tmp_path / "absent"))
-    with pytest.raises(tokens.TokenUnavailable, match=r"gateway\.tokenPath: cannot read .*absent"):
+    with pytest.raises(tokens.TokenUnavailable, match=r"gatewayTokenPath: cannot read .*absent"):
         tokens.gateway_token()
 
 
@@ -82,3 +82,12 @@ def test_the_slack_token_is_read_from_its_file(tmp_path, configure):
 def test_no_slack_token_file_is_none(configure):
     configure()
     assert tokens.slack_token() is None
+
+
+def test_the_original_runners_gateway_api_key_is_used_when_no_file_is_named(
+    configure, settings, monkeypatch
+):
+    monkeypatch.setenv(tokens.GATEWAY_TOKEN_ENV, "from-env")
+    configure()
+    settings.RUNNER = dataclasses.replace(settings.RUNNER, gateway_api_key=SECRET)
+    assert tokens.gateway_token() == SECRET

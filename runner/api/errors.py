@@ -110,6 +110,7 @@ _NO_CREDENTIALS = (
     "authentication required: send 'Authorization: Bearer <token>' "
     "(create one with manage.py create_api_token NAME) or log in to the admin as staff"
 )
+NO_CREDENTIALS = _NO_CREDENTIALS
 
 
 def _parameter_name(location: tuple | list) -> str:

@@ -51,3 +51,19 @@ class ApiToken(models.Model):
     def revoked(self) -> bool:
         """True once the token no longer authenticates."""
         return self.revoked_at is not None
+
+
+class ConfigAccess(models.Model):
+    """No table: it carries the permissions to read and to change the runner's
+    configuration over HTTP (``GET /config``, ``POST /config/apply``)."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [
+            ("view_config", "Can view the runner configuration"),
+            ("change_config", "Can change the runner configuration"),
+        ]
+
+    def __str__(self) -> str:
+        return "runner configuration"

@@ -116,7 +116,7 @@ def session_prompt(job: Job) -> str:
 
 def gateway_config() -> GatewayConfig:
     """The configured gateway with its token; ``GatewayNotConfigured`` when there is none."""
-    url = settings.RUNNER.gateway.url
+    url = settings.RUNNER.gateway_url
     try:
         token = tokens.gateway_token()
     except tokens.TokenUnavailable as exc:
@@ -124,7 +124,7 @@ def gateway_config() -> GatewayConfig:
     if token is None:
         raise GatewayNotConfigured(
             f"no OpenClaw gateway token is configured, so session jobs cannot run: set "
-            f"{tokens.GATEWAY_TOKEN_SETTINGS} (the gateway itself is gateway.url / "
+            f"{tokens.GATEWAY_TOKEN_SETTINGS} (the gateway itself is gatewayUrl / "
             f"JEEVES_GATEWAY_URL, now {url})"
         )
     return GatewayConfig(url, token, request_timeout_s=REQUEST_TIMEOUT_S)

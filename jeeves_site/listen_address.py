@@ -1,0 +1,26 @@
+"""The address the web server binds: ``host`` and ``port`` of the runner's config.
+
+``scripts/start`` runs ``python -m jeeves_site.listen_address`` and hands the
+answer to gunicorn, so config.json's ``port`` and ``host`` (or ``JEEVES_PORT`` and
+``JEEVES_BIND``, which win over the file like every ``JEEVES_*`` variable) decide it.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def bind_address(host: str, port: int) -> str:
+    """``host:port`` as gunicorn's ``--bind`` takes it; an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jeeves_site.settings")
+    from django.conf import settings
+
+    print(bind_address(settings.RUNNER.host, settings.RUNNER.port))
+
+
+if __name__ == "__main__":
+    main()
