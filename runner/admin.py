@@ -16,6 +16,7 @@ from django_q import models as q_models
 
 from jeeves_site.admin_tools import CappedCountPaginator
 from runner import admin_marks as marks
+from runner.dashboard import dashboard
 from runner.describe import duration_words, schedule_words
 from runner.execution.background import execute_in_background
 from runner.jobs import set_enabled
@@ -25,6 +26,36 @@ admin.site.site_header = admin.site.site_title = "jeeves-runner"
 admin.site.index_title = "Console"
 # No public site to "view": the header links to the API docs instead (admin/base_site.html).
 admin.site.site_url = None
+
+# The admin index is the console's home page: the dashboard above the model list.
+_plain_index = admin.site.index
+admin.site.index_template = "admin/runner/dashboard.html"
+
+
+def _index_with_dashboard(request, extra_context=None):
+    context = dict(extra_context or {})
+    if request.user.has_perm("runner.view_run"):
+        context.update(_dashboard_context(timezone.now()))
+    return _plain_index(request, context)
+
+
+def _dashboard_context(now) -> dict:
+    board = dashboard(now)
+    health = board.health
+    return {
+        "dashboard": board,
+        "uptime": duration_words(None if health.uptime_s is None else health.uptime_s * 1000),
+        "oldest_pending": duration_words(
+            None if health.oldest_pending_s is None else health.oldest_pending_s * 1000
+        ),
+        "running": [(run, duration_words(elapsed * 1000)) for run, elapsed in board.running],
+        "next_fires": [
+            (at, job, marks.moment(at, job.zone_name, now)) for at, job in board.next_fires
+        ],
+    }
+
+
+admin.site.index = _index_with_dashboard
 
 # django-q2's own models are the workers' plumbing: its "Scheduled tasks" would invite
 # schedules the runner never reads, and its task records duplicate the runs. Hidden
