@@ -293,3 +293,28 @@ def test_the_job_list_makes_no_query_per_job(admin_client, django_assert_max_num
     with django_assert_max_num_queries(8):
         response = admin_client.get(reverse("admin:runner_job_changelist"))
     assert len(response.context["cl"].result_list) == 30
+
+
+def test_the_queue_list_shows_pending_claimed_failed_and_oldest_pending_age(
+    admin_client, clock, django_assert_max_num_queries
+):
+    from datetime import timedelta
+
+    from queues.models import QueueItem
+
+    queue = QueueFactory(id="mail")
+    QueueFactory(id="empty")
+    QueueItemFactory.create_batch(3, queue=queue)
+    QueueItemFactory(queue=queue, status="claimed", lease_expires_at=timezone.now())
+    QueueItemFactory(queue=queue, status="failed")
+    QueueItem.objects.filter(status="pending").update(
+        created_at=timezone.now() - timedelta(seconds=184)
+    )
+    admin_client.get(reverse("admin:queues_queue_changelist"))
+    with django_assert_max_num_queries(8):
+        response = admin_client.get(reverse("admin:queues_queue_changelist"))
+    rows = {queue.id: queue for queue in response.context["cl"].result_list}
+    mail = rows["mail"]
+    assert (mail.pending_n, mail.claimed_n, mail.failed_n) == (3, 1, 1)
+    assert "3 min 4 s" in response.text
+    assert (rows["empty"].pending_n, rows["empty"].oldest_pending_at) == (0, None)
