@@ -136,14 +136,16 @@ def test_re_run_starts_a_manual_run_of_the_same_job_and_opens_it(admin_client):
     assert response["Location"] == reverse("admin:runner_run_change", args=[again.pk])
 
 
-def test_re_run_refuses_a_get_and_a_user_who_may_only_view(admin_client, client):
+def test_re_run_refuses_a_get_and_a_user_without_the_run_job_permission(admin_client, client):
     from django.contrib.auth.models import Permission, User
 
     run = RunFactory()
     url = reverse("admin:runner_run_rerun", args=[run.pk])
     assert admin_client.get(url).status_code == 403
     viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
-    viewer.user_permissions.add(*Permission.objects.filter(codename__in=["view_job", "view_run"]))
+    viewer.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_job", "view_run", "change_job"])
+    )
     client.force_login(viewer)
     assert "Re-run" not in client.get(reverse("admin:runner_run_change", args=[run.pk])).text
     assert client.post(url).status_code == 403
