@@ -65,6 +65,12 @@ for _model in (q_models.Schedule, q_models.Success, q_models.Failure, q_models.O
         admin.site.unregister(_model)
 
 
+SCHEDULE_HELP = (
+    "Cron, 5 fields (minute hour day month weekday) or 6 with seconds first. Examples: "
+    "'*/10 * * * * *' every 10 seconds; '*/5 * * * *' every 5 minutes; "
+    "'30 9 * * 1-5' at 09:30 on weekdays; '0 3 1 * *' at 03:00 on the 1st; '@daily'. "
+    "In the job's time zone."
+)
 _STRIP_FIELDS = ("id", "job_id", "status", "created_at", "duration_ms")
 
 
@@ -127,6 +133,45 @@ class JobAdmin(admin.ModelAdmin):
     class Media:
         css = {"all": ("runner/console.css",)}
 
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is None:
+            return fieldsets
+        # Fields shown only where they apply: `thinking` is a session setting.
+        what = ("type", "source_type", "script", "args", "env")
+        if obj.type == "session":
+            what = (*what, "thinking")
+        fieldsets[1] = ("What runs", {"fields": what})
+        fieldsets.insert(-1, ("Last runs", {"fields": ("recent_runs_table",)}))
+        return fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        # The id is the primary key: renaming would orphan nothing but surprise everyone.
+        if obj is None:
+            return self.readonly_fields
+        return (*self.readonly_fields, "id", "recent_runs_table")
+
+    @admin.display(description="last 10 runs")
+    def recent_runs_table(self, job: Job):
+        runs = list(job.runs.order_by("-id")[:10])
+        if not runs:
+            return "—"
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    reverse("admin:runner_run_change", args=[run.pk]),
+                    run.pk,
+                    marks.status_badge(run.status),
+                    timezone.localtime(run.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                    duration_words(run.duration_ms) or "—",
+                )
+                for run in runs
+            ),
+        )
+        return format_html("{}<table>{}</table>", marks.run_strip(runs), rows)
+
     def changelist_view(self, request, extra_context=None):
         request.job_list_now = timezone.now()
         return super().changelist_view(request, extra_context)
@@ -147,11 +192,9 @@ class JobAdmin(admin.ModelAdmin):
         # PositiveBigIntegerField's form field says "≥ 0"; the model's rule is ≥ 1: one message.
         if db_field.name == "timeout_ms":
             kwargs["min_value"] = 1
+        if db_field.name == "schedule":
+            kwargs["help_text"] = SCHEDULE_HELP
         return super().formfield_for_dbfield(db_field, request, **kwargs)
-
-    def get_readonly_fields(self, request, obj=None):
-        # The id is the primary key: renaming would orphan nothing but surprise everyone.
-        return (*self.readonly_fields, "id") if obj else self.readonly_fields
 
     @admin.action(description="Run now", permissions=["change"])
     def run_now(self, request, queryset: QuerySet) -> None:

@@ -321,3 +321,21 @@ def test_the_queue_list_shows_pending_claimed_failed_and_oldest_pending_age(
     assert (mail.pending_n, mail.claimed_n, mail.failed_n) == (3, 1, 1)
     assert "3 min 4 s" in response.text
     assert (rows["empty"].pending_n, rows["empty"].oldest_pending_at) == (0, None)
+
+
+def test_the_job_page_lists_its_last_runs_with_links_and_shows_thinking_only_for_sessions(
+    admin_client,
+):
+    script = JobFactory(id="inbox", type="script")
+    run = RunFactory(job=script, status="ok", duration_ms=1234)
+    page = admin_client.get(reverse("admin:runner_job_change", args=["inbox"]))
+    assert f'<a href="{reverse("admin:runner_run_change", args=[run.pk])}">#{run.pk}</a>' in (
+        page.text
+    )
+    assert "1.2 s" in page.text
+    assert "thinking" not in page.context["adminform"].form.fields
+    help_text = page.context["adminform"].form.fields["schedule"].help_text
+    assert "'*/10 * * * * *' every 10 seconds" in help_text and help_text in page.text
+    session = JobFactory(id="digest", type="session")
+    page = admin_client.get(reverse("admin:runner_job_change", args=[session.pk]))
+    assert "thinking" in page.context["adminform"].form.fields
