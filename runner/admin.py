@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
@@ -15,10 +12,12 @@ from django.utils.html import format_html, format_html_join
 from django_q import models as q_models
 
 from jeeves_site.admin_tools import CappedCountPaginator
+from jeeves_site.json_forms import JSON_FIELD_OVERRIDES
 from runner import admin_marks as marks
+from runner import manual
+from runner.api.permissions import missing
 from runner.dashboard import dashboard
 from runner.describe import duration_words, schedule_words
-from runner.execution.background import execute_in_background
 from runner.jobs import set_enabled
 from runner.models import Job, Run, RunStatus
 
@@ -103,6 +102,7 @@ class LastStatusFilter(admin.SimpleListFilter):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
+    formfield_overrides = JSON_FIELD_OVERRIDES
     list_display = (
         "id", "name", "schedule_text", "next_fire", "type", "enabled", "last_status",
         "last_runs", "median_duration", "last_skipped_at",
@@ -113,7 +113,20 @@ class JobAdmin(admin.ModelAdmin):
     actions = ("run_now", "enable", "disable")
     fieldsets = (
         (None, {"fields": ("id", "name", "description", "enabled")}),
-        ("What runs", {"fields": ("type", "source_type", "script", "args", "env", "thinking")}),
+        (
+            "What runs",
+            {
+                "fields": (
+                    "type",
+                    "source_type",
+                    "script",
+                    "interpreter",
+                    "args",
+                    "env",
+                    "thinking",
+                )
+            },
+        ),
         (
             "When",
             {
@@ -144,6 +157,11 @@ class JobAdmin(admin.ModelAdmin):
         fieldsets[1] = ("What runs", {"fields": what})
         fieldsets.insert(-1, ("Last runs", {"fields": ("recent_runs_table",)}))
         return fieldsets
+
+    def save_model(self, request, obj: Job, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        for warning in obj.warnings():
+            self.message_user(request, f"{obj.id}: {warning}", messages.WARNING)
 
     def get_readonly_fields(self, request, obj=None):
         # The id is the primary key: renaming would orphan nothing but surprise everyone.
@@ -196,13 +214,14 @@ class JobAdmin(admin.ModelAdmin):
             kwargs["help_text"] = SCHEDULE_HELP
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
-    @admin.action(description="Run now", permissions=["change"])
+    def has_run_permission(self, request) -> bool:
+        """Whether the user may start runs: ``runner.run_job``, as the API's trigger needs."""
+        return not missing(request.user, "jobs.run")
+
+    @admin.action(description="Run now", permissions=["run"])
     def run_now(self, request, queryset: QuerySet) -> None:
-        """Start a manual run of each selected job without waiting for it."""
-        now = timezone.now()
-        runs = [Run.create_manual(job, now) for job in queryset]
-        # The threads must see the run rows, so they start once those are committed.
-        transaction.on_commit(partial(execute_in_background, [run.pk for run in runs]))
+        """Hand a manual run of each selected job to the workers, without waiting for it."""
+        runs = manual.request_runs(queryset, timezone.now())
         links = format_html_join(
             ", ",
             '<a href="{}">#{} ({})</a>',
@@ -211,8 +230,12 @@ class JobAdmin(admin.ModelAdmin):
                 for run in runs
             ),
         )
-        started = "Started run {}." if len(runs) == 1 else "Started runs {}."
-        self.message_user(request, format_html(started, links), messages.SUCCESS)
+        queued = (
+            "Queued run {} for the workers."
+            if len(runs) == 1
+            else "Queued runs {} for the workers."
+        )
+        self.message_user(request, format_html(queued, links), messages.SUCCESS)
 
     @admin.action(description="Enable", permissions=["change"])
     def enable(self, request, queryset: QuerySet) -> None:
@@ -302,7 +325,7 @@ class RunAdmin(admin.ModelAdmin):
     fields = (
         "job_link", "status_badge", "trigger", "neighbours", "scheduled_at", "created_at_s",
         "started_at_s", "finished_at_s", "lag", "duration", "exit_code", "worker", "heartbeat_at",
-        "tokens", "result_meta", "error_text", "output_note", "stdout_text", "stderr_text",
+        "tokens", "result_meta", "error_text", "notes", "output_note", "stdout_text", "stderr_text",
     )  # fmt: skip
     readonly_fields = fields
     change_form_template = "admin/runner/run/change_form.html"
@@ -325,8 +348,7 @@ class RunAdmin(admin.ModelAdmin):
         run = get_object_or_404(Run.objects.select_related("job"), pk=run_id)
         if request.method != "POST" or not request.user.has_perm("runner.run_job"):
             raise PermissionDenied
-        again = Run.create_manual(run.job, timezone.now())
-        transaction.on_commit(partial(execute_in_background, [again.pk]))
+        [again] = manual.request_runs([run.job], timezone.now())
         self.message_user(request, f"Started run #{again.pk} of {run.job_id}.", messages.SUCCESS)
         return redirect("admin:runner_run_change", again.pk)
 

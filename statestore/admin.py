@@ -7,11 +7,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from jeeves_site.admin_tools import CappedCountPaginator
+from jeeves_site.json_forms import JSON_FIELD_OVERRIDES
 from statestore.models import StateEntry, StateItem
 
 
 @admin.register(StateEntry)
 class StateEntryAdmin(admin.ModelAdmin):
+    formfield_overrides = JSON_FIELD_OVERRIDES
     list_display = ("namespace", "key", "value", "expires_at", "updated_at")
     list_filter = ("namespace",)
     search_fields = ("namespace", "key")
@@ -22,6 +24,7 @@ class StateEntryAdmin(admin.ModelAdmin):
 
 @admin.register(StateItem)
 class StateItemAdmin(admin.ModelAdmin):
+    formfield_overrides = JSON_FIELD_OVERRIDES
     """Items listed under their collection: ``namespace/key`` links to that collection alone."""
 
     list_display = ("collection", "item_key", "item_value", "expires_at", "updated_at")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from unittest.mock import patch
 
 import pytest
 from django.urls import reverse
@@ -129,8 +128,7 @@ def test_re_run_starts_a_manual_run_of_the_same_job_and_opens_it(admin_client):
     page = admin_client.get(reverse("admin:runner_run_change", args=[run.pk])).text
     url = reverse("admin:runner_run_rerun", args=[run.pk])
     assert f'action="{url}"' in page
-    with patch("runner.admin.execute_in_background"):
-        response = admin_client.post(url)
+    response = admin_client.post(url)
     again = Run.objects.exclude(pk=run.pk).get()
     assert (again.job_id, again.trigger, again.status) == ("inbox", "manual", "pending")
     assert response["Location"] == reverse("admin:runner_run_change", args=[again.pk])
@@ -219,10 +217,24 @@ def test_the_timeout_field_gives_one_message_for_every_value_below_one(admin_cli
     assert errors == ["Ensure this value is greater than or equal to 1."]
 
 
-def test_the_job_form_refuses_a_missing_script_file(admin_client, tmp_path):
+def test_the_job_form_saves_a_missing_script_file_with_a_warning(admin_client, tmp_path):
     form = job_form(source_type="path", script=str(tmp_path / "gone.py"))
-    response = admin_client.post(reverse("admin:runner_job_add"), form)
-    assert "script file not found" in response.context["adminform"].form.errors["script"][0]
+    response = admin_client.post(reverse("admin:runner_job_add"), form, follow=True)
+    assert Job.objects.get(pk="inbox").script == str(tmp_path / "gone.py")
+    messages = [str(message) for message in response.context["messages"]]
+    assert any("script not found" in message for message in messages)
+
+
+def test_the_job_form_takes_a_recurrence_object_and_refuses_a_bad_one(admin_client):
+    schedule = '{"freq": "minutely", "interval": 97, "timezone": "Europe/Berlin"}'
+    admin_client.post(reverse("admin:runner_job_add"), job_form(schedule=schedule))
+    assert Job.objects.get(pk="inbox").schedule == (
+        '{"freq":"minutely","interval":97,"timezone":"Europe/Berlin"}'
+    )
+    bad = job_form(id="other", schedule='{"freq": "minutely", "interval": 0}')
+    response = admin_client.post(reverse("admin:runner_job_add"), bad)
+    errors = response.context["adminform"].form.errors["schedule"]
+    assert errors == ["interval: Input should be greater than 0"]
 
 
 def test_django_q2s_own_models_are_not_in_the_admin(admin_client):
