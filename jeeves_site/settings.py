@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_q",
+    # Only for its static files: /api/docs serves Swagger UI from them, not from a CDN.
+    "ninja",
     "runner",
     "statestore",
     "queues",

@@ -1,14 +1,16 @@
 """Admin for queue definitions and their items, with retry and purge actions."""
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from jeeves_site.admin_tools import CappedCountPaginator
 from jeeves_site.json_forms import JSON_FIELD_OVERRIDES
 from queues.maintenance import purge_completed_items, retry_failed_items
-from queues.models import Queue, QueueItem
+from queues.models import ItemStatus, Queue, QueueItem
 from queues.status import queue_status
+from runner.describe import duration_words
 
 
 def _report(admin_view, request: HttpRequest, done: int, what: str) -> None:
@@ -18,10 +20,50 @@ def _report(admin_view, request: HttpRequest, done: int, what: str) -> None:
 @admin.register(Queue)
 class QueueAdmin(admin.ModelAdmin):
     formfield_overrides = JSON_FIELD_OVERRIDES
-    list_display = ("id", "name", "max_attempts", "created_at")
+    list_display = (
+        "id", "name", "depth", "claimed", "failed", "oldest_pending", "max_attempts", "created_at",
+    )  # fmt: skip
     search_fields = ("id", "name")
     readonly_fields = ("status", "created_at", "updated_at")
     actions = ("retry_failed", "purge_completed")
+
+    def get_queryset(self, request):
+        # Counts per status in the one list query (grouped over queue_items), no query per row.
+        def count(status: str) -> Count:
+            return Count("items", filter=Q(items__status=status))
+
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                pending_n=count(ItemStatus.PENDING),
+                claimed_n=count(ItemStatus.CLAIMED),
+                failed_n=count(ItemStatus.FAILED),
+                oldest_pending_at=Min("items__created_at", filter=Q(items__status="pending")),
+            )
+        )
+
+    @admin.display(description="pending", ordering="pending_n")
+    def depth(self, queue: Queue) -> int:
+        return queue.pending_n
+
+    @admin.display(description="claimed", ordering="claimed_n")
+    def claimed(self, queue: Queue) -> int:
+        return queue.claimed_n
+
+    @admin.display(description="failed", ordering="failed_n")
+    def failed(self, queue: Queue) -> int:
+        return queue.failed_n
+
+    @admin.display(description="oldest pending", ordering="oldest_pending_at")
+    def oldest_pending(self, queue: Queue) -> str:
+        if queue.oldest_pending_at is None:
+            return "—"
+        return duration_words((timezone.now() - queue.oldest_pending_at).total_seconds() * 1000)
+
+    def get_readonly_fields(self, request, obj=None):
+        # The id is the primary key: an edited id would save a second queue and keep the first.
+        return (*self.readonly_fields, "id") if obj else self.readonly_fields
 
     @admin.display(description="status")
     def status(self, queue: Queue) -> str:

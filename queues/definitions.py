@@ -127,6 +127,15 @@ def upsert_queue_definition(data: dict[str, Any]) -> tuple[Any, bool]:
     Fields left out of ``data`` keep their current (or default) values. Raises
     ValidationError naming each bad field; nothing is written then.
     """
+    queue, change = sync_queue_definition(data)
+    return queue, change == "added"
+
+
+def sync_queue_definition(data: dict[str, Any]) -> tuple[Any, str]:
+    """Like ``upsert_queue_definition``, but say what happened: added, updated or unchanged.
+
+    An unchanged queue is not written (its ``updated_at`` stays), as for jobs.
+    """
     from queues.models import Queue
 
     if not isinstance(data, dict):
@@ -153,15 +162,19 @@ def upsert_queue_definition(data: dict[str, Any]) -> tuple[Any, bool]:
         return _upsert(Queue, queue_id, data)
 
 
-def _upsert(model, queue_id: str, data: dict[str, Any]) -> tuple[Any, bool]:
+def _upsert(model, queue_id: str, data: dict[str, Any]) -> tuple[Any, str]:
     with transaction.atomic():
         queue = model.objects.select_for_update().filter(pk=queue_id).first()
         created = queue is None
         if created:
             queue = model(id=queue_id)
+        before = {field: getattr(queue, field) for field in DEFINITION_FIELDS[1:]}
         for field in DEFINITION_FIELDS[1:]:
             if field in data:
                 setattr(queue, field, data[field])
         queue.full_clean(validate_unique=False)
+        after = {field: getattr(queue, field) for field in DEFINITION_FIELDS[1:]}
+        if not created and after == before:
+            return queue, "unchanged"
         queue.save(force_insert=created)
-    return queue, created
+    return queue, "added" if created else "updated"

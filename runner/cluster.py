@@ -41,6 +41,8 @@ from django_q.conf import Conf
 
 from runner import pool, worker_state
 from runner.execution.process import allow_fast_spawn
+from runner.stop_report import POLL_S as STOP_REPORT_POLL_S
+from runner.stop_report import StopReport
 
 logger = logging.getLogger(__name__)
 
@@ -214,10 +216,14 @@ def stop_cluster(cluster: RunnerCluster | None, timeout_s: float | None = None) 
     if cluster is None or cluster.sentinel is None:
         return True
     sentinel = cluster.sentinel.pid
+    report = StopReport(sentinel)
     _signal_children(sentinel, signal.SIGTERM)
     stopper = threading.Thread(target=cluster.stop, name="cluster-stop", daemon=True)
     stopper.start()
-    stopper.join(stop_timeout_s() if timeout_s is None else timeout_s)
+    deadline = time.monotonic() + (stop_timeout_s() if timeout_s is None else timeout_s)
+    while stopper.is_alive() and time.monotonic() < deadline:
+        stopper.join(min(STOP_REPORT_POLL_S, max(0.0, deadline - time.monotonic())))
+        report.check()
     if not stopper.is_alive():
         return True
     logger.error("the worker cluster did not stop in time; killing its processes")

@@ -387,6 +387,13 @@ class Run(models.Model):
         indexes = [
             # Job detail, last-status annotations, API `runs?limit=`.
             models.Index(fields=["job", "-id"], name="runs_job_newest"),
+            # The job list's last run that ran, and its last skip, beside each other.
+            models.Index(
+                fields=["job", "-id"], condition=~Q(status="skipped"), name="runs_job_newest_ran"
+            ),
+            models.Index(
+                fields=["job", "-id"], condition=Q(status="skipped"), name="runs_job_newest_skipped"
+            ),
             # Status filter in the admin and the health counts.
             models.Index(fields=["status", "-id"], name="runs_status_newest"),
             # Liveness and re-dispatch scans touch only unfinished runs.
@@ -576,6 +583,18 @@ class Run(models.Model):
             ),
         )
         return bool(changed)
+
+    @property
+    def error_line(self) -> str:
+        """The error in one line: its first line, and when that only introduces the
+        captured stderr tail ("exit code 2:"), the tail's last line, where scripts and
+        tracebacks put what went wrong. Empty when there is no error."""
+        lines = [line.strip() for line in self.error.strip().splitlines() if line.strip()]
+        if not lines:
+            return ""
+        if lines[0].endswith(":") and len(lines) > 1:
+            return f"{lines[0]} {lines[-1]}"
+        return lines[0]
 
     @property
     def lag_ms(self) -> int | None:

@@ -43,7 +43,7 @@ def run_finished(run: Run) -> None:
         run.pk,
         run.job_id,
         run.status,
-        f" ({run.error.strip().splitlines()[0]})" if run.error.strip() else "",
+        f" ({run.error_line})" if run.error_line else "",
     )
     try:
         _send(run_messages(run), f"run {run.pk} of {run.job_id}")

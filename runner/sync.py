@@ -24,7 +24,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from queues.definitions import upsert_queue_definition
+from queues.definitions import sync_queue_definition
 from runner.jobs import JOB_FIELDS, defaults, upsert_job
 from runner.models import Job
 from runner.recurrence_text import canonical_text
@@ -178,10 +178,10 @@ def _sync_queue(file: str, index: int, data: Any) -> Entry:
     subject = _subject("queue", data, index)
     try:
         with transaction.atomic():
-            _, created = upsert_queue_definition(data)
+            _, change = sync_queue_definition(data)
     except ValidationError as exc:
         return Entry(file, subject, SKIPPED, describe(exc))
-    return Entry(file, subject, "added" if created else "updated")
+    return Entry(file, subject, change)
 
 
 def _sync_job(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from runner.models import Job
+from runner.models import Job, Run
 from tests.factories import (
     JobFactory,
     QueueFactory,
@@ -64,6 +67,16 @@ def test_the_job_list_shows_the_last_run_status(admin_client):
     assert b"error" in response.content
 
 
+def test_a_skipped_missed_fire_does_not_hide_the_last_run_that_ran(admin_client):
+    job = JobFactory(id="inbox")
+    RunFactory(job=job, status="ok")
+    skip = RunFactory(job=job, status="skipped", error="missed fire")
+    response = admin_client.get(reverse("admin:runner_job_changelist"))
+    [listed] = response.context["cl"].result_list
+    assert listed.last_status == "ok"
+    assert listed.last_skipped_at == skip.created_at
+
+
 def test_the_job_list_filters_by_last_status(admin_client):
     RunFactory(job=JobFactory(id="failing"), status="error")
     RunFactory(job=JobFactory(id="passing"), status="ok")
@@ -72,11 +85,69 @@ def test_the_job_list_filters_by_last_status(admin_client):
     assert listed == ["failing"]
 
 
-def test_the_run_list_filters_by_typed_job_id(admin_client):
+def test_the_run_list_filters_by_a_job_chosen_from_a_list(admin_client):
     RunFactory(job=JobFactory(id="a"))
     RunFactory(job=JobFactory(id="b"))
     response = admin_client.get(reverse("admin:runner_run_changelist") + "?job=b")
     assert [run.job_id for run in response.context["cl"].result_list] == ["b"]
+    assert 'href="?job=a"' in response.text  # a choice in the list, not a free-text box
+
+
+def test_the_run_list_links_the_job_and_reads_durations_and_times_to_the_second(admin_client):
+    from datetime import UTC, datetime
+
+    started = datetime(2026, 3, 1, 9, 0, 7, tzinfo=UTC)
+    RunFactory(job=JobFactory(id="inbox"), status="ok", duration_ms=184_000, started_at=started)
+    page = admin_client.get(reverse("admin:runner_run_changelist")).text
+    assert f'<a href="{reverse("admin:runner_job_change", args=["inbox"])}">inbox</a>' in page
+    assert "3 min 4 s" in page
+    assert '<span class="jr-badge jr-ok">ok</span>' in page
+    assert timezone.localtime(started).strftime("%Y-%m-%d %H:%M:%S") in page
+
+
+def test_the_run_page_links_the_previous_and_next_run_of_its_job(admin_client):
+    job = JobFactory(id="inbox")
+    first, middle, last = RunFactory.create_batch(3, job=job)
+    RunFactory(job=JobFactory(id="other"))
+    page = admin_client.get(reverse("admin:runner_run_change", args=[middle.pk])).text
+    assert (
+        f'{reverse("admin:runner_run_change", args=[first.pk])}">← previous (#{first.pk})' in page
+    )
+    assert f'{reverse("admin:runner_run_change", args=[last.pk])}">next → (#{last.pk})' in page
+
+
+def test_a_truncated_output_is_a_note_not_an_error(admin_client):
+    run = RunFactory(output_truncated=True, stdout="tail")
+    page = admin_client.get(reverse("admin:runner_run_change", args=[run.pk])).text
+    assert "shown by its last lines only" in page
+    assert "icon-no.svg" not in page
+
+
+def test_re_run_starts_a_manual_run_of_the_same_job_and_opens_it(admin_client):
+    run = RunFactory(job=JobFactory(id="inbox", script="true"), status="error")
+    page = admin_client.get(reverse("admin:runner_run_change", args=[run.pk])).text
+    url = reverse("admin:runner_run_rerun", args=[run.pk])
+    assert f'action="{url}"' in page
+    response = admin_client.post(url)
+    again = Run.objects.exclude(pk=run.pk).get()
+    assert (again.job_id, again.trigger, again.status) == ("inbox", "manual", "pending")
+    assert response["Location"] == reverse("admin:runner_run_change", args=[again.pk])
+
+
+def test_re_run_refuses_a_get_and_a_user_without_the_run_job_permission(admin_client, client):
+    from django.contrib.auth.models import Permission, User
+
+    run = RunFactory()
+    url = reverse("admin:runner_run_rerun", args=[run.pk])
+    assert admin_client.get(url).status_code == 403
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_job", "view_run", "change_job"])
+    )
+    client.force_login(viewer)
+    assert "Re-run" not in client.get(reverse("admin:runner_run_change", args=[run.pk])).text
+    assert client.post(url).status_code == 403
+    assert Run.objects.count() == 1
 
 
 def test_the_run_detail_shows_output_and_error(admin_client):
@@ -139,6 +210,13 @@ def test_the_job_form_refuses_bad_input_naming_the_field(admin_client, field, va
     assert not Job.objects.exists()
 
 
+@pytest.mark.parametrize("value", ["-5", "0"])
+def test_the_timeout_field_gives_one_message_for_every_value_below_one(admin_client, value):
+    response = admin_client.post(reverse("admin:runner_job_add"), job_form(timeout_ms=value))
+    errors = response.context["adminform"].form.errors["timeout_ms"]
+    assert errors == ["Ensure this value is greater than or equal to 1."]
+
+
 def test_the_job_form_saves_a_missing_script_file_with_a_warning(admin_client, tmp_path):
     form = job_form(source_type="path", script=str(tmp_path / "gone.py"))
     response = admin_client.post(reverse("admin:runner_job_add"), form, follow=True)
@@ -157,3 +235,119 @@ def test_the_job_form_takes_a_recurrence_object_and_refuses_a_bad_one(admin_clie
     response = admin_client.post(reverse("admin:runner_job_add"), bad)
     errors = response.context["adminform"].form.errors["schedule"]
     assert errors == ["interval: Input should be greater than 0"]
+
+
+def test_django_q2s_own_models_are_not_in_the_admin(admin_client):
+    from django.contrib import admin
+    from django_q.models import Failure, OrmQ, Schedule, Success
+
+    for model in (Schedule, Success, Failure, OrmQ):
+        assert not admin.site.is_registered(model)
+    index = admin_client.get(reverse("admin:index")).text
+    assert "Scheduled tasks" not in index and "django_q" not in index
+
+
+def test_editing_a_queues_id_cannot_save_a_copy(admin_client):
+    from queues.models import Queue
+
+    QueueFactory(id="q2", name="Second")
+    url = reverse("admin:queues_queue_change", args=["q2"])
+    page = admin_client.get(url)
+    assert "id" not in page.context["adminform"].form.fields
+    form = {"id": "q3", "name": "Renamed", "description": "", "dedup_config": "null",
+            "retention": '{"completed": "7d", "failed": "30d"}', "max_attempts": "3"}  # fmt: skip
+    response = admin_client.post(url, form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert list(Queue.objects.values_list("id", "name")) == [("q2", "Renamed")]
+
+
+def test_state_items_are_listed_under_their_collection_with_a_link_to_it(admin_client):
+    StateItemFactory(namespace="mail", key="seen", item_key="m1", value=None)
+    StateItemFactory(namespace="mail", key="other", item_key="m2", value={"n": 1})
+    response = admin_client.get(reverse("admin:statestore_stateitem_changelist"))
+    assert "(member, no value)" in response.text
+    assert "?namespace=mail&amp;key=seen" in response.text
+    only = admin_client.get(
+        reverse("admin:statestore_stateitem_changelist") + "?namespace=mail&key=seen"
+    )
+    assert [item.item_key for item in only.context["cl"].result_list] == ["m1"]
+
+
+def test_the_admin_is_branded_with_a_favicon_and_links_to_the_api_docs(admin_client):
+    page = admin_client.get(reverse("admin:index")).text
+    assert "Django administration" not in page and "Django site admin" not in page
+    assert '<a href="/admin/">jeeves-runner</a>' in page
+    assert "View site" not in page
+    assert '<a href="/api/docs">API docs</a>' in page
+    favicon = re.search(r'<link rel="icon" type="image/svg\+xml" href="([^"]+)">', page)[1]
+    assert admin_client.get(favicon).status_code == 200
+
+
+def test_the_job_list_shows_schedule_words_next_fire_in_the_jobs_zone_badges_and_strip(
+    admin_client, clock
+):
+    job = JobFactory(id="inbox", schedule="30 9 * * 1-5", timezone="Europe/Berlin")
+    JobFactory(id="off", enabled=False)
+    ok = RunFactory(job=job, status="ok", duration_ms=1000)
+    RunFactory(job=job, status="error", duration_ms=3000, created_at=ok.created_at)
+    page = admin_client.get(reverse("admin:runner_job_changelist")).text
+    assert "At 09:30, Monday through Friday" in page
+    # 2026-03-01 09:00 UTC is a Sunday: next fire Monday 09:30 in Berlin (CET).
+    assert "2026-03-02 09:30:00 CET <small>(in 23 h)</small>" in page
+    assert '<span class="jr-badge jr-error">error</span>' in page
+    assert '<span class="jr-badge jr-disabled">disabled</span>' in page
+    assert page.count('<a class="jr-badge jr-') == 2
+    assert "2.0 s" in page  # the median of 1 s and 3 s
+
+
+def test_the_job_list_makes_no_query_per_job(admin_client, django_assert_max_num_queries):
+    for number in range(30):
+        job = JobFactory(id=f"job-{number}")
+        RunFactory.create_batch(3, job=job, status="ok", duration_ms=10)
+    admin_client.get(reverse("admin:runner_job_changelist"))  # the session and user, warmed
+    with django_assert_max_num_queries(8):
+        response = admin_client.get(reverse("admin:runner_job_changelist"))
+    assert len(response.context["cl"].result_list) == 30
+
+
+def test_the_queue_list_shows_pending_claimed_failed_and_oldest_pending_age(
+    admin_client, clock, django_assert_max_num_queries
+):
+    from datetime import timedelta
+
+    from queues.models import QueueItem
+
+    queue = QueueFactory(id="mail")
+    QueueFactory(id="empty")
+    QueueItemFactory.create_batch(3, queue=queue)
+    QueueItemFactory(queue=queue, status="claimed", lease_expires_at=timezone.now())
+    QueueItemFactory(queue=queue, status="failed")
+    QueueItem.objects.filter(status="pending").update(
+        created_at=timezone.now() - timedelta(seconds=184)
+    )
+    admin_client.get(reverse("admin:queues_queue_changelist"))
+    with django_assert_max_num_queries(8):
+        response = admin_client.get(reverse("admin:queues_queue_changelist"))
+    rows = {queue.id: queue for queue in response.context["cl"].result_list}
+    mail = rows["mail"]
+    assert (mail.pending_n, mail.claimed_n, mail.failed_n) == (3, 1, 1)
+    assert "3 min 4 s" in response.text
+    assert (rows["empty"].pending_n, rows["empty"].oldest_pending_at) == (0, None)
+
+
+def test_the_job_page_lists_its_last_runs_with_links_and_shows_thinking_only_for_sessions(
+    admin_client,
+):
+    script = JobFactory(id="inbox", type="script")
+    run = RunFactory(job=script, status="ok", duration_ms=1234)
+    page = admin_client.get(reverse("admin:runner_job_change", args=["inbox"]))
+    assert f'<a href="{reverse("admin:runner_run_change", args=[run.pk])}">#{run.pk}</a>' in (
+        page.text
+    )
+    assert "1.2 s" in page.text
+    assert "thinking" not in page.context["adminform"].form.fields
+    help_text = page.context["adminform"].form.fields["schedule"].help_text
+    assert "'*/10 * * * * *' every 10 seconds" in help_text and help_text in page.text
+    session = JobFactory(id="digest", type="session")
+    page = admin_client.get(reverse("admin:runner_job_change", args=[session.pk]))
+    assert "thinking" in page.context["adminform"].form.fields

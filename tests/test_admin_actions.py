@@ -43,6 +43,16 @@ def test_run_now_links_each_queued_run(admin_client, workers):
     for run in Run.objects.all():
         link = reverse("admin:runner_run_change", args=[run.pk])
         assert f'<a href="{link}">#{run.pk} ({run.job_id})</a>' in response.text
+    assert "Queued runs <a" in response.text
+
+
+def test_run_now_of_one_job_says_run_in_the_singular(admin_client, workers):
+    JobFactory(id="a", script="true")
+    response = act(admin_client, "run_now", "a")
+    assert workers.settle()
+    run = Run.objects.get()
+    link = reverse("admin:runner_run_change", args=[run.pk])
+    assert f'Queued run <a href="{link}">#{run.pk} (a)</a> for the workers.' in response.text
 
 
 def test_disable_and_enable_change_only_the_selected_jobs(admin_client):

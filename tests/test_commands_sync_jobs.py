@@ -303,6 +303,24 @@ def test_queues_in_a_sync_file_are_defined_and_a_bad_one_is_skipped_with_its_rea
     assert Job.objects.filter(pk="poll").exists()
 
 
+def test_a_queue_synced_again_unchanged_is_reported_unchanged_and_not_rewritten(repo):
+    queue = {"id": "mail", "max_attempts": 5, "dedup_config": {"path": "$.id"}}
+    write(repo, "a.json", {"jobs": [original()], "queues": [queue]})
+    sync(repo / "jobs")
+    written = Queue.objects.get(pk="mail").updated_at
+    result = sync(repo / "jobs")
+    assert "a.json: queue mail: unchanged" in result.out
+    assert Queue.objects.get(pk="mail").updated_at == written
+
+
+def test_a_queue_synced_with_a_change_is_reported_updated(repo):
+    write(repo, "a.json", {"jobs": [original()], "queues": [{"id": "mail", "max_attempts": 5}]})
+    sync(repo / "jobs")
+    write(repo, "a.json", {"jobs": [original()], "queues": [{"id": "mail", "max_attempts": 6}]})
+    assert "a.json: queue mail: updated" in sync(repo / "jobs").out
+    assert Queue.objects.get(pk="mail").max_attempts == 6
+
+
 def test_a_job_added_by_add_job_is_updated_in_place_by_sync(repo):
     upsert_job({"id": "poll", "name": "Old", "schedule": "0 * * * *", "script": "echo",
                 "source_type": "inline"})  # fmt: skip

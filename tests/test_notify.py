@@ -291,3 +291,33 @@ def test_failed_registrations_without_a_failure_channel_are_only_logged(
 
     assert posted(fake_slack) == []
     assert "job nightly could not be scheduled: bad cron expression" in caplog.messages
+
+
+# -- the log line of a finished run ---------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_log_line_of_a_failed_script_names_its_exit_code_and_its_last_stderr_line(caplog):
+    job = JobFactory(script="echo starting >&2; echo 'ValueError: no inbox' >&2; exit 2")
+    caplog.set_level(logging.INFO, logger="runner.notify")
+
+    execute_run(RunFactory(job=job).pk, worker="test:1")
+
+    finished = [r.getMessage() for r in caplog.records if "finished" in r.getMessage()]
+    assert finished[-1].endswith("finished: error (exit code 2: ValueError: no inbox)")
+
+
+@pytest.mark.parametrize(
+    "error,line",
+    [
+        ("", ""),
+        (
+            "timed out after 5 ms; its processes were ended",
+            "timed out after 5 ms; its processes were ended",
+        ),
+        ("exit code 1", "exit code 1"),
+        ("exit code 2:\nTraceback:\n  x\nKeyError: 'a'\n", "exit code 2: KeyError: 'a'"),
+    ],
+)
+def test_a_runs_error_line_keeps_the_first_line_whole_and_the_cause(error, line):
+    assert Run(error=error).error_line == line

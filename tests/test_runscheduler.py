@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 from collections import Counter
 from datetime import datetime, timedelta
@@ -269,6 +270,10 @@ def test_a_stop_signal_lets_short_runs_finish_ends_long_ones_and_exits_0(
         "runner stopped: the run was still going when the shutdown grace of 1500 ms ran out"
     )
     assert not scripts_of_this_database()
+    log = Path(scheduler.log_path).read_text()
+    # The short run may end before the stop looks; the long one is always waited for.
+    assert re.search(rf"waiting up to 1\.5 s for [12] running runs?: .*#{long.pk} \(long\)", log)
+    assert f"run {long.pk} of long ended: error" in log
 
 
 def test_missed_fire_policies_after_an_outage(daemons):

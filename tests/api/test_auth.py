@@ -124,6 +124,22 @@ def test_the_docs_answer_staff(admin_client):
     assert admin_client.get("/api/docs").status_code == 200
 
 
+def test_the_docs_load_swagger_from_this_server_not_a_cdn(admin_client):
+    import re
+
+    page = admin_client.get("/api/docs").text
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert any(source.endswith("swagger-ui-bundle.js") for source in sources)
+    assert all(source.startswith("/") for source in sources), sources
+    for source in sources:
+        assert admin_client.get(source).status_code == 200, source
+
+
+def test_the_docs_auth_hint_keeps_its_token_placeholder_as_code(admin_client):
+    description = admin_client.get("/api/openapi.json").json()["info"]["description"]
+    assert "`Authorization: Bearer <token>`" in description
+
+
 def test_no_response_echoes_the_token_or_a_wrong_one(api, token):
     JobFactory(id="inbox")
     wrong = token[:-1] + ("A" if token[-1] != "A" else "B")

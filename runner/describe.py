@@ -1,0 +1,91 @@
+"""Words for the console: a schedule in words, a duration, a moment relative to now.
+
+Pure functions (no database, no HTML) so the admin, the dashboard and the API can
+share them. Cron expressions are described by cron-descriptor (5 fields, or 6 with
+seconds first, as runner.cron reads them); a JSON recurrence schedule gets our own
+short text, since no library knows that format.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from cron_descriptor import CasingTypeEnum, ExpressionDescriptor, Options
+
+_NICKNAMES = {
+    "@yearly": "once a year, at 00:00 on 1 January",
+    "@annually": "once a year, at 00:00 on 1 January",
+    "@monthly": "at 00:00 on the first day of every month",
+    "@weekly": "at 00:00 every Sunday",
+    "@daily": "at 00:00 every day",
+    "@midnight": "at 00:00 every day",
+    "@hourly": "at the start of every hour",
+}
+
+
+def schedule_words(expression: str) -> str:
+    """``"*/10 * * * * *"`` -> ``"every 10 seconds"``; ``""`` when it cannot be described."""
+    text = expression.strip()
+    if text.startswith("{") or text.startswith("["):
+        return _recurrence_words(text)
+    if text.lower() in _NICKNAMES:
+        return _NICKNAMES[text.lower()]
+    options = Options()
+    options.use_24hour_time_format = True
+    options.casing_type = CasingTypeEnum.Sentence
+    options.verbose = False
+    try:
+        return ExpressionDescriptor(text, options).get_description()
+    except Exception:  # cron-descriptor raises assorted types; the raw expression still shows
+        return ""
+
+
+def _recurrence_words(text: str) -> str:
+    """Generic words for a JSON recurrence schedule: its rule count and frequencies."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return ""
+    rules = data.get("rules", [data]) if isinstance(data, dict) else data
+    if not isinstance(rules, list) or not rules:
+        return "recurrence schedule"
+    freqs = []
+    for rule in rules:
+        options = rule.get("options", rule) if isinstance(rule, dict) else {}
+        freq = options.get("freq") if isinstance(options, dict) else None
+        if isinstance(freq, str) and freq.lower() not in freqs:
+            freqs.append(freq.lower())
+    count = f"{len(rules)} rule{'s' if len(rules) != 1 else ''}"
+    return f"recurrence: {count}" + (f" ({', '.join(freqs)})" if freqs else "")
+
+
+def duration_words(ms: int | float | None) -> str:
+    """``1234`` -> ``"1.2 s"``, ``184000`` -> ``"3 min 4 s"``, ``None`` -> ``""``."""
+    if ms is None:
+        return ""
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+
+
+def relative_words(moment: datetime, now: datetime) -> str:
+    """``"in 4 min"`` or ``"3 h ago"``: the largest whole unit, for a glance."""
+    delta = moment - now
+    ahead = delta >= timedelta(0)
+    seconds = abs(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            amount = f"{int(seconds // size)} {unit}"
+            break
+    else:
+        amount = f"{int(seconds)} s"
+    return f"in {amount}" if ahead else f"{amount} ago"

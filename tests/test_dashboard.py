@@ -1,0 +1,77 @@
+"""The console's home page: health, running runs, failures, failed schedules, next fires, queues."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.urls import reverse
+from django.utils import timezone
+
+from runner.models import Job
+from tests.factories import JobFactory, QueueFactory, QueueItemFactory, RunFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def home(client) -> str:
+    return client.get(reverse("admin:index")).text
+
+
+def test_the_home_page_groups_failures_of_the_last_day_by_job_with_the_latest_error_line(
+    admin_client, clock
+):
+    job = JobFactory(id="inbox")
+    RunFactory(job=job, status="error", error="exit code 1:\nold trouble")
+    latest = RunFactory(job=job, status="timeout", error="timed out after 5 ms")
+    RunFactory(job=JobFactory(id="fine"), status="ok")
+    old = RunFactory(job=JobFactory(id="long-ago"), status="error")
+    type(old).objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    page = home(admin_client)
+    failures = page.split('id="jr-failures"')[1].split("</table>")[0]
+    assert "inbox" in failures and "2 failed" in failures
+    assert f"#{latest.pk}" in failures and "timed out after 5 ms" in failures
+    assert "fine" not in failures and "long-ago" not in failures
+
+
+def test_the_home_page_shows_running_runs_with_their_elapsed_time(admin_client, clock):
+    RunFactory(
+        job=JobFactory(id="slow"),
+        status="running",
+        started_at=timezone.now() - timedelta(seconds=75),
+    )
+    running = home(admin_client).split('id="jr-running"')[1].split("</table>")[0]
+    assert "slow" in running and "1 min 15 s" in running
+
+
+def test_the_home_page_lists_next_fires_failed_schedules_and_queue_depths(admin_client, clock):
+    JobFactory(id="soon", schedule="*/5 * * * *")
+    JobFactory(id="broken", schedule="*/5 * * * *")
+    Job.objects.filter(pk="broken").update(schedule="not cron")
+    queue = QueueFactory(id="mail")
+    QueueItemFactory.create_batch(3, queue=queue)
+    page = home(admin_client)
+    assert "soon" in page.split('id="jr-next"')[1].split("</table>")[0]
+    assert "(in 5 min)" in page
+    assert "broken" in page.split('id="jr-failed-schedules"')[1].split("</table>")[0]
+    queues = page.split('id="jr-queues"')[1].split("</table>")[0]
+    assert "<td>3</td>" in queues
+
+
+def test_the_home_page_takes_a_fixed_number_of_queries(admin_client, django_assert_max_num_queries):
+    for number in range(20):
+        job = JobFactory(id=f"job-{number}")
+        RunFactory(job=job, status="error", error="boom")
+        QueueFactory(id=f"queue-{number}")
+    home(admin_client)
+    with django_assert_max_num_queries(20):
+        home(admin_client)
+
+
+def test_staff_without_the_view_run_permission_see_no_dashboard(client):
+    user = User.objects.create_user("queues", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_queue"))
+    client.force_login(user)
+    RunFactory(status="error")
+    assert "jr-dashboard" not in home(client)
