@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 from jeeves_site.admin_tools import CappedCountPaginator, TextInputFilter
 from runner.execution.background import execute_in_background
 from runner.jobs import set_enabled
-from runner.models import Job, Run, RunStatus
+from runner.models import Incident, Job, Run, RunStatus
 
 
 def _latest_run(field: str) -> Subquery:
@@ -59,7 +59,18 @@ class JobAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Notifications", {"fields": ("on_failure", "on_success", "output_channel")}),
+        (
+            "Notifications",
+            {
+                "fields": (
+                    "on_failure",
+                    "on_success",
+                    "output_channel",
+                    "alert_after_failures",
+                    "alert_reminder_hours",
+                )
+            },
+        ),
         ("Record", {"fields": ("created_at", "updated_at", "schedule_effective_at")}),
     )
 
@@ -163,3 +174,23 @@ class RunAdmin(admin.ModelAdmin):
 
 def _pre(text: str):
     return format_html('<pre style="white-space: pre-wrap">{}</pre>', text) if text else "—"
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    """Incidents are written by ``runner.incidents`` as runs finish; the admin only shows them."""
+
+    list_display = ("job", "kind", "opened_at", "closed_at", "failures", "alerted_at", "reminders")
+    list_filter = ("kind", ("closed_at", admin.EmptyFieldListFilter))
+    search_fields = ("job__id",)
+    list_select_related = ("job",)
+    ordering = ("-opened_at", "-id")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -20,6 +20,7 @@ jobs:
   and failed items per queue.
 * ``jeeves_scheduler_heartbeat_age_seconds`` (gauge): seconds since the most
   recent beat of any scheduler; absent when no scheduler ever beat.
+* ``jeeves_incidents_open{kind}`` (gauge): open incidents (``runner.incidents``).
 * ``jeeves_schedulers_alive`` (gauge): schedulers heard within the liveness
   timeout, as ``/api/status`` counts them.
 
@@ -55,7 +56,15 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from queues.models import ItemStatus, QueueItem
-from runner.models import FINAL_RUN_STATUSES, Run, RunStatus, RunTrigger, SchedulerHeartbeat
+from runner.models import (
+    FINAL_RUN_STATUSES,
+    Incident,
+    IncidentKind,
+    Run,
+    RunStatus,
+    RunTrigger,
+    SchedulerHeartbeat,
+)
 
 # Upper bounds in seconds; +Inf is added.
 DURATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 1800, 3600, 3 * 3600)
@@ -77,6 +86,7 @@ class RunnerCollector(Collector):
         yield _lag_histogram()
         yield from _active_runs()
         yield _queue_items()
+        yield _open_incidents()
         yield from _schedulers(moment)
 
 
@@ -185,6 +195,21 @@ def _queue_items() -> Metric:
     )
     for queue_id, status, n in sorted(rows):
         family.add_metric([queue_id, status], n)
+    return family
+
+
+def _open_incidents() -> Metric:
+    family = GaugeMetricFamily(
+        "jeeves_incidents_open", "Open incidents (alerts raised or pending).", labels=["kind"]
+    )
+    counts = dict(
+        Incident.objects.filter(closed_at__isnull=True)
+        .order_by()
+        .values_list("kind")
+        .annotate(n=Count("id"))
+    )
+    for kind in IncidentKind.values:
+        family.add_metric([kind], counts.get(kind, 0))
     return family
 
 

@@ -138,6 +138,17 @@ def test_scheduler_heartbeat_age_and_live_schedulers(time_machine):
     assert values(families["jeeves_schedulers_alive"], "jeeves_schedulers_alive") == 1
 
 
+def test_open_incidents_by_kind():
+    from runner.models import Incident
+
+    job = JobFactory()
+    Incident.objects.create(job=job, kind="failing", opened_at=NOW)
+    Incident.objects.create(job=JobFactory(), kind="failing", opened_at=NOW, closed_at=NOW)
+    Incident.objects.create(job=JobFactory(), kind="failing", opened_at=NOW)
+    samples = scrape()["jeeves_incidents_open"]
+    assert values(samples, "jeeves_incidents_open", kind="failing") == 2
+
+
 def test_an_empty_database_scrapes_cleanly():
     families = scrape()
     assert families["jeeves_runs"] == []
