@@ -184,6 +184,8 @@ class RunnerConfig:
     ] = 250
     scripts_dir: OptionalText = ""
     base_url: OptionalText = ""
+    # The root dialect without a token for loopback callers (runner.api.original.access).
+    api_loopback_anonymous: bool = False
     broker: Literal["orm", "redis"] = "orm"
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Where the settings came from; set by the loader, never by the file.
@@ -249,6 +251,7 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "JEEVES_JOBS_DIR": ("jobsDir",),
     "JEEVES_BASE_URL": ("baseUrl",),
     "JEEVES_BROKER": ("broker",),
+    "JEEVES_API_LOOPBACK_ANONYMOUS": ("apiLoopbackAnonymous",),
     "JEEVES_REDIS_URL": ("redisUrl",),
     "JEEVES_GATEWAY_URL": ("gatewayUrl",),
     "JEEVES_GATEWAY_TOKEN_PATH": ("gatewayTokenPath",),

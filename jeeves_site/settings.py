@@ -15,7 +15,7 @@ from jeeves_site.database import database_from_environment
 from jeeves_site.env import env_bool, env_int, env_list, env_secret, env_str
 from jeeves_site.runner_config import load_runner_config
 from jeeves_site.secret_key import resolve_secret_key
-from jeeves_site.timezone import server_time_zone
+from jeeves_site.timezone import configured_time_zone
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("JEEVES_DATA_DIR", str(BASE_DIR / "data"))).resolve()
@@ -52,6 +52,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so nothing after it (logging and redirects included) sees a token in the path.
+    "runner.api.prefix.TokenPrefixMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -91,7 +93,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env_str("JEEVES_TIME_ZONE", server_time_zone())
+_ZONE = configured_time_zone()
+TIME_ZONE = _ZONE.name
+# Why the zone could not be known (then TIME_ZONE is UTC); runner.E004 reports it.
+TIME_ZONE_PROBLEM = _ZONE.problem
 USE_I18N = True
 USE_TZ = True
 
@@ -185,3 +190,14 @@ if RUNNER.logging.file:
         "formatter": "plain",
     }
     LOGGING["root"]["handlers"].append("file")
+
+# The original runner's HTTP dialect at the root paths (runner/api/original/).
+# Loopback callers may use it without a token, as the "jeeves-loopback" user: the
+# original's OpenClaw plugin sends no credentials. Off by default; `check` warns when on.
+API_LOOPBACK_ANONYMOUS = RUNNER.api_loopback_anonymous  # apiLoopbackAnonymous
+API_LOOPBACK_USER = env_str("JEEVES_API_LOOPBACK_USER", "jeeves-loopback")
+# How long `POST /jobs/{id}/run` at the root waits for the run, as the original's
+# clients expect; past it the answer is 202 with the run id (the run goes on).
+API_RUN_WAIT_MAX_S = env_int("JEEVES_API_RUN_WAIT_MAX_S", 3600, minimum=1)
+# The URL a script's JR_API_URL names: this server's /api/ as a script on this host sees it.
+RUN_API_URL = env_str("JEEVES_API_URL", f"http://127.0.0.1:{RUNNER.port}/api").rstrip("/")

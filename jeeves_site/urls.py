@@ -1,10 +1,15 @@
-"""URL configuration: the admin at /admin/, the JSON API under /api/."""
+"""URL configuration: the admin at /admin/, the JSON API under /api/, and the
+original runner's dialect at the root paths (/status, /jobs, /queues, /state).
+
+A ``/t/<token>/`` prefix before any of them is handled by
+``runner.api.prefix.TokenPrefixMiddleware``."""
 
 from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
 from runner.api import config as config_api
+from runner.api.original.site import root_api
 from runner.api.site import api
 from runner.metrics_view import metrics_view
 
@@ -21,3 +26,6 @@ urlpatterns += [
     path("config", config_api.root_config, name="original-config"),
     path("config/apply", config_api.root_config_apply, name="original-config-apply"),
 ]
+
+# The original runner's dialect, last so it never shadows the paths above.
+urlpatterns += [path("", root_api.urls)]

@@ -74,6 +74,13 @@ def check_secret_files(app_configs=None, **kwargs) -> list:
 
 
 @register()
+def check_time_zone(app_configs=None, **kwargs) -> list:
+    """runner.E004: the server's zone could not be read from TZ or /etc/localtime."""
+    problem = getattr(settings, "TIME_ZONE_PROBLEM", "")
+    return [Error(problem, id="runner.E004")] if problem else []
+
+
+@register()
 def check_scripts_dir(app_configs=None, **kwargs) -> list:
     """runner.W001: a configured scripts directory that does not exist."""
     path = settings.RUNNER.scripts_dir

@@ -229,6 +229,8 @@ class Job(models.Model):
     class Meta:
         db_table = "jobs"
         ordering = ["id"]
+        # Running a job runs a command as the runner's user: more than changing it.
+        permissions = [("run_job", "Can run a job now")]
         constraints = [
             models.CheckConstraint(condition=_in_choices("type", JobType), name="jobs_type_valid"),
             models.CheckConstraint(

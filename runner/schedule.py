@@ -3,11 +3,14 @@
 croniter walks naive wall-clock times; this module turns each wall-clock slot into
 real instants (UTC) following ISC/Debian cron's daylight-saving convention:
 
-* A job with fixed times (no ``*`` in its minute or hour field, not ``@hourly``)
-  whose slot falls in the hour that is skipped runs once, at the transition; a slot
-  in the hour that repeats runs once, at its first occurrence.
-* A job with wildcards runs by the clock as it is: nothing fires at wall times that
-  do not exist, and a repeated hour fires again, since real time passes twice.
+* A fixed-time job (no time field -- second, minute, hour -- starting with ``*``;
+  ISC cron looks at the first character, so ``*/2`` is a wildcard and ``4-12,*/2``
+  is not) whose slot falls in the hour that is skipped runs once, at the
+  transition; a slot in the hour that repeats runs once, at its first occurrence.
+* A wildcard job runs by the clock as it is: nothing fires at wall times that do
+  not exist, and a repeated hour fires again, since real time passes twice.
+
+Every fire is a pure function of (expression, zone, instant).
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from runner.cron import make_iterator
+from runner.cron import make_iterator, parse
 
-# Wider than any real DST shift, so a window this size around a moment sees every
-# wall-clock slot that could map to instants near it.
-DST_MARGIN = timedelta(hours=3)
+# Offsets are sampled this often to find a zone's transitions; no zone changes its
+# offset twice within this span.
+_TRANSITION_SAMPLE = timedelta(hours=6)
 
 
 @lru_cache(maxsize=512)
@@ -30,13 +33,13 @@ def zone(name: str) -> ZoneInfo:
 
 
 def is_fixed_time(expression: str) -> bool:
-    """True when the expression names fixed minutes and hours (cron's DST special case)."""
-    text = expression.strip()
-    if text.startswith("@"):
-        return text not in ("@hourly", "@reboot")
-    fields = text.split()
-    minute, hour = (fields[1], fields[2]) if len(fields) == 6 else (fields[0], fields[1])
-    return "*" not in minute and "*" not in hour
+    """True when no time field (second, minute, hour) starts with ``*``.
+
+    ISC cron's MIN_STAR/HR_STAR flags (entry.c) decide which jobs get its DST special
+    case by the field's first character; seconds count the same way here.
+    ``@hourly`` is ``0 * * * *``, a wildcard; the other macros are fixed-time.
+    """
+    return not any(field.startswith("*") for field in parse(expression).time_fields)
 
 
 def _wall_to_instants(wall: datetime, tz: ZoneInfo, fixed: bool) -> list[datetime]:
@@ -93,30 +96,60 @@ def _first_after(
             return min(later)
 
 
-def _fall_back_between(tz: ZoneInfo, start: datetime, end: datetime) -> datetime | None:
-    """The instant in (start, end] where the clock goes back, if there is one."""
-    if start.astimezone(tz).utcoffset() <= end.astimezone(tz).utcoffset():
-        return None
-    return _offset_change(tz, start, end)
+@lru_cache(maxsize=2048)
+def _fall_backs(tz: ZoneInfo, year: int) -> tuple[tuple[datetime, timedelta], ...]:
+    """Each instant in ``year`` (UTC) where the clock goes back, with by how much."""
+    moment = datetime(year, 1, 1, tzinfo=UTC)
+    end = datetime(year + 1, 1, 1, tzinfo=UTC)
+    offset = moment.astimezone(tz).utcoffset()
+    found = []
+    while moment < end:
+        following = min(moment + _TRANSITION_SAMPLE, end)
+        next_offset = following.astimezone(tz).utcoffset()
+        if next_offset < offset:
+            found.append((_offset_change(tz, moment, following), offset - next_offset))
+        moment, offset = following, next_offset
+    return tuple(found)
+
+
+def _first_fall_back(
+    tz: ZoneInfo, start: datetime, end: datetime
+) -> tuple[datetime, timedelta] | None:
+    """The first instant in (start, end] where the clock goes back, and by how much.
+
+    Looked for over the whole span, however long: a fall-back between two fires
+    with the same offset (a year apart, say) repeats an hour all the same.
+    """
+    if end - start <= _TRANSITION_SAMPLE:
+        before, after = start.astimezone(tz).utcoffset(), end.astimezone(tz).utcoffset()
+        return (_offset_change(tz, start, end), before - after) if after < before else None
+    for year in range(start.year, end.year + 1):
+        for instant, shift in _fall_backs(tz, year):
+            if start < instant <= end:
+                return instant, shift
+    return None
 
 
 def next_fire_after(expression: str, zone_name: str, after: datetime) -> datetime:
     """The first instant strictly after ``after`` (aware) at which the job fires, in UTC.
 
-    Raises croniter's CroniterBadDateError for an expression that never fires.
+    Raises croniter's CroniterBadDateError for an expression that never fires, and
+    ``runner.cron.CronError`` (a ValueError) for one whose syntax is refused.
     """
     tz = zone(zone_name)
     after_utc = after.astimezone(UTC)
     wall = after_utc.astimezone(tz).replace(tzinfo=None)
     best = _first_after(expression, tz, wall, after_utc, datetime.max)
     # When the clock goes back before that instant, the repeated hour's wall
-    # times come again, earlier in the wall order than where we started.
-    fall_back = _fall_back_between(tz, after_utc, best)
+    # times come again, earlier in the wall order than where we started. Only
+    # the first fall-back matters: every slot of a later one has a first-pass
+    # instant that the wall-order walk above would have reached before it.
+    fall_back = _first_fall_back(tz, after_utc, best)
     if fall_back is not None:
-        repeat_wall = fall_back.astimezone(tz).replace(tzinfo=None)
+        instant, shift = fall_back
+        repeat_wall = instant.astimezone(tz).replace(tzinfo=None)
         start_wall = repeat_wall - timedelta(seconds=1)
-        stop_wall = repeat_wall + DST_MARGIN
-        repeated = _first_after(expression, tz, start_wall, after_utc, stop_wall)
+        repeated = _first_after(expression, tz, start_wall, after_utc, repeat_wall + shift)
         if repeated is not None and repeated < best:
             best = repeated
     return best

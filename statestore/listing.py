@@ -35,8 +35,10 @@ def namespace_values(namespace: str, limit: int = 1000) -> dict[str, Any]:
     return dict(rows)
 
 
-def key_detail(namespace: str, key: str, item_limit: int = 100) -> dict[str, Any] | None:
-    """One key: its value, expiry and its newest items; None when it holds nothing live."""
+def key_detail(
+    namespace: str, key: str, item_limit: int = 100, oldest_first: bool = False
+) -> dict[str, Any] | None:
+    """One key: its value, expiry and newest (or oldest) items; None when nothing is live."""
     check_name(namespace, "namespace", NAMESPACE_MAX)
     check_name(key, "key", KEY_MAX)
     check_count(item_limit, "item_limit", minimum=0)
@@ -46,9 +48,10 @@ def key_detail(namespace: str, key: str, item_limit: int = 100) -> dict[str, Any
     item_count = items.count()
     if entry is None and item_count == 0:
         return None
-    newest = items.order_by("-updated_at", "-id").values(
-        "item_key", "value", "expires_at", "updated_at"
-    )[:item_limit]
+    order = ("updated_at", "id") if oldest_first else ("-updated_at", "-id")
+    newest = items.order_by(*order).values("item_key", "value", "expires_at", "updated_at")[
+        :item_limit
+    ]
     return {
         "namespace": namespace,
         "key": key,

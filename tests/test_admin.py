@@ -121,6 +121,7 @@ def test_a_valid_job_is_created_from_the_admin_form(admin_client):
     [
         ("schedule", "61 * * * *", "not a valid cron expression"),
         ("schedule", "0 0 30 2 *", "never fires"),
+        ("schedule", "R * * * *", "drawn again each time"),
         ("timezone", "Nowhere/City", "not a known IANA time zone"),
         ("env", '{"A": 1}', "must be a string"),
         ("env", "{not json", "Enter a valid JSON"),

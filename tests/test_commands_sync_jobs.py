@@ -125,6 +125,7 @@ def test_an_object_schedule_is_skipped_with_its_reason_while_the_rest_is_applied
     [
         (original(schedule="61 * * * *"), "schedule: '61 * * * *' is not a valid cron expression"),
         (original(schedule="0 0 30 2 *"), "schedule: '0 0 30 2 *' never fires"),
+        (original(schedule="H * * * *"), "'H' (a hashed value) is not supported"),
         (original(timezone="Mars/Olympus"), "timezone: 'Mars/Olympus' is not a known IANA"),
         (original(env=["A=1"]), "env: must be a JSON object of strings"),
         (original(env={"A": 1}), "env: the value of A must be a string, not int"),

@@ -7,3 +7,6 @@ class ApiConfig(AppConfig):
     name = "runner.api"
     label = "api"
     verbose_name = "API"
+
+    def ready(self) -> None:
+        from runner.api import checks  # noqa: F401  (registers the system checks)

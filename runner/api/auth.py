@@ -21,15 +21,27 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.security.base import AuthBase
 from ninja.utils import check_csrf
 
-from runner.api import tokens
+from runner.api import run_tokens, tokens
 from runner.api.errors import error_body
+
+RUN_TOKEN_SCOPE = (
+    "a run's token (JR_API_TOKEN) may use only the state and queue operations, not this one"
+)
 
 
 class BearerToken(AuthBase):
-    """``Authorization: Bearer jr_...``: the request acts as that token."""
+    """``Authorization: Bearer jr_...``: the request acts as that token.
+
+    With ``run_tokens=True`` (the state and queue routers) a run's own token
+    (``jrr_...``, see ``runner.api.run_tokens``) is accepted too; elsewhere it gets 403.
+    """
 
     openapi_type = "http"
     openapi_scheme = "bearer"
+
+    def __init__(self, run_tokens: bool = False) -> None:
+        self.run_tokens = run_tokens
+        super().__init__()
 
     def __call__(self, request: HttpRequest) -> Any:
         header = request.headers.get("Authorization")
@@ -38,9 +50,20 @@ class BearerToken(AuthBase):
         scheme, _, secret = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise AuthenticationError(message="the Authorization header must be 'Bearer <token>'")
-        token = tokens.authenticate(secret.strip())
+        secret = secret.strip()
+        if run_tokens.is_run_secret(secret):
+            return self._run_token(secret)
+        token = tokens.authenticate(secret)
         if token is None:
             raise AuthenticationError(message="the API token is not valid or has been revoked")
+        return token
+
+    def _run_token(self, secret: str) -> Any:
+        token = run_tokens.authenticate(secret)
+        if token is None:
+            raise AuthenticationError(message="the run's API token is not valid: its run has ended")
+        if not self.run_tokens:
+            raise HttpError(403, RUN_TOKEN_SCOPE)
         return token
 
 

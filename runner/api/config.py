@@ -23,9 +23,9 @@ from ninja import Router
 from ninja.errors import AuthenticationError, HttpError
 
 from jeeves_site.config_apply import apply_config, query_config
-from runner.api.auth import BearerToken, StaffSession
 from runner.api.body import json_body, raw_body
 from runner.api.errors import NO_CREDENTIALS, ApiError
+from runner.api.original.access import root_auth
 
 router = Router(tags=["config"])
 
@@ -73,9 +73,10 @@ def post_config_apply(request: HttpRequest) -> JsonResponse:
 
 
 def _root_principal(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
-    """The caller, by the API's own authentication; or the ``{error}`` answer refusing it."""
+    """The caller, by the root dialect's authentication (``root_auth``: a token, a staff
+    session, or the loopback opening); or the ``{error}`` answer refusing it."""
     try:
-        principal = BearerToken()(request) or StaffSession()(request)
+        principal = next(filter(None, (auth(request) for auth in root_auth())), None)
     except AuthenticationError as exc:
         return None, JsonResponse({"error": exc.message}, status=401)
     except HttpError as exc:

@@ -73,7 +73,8 @@ def job_detail(request: HttpRequest, job_id: str) -> dict:
     return {"job": job}
 
 
-def _write(fields: dict[str, Any]) -> tuple[Job, Change]:
+def write_job(fields: dict[str, Any]) -> tuple[Job, Change]:
+    """Upsert a job from the API's fields; 400 naming the fields when invalid."""
     try:
         return upsert_job(job_fields(fields))
     except ValidationError as exc:
@@ -90,7 +91,7 @@ def create_job(request: HttpRequest) -> Status:
     """Create a job from the original runner's fields; 409 if the id exists."""
     fields = json_object(request, CREATE_FIELDS)
     with transaction.atomic():
-        job, change = _write(fields)
+        job, change = write_job(fields)
         if change != Change.ADDED:  # rolls back what the upsert changed
             raise Conflict(f"job {job.id!r} already exists; PATCH /api/jobs/{job.id} changes it")
     return Status(201, {"ok": True, "id": job.id, "job": job})
@@ -107,13 +108,14 @@ def update_job(request: HttpRequest, job_id: str) -> dict:
     fields = json_object(request, (*UPDATE_FIELDS, "id"))
     if fields.pop("id", job_id) != job_id:
         raise bad_input({"id": "a job's id cannot be changed"})
-    return {"job": _update(job_id, fields)}
+    return {"job": change_job_fields(job_id, fields)}
 
 
-def _update(job_id: str, fields: dict[str, Any]) -> Job:
+def change_job_fields(job_id: str, fields: dict[str, Any]) -> Job:
+    """Change only ``fields`` of an existing job; 404 when it is gone."""
     with transaction.atomic():
         get_job(job_id)
-        job, change = _write({"id": job_id, **fields})
+        job, change = write_job({"id": job_id, **fields})
         if change == Change.ADDED:  # deleted meanwhile; do not bring it back
             raise NotFound(f"job {job_id!r} not found")
     return job
@@ -164,5 +166,5 @@ def replace_script(request: HttpRequest, job_id: str) -> dict:
     fields = json_object(request, ("script", "source_type"))
     if "script" not in fields:
         raise bad_input({"script": "is required"})
-    _update(job_id, fields)
+    change_job_fields(job_id, fields)
     return {"ok": True}

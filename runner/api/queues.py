@@ -13,6 +13,7 @@ from queues import operations
 from queues.exceptions import ClaimLost
 from queues.models import Queue, QueueItem
 from queues.status import peek, queue_status
+from runner.api.auth import BearerToken, StaffSession
 from runner.api.body import json_object
 from runner.api.errors import Conflict, NotFound, bad_input
 from runner.api.schemas import (
@@ -31,7 +32,8 @@ from runner.api.schemas import (
     body_doc,
 )
 
-router = Router(tags=["queues"])
+# A run's own token (JR_API_TOKEN) may use these operations.
+router = Router(tags=["queues"], auth=[BearerToken(run_tokens=True), StaffSession()])
 ERRORS = {400: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut}
 
 

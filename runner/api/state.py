@@ -11,6 +11,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Router
 
+from runner.api.auth import BearerToken, StaffSession
 from runner.api.body import json_object
 from runner.api.errors import NotFound, bad_input
 from runner.api.schemas import (
@@ -26,7 +27,8 @@ from runner.api.schemas import (
 from statestore import operations
 from statestore.listing import key_detail, list_namespaces, namespace_values
 
-router = Router(tags=["state"])
+# A run's own token (JR_API_TOKEN) may use these operations.
+router = Router(tags=["state"], auth=[BearerToken(run_tokens=True), StaffSession()])
 ERRORS = {400: ErrorOut, 404: ErrorOut, 413: ErrorOut}
 KEY = "/state/{namespace}/{key}"
 ITEM = KEY + "/items/{item_key}"

@@ -14,6 +14,7 @@ from django.db import connection
 
 from jeeves_site.database import database_url
 from jeeves_site.private_files import inherited_umask
+from runner.api import run_tokens
 from runner.execution import environment
 from runner.execution.inline_files import inline_prefix, inline_root
 from runner.execution.process import (
@@ -78,9 +79,10 @@ def run_script_job(run: Run, cancel: threading.Event) -> RunOutcome:
             argv, cwd = _command(job, stack)
         except ScriptNotRunnable as exc:
             return RunOutcome(status=RunStatus.ERROR, error=str(exc))
+        api_access = stack.enter_context(run_tokens.issued_for(run))
         result = run_process(
             [*argv, *job.args],
-            env=script_environment(run),
+            env={**script_environment(run), **api_access},
             cwd=cwd,
             timeout_s=job.timeout_ms / 1000 if job.timeout_ms else None,
             grace_s=settings.RUNNER.kill_grace_ms / 1000,

@@ -14,19 +14,24 @@ from runner.api.tokens import create_token
 class ApiClient:
     """Django's test client speaking JSON to /api/ with a bearer token (or none)."""
 
-    def __init__(self, token: str | None = None) -> None:
-        self.client = Client()
+    def __init__(self, token: str | None = None, prefix: str = "/api", **client_kw) -> None:
+        self.client = Client(**client_kw)
+        self.prefix = prefix
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None, **kw):
-        """Send ``body`` as JSON (or ``raw`` bytes as they are) to ``/api{path}``."""
+        """Send ``body`` as JSON (or ``raw`` bytes as they are) to ``{prefix}{path}``."""
         data = raw if raw is not None else (b"" if body is None else json.dumps(body))
         send = getattr(self.client, method)
         headers = {**self.headers, **kw.pop("headers", {})}
         if method in ("get", "delete") and raw is None and body is None:
-            return send(f"/api{path}", headers=headers, **kw)
+            return send(f"{self.prefix}{path}", headers=headers, **kw)
         return send(
-            f"/api{path}", data=data, content_type="application/json", headers=headers, **kw
+            f"{self.prefix}{path}",
+            data=data,
+            content_type="application/json",
+            headers=headers,
+            **kw,
         )
 
     def get(self, path: str, **kw):

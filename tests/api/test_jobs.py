@@ -76,6 +76,8 @@ def test_creating_a_job_whose_id_exists_is_409_and_changes_nothing(api):
 BAD_FIELDS = [
     ("schedule", {"schedule": "61 * * * *"}, "not a valid cron"),
     ("schedule", {"schedule": "0 0 30 2 *"}, "never fires"),
+    ("schedule", {"schedule": "R * * * *"}, "drawn again each time"),
+    ("schedule", {"schedule": "0 0 * * 5-1"}, "write '5-6,0-1'"),
     ("timezone", {"timezone": "Mars/Olympus"}, "not a known IANA time zone"),
     ("env", {"env": ["A=1"]}, "must be a JSON object"),
     ("env", {"env": {"A": 1}}, "must be a string"),

@@ -1,0 +1,42 @@
+"""gunicorn's settings for ``scripts/start`` (the tests start the server with them too).
+
+``gthread``: each process serves requests on threads while its main loop keeps
+answering gunicorn's heartbeat, so a request that waits long (the root dialect's
+``POST /jobs/{id}/run`` waits for the whole run) holds one thread, and the 30 s
+``timeout`` never kills a worker for it. The access log hides a ``/t/<token>/``
+URL prefix's token.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from gunicorn.glogging import Logger
+
+bind = f"{os.environ.get('JEEVES_BIND') or '127.0.0.1'}:{os.environ.get('JEEVES_PORT') or 1937}"
+workers = 2
+worker_class = "gthread"
+threads = 8
+timeout = 30
+accesslog = "-"
+# gunicorn 27's runtime-management socket lives at one path per account
+# (~/.gunicorn/gunicorn.ctl), shared by every gunicorn it runs; nothing here uses it.
+control_socket_disable = True
+
+# The path at the start of the "U" atom, or after the method in the "r" (request line) atom.
+_TOKEN_IN_PATH = re.compile(r"(^|\s)/t/[^/ ?]+")
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger, with the token of a ``/t/<token>/`` prefix replaced by ``***``."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        for name in ("r", "U"):
+            if isinstance(atoms.get(name), str):
+                atoms[name] = _TOKEN_IN_PATH.sub(r"\1/t/***", atoms[name], count=1)
+        return atoms
+
+
+logger_class = RedactingLogger

@@ -1,0 +1,146 @@
+"""Jobs and runs in the original's dialect: ``/jobs``, ``/jobs/:id/...``.
+
+Same domain functions as ``runner.api.jobs`` and ``runner.api.runs``; the
+original's envelopes (``{ok: true}``), row shapes and ``Job not found`` refusals.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+from ninja import Router, Status
+
+from runner.api.body import json_object
+from runner.api.errors import Conflict, NotFound, bad_input
+from runner.api.jobs import (
+    CREATE_FIELDS,
+    UPDATE_FIELDS,
+    change_job_fields,
+    jobs_with_last_run,
+    write_job,
+)
+from runner.api.original.access import authorize
+from runner.api.original.shapes import job_row, listed_job_row, run_result, run_row
+from runner.api.runs import MAX_RUNS, start_manual_run, wait_for_run
+from runner.jobs import Change, remove_jobs, set_enabled
+from runner.models import FINAL_RUN_STATUSES, Job, Run
+
+router = Router()
+JOB_NOT_FOUND = "Job not found"
+
+
+def _job(job_id: str) -> Job:
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        raise NotFound(JOB_NOT_FOUND)
+    return job
+
+
+@router.get("/jobs")
+def list_jobs(request: HttpRequest) -> dict:
+    """``{jobs: [row + last_status, last_run]}``."""
+    authorize(request, "jobs.list")
+    return {"jobs": [listed_job_row(job) for job in jobs_with_last_run().order_by("id")]}
+
+
+@router.post("/jobs", response={201: dict})
+def create_job(request: HttpRequest) -> Status:
+    """201 ``{ok: true, id}``; 400 ``{error}``; 409 when the id exists (the original: 500)."""
+    authorize(request, "jobs.create")
+    fields = json_object(request, CREATE_FIELDS)
+    missing = [name for name in ("id", "name", "schedule", "script") if not fields.get(name)]
+    if missing:
+        raise bad_input(dict.fromkeys(missing, "is required"))
+    with transaction.atomic():
+        job, change = write_job(fields)
+        if change != Change.ADDED:  # rolls back what the upsert changed
+            raise Conflict(f"job {job.id!r} already exists")
+    return Status(201, {"ok": True, "id": job.id})
+
+
+@router.get("/jobs/{job_id}")
+def job_detail(request: HttpRequest, job_id: str) -> dict:
+    """``{job: row}``; 404 ``{error: "Job not found"}``."""
+    authorize(request, "jobs.detail")
+    return {"job": job_row(_job(job_id))}
+
+
+@router.patch("/jobs/{job_id}")
+def change_job(request: HttpRequest, job_id: str) -> dict:
+    """Change the fields given: ``{ok: true}``."""
+    authorize(request, "jobs.update")
+    fields = json_object(request, (*UPDATE_FIELDS, "id"))
+    if fields.pop("id", job_id) != job_id:
+        raise bad_input({"id": "a job's id cannot be changed"})
+    _job(job_id)
+    change_job_fields(job_id, fields)
+    return {"ok": True}
+
+
+@router.delete("/jobs/{job_id}")
+def delete_job(request: HttpRequest, job_id: str) -> dict:
+    """Delete the job and its runs: ``{ok: true}``."""
+    authorize(request, "jobs.delete")
+    if job_id not in remove_jobs([job_id]):
+        raise NotFound(JOB_NOT_FOUND)
+    return {"ok": True}
+
+
+def _set_enabled(request: HttpRequest, job_id: str, enabled: bool) -> dict:
+    authorize(request, "jobs.enable" if enabled else "jobs.disable")
+    _job(job_id)
+    set_enabled([job_id], enabled)
+    return {"ok": True}
+
+
+@router.patch("/jobs/{job_id}/enable")
+def enable_job(request: HttpRequest, job_id: str) -> dict:
+    """``{ok: true}``."""
+    return _set_enabled(request, job_id, True)
+
+
+@router.patch("/jobs/{job_id}/disable")
+def disable_job(request: HttpRequest, job_id: str) -> dict:
+    """``{ok: true}``."""
+    return _set_enabled(request, job_id, False)
+
+
+@router.put("/jobs/{job_id}/script")
+def replace_script(request: HttpRequest, job_id: str) -> dict:
+    """``{script, source_type?}`` → ``{ok: true}``."""
+    authorize(request, "jobs.script")
+    fields = json_object(request, ("script", "source_type"))
+    if not fields.get("script"):
+        raise bad_input({"script": "is required"})
+    _job(job_id)
+    change_job_fields(job_id, fields)
+    return {"ok": True}
+
+
+@router.post("/jobs/{job_id}/run", response={200: dict, 202: dict})
+def trigger_job(request: HttpRequest, job_id: str) -> Status:
+    """Run the job now and answer when it has finished: ``{result: {...}}``.
+
+    Waits up to ``JEEVES_API_RUN_WAIT_MAX_S`` (default an hour); a run still going
+    then gets 202 ``{runId, status}`` and goes on. An unknown job is 404
+    ``{error: "Job not found: <id>"}`` as in the original.
+    """
+    authorize(request, "jobs.run")
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        raise NotFound(f"Job not found: {job_id}")
+    run = wait_for_run(start_manual_run(job), settings.API_RUN_WAIT_MAX_S)
+    if run.status in FINAL_RUN_STATUSES:
+        return Status(200, {"result": run_result(run)})
+    return Status(202, {"runId": run.pk, "status": run.status})
+
+
+@router.get("/jobs/{job_id}/runs")
+def job_runs(request: HttpRequest, job_id: str, limit: int = 50) -> dict:
+    """``{runs: [row]}``, newest first; an unknown job has none."""
+    authorize(request, "runs.list")
+    if not 0 <= limit <= MAX_RUNS:
+        raise bad_input({"limit": f"must be between 0 and {MAX_RUNS}, not {limit}"})
+    runs = Run.objects.filter(job_id=job_id).order_by("-id")[:limit]
+    return {"runs": [run_row(run) for run in runs]}
