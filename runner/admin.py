@@ -44,6 +44,16 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ("id", "name")
     readonly_fields = ("created_at", "updated_at", "schedule_effective_at")
     actions = ("run_now", "enable", "disable")
+    # Alert settings left out of a posted form keep their value (the default on creation),
+    # so scripts and older forms that post a job without them still work.
+    OPTIONAL_FIELDS = ("alert_after_failures", "alert_reminder_hours")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name in self.OPTIONAL_FIELDS and field is not None:
+            field.required = False
+        return field
+
     fieldsets = (
         (None, {"fields": ("id", "name", "description", "enabled")}),
         ("What runs", {"fields": ("type", "source_type", "script", "args", "env", "thinking")}),

@@ -222,3 +222,24 @@ def test_the_api_lists_incidents(slack):
 def test_the_api_refuses_anonymous_callers(slack):
     response = Client().get("/api/incidents")
     assert response.status_code == 401
+
+
+def test_the_job_admin_form_sets_the_alert_settings_and_keeps_them_when_left_out():
+    from django.urls import reverse
+
+    from tests.test_admin import job_form
+
+    admin = get_user_model().objects.create_superuser("root", "r@example.com", "pw")
+    client = Client()
+    client.force_login(admin)
+    url = reverse("admin:runner_job_add")
+    form = job_form(alert_after_failures="3", alert_reminder_hours="6")
+    assert client.post(url, form).status_code == 302
+    job = Job.objects.get(id="inbox")
+    assert (job.alert_after_failures, job.alert_reminder_hours) == (3, 6)
+    assert client.post(url, job_form(id="other")).status_code == 302
+    other = Job.objects.get(id="other")
+    assert (other.alert_after_failures, other.alert_reminder_hours) == (1, 0)
+    refused = client.post(url, job_form(id="bad", alert_after_failures="0"))
+    assert refused.status_code == 200
+    assert "alert_after_failures" in refused.context["adminform"].form.errors
