@@ -1,7 +1,7 @@
 """P1's database side, run in a subprocess with each peer's environment.
 
     p1_django.py setup-q2 --jobs N --script S --out F --cron second|minute
-    p1_django.py setup-jeeves --jobs N --script S --out F
+    p1_django.py setup-jeeves --jobs N --script S --out F --cron second|minute
     p1_django.py collect-jeeves --since T --until T
         prints {"runs": {id: scheduled epoch}, "statuses": {status: count in the window}}
 
@@ -50,14 +50,14 @@ def setup_q2(jobs: int, script: str, out: str, cron: str) -> None:
     )
 
 
-def setup_jeeves(jobs: int, script: str, out: str) -> None:
+def setup_jeeves(jobs: int, script: str, out: str, cron: str) -> None:
     from runner.models import Job
 
     Job.objects.bulk_create(
         Job(
             id=f"p1-{n:03d}",
             name=f"P1 probe {n}",
-            schedule=CRONS["second"],
+            schedule=CRONS[cron],
             timezone="UTC",
             script=script,
             source_type="path",
@@ -108,7 +108,7 @@ def main() -> None:
     if args.command == "setup-q2":
         setup_q2(args.jobs, args.script, args.out, args.cron)
     else:
-        setup_jeeves(args.jobs, args.script, args.out)
+        setup_jeeves(args.jobs, args.script, args.out, args.cron)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,15 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file
 
-from bench.support import ROOT, print_table, summary_ms, write_results
+from bench.profile_breakdown import breakdown
+from bench.support import (
+    ROOT,
+    drop_postgres,
+    fresh_postgres,
+    print_table,
+    summary_ms,
+    write_results,
+)
 
 BENCH = ROOT / "bench"
 PROBE = BENCH / "p1_probe.sh"
@@ -62,6 +70,7 @@ class Peer:
     grace_s: float = 3.0
     env: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    cpu_s: dict[int, float] = field(default_factory=dict)
 
 
 def parse_args() -> argparse.Namespace:
@@ -72,7 +81,27 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma list of {MODES}")
     parser.add_argument("--q2-workers", type=int, default=4, help="django-q2 worker processes")
     parser.add_argument(
-        "--jeeves-concurrency", type=int, default=16, help="JEEVES_MAX_CONCURRENCY for runscheduler"
+        "--jeeves-concurrency",
+        type=int,
+        default=0,
+        help="JEEVES_MAX_CONCURRENCY for runscheduler (0: the runner's default)",
+    )
+    parser.add_argument(
+        "--cron",
+        choices=["second", "minute"],
+        default="second",
+        help="jeeves and apscheduler: every second, or every minute (a top-of-the-minute burst)",
+    )
+    parser.add_argument(
+        "--db",
+        default="sqlite",
+        help="jeeves: 'sqlite' or a postgres:// server URL (a scratch database, dropped after)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="jeeves: sample runscheduler and its workers with py-spy over the window; the "
+        "collapsed stacks go to bench/results/ and a breakdown is printed",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args()
@@ -96,7 +125,11 @@ def main() -> None:
 
 def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f"jeeves-p1-{mode}-"))
+    postgres = mode == "jeeves" and args.db != "sqlite"
+    database = f"jeeves_bench_p1_{os.getpid()}"
     try:
+        if postgres:
+            args.database_url = fresh_postgres(args.db, database)
         peer = prepare(mode, args, work)
         if isinstance(peer, str):
             return {"skipped": peer}
@@ -107,6 +140,8 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         return measure(out, window, args.jobs, peer, extra)
     finally:
         kill_leftovers(work)
+        if postgres:
+            drop_postgres(args.db, database)
         if args.keep:
             print(f"   kept {work}")
         else:
@@ -118,6 +153,8 @@ def prepare(mode: str, args: argparse.Namespace, work: Path) -> Peer | str:
     out = str(work / "fires.txt")
     env = {"JEEVES_DATA_DIR": str(work / "data"), "PYTHONPATH": f"{BENCH}:{ROOT}"}
     if mode == "apscheduler":
+        if args.cron == "minute":
+            return "--cron minute is measured for jeeves only"
         notes = [
             f"thread pool of {args.jobs}, Popen + wait per fire, APScheduler defaults otherwise",
             "lag from the whole second before the probe's time",
@@ -139,12 +176,18 @@ def prepare(mode: str, args: argparse.Namespace, work: Path) -> Peer | str:
         return Peer(mode, cron=cron, grace_s=Q2_GRACE_S, env=env, notes=notes)
     if not has_runscheduler(env):
         return "manage.py runscheduler does not exist in this checkout"
-    env["JEEVES_MAX_CONCURRENCY"] = str(args.jeeves_concurrency)
-    django_side(
-        ["setup-jeeves", "--jobs", str(args.jobs), "--script", str(PROBE), "--out", out], env
-    )
-    notes = [f"SQLite, JEEVES_MAX_CONCURRENCY={args.jeeves_concurrency}, overlap skip (default)"]
-    return Peer(mode, env=env, notes=notes)
+    concurrency = "default"
+    if args.jeeves_concurrency:
+        env["JEEVES_MAX_CONCURRENCY"] = concurrency = str(args.jeeves_concurrency)
+    database = "SQLite"
+    if args.db != "sqlite":
+        env |= {"DATABASE_URL": args.database_url, "DJANGO_SECRET_KEY": "bench-only"}
+        database = "PostgreSQL"
+    env["JEEVES_Q_NAME"] = f"p1-{os.getpid()}"
+    setup = ["setup-jeeves", "--jobs", str(args.jobs), "--script", str(PROBE), "--out", out]
+    django_side([*setup, "--cron", args.cron], env)
+    notes = [f"{database}, max concurrency {concurrency}, overlap skip (default)"]
+    return Peer(mode, cron=args.cron, env=env, notes=notes)
 
 
 def base_env(extra: dict[str, str]) -> dict[str, str]:
@@ -194,19 +237,79 @@ def run_peer(
         command, cwd=ROOT, env=base_env(peer.env), stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
+    spy = None
     try:
         start = math.ceil(time.time()) + args.warmup
+        if peer.cron == "minute":
+            start = math.ceil(start / 60) * 60
         end = start + args.duration
         deadline = end + peer.grace_s
+        while args.profile and peer.mode == "jeeves" and spy is None and time.time() < start:
+            time.sleep(0.1)
+        if args.profile and peer.mode == "jeeves":
+            spy = start_profiler(child.pid, end - time.time(), work)
+        while time.time() < start:
+            time.sleep(0.05)
+        cpu_before = tree_cpu(child.pid)
+        cpu_measured = False
         while time.time() < deadline:
+            if not cpu_measured and time.time() >= end:
+                peer.cpu_s = {
+                    pid: used - cpu_before.get(pid, 0.0)
+                    for pid, used in tree_cpu(child.pid).items()
+                }
+                cpu_measured = True
             if child.poll() is not None:
                 raise RuntimeError(f"{peer.mode} exited early ({child.returncode}):\n{tail(work)}")
             time.sleep(0.2)
         stop(child, peer)
+        if spy is not None:
+            peer.notes.append(finish_profiler(spy, work))
         return start, end
     finally:
         kill_group(child)
         log.close()
+
+
+def tree_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of ``pid`` and each Python process below it, by pid."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return {}
+    used = {}
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            if "python" in process.name() or process.pid == pid:
+                times = process.cpu_times()
+                used[process.pid] = times.user + times.system
+    return used
+
+
+def start_profiler(pid: int, seconds: float, work: Path) -> subprocess.Popen:
+    """py-spy over ``pid`` and its children for ``seconds``: collapsed stacks, idle excluded."""
+    command = [
+        str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
+        "--subprocesses", "--rate", "100", "--format", "raw", "--nonblocking",
+        "--duration", str(max(1, int(seconds))), "--output", str(work / "profile.txt"),
+    ]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def finish_profiler(spy: subprocess.Popen, work: Path) -> str:
+    try:
+        spy.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+    source = work / "profile.txt"
+    if not source.exists():
+        return "py-spy wrote no profile (is ptrace allowed?)"
+    target = ROOT / "bench" / "results" / f"p1_profile_{time.strftime('%Y%m%dT%H%M%S')}.txt"
+    target.parent.mkdir(exist_ok=True)
+    shutil.copy(source, target)
+    print(breakdown(target.read_text()), flush=True)
+    return f"profile: {target.relative_to(ROOT)} (bench/profile_breakdown.py reads it)"
 
 
 def stop(child: subprocess.Popen, peer: Peer) -> None:
@@ -289,6 +392,15 @@ def measure(
     }
     if extra:
         result["run_statuses"] = extra.get("statuses", {})
+    if peer.cpu_s:
+        total = sum(peer.cpu_s.values())
+        result["cpu_s_by_process"] = sorted(peer.cpu_s.values(), reverse=True)
+        result["cpu_ms_per_run"] = total * 1000 / max(1, result["executed"])
+        peer.notes.append(
+            f"CPU of its own processes over the window: {total:.1f} s "
+            f"({result['cpu_ms_per_run']:.1f} ms a run; by process, s: "
+            f"{', '.join(f'{s:.1f}' for s in result['cpu_s_by_process'])})"
+        )
     return result
 
 

@@ -84,7 +84,7 @@ def scratch_database(db: str | None, name: str) -> Iterator[Scratch]:
     env = {"JEEVES_DATA_DIR": str(directory), "JEEVES_Q_NAME": f"{name}-{os.getpid()}"}
     try:
         if postgres:
-            env["DATABASE_URL"] = _fresh_postgres(db, database)
+            env["DATABASE_URL"] = fresh_postgres(db, database)
             env["DJANGO_SECRET_KEY"] = os.environ.get("DJANGO_SECRET_KEY", "bench-only")
         else:
             env["DATABASE_URL"] = f"sqlite:///{directory / f'{name}.sqlite3'}"
@@ -104,7 +104,7 @@ def scratch_database(db: str | None, name: str) -> Iterator[Scratch]:
             connections.close_all()
         shutil.rmtree(directory, ignore_errors=True)
         if postgres:
-            _drop_postgres(db, database)
+            drop_postgres(db, database)
 
 
 def setup_django() -> None:
@@ -128,7 +128,8 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
-def _fresh_postgres(server_url: str, name: str) -> str:
+def fresh_postgres(server_url: str, name: str) -> str:
+    """Create database ``name`` (anew) on the server at ``server_url``; return its URL."""
     import psycopg
 
     with psycopg.connect(_with_database(server_url, "postgres"), autocommit=True) as conn:
@@ -137,7 +138,8 @@ def _fresh_postgres(server_url: str, name: str) -> str:
     return _with_database(server_url, name)
 
 
-def _drop_postgres(server_url: str, name: str) -> None:
+def drop_postgres(server_url: str, name: str) -> None:
+    """Drop database ``name`` on the server at ``server_url``, if it is there."""
     import psycopg
 
     with psycopg.connect(_with_database(server_url, "postgres"), autocommit=True) as conn:

@@ -149,8 +149,10 @@ X_FRAME_OPTIONS = "DENY"
 # job short; the scheduler is ours, so django-q2's stays off.
 Q_CLUSTER = {
     "name": env_str("JEEVES_Q_NAME", "jeeves"),
-    "workers": RUNNER.max_concurrency,
-    "recycle": 500,
+    # One worker process: it executes up to maxConcurrency runs on threads (runner.pool),
+    # and is never recycled, since recycling would end the runs it holds.
+    "workers": 1,
+    "recycle": 0,
     # Above any sensible job timeout; django-q2 warns when timeout is unset.
     "timeout": 30 * 24 * 3600,
     "retry": 30 * 24 * 3600 + 3600,
@@ -167,6 +169,10 @@ if RUNNER.broker == "redis":
     Q_CLUSTER["redis"] = RUNNER.redis_url
 else:
     Q_CLUSTER["orm"] = "default"
+    # Claims a batch of tasks in one statement instead of three writes a task; the
+    # batch is what one host takes ahead (django-q2's prefetch), so it stays small.
+    Q_CLUSTER["broker_class"] = "runner.broker.RunnerORM"
+    Q_CLUSTER["bulk"] = 8
 
 LOGGING = {
     "version": 1,

@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from jeeves_site.admin_tools import CappedCountPaginator
+from jeeves_site.json_forms import JSON_FIELD_OVERRIDES
 from queues.maintenance import purge_completed_items, retry_failed_items
 from queues.models import Queue, QueueItem
 from queues.status import queue_status
@@ -16,6 +17,7 @@ def _report(admin_view, request: HttpRequest, done: int, what: str) -> None:
 
 @admin.register(Queue)
 class QueueAdmin(admin.ModelAdmin):
+    formfield_overrides = JSON_FIELD_OVERRIDES
     list_display = ("id", "name", "max_attempts", "created_at")
     search_fields = ("id", "name")
     readonly_fields = ("status", "created_at", "updated_at")
@@ -33,12 +35,24 @@ class QueueAdmin(admin.ModelAdmin):
             f"{counts['completed']} completed{oldest}"
         )
 
-    @admin.action(description="Retry the failed items of the selected queues")
+    # The actions change or delete the queues' items, so they need the items' permissions.
+    def has_change_items_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("queues.change_queueitem")
+
+    def has_delete_items_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("queues.delete_queueitem")
+
+    @admin.action(
+        description="Retry the failed items of the selected queues", permissions=["change_items"]
+    )
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
         retried = retry_failed_items(QueueItem.objects.filter(queue__in=queryset))
         _report(self, request, retried, "failed items put back in their queues")
 
-    @admin.action(description="Purge the completed items of the selected queues")
+    @admin.action(
+        description="Purge the completed items of the selected queues",
+        permissions=["delete_items"],
+    )
     def purge_completed(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
         purged = purge_completed_items(QueueItem.objects.filter(queue__in=queryset))
         _report(self, request, purged, "completed items deleted")
@@ -46,6 +60,7 @@ class QueueAdmin(admin.ModelAdmin):
 
 @admin.register(QueueItem)
 class QueueItemAdmin(admin.ModelAdmin):
+    formfield_overrides = JSON_FIELD_OVERRIDES
     list_display = ("id", "queue", "status", "priority", "attempts", "dedup_key", "created_at")
     list_filter = ("status", "queue")
     search_fields = ("dedup_key",)
@@ -55,12 +70,12 @@ class QueueItemAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ("retry_failed", "purge_completed")
 
-    @admin.action(description="Retry the selected failed items")
+    @admin.action(description="Retry the selected failed items", permissions=["change"])
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[QueueItem]) -> None:
         _report(
             self, request, retry_failed_items(queryset), "failed items put back in their queues"
         )
 
-    @admin.action(description="Purge the selected completed items")
+    @admin.action(description="Purge the selected completed items", permissions=["delete"])
     def purge_completed(self, request: HttpRequest, queryset: QuerySet[QueueItem]) -> None:
         _report(self, request, purge_completed_items(queryset), "completed items deleted")

@@ -8,13 +8,14 @@ a message about a part of a field starts with that part (``path: ...``).
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from jsonpath_ng import JSONPath
-from jsonpath_ng.ext import parse as parse_jsonpath
+from jsonpath_ng import parse as parse_jsonpath
 
 from statestore.ttl import parse_duration
 
@@ -25,9 +26,48 @@ DEFAULT_RETENTION = {"completed": "7d", "failed": "30d"}
 DEFINITION_FIELDS = ("id", "name", "description", "dedup_config", "retention", "max_attempts")
 
 
+# De-duplication paths are a plain JSONPath subset: "$" then fields (.name, ['name']),
+# indexes ([0]) and wildcards (.*, [*]). jsonpath-ng's extended syntax (filters,
+# arithmetic, regex sub()) is refused: a regex with catastrophic backtracking made one
+# enqueue take seconds, and a key needs nothing more than a field lookup.
+MAX_PATH_LENGTH = 200
+MAX_PATH_STEPS = 16
+_PLAIN_STEP = re.compile(
+    r"\.[A-Za-z_][A-Za-z0-9_-]{0,99}"  # .field
+    r"|\.\*"  # .*
+    r"|\[(?:[0-9]{1,6}|\*)\]"  # [0], [*]
+    r"""|\[(?:'[^'\\\x00-\x1f]{1,100}'|"[^"\\\x00-\x1f]{1,100}")\]"""  # ['field'], ["field"]
+)
+PLAIN_SUBSET = "$ then .field, ['field'], [index], .* or [*] steps, e.g. $.id or $.items[0].id"
+
+
+def plain_path_problem(path: str) -> str | None:
+    """Why ``path`` is outside the plain JSONPath subset, or None when it is inside."""
+    if len(path) > MAX_PATH_LENGTH:
+        return f"is {len(path)} characters long; the limit is {MAX_PATH_LENGTH}"
+    if not path.startswith("$"):
+        return f"must start with $ (use {PLAIN_SUBSET})"
+    position, steps = 1, 0
+    while position < len(path):
+        step = _PLAIN_STEP.match(path, position)
+        if step is None:
+            return f"has unsupported syntax at character {position + 1} (use {PLAIN_SUBSET})"
+        position, steps = step.end(), steps + 1
+    if steps > MAX_PATH_STEPS:
+        return f"has {steps} steps; the limit is {MAX_PATH_STEPS}"
+    return None
+
+
 @lru_cache(maxsize=256)
 def compile_jsonpath(path: str) -> JSONPath:
-    """Parse a JSONPath once per process; parsing costs far more than evaluating."""
+    """Parse a plain JSONPath once per process; parsing costs far more than evaluating.
+
+    Raises ValueError for a path outside the plain subset (one stored before the
+    subset was enforced included), so it is never evaluated.
+    """
+    problem = plain_path_problem(path)
+    if problem:
+        raise ValueError(problem)
     return parse_jsonpath(path)
 
 
@@ -45,10 +85,11 @@ def validate_dedup_config(value: Any) -> None:
     if not isinstance(path, str) or not path.strip():
         errors.append("path: required, a JSONPath such as $.id")
     else:
+        shown = repr(path) if len(path) <= 60 else repr(path[:57] + "...")
         try:
             compile_jsonpath(path)
         except Exception as exc:  # jsonpath-ng raises assorted types for malformed paths
-            errors.append(f"path: {path!r} is not a valid JSONPath ({exc})")
+            errors.append(f"path: {shown} is not a valid JSONPath: {exc}")
     scope = value.get("scope", "pending")
     if scope not in DEDUP_SCOPES:
         errors.append(
@@ -99,6 +140,12 @@ def upsert_queue_definition(data: dict[str, Any]) -> tuple[Any, bool]:
     queue_id = data.get("id")
     if not isinstance(queue_id, str) or not queue_id:
         raise ValidationError({"id": ["required, a non-empty string"]})
+    # Checked before the id is looked up: a NUL or lone surrogate cannot be sent to
+    # every database.
+    try:
+        Queue._meta.pk.run_validators(queue_id)  # the id's pattern and length
+    except ValidationError as exc:
+        raise ValidationError({"id": exc.messages}) from None
     try:
         return _upsert(Queue, queue_id, data)
     except IntegrityError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Case, F, Q, Value, When
@@ -17,6 +18,7 @@ from queues.definitions import (
     validate_retention,
 )
 from statestore.ttl import parse_duration
+from statestore.values import check_storable
 
 
 class ItemStatus(models.TextChoices):
@@ -32,7 +34,7 @@ LEASE_EXPIRED_ERROR = "claim lease expired before done or fail"
 
 
 queue_id_validator = RegexValidator(
-    r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+    r"\A[A-Za-z0-9][A-Za-z0-9._:-]*\Z",  # \Z, not $: "$" also matches before a final newline
     "use letters, digits, '.', '_', ':' and '-', starting with a letter or digit",
 )
 
@@ -74,6 +76,7 @@ class Queue(models.Model):
         # A cleared form field arrives as None; the column holds {} for "defaults".
         if self.retention is None:
             self.retention = {}
+        check_storable(self, ("name", "description", "dedup_config", "retention"))
 
     @property
     def dedup_scope(self) -> str | None:
@@ -84,7 +87,13 @@ class Queue(models.Model):
         """The payload's de-duplication key: the first match of the queue's JSONPath."""
         if not self.dedup_config:
             return None
-        return dedup_key_of(compile_jsonpath(self.dedup_config["path"]), payload)
+        try:
+            path = compile_jsonpath(self.dedup_config["path"])
+        except Exception as exc:  # stored before the plain subset was enforced
+            raise ValidationError(
+                {"dedup_config": f"queue {self.id!r}: its dedup path {exc}; change the queue"}
+            ) from None
+        return dedup_key_of(path, payload)
 
     def dedup_statuses(self) -> tuple[str, ...]:
         """Statuses an earlier item with the same key must have to make a new one a duplicate."""
@@ -206,3 +215,6 @@ class QueueItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue_id} #{self.pk} ({self.status})"
+
+    def clean(self) -> None:
+        check_storable(self, ("payload", "dedup_key", "error"))

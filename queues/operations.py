@@ -22,7 +22,7 @@ from queues.maintenance import reclaim_expired_leases
 from queues.models import Queue, QueueItem, queue_id_validator
 from queues.sql import claim_items, complete_held, has_expired_claims
 from statestore.ttl import MAX_SECONDS, parse_duration
-from statestore.values import check_count, check_json
+from statestore.values import check_count, check_json, check_text, replace_surrogates
 
 DEFAULT_LEASE = timedelta(minutes=5)
 MAX_CLAIM = 1000
@@ -73,11 +73,17 @@ def lease_duration(lease: object) -> timedelta:
 
 # -- producing -----------------------------------------------------------------------------
 
+# The original runner's default for a queue nobody defined (its queue-ops.ts): a
+# script written for it must not see its failed item retried.
+FIRST_ENQUEUE_MAX_ATTEMPTS = 1
+
 
 def enqueue(
     queue_id: str, payload: Any, priority: int = 0, max_attempts: int | None = None
 ) -> int | None:
-    """Add ``payload`` to the queue (created with defaults if undefined); return its id.
+    """Add ``payload`` to the queue (created if undefined); return its id.
+
+    A queue created here allows ``FIRST_ENQUEUE_MAX_ATTEMPTS`` attempts per item.
 
     Returns None when the queue de-duplicates and an item with the same key exists
     in the queue's scope. Concurrent producers are safe: the database's unique
@@ -90,7 +96,9 @@ def enqueue(
     check_count(priority, "priority", *INT32)
     if max_attempts is not None:
         check_count(max_attempts, "max_attempts", 1, INT32[1])
-    queue, _ = Queue.objects.get_or_create(id=queue_id, defaults={"name": queue_id})
+    queue, _ = Queue.objects.get_or_create(
+        id=queue_id, defaults={"name": queue_id, "max_attempts": FIRST_ENQUEUE_MAX_ATTEMPTS}
+    )
     key = queue.dedup_key_for(payload)
     item = QueueItem(
         queue=queue,
@@ -140,6 +148,7 @@ def dequeue(queue_id: str, count: int = 1, lease: object = None) -> list[Claimed
 def complete(item_id: int, token: str) -> None:
     """Mark a claimed item completed; ClaimLost if ``token`` no longer holds it."""
     check_item_id(item_id)
+    check_text(token, "token")
     if not complete_held(item_id, token, now()):
         raise _not_held(item_id)
 
@@ -151,11 +160,18 @@ def fail(item_id: int, token: str, error: object = None) -> str:
     either way it records ``error``.
     """
     check_item_id(item_id)
-    text = "" if error is None else str(error).replace("\x00", "\\0")[:MAX_ERROR_LENGTH]
+    check_text(token, "token")
+    text = "" if error is None else _storable_error(str(error))
     with transaction.atomic():
         if not QueueItem.objects.held(item_id, token).release(text, now()):
             raise _not_held(item_id)
         return QueueItem.objects.values_list("status", flat=True).get(pk=item_id)
+
+
+def _storable_error(text: str) -> str:
+    """A consumer's error message as both back-ends store it: NUL shown as \\0, a lone
+    surrogate as U+FFFD (it is a report, not data, so it is kept rather than refused)."""
+    return replace_surrogates(text[:MAX_ERROR_LENGTH].replace("\x00", "\\0"))
 
 
 def _not_held(item_id: int) -> Exception:

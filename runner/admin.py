@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from jeeves_site.admin_tools import CappedCountPaginator, TextInputFilter
-from runner.execution.background import execute_in_background
+from jeeves_site.json_forms import JSON_FIELD_OVERRIDES
+from runner import manual
+from runner.api.permissions import missing
 from runner.jobs import set_enabled
 from runner.models import Incident, Job, Run, RunStatus
 
@@ -39,6 +38,7 @@ class LastStatusFilter(admin.SimpleListFilter):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
+    formfield_overrides = JSON_FIELD_OVERRIDES
     list_display = ("id", "name", "schedule", "type", "enabled", "last_status", "last_run_at")
     list_filter = ("type", "enabled", LastStatusFilter)
     search_fields = ("id", "name")
@@ -56,7 +56,20 @@ class JobAdmin(admin.ModelAdmin):
 
     fieldsets = (
         (None, {"fields": ("id", "name", "description", "enabled")}),
-        ("What runs", {"fields": ("type", "source_type", "script", "args", "env", "thinking")}),
+        (
+            "What runs",
+            {
+                "fields": (
+                    "type",
+                    "source_type",
+                    "script",
+                    "interpreter",
+                    "args",
+                    "env",
+                    "thinking",
+                )
+            },
+        ),
         (
             "When",
             {
@@ -91,17 +104,23 @@ class JobAdmin(admin.ModelAdmin):
             .annotate(last_status=_latest_run("status"), last_run_at=_latest_run("created_at"))
         )
 
+    def save_model(self, request, obj: Job, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        for warning in obj.warnings():
+            self.message_user(request, f"{obj.id}: {warning}", messages.WARNING)
+
     def get_readonly_fields(self, request, obj=None):
         # The id is the primary key: renaming would orphan nothing but surprise everyone.
         return (*self.readonly_fields, "id") if obj else self.readonly_fields
 
-    @admin.action(description="Run now", permissions=["change"])
+    def has_run_permission(self, request) -> bool:
+        """Whether the user may start runs: ``runner.run_job``, as the API's trigger needs."""
+        return not missing(request.user, "jobs.run")
+
+    @admin.action(description="Run now", permissions=["run"])
     def run_now(self, request, queryset: QuerySet) -> None:
-        """Start a manual run of each selected job without waiting for it."""
-        now = timezone.now()
-        runs = [Run.create_manual(job, now) for job in queryset]
-        # The threads must see the run rows, so they start once those are committed.
-        transaction.on_commit(partial(execute_in_background, [run.pk for run in runs]))
+        """Hand a manual run of each selected job to the workers, without waiting for it."""
+        runs = manual.request_runs(queryset, timezone.now())
         links = format_html_join(
             ", ",
             '<a href="{}">#{} ({})</a>',
@@ -110,7 +129,9 @@ class JobAdmin(admin.ModelAdmin):
                 for run in runs
             ),
         )
-        self.message_user(request, format_html("Started runs {}.", links), messages.SUCCESS)
+        self.message_user(
+            request, format_html("Queued runs {} for the workers.", links), messages.SUCCESS
+        )
 
     @admin.action(description="Enable", permissions=["change"])
     def enable(self, request, queryset: QuerySet) -> None:
@@ -154,7 +175,7 @@ class RunAdmin(admin.ModelAdmin):
     fields = (
         "job", "status", "trigger", "scheduled_for", "created_at", "started_at", "finished_at",
         "lag", "duration_ms", "exit_code", "worker", "heartbeat_at", "tokens", "result_meta",
-        "error_text", "stdout_text", "stderr_text", "stdout_bytes", "stderr_bytes",
+        "error_text", "notes", "stdout_text", "stderr_text", "stdout_bytes", "stderr_bytes",
         "output_truncated",
     )  # fmt: skip
     readonly_fields = fields

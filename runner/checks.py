@@ -6,10 +6,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
+from django.db import DatabaseError
 
 from jeeves_site.private_files import readable_by_others, runner_paths
 from jeeves_site.runner_config import is_loopback
 from runner.original_db import configured_database_is_original, original_database_message
+from runner.validation import script_warnings
 
 
 @register()
@@ -87,6 +89,44 @@ def check_scripts_dir(app_configs=None, **kwargs) -> list:
     if path and not Path(path).is_dir():
         return [Warning(f"scriptsDir: {path} is not a directory", id="runner.W001")]
     return []
+
+
+# Enough to act on; the rest are counted.
+MISSING_SCRIPTS_LISTED = 20
+
+
+@register()
+def check_missing_scripts(app_configs=None, **kwargs) -> list:
+    """runner.W020: path jobs whose script (or prompt) file does not exist; their runs fail.
+
+    Jobs may name scripts that are added later (the original's job files do), so
+    this is a warning. Skipped when the database or its tables are not there yet.
+    """
+    from runner.models import Job, SourceType  # the app registry is ready when checks run
+
+    try:
+        rows = list(
+            Job.objects.filter(source_type=SourceType.PATH).values_list("id", "type", "script")
+        )
+    except DatabaseError:
+        return []
+    missing = [
+        f"{job_id}: {warning}"
+        for job_id, job_type, script in rows
+        for warning in script_warnings(job_type, SourceType.PATH, script)
+    ]
+    if not missing:
+        return []
+    more = len(missing) - MISSING_SCRIPTS_LISTED
+    listed = missing[:MISSING_SCRIPTS_LISTED] + ([f"and {more} more"] if more > 0 else [])
+    return [
+        Warning(
+            f"{len(missing)} job(s) name a file that does not exist; their runs fail "
+            "with 'script not found' until it does:\n  " + "\n  ".join(listed),
+            hint="add the files, or correct the jobs' script paths",
+            id="runner.W020",
+        )
+    ]
 
 
 @register()

@@ -8,8 +8,14 @@ Three things stock django-q2 1.11 gets wrong for a job runner, fixed here:
   sets ``worker_state.STOPPING`` (not SIG_IGN, which scripts would inherit), and
   TERM/INT stay blocked across the fork so there is no window without it.
 * A stop lets running tasks run forever. Here a worker that is told to stop
-  gives its run the shutdown grace, then cancels it with a reason, so the run is
-  recorded as ended by the stop.
+  gives its runs the shutdown grace, then cancels them with a reason, so each run
+  is recorded as ended by the stop.
+* A worker spawns its scripts with vfork, stepping out of the runner's process
+  group while it does, so that a group SIGTERM cannot land in a child that has
+  not yet left the group (``runner.execution.process.allow_fast_spawn``).
+* One task occupies a worker process until it returns. Here the task only gives
+  its run to the process's pool (``runner.pool``), which runs up to
+  ``maxConcurrency`` of them on threads; the cluster has one worker process.
 * Killing the main process (or the sentinel) with SIGKILL leaves orphans that
   keep claiming tasks. Each cluster process watches its parent: an orphaned
   sentinel stops its cluster the ordinary way, orphaned workers finish or cancel
@@ -33,7 +39,8 @@ from django.db import connections
 from django_q import cluster as q_cluster
 from django_q.conf import Conf
 
-from runner import worker_state
+from runner import pool, worker_state
+from runner.execution.process import allow_fast_spawn
 
 logger = logging.getLogger(__name__)
 
@@ -80,12 +87,22 @@ class RunnerSentinel(q_cluster.Sentinel):
 
 
 def _child_main(target: Callable, *args) -> None:
-    """Entry point of a worker, pusher or monitor: watch the parent, then do the work."""
-    if target == q_cluster.worker:
-        WorkerGuard().start()
-    else:
+    """Entry point of a worker, pusher or monitor: watch the parent, then do the work.
+
+    A worker's runs execute on its pool's threads (``runner.pool``), so when
+    django-q2's worker loop ends (a poison pill at a stop) the process waits for
+    them: runs not yet started are handed back, running ones get the shutdown grace.
+    """
+    if target != q_cluster.worker:
         ParentWatch(on_orphaned=lambda: os._exit(0)).start()
-    target(*args)
+        target(*args)
+        return
+    allow_fast_spawn()
+    WorkerGuard().start()
+    try:
+        target(*args)
+    finally:
+        pool.close_current()
 
 
 class ParentWatch(threading.Thread):

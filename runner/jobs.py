@@ -19,11 +19,14 @@ from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
 from runner.models import Job, Run, SourceType
+from runner.recurrence_text import canonical_text
+from runner.schedule import zone_name_of
+from statestore.values import json_problem
 
 # Every field a caller may set; the rest (created_at, updated_at) are the database's.
 JOB_FIELDS = (
     "id", "name", "description", "type", "schedule", "timezone", "script", "source_type",
-    "enabled", "timeout_ms", "overlap_policy", "missed_fire_policy", "thinking",
+    "interpreter", "enabled", "timeout_ms", "overlap_policy", "missed_fire_policy", "thinking",
     "on_failure", "on_success", "output_channel", "env", "args",
 )  # fmt: skip
 REQUIRED_FOR_NEW = ("id", "name", "schedule", "script")
@@ -53,8 +56,11 @@ def upsert_job(fields: Mapping[str, Any], script_base: Path | None = None) -> tu
     defaults. With ``script_base``, a relative path script (a path job's file or a
     session's prompt file) resolves against it and is stored absolute. Raises
     ValidationError naming each bad field (see ``validation.describe``); nothing is
-    written then.
+    written then. A ``schedule`` may be a recurrence object (a mapping), stored as
+    its JSON text.
     """
+    if isinstance(fields, Mapping) and isinstance(fields.get("schedule"), Mapping):
+        fields = {**fields, "schedule": canonical_text(fields["schedule"])}
     _check_shape(fields)
     try:
         return _upsert(fields, script_base)
@@ -68,7 +74,9 @@ def _check_shape(fields: Mapping[str, Any]) -> None:
         raise ValidationError("a job must be a JSON object")
     errors = {name: "unknown field" for name in fields if name not in JOB_FIELDS}
     for name, value in fields.items():
-        problem = _type_problem(name, value)
+        # Storability first: the id is looked up before full_clean, and neither driver
+        # can send a lone surrogate (PostgreSQL not a NUL either).
+        problem = json_problem(value) or _type_problem(name, value)
         if name in JOB_FIELDS and problem:
             errors[name] = problem
     if not errors and not fields.get("id"):
@@ -106,6 +114,15 @@ def _upsert(fields: Mapping[str, Any], script_base: Path | None) -> tuple[Job, C
             return job, Change.UNCHANGED
         job.save(force_insert=created)
     return job, Change.ADDED if created else Change.UPDATED
+
+
+def defaults() -> dict[str, Any]:
+    """Every settable field's default: what a declarative source leaves unsaid."""
+    return {
+        name: Job._meta.get_field(name).get_default()
+        for name in JOB_FIELDS
+        if name not in REQUIRED_FOR_NEW
+    }
 
 
 def _require_new_fields(fields: Mapping[str, Any]) -> None:
@@ -172,7 +189,7 @@ class JobRow(NamedTuple):
     enabled: bool
     id: str
     schedule: str
-    zone: str  # the job's own zone, or the server's when it names none
+    zone: str  # the schedule's zone: a recurrence object's own, the job's, or the server's
     next_fire: datetime | None
     last_status: str | None
     name: str
@@ -197,8 +214,16 @@ def job_rows(now: datetime) -> list[JobRow]:
         if enabled and key not in next_fires:
             next_fires[key] = _next_fire(job, now)
         next_fire = next_fires[key] if enabled else None
-        result.append(JobRow(enabled, job_id, schedule, job.zone_name, next_fire, status, name))
+        zone = _shown_zone(job)
+        result.append(JobRow(enabled, job_id, schedule, zone, next_fire, status, name))
     return result
+
+
+def _shown_zone(job: Job) -> str:
+    try:
+        return zone_name_of(job.schedule, job.zone_name)
+    except ValueError:
+        return job.zone_name
 
 
 def _next_fire(job: Job, now: datetime) -> datetime | None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.core.validators import MinValueValidator, RegexValidator
-from django.db import IntegrityError, models, transaction
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone as django_timezone
 
 from runner import schedule, validation
+from statestore.values import replace_surrogates
 
 
 class JobType(models.TextChoices):
@@ -84,7 +86,7 @@ class RunOutcome:
     error: str = ""
 
     def storable(self) -> RunOutcome:
-        """This outcome with every NUL character replaced by U+FFFD.
+        """This outcome with every NUL character (and lone surrogate) replaced by U+FFFD.
 
         PostgreSQL's text and jsonb refuse NUL, and a script may print one (or send
         ``\\u0000`` in its JR_RESULT line); SQLite would store it, so both agree on this.
@@ -99,8 +101,8 @@ class RunOutcome:
 
 
 def _without_nul(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+    if isinstance(value, str):  # a lone surrogate (a JR_RESULT "\ud800") goes the same way
+        return replace_surrogates(value.replace("\x00", "\ufffd"))
     if isinstance(value, dict):
         return {_without_nul(key): _without_nul(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -109,7 +111,7 @@ def _without_nul(value: Any) -> Any:
 
 
 job_id_validator = RegexValidator(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    r"\A[A-Za-z0-9][A-Za-z0-9._-]*\Z",  # \Z, not $: "$" also matches before a final newline
     "use letters, digits, '.', '_' and '-', starting with a letter or digit",
 )
 
@@ -165,7 +167,12 @@ class Job(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
     type = models.CharField(max_length=16, choices=JobType.choices, default=JobType.SCRIPT)
-    schedule = models.CharField(max_length=200, validators=[validation.validate_schedule])
+    schedule = models.TextField(
+        validators=[validation.validate_schedule],
+        help_text="Cron (5 fields, or 6 with seconds first), or the original runner's "
+        'recurrence object as JSON, e.g. {"freq": "minutely", "interval": 11, '
+        '"timezone": "America/Chicago"}.',
+    )
     timezone = models.CharField(
         max_length=64,
         blank=True,
@@ -177,9 +184,21 @@ class Job(models.Model):
     source_type = models.CharField(
         max_length=16, choices=SourceType.choices, default=SourceType.PATH
     )
+    interpreter = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        validators=[validation.validate_interpreter],
+        help_text="Runs inline scripts without #! and files with no runners entry (e.g. "
+        "node, as the original runner did). Blank: bash for inline scripts, and a file "
+        "with no runners entry must be executable.",
+    )
     enabled = models.BooleanField(default=True)
     timeout_ms = models.PositiveBigIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Blank: no timeout."
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(validation.MAX_TIMEOUT_MS)],
+        help_text="Blank: no timeout; at most a year.",
     )
     overlap_policy = models.CharField(
         max_length=16, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP
@@ -229,7 +248,8 @@ class Job(models.Model):
     class Meta:
         db_table = "jobs"
         ordering = ["id"]
-        # Running a job runs a command as the runner's user: more than changing it.
+        # Starting a run executes the job's command: a right of its own, apart from
+        # editing the job (the admin's Run now and the API's trigger both need it).
         permissions = [("run_job", "Can run a job now")]
         constraints = [
             models.CheckConstraint(condition=_in_choices("type", JobType), name="jobs_type_valid"),
@@ -287,8 +307,21 @@ class Job(models.Model):
         Also the type of an empty ``env`` or ``args``: field validators skip empty
         values, so ``[]`` as env or ``{}`` as args would otherwise be stored.
         """
+        stored = (models.CharField, models.TextField, models.JSONField)
+        validation.validate_storable(
+            {
+                field.name: getattr(self, field.name)
+                for field in self._meta.concrete_fields
+                if isinstance(field, stored)
+            }
+        )
         validation.validate_empty_json_types(self.env, self.args)
         validation.validate_script(self.type, self.source_type, self.script)
+        self.schedule = validation.normalized_schedule(self.schedule)
+
+    def warnings(self) -> list[str]:
+        """What is accepted but will not work yet (a script file that does not exist)."""
+        return validation.script_warnings(self.type, self.source_type, self.script)
 
     @property
     def zone_name(self) -> str:
@@ -331,6 +364,12 @@ class Run(models.Model):
     tokens = models.BigIntegerField(null=True, blank=True)
     result_meta = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    notes = models.TextField(
+        blank=True,
+        default="",
+        help_text="What the runner wants a reader to know that is not an error, e.g. a "
+        "manual run that started beside a running one.",
+    )
 
     class Meta:
         db_table = "runs"
@@ -392,6 +431,46 @@ class Run(models.Model):
             return None
 
     @classmethod
+    def load(cls, run_id: int) -> Run | None:
+        """The run with its job, as a worker reads it; None if either is gone.
+
+        Two plain statements: compiling ``select_related("job")`` cost the worker
+        about three times as much CPU as running them (issue 12's profile).
+        """
+        run = next(iter(cls.objects.raw(_LOAD_RUN_SQL, [run_id])), None)
+        if run is None:
+            return None
+        job = next(iter(Job.objects.raw(_LOAD_JOB_SQL, [run.job_id])), None)
+        if job is None:
+            return None
+        run.job = job
+        return run
+
+    @classmethod
+    def create_scheduled_many(
+        cls, fires: list[tuple[str, datetime]], now: datetime
+    ) -> dict[tuple[str, datetime], int]:
+        """Record many ``(job id, instant)`` fires in one statement per chunk.
+
+        Returns the new run's id for each fire this call inserted; a fire recorded
+        already (by another scheduler: the unique (job, scheduled_for) constraint) is
+        left out, as ``create_scheduled`` returns None for it. A job deleted meanwhile
+        raises IntegrityError, at the latest when the caller's transaction commits.
+        """
+        inserted: dict[tuple[str, datetime], int] = {}
+        adapt = connection.ops.adapt_datetimefield_value
+        created = adapt(now)
+        for start in range(0, len(fires), _INSERT_CHUNK):
+            chunk = fires[start : start + _INSERT_CHUNK]
+            sent = {(job_id, _utc(at)): (job_id, at) for job_id, at in chunk}
+            params = [value for job_id, at in chunk for value in (job_id, adapt(at), created)]
+            with connection.cursor() as cursor:
+                cursor.execute(_insert_scheduled_sql(connection.vendor, len(chunk)), params)
+                for run_id, job_id, at in cursor.fetchall():
+                    inserted[sent[(job_id, _utc(at))]] = run_id
+        return inserted
+
+    @classmethod
     def create_manual(cls, job: Job, now: datetime) -> Run:
         """Record a run of ``job`` asked for by hand at ``now`` (its lag is then the
         time it took to start)."""
@@ -401,16 +480,48 @@ class Run(models.Model):
         """Move this run from pending to running for ``worker``, if it is still pending.
 
         Only the delivery whose conditional update succeeds runs the job; a
-        re-delivered task gets GONE. A job with overlap policy ``skip`` that
-        already has a running run gets a ``skipped`` run instead; the job row is
-        locked while deciding so this holds across workers and hosts.
+        re-delivered task gets GONE. A scheduled run of a job with overlap policy
+        ``skip`` that already has a running run gets a ``skipped`` run instead; this
+        holds across workers and hosts. A manual run always starts, as in the original
+        runner (overlap ``skip`` applies to scheduled fires), and its ``notes`` say so
+        when another run of a skip job was going (for a scheduled run they stay empty:
+        it starts only when none is).
+
+        One statement when the run can start: on SQLite a write statement holds the
+        database's write lock from its start; on PostgreSQL the job row is locked
+        first, so the overlap check sees every committed start.
         """
+        if connection.vendor == "sqlite":
+            changed = self._start_statement(worker, now)
+        else:
+            with transaction.atomic():
+                Job.objects.select_for_update().filter(pk=self.job_id).values("pk").first()
+                changed = self._start_statement(worker, now)
+        if not changed:
+            return self._start_or_skip(worker, now)
+        # What we wrote is what the row holds: no need to read it back.
+        self.status, self.started_at, self.heartbeat_at, self.worker = (
+            RunStatus.RUNNING, now, now, worker,
+        )  # fmt: skip
+        return StartResult.STARTED
+
+    def _start_statement(self, worker: str, now: datetime) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(_START_SQL, [*_adapt_times(now, now), worker, self.pk])
+            row = cursor.fetchone()
+        if row is not None:
+            self.notes = row[0]
+        return row is not None
+
+    def _start_or_skip(self, worker: str, now: datetime) -> StartResult:
+        """The start that did not happen in one statement: gone, skipped, or (a sibling
+        finished meanwhile) started after all; decided under the job's row lock."""
         with transaction.atomic():
             job = Job.objects.select_for_update().filter(pk=self.job_id).first()
             if job is None:
                 return StartResult.GONE
             pending = Run.objects.filter(pk=self.pk, status=RunStatus.PENDING)
-            busy = self._running_sibling(job)
+            busy = self._running_sibling(job) if self.trigger == RunTrigger.SCHEDULE else None
             if busy is not None:
                 changed = pending.update(
                     status=RunStatus.SKIPPED,
@@ -424,7 +535,6 @@ class Run(models.Model):
             )
         if not changed:
             return StartResult.GONE
-        # What we wrote is what the row holds: no need to read it back.
         self.status, self.started_at, self.heartbeat_at, self.worker = (
             RunStatus.RUNNING, now, now, worker,
         )  # fmt: skip
@@ -486,6 +596,60 @@ class Run(models.Model):
         if self.started_at is None or self.scheduled_for is None:
             return None
         return int((self.started_at - self.scheduled_for).total_seconds() * 1000)
+
+
+_PENDING, _RUNNING = RunStatus.PENDING.value, RunStatus.RUNNING.value
+# Run.start's one statement: pending -> running unless a scheduled run of a skip job
+# meets a running sibling. The sibling lookup uses the ``runs_active`` index.
+_RUNNING_SIBLING_OF_A_SKIP_JOB = (
+    "FROM runs AS sibling JOIN jobs ON jobs.id = sibling.job_id "
+    f"WHERE sibling.job_id = runs.job_id AND sibling.status = '{_RUNNING}' "
+    f"AND sibling.id <> runs.id AND jobs.overlap_policy = '{OverlapPolicy.SKIP.value}'"
+)
+_START_SQL = (
+    f"UPDATE runs SET status = '{_RUNNING}', started_at = %s, heartbeat_at = %s, worker = %s, "
+    "notes = COALESCE('manual run: started while run #' || "
+    f"(SELECT CAST(MIN(sibling.id) AS TEXT) {_RUNNING_SIBLING_OF_A_SKIP_JOB}) || "
+    "' was running; overlap skip applies to scheduled fires only', '') "
+    f"WHERE id = %s AND status = '{_PENDING}' AND (trigger = '{RunTrigger.MANUAL.value}' "
+    f"OR NOT EXISTS (SELECT 1 {_RUNNING_SIBLING_OF_A_SKIP_JOB})) "
+    "RETURNING notes"
+)
+
+
+_LOAD_RUN_SQL = "SELECT * FROM runs WHERE id = %s"
+_LOAD_JOB_SQL = "SELECT * FROM jobs WHERE id = %s"
+# Three parameters a row: SQLite builds before 3.32 allow 999 per statement.
+_INSERT_CHUNK = 300
+
+
+@lru_cache(maxsize=8)
+def _insert_scheduled_sql(vendor: str, rows: int) -> str:
+    """One INSERT of ``rows`` scheduled runs; a fire already recorded is passed over."""
+    false = "0" if vendor == "sqlite" else "false"
+    row = (
+        f"(%s, %s, %s, '{_PENDING}', '{RunTrigger.SCHEDULE.value}', '', '', '', 0, 0, "
+        f"{false}, '', '')"
+    )
+    return (
+        "INSERT INTO runs (job_id, scheduled_for, created_at, status, trigger, worker, "
+        "stdout, stderr, stdout_bytes, stderr_bytes, output_truncated, error, notes) "
+        f"VALUES {', '.join([row] * rows)} ON CONFLICT DO NOTHING "
+        "RETURNING id, job_id, scheduled_for"
+    )
+
+
+def _utc(moment: datetime | str) -> datetime:
+    """An instant as an aware UTC datetime, whichever form the database handed back."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _adapt_times(*moments: datetime) -> list[Any]:
+    return [connection.ops.adapt_datetimefield_value(moment) for moment in moments]
 
 
 class SchedulerHeartbeat(models.Model):

@@ -43,6 +43,7 @@ from queues.models import ItemStatus, Queue, QueueItem
 from runner.jobs import upsert_job
 from runner.models import Job, Run, RunStatus, RunTrigger
 from runner.original_db import open_original
+from runner.sync import ORIGINAL_INTERPRETER
 from runner.validation import describe
 from statestore.models import StateEntry, StateItem
 
@@ -294,6 +295,8 @@ def job_fields(row: dict) -> dict[str, Any]:
         "output_channel": row.get("output_channel") or "",
         "env": _json_or_none(row.get("env")) or {},
         "args": _json_or_none(row.get("args")) or [],
+        # Its inline scripts and unmapped files ran with node there (see runner.sync).
+        "interpreter": ORIGINAL_INTERPRETER,
     }
 
 

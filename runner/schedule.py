@@ -20,6 +20,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from runner.cron import make_iterator, parse
+from runner.recurrence_text import looks_like_recurrence
 
 # Offsets are sampled this often to find a zone's transitions; no zone changes its
 # offset twice within this span.
@@ -134,8 +135,14 @@ def next_fire_after(expression: str, zone_name: str, after: datetime) -> datetim
     """The first instant strictly after ``after`` (aware) at which the job fires, in UTC.
 
     Raises croniter's CroniterBadDateError for an expression that never fires, and
-    ``runner.cron.CronError`` (a ValueError) for one whose syntax is refused.
+    ``runner.cron.CronError`` (a ValueError) for one whose syntax is refused. A JSON
+    object is the original runner's recurrence schedule (see ``runner.recurrence``),
+    which raises RecurrenceError, also a ValueError.
     """
+    if looks_like_recurrence(expression):
+        from runner import recurrence  # loads pydantic and dateutil: only when needed
+
+        return recurrence.next_fire_after(expression, zone_name, after)
     tz = zone(zone_name)
     after_utc = after.astimezone(UTC)
     wall = after_utc.astimezone(tz).replace(tzinfo=None)
@@ -153,6 +160,18 @@ def next_fire_after(expression: str, zone_name: str, after: datetime) -> datetim
         if repeated is not None and repeated < best:
             best = repeated
     return best
+
+
+def zone_name_of(expression: str, zone_name: str) -> str:
+    """The zone a schedule is read in: a recurrence object's own, else ``zone_name``.
+
+    Raises ValueError for a recurrence that does not parse.
+    """
+    if looks_like_recurrence(expression):
+        from runner import recurrence
+
+        return recurrence.zone_of(expression, zone_name)
+    return zone_name
 
 
 def fires_between(

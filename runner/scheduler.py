@@ -4,9 +4,9 @@ A heap holds (next fire, job id) for enabled jobs, so a tick costs time in the
 number of due fires, not of jobs. Each method takes ``now`` from the caller, so
 tests drive the clock, and returns whether it found work.
 
-Fires are recorded through ``Run.create_scheduled``, whose unique (job, instant)
-constraint makes a fire another scheduler already recorded come back as None: only
-the runs this process inserted are dispatched. Dispatch happens ``dispatchLeadMs``
+Fires are recorded through ``Run.create_scheduled_many`` (one statement for a batch),
+whose unique (job, instant) constraint leaves out a fire another scheduler already
+recorded: only the runs this process inserted are dispatched. Dispatch happens ``dispatchLeadMs``
 before the instant; the worker waits for the instant itself (see ``runner.tasks``).
 
 Cron instants are wall-clock times (``now``); the periodic full re-read of the jobs
@@ -353,19 +353,18 @@ class Scheduler:
 
     def _insert(self, fires: list[Fire], now: datetime) -> int:
         with transaction.atomic():
+            ids = Run.create_scheduled_many([(fire.job_id, fire.at) for fire in fires], now)
             to_run: list[int] = []
-            inserted = 0
             for fire in fires:
-                run = Run.create_scheduled(Job(pk=fire.job_id), fire.at)
-                if run is None:
+                run_id = ids.get((fire.job_id, fire.at))
+                if run_id is None:
                     continue  # another scheduler recorded this fire
-                inserted += 1
                 if fire.skip_reason:
-                    run.abandon(fire.skip_reason, now, status=RunStatus.SKIPPED)
+                    Run(pk=run_id).abandon(fire.skip_reason, now, status=RunStatus.SKIPPED)
                 else:
-                    to_run.append(run.pk)
+                    to_run.append(run_id)
             self._dispatch(to_run)
-        return inserted
+        return len(ids)
 
     def _report_failures(self, failures: list[tuple[str, str]]) -> None:
         if not failures:

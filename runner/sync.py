@@ -5,6 +5,11 @@ Each ``*.json`` file in a directory holds a list of jobs, or an object
 with its reason and nothing of it is written, while the other jobs of its file
 are applied. A file that cannot be read as one of those two shapes is refused
 whole. ``atomic`` makes any refusal roll back the entire sync.
+
+A file is declarative, as the original's sync is (svc/cli/jeeves-runner/sync-jobs.ts
+overwrites every column): each job field comes from the file, and a key left out
+takes its default. A list file is the original's own shape, so its jobs get the
+original's interpreter rule (``interpreter: "node"``) unless they say otherwise.
 """
 
 from __future__ import annotations
@@ -20,14 +25,23 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from queues.definitions import upsert_queue_definition
-from runner.jobs import JOB_FIELDS, upsert_job
+from runner.jobs import JOB_FIELDS, defaults, upsert_job
 from runner.models import Job
-from runner.validation import describe
+from runner.recurrence_text import canonical_text
+from runner.validation import MAX_TIMEOUT_MS, describe
+from statestore.values import json_loads
 
 # The original's text fields may be null; here they are empty strings.
-_NULLABLE_TEXT = {"description", "on_failure", "on_success", "output_channel", "timezone"}
+_NULLABLE_TEXT = {
+    "description", "on_failure", "on_success", "output_channel", "timezone", "interpreter",
+}  # fmt: skip
 _NULL_MEANS = {"env": {}, "args": []}
 _FILE_KEYS = {"jobs", "queues"}
+# Keys of the original's JobDefinition that it parses and does not store.
+ORIGINAL_UNSTORED_KEYS = {"domain", "prerequisite"}
+# What ran the original's inline scripts and unmapped files (its executor.ts).
+ORIGINAL_INTERPRETER = "node"
+REQUIRED_KEYS = ("id", "name", "schedule", "script")
 
 SKIPPED = "skipped"
 REFUSED = "refused"
@@ -62,6 +76,7 @@ class SyncReport:
 
     entries: list[Entry] = field(default_factory=list)
     written: bool = True
+    unstored: dict[str, set[str]] = field(default_factory=dict)  # key -> files naming it
 
     @property
     def has_problems(self) -> bool:
@@ -89,46 +104,71 @@ def sync_directory(directory: Path, *, dry_run: bool = False, atomic: bool = Fal
     with transaction.atomic():
         seen: dict[str, str] = {}
         for path in files:
-            report.entries.extend(_sync_file(path, script_base, seen))
+            report.entries.extend(_sync_file(path, script_base, seen, report.unstored))
+        report.entries.extend(_unstored_entries(report.unstored))
         if dry_run or (atomic and report.has_problems):
             transaction.set_rollback(True)
             report.written = False
     return report
 
 
-def _sync_file(path: Path, script_base: Path, seen: dict[str, str]) -> Iterator[Entry]:
+def _sync_file(
+    path: Path, script_base: Path, seen: dict[str, str], unstored: dict[str, set[str]]
+) -> Iterator[Entry]:
     try:
-        jobs, queues = load_file(path)
+        jobs, queues, original = load_file(path)
     except FileRefused as exc:
         yield Entry(path.name, "", REFUSED, str(exc))
         return
     for index, queue in enumerate(queues):
         yield _sync_queue(path.name, index, queue)
-    ignored: set[str] = set()
+    interpreter = ORIGINAL_INTERPRETER if original else ""
     for index, entry in enumerate(jobs):
-        yield _sync_job(path.name, index, entry, script_base, seen, ignored)
-    if ignored:
-        yield Entry(
-            path.name, "", IGNORED, f"keys that are not job fields: {', '.join(sorted(ignored))}"
-        )
+        if isinstance(entry, Mapping):
+            for key in set(entry) - set(JOB_FIELDS) - {"timeout_seconds"}:
+                unstored.setdefault(key, set()).add(path.name)
+        yield _sync_job(path.name, index, entry, script_base, seen, interpreter)
 
 
-def load_file(path: Path) -> tuple[list, list]:
-    """The job and queue lists a file holds; FileRefused when it holds neither shape."""
+def _unstored_entries(unstored: dict[str, set[str]]) -> list[Entry]:
+    """One line for the original's unstored keys, one for other unknown keys, whole sync."""
+    entries = []
+    for keys, what in (
+        (
+            sorted(set(unstored) & ORIGINAL_UNSTORED_KEYS),
+            "accepted and not stored, as by the original runner",
+        ),
+        (sorted(set(unstored) - ORIGINAL_UNSTORED_KEYS), "not job fields"),
+    ):  # fmt: skip
+        if keys:
+            files = sorted(set().union(*(unstored[key] for key in keys)))
+            entries.append(Entry(", ".join(files), "", IGNORED, f"{what}: {', '.join(keys)}"))
+    return entries
+
+
+def load_file(path: Path) -> tuple[list, list, bool]:
+    """The job and queue lists a file holds, and whether it is the original's bare list.
+
+    FileRefused when it holds neither shape.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json_loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise FileRefused("not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise FileRefused(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise FileRefused("not valid JSON: nested too deeply") from None
     except OSError as exc:
         raise FileRefused(f"cannot be read: {exc.strerror}") from None
+    except ValueError as exc:  # NaN or Infinity
+        raise FileRefused(f"not valid JSON: {exc}") from None
     if isinstance(data, list):
-        return data, []
+        return data, [], True
     if isinstance(data, dict) and set(data) <= _FILE_KEYS:
         jobs, queues = data.get("jobs", []), data.get("queues", [])
         if isinstance(jobs, list) and isinstance(queues, list):
-            return jobs, queues
+            return jobs, queues, False
     raise FileRefused(
         'must hold a JSON list of jobs, or an object {"jobs": [...], "queues": [...]}'
     )
@@ -145,20 +185,30 @@ def _sync_queue(file: str, index: int, data: Any) -> Entry:
 
 
 def _sync_job(
-    file: str, index: int, data: Any, script_base: Path, seen: dict[str, str], ignored: set[str]
+    file: str, index: int, data: Any, script_base: Path, seen: dict[str, str], interpreter: str
 ) -> Entry:
     subject = _subject("job", data, index)
     job_id = data.get("id") if isinstance(data, Mapping) else None
     if isinstance(job_id, str) and job_id in seen:
         return Entry(file, subject, SKIPPED, f"id already defined in {seen[job_id]}")
-    if isinstance(data, Mapping):
-        ignored.update(set(data) - set(JOB_FIELDS) - {"timeout_seconds"})
     try:
-        _, change = upsert_job(job_fields(data), script_base)
+        job, change = upsert_job(declared_fields(data, interpreter), script_base)
     except ValidationError as exc:
         return Entry(file, subject, SKIPPED, describe(exc, Job))
     seen[job_id] = file
-    return Entry(file, subject, str(change))
+    return Entry(file, subject, str(change), "; ".join(job.warnings()))
+
+
+def declared_fields(entry: Any, interpreter: str = "") -> dict[str, Any]:
+    """Every field of a job from one file entry: what it says, else the default.
+
+    ``interpreter`` is the default interpreter for this file's jobs.
+    """
+    fields = job_fields(entry)
+    missing = {key: "is required in a job file" for key in REQUIRED_KEYS if key not in entry}
+    if missing:
+        raise ValidationError(missing)
+    return {**defaults(), "interpreter": interpreter, **fields}
 
 
 def _subject(kind: str, data: Any, index: int) -> str:
@@ -169,8 +219,9 @@ def _subject(kind: str, data: Any, index: int) -> str:
 def job_fields(entry: Any) -> dict[str, Any]:
     """Translate one job of the original's format into ``upsert_job`` fields.
 
-    ``timeout_seconds`` becomes ``timeout_ms``; null text means empty; keys that
-    are not job fields (the original's ``domain``, ``prerequisite``) are left out.
+    ``timeout_seconds`` becomes ``timeout_ms``; null text means empty; a recurrence
+    object schedule becomes its JSON text; keys that are not job fields (the
+    original's ``domain``, ``prerequisite``) are left out.
     """
     if not isinstance(entry, Mapping):
         raise ValidationError("a job must be a JSON object")
@@ -182,7 +233,7 @@ def job_fields(entry: Any) -> dict[str, Any]:
             )
         fields["timeout_ms"] = _timeout_ms(entry["timeout_seconds"])
     if isinstance(fields.get("schedule"), Mapping):
-        raise ValidationError({"schedule": _object_schedule_reason(fields["schedule"])})
+        fields["schedule"] = canonical_text(fields["schedule"])
     return fields
 
 
@@ -205,12 +256,8 @@ def _timeout_ms(seconds: Any) -> int | None:
         raise ValidationError(
             {"timeout_seconds": "must be a positive number of seconds, or null for no timeout"}
         )
+    if seconds * 1000 > MAX_TIMEOUT_MS:
+        raise ValidationError(
+            {"timeout_seconds": f"must be at most {MAX_TIMEOUT_MS // 1000} seconds (a year)"}
+        )
     return max(1, round(seconds * 1000))
-
-
-def _object_schedule_reason(schedule: Mapping) -> str:
-    given = json.dumps(schedule, separators=(", ", ": "))
-    return (
-        f"{given} is the original runner's recurrence object, which is not supported; "
-        "give a cron expression such as '*/5 * * * *'"
-    )

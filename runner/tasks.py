@@ -1,20 +1,20 @@
 """The django-q2 task that executes a run on a worker.
 
 The scheduler dispatches each fire slightly ahead of its instant (``dispatchLeadMs``)
-so that broker latency is paid before the fire, not after it; the task waits here
-until ``scheduled_for`` and only then starts the run, so ``Run.start`` still
-decides overlap and exactly-once at the instant itself.
+so that broker latency is paid before the fire, not after it. The task hands the run
+to this worker process's pool (``runner.pool``) and returns: the pool waits for
+``scheduled_for`` on a timer, without holding an execution slot, and only then starts
+the run, so ``Run.start`` still decides overlap and exactly-once at the instant itself.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from django.conf import settings
 from django.utils import timezone
 
-from runner import coalesce, dispatch, worker_state
+from runner import coalesce, dispatch, pool, worker_state
 from runner.execution.executor import execute_run
 from runner.execution.scripts import Cancellation
 from runner.execution.sessions import resume_session_run
@@ -22,17 +22,14 @@ from runner.models import Run, RunStatus, RunTrigger
 
 logger = logging.getLogger(__name__)
 
-# A worker whose clock runs behind the scheduler's waits at most this much longer
-# than the lead; past it, it starts the run by the scheduler's reckoning.
-CLOCK_SKEW_ALLOWANCE_S = 1.0
-
 
 def run_task(run_id: int) -> str:
     """Execute run ``run_id`` if it is still pending; return what became of it.
 
     Never raises: django-q2 would save and retry a failure, while the run row
-    already records everything. A worker that is stopping claims nothing and puts
-    the run back on the queue for the next worker.
+    already records everything. Returns once the pool took the run ("accepted"),
+    before it ran. A worker that is stopping claims nothing and puts the run back
+    on the queue for the next worker.
     """
     try:
         return _run(run_id)
@@ -64,44 +61,52 @@ def resume_task(run_id: int, holder: str | None = None) -> str:
 
 def _run(run_id: int) -> str:
     if worker_state.STOPPING.is_set():
-        return _hand_back(run_id)
-    run = (
-        Run.objects.filter(pk=run_id)
-        .values("status", "job_id", "job__enabled", *coalesce.RUN_FIELDS)
-        .first()
-    )
-    if run is None or run["status"] != RunStatus.PENDING:
+        return hand_back(run_id)
+    run = Run.load(run_id)
+    if run is None or run.status != RunStatus.PENDING:
         return "gone"
-    if run["trigger"] == RunTrigger.SCHEDULE and not run["job__enabled"]:
-        return _skip_disabled(run_id)
-    if coalesce.skip_if_stale(run_id, run, timezone.now()):  # overtaken: see runner.coalesce
+    if run.trigger == RunTrigger.SCHEDULE and not run.job.enabled:
+        return _skip_disabled(run)
+    if coalesce.skip_if_stale(run_id, _rule_fields(run), timezone.now()):  # see runner.coalesce
         return "skipped"
-    if not _wait_until(run["scheduled_for"]):
-        return _hand_back(run_id)
+    return "accepted" if pool.current(_make_pool).submit(run) else "handed back"
+
+
+def _make_pool() -> pool.RunPool:
+    return pool.RunPool(settings.RUNNER.max_concurrency, _execute, hand_back)
+
+
+def _execute(run: Run) -> None:
+    """What a pool slot does with a due run: skip it if overtaken (``runner.coalesce``),
+    else execute it."""
+    if coalesce.skip_if_stale(run.pk, _rule_fields(run), timezone.now()):
+        return
     cancel = Cancellation()
     with worker_state.holding(cancel):
-        finished = execute_run(run_id, cancel=cancel)
-    return finished.status if finished is not None else "gone"
+        execute_run(run, cancel=cancel)
 
 
-def _wait_until(moment: datetime | None) -> bool:
-    """Sleep until ``moment``; False if the worker started stopping meanwhile."""
-    if moment is None:
-        return True
-    delay = (moment - timezone.now()).total_seconds()
-    limit = settings.RUNNER.dispatch_lead_ms / 1000 + CLOCK_SKEW_ALLOWANCE_S
-    return not worker_state.STOPPING.wait(min(delay, limit)) if delay > 0 else True
+def _rule_fields(run: Run) -> dict:
+    """The run as ``coalesce.RUN_FIELDS`` names it."""
+    job = run.job
+    return {
+        "trigger": run.trigger,
+        "scheduled_for": run.scheduled_for,
+        "job__overlap_policy": job.overlap_policy,
+        "job__missed_fire_policy": job.missed_fire_policy,
+        "job__schedule": job.schedule,
+        "job__timezone": job.timezone,
+    }
 
 
-def _hand_back(run_id: int) -> str:
+def hand_back(run_id: int) -> str:
+    """Put a run this stopping worker will not start back on the queue for another."""
     dispatch.dispatch([run_id])
     logger.info("worker is stopping; run %s goes back on the queue", run_id)
     return "handed back"
 
 
-def _skip_disabled(run_id: int) -> str:
+def _skip_disabled(run: Run) -> str:
     reason = "skipped: the job was disabled before this fire started"
-    run = Run.objects.filter(pk=run_id).first()
-    if run is not None:
-        run.abandon(reason, timezone.now(), status=RunStatus.SKIPPED)
+    run.abandon(reason, timezone.now(), status=RunStatus.SKIPPED)
     return "skipped"

@@ -8,6 +8,7 @@ form, ``add_job``, ``sync_jobs``, the API), so a refusal reads the same everywhe
 from __future__ import annotations
 
 import re
+import shlex
 import zoneinfo
 from pathlib import Path
 
@@ -18,8 +19,12 @@ from django.db import models
 
 from runner.cron import CronError, validate_cron
 from runner.execution import environment
+from runner.recurrence_text import RecurrenceError, canonical_text, looks_like_recurrence
+from statestore.values import json_problem, replace_surrogates, text_problem
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # always fullmatch: "$" allows a final "\n"
+# A year: longer is a mistake, and far longer overflows the timers that enforce it.
+MAX_TIMEOUT_MS = 365 * 86_400_000
 PROMPT_FILE_SUFFIXES = (".md", ".txt")
 PROGRAM_FILE_SUFFIXES = (
     ".js", ".mjs", ".cjs", ".ts", ".py", ".sh", ".bash", ".rb", ".pl", ".php", ".ps1", ".exe",
@@ -27,11 +32,38 @@ PROGRAM_FILE_SUFFIXES = (
 
 
 def validate_schedule(value: str) -> None:
-    """A 5- or 6-field cron expression (or @macro) that fires at least once."""
+    """A 5- or 6-field cron expression (or @macro), or the original runner's recurrence
+    object (RRStack JSON, see ``runner.recurrence``), that fires at least once."""
     try:
-        validate_cron(value)
-    except CronError as exc:
+        if looks_like_recurrence(value):
+            from runner import recurrence  # loads pydantic and dateutil: only when needed
+
+            recurrence.validate(value)
+        else:
+            validate_cron(value)
+    except (CronError, RecurrenceError) as exc:
         raise ValidationError(str(exc), code="invalid_schedule") from None
+
+
+def normalized_schedule(value: str) -> str:
+    """The schedule as stored: cron stripped; a recurrence object as compact JSON text."""
+    text = value.strip()
+    if looks_like_recurrence(text):
+        try:
+            return canonical_text(text)
+        except RecurrenceError:
+            return text  # left for validate_schedule to refuse
+    return text
+
+
+def validate_interpreter(value: str) -> None:
+    """A command line (split as a shell would) naming at least a program."""
+    try:
+        argv = shlex.split(value)
+    except ValueError as exc:
+        raise ValidationError(f"cannot be split into words: {exc}", code="invalid") from None
+    if value.strip() and not argv:
+        raise ValidationError("names no program", code="invalid")
 
 
 def validate_timezone(value: str) -> None:
@@ -57,7 +89,7 @@ def validate_env(value: object) -> None:
     if not isinstance(value, dict):
         raise ValidationError("must be a JSON object of strings", code="invalid_env")
     for name, text in value.items():
-        if not ENV_NAME.match(name):
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
             raise ValidationError(f"'{name}' is not a valid variable name", code="invalid_env")
         if not isinstance(text, str):
             raise ValidationError(
@@ -78,6 +110,21 @@ def validate_args(value: object) -> None:
     """A JSON list of strings."""
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ValidationError("must be a JSON list of strings", code="invalid_args")
+
+
+def validate_storable(values: dict[str, object]) -> None:
+    """Refuse text or JSON that the two back-ends would not store alike (NUL, lone
+    surrogates, nesting past the limit), naming each field; see ``statestore.values``.
+
+    Runs before any check that touches the file system, where a NUL would raise.
+    """
+    errors = {}
+    for name, value in values.items():
+        problem = text_problem(value) if isinstance(value, str) else json_problem(value)
+        if problem:
+            errors[name] = problem
+    if errors:
+        raise ValidationError(errors)
 
 
 def validate_empty_json_types(env: object, args: object) -> None:
@@ -136,7 +183,8 @@ def _describe_one(error: ValidationError, field: str, model: type[models.Model] 
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    # A refused value may hold a lone surrogate, which no terminal or log can encode.
+    return replace_surrogates(" ".join(text.split()))
 
 
 def scripts_dir() -> Path:
@@ -156,25 +204,27 @@ def _names_a_file(script: str, suffixes: tuple[str, ...]) -> bool:
 
 
 def validate_script(job_type: str, source_type: str, script: str) -> None:
-    """What ``script`` must be for a job of this type and source."""
+    """What ``script`` must be for a job of this type and source.
+
+    A file that does not exist yet is no refusal (the original's job files name
+    scripts added later): ``script_warnings`` reports it, and the run fails.
+    """
     if not script.strip():
         raise ValidationError({"script": "is empty"})
-    if job_type == "session":
-        _validate_session_script(source_type, script)
-    elif source_type == "path":
-        path = resolve_script_path(script)
-        if not path.is_file():
-            raise ValidationError({"script": f"script file not found: {path}"})
-
-
-def _validate_session_script(source_type: str, script: str) -> None:
-    if _names_a_file(script, PROGRAM_FILE_SUFFIXES):
+    if job_type == "session" and _names_a_file(script, PROGRAM_FILE_SUFFIXES):
         raise ValidationError(
             {"script": "a session job takes a prompt or a .md/.txt file, not a program file"}
         )
-    if source_type == "path":
-        if not _names_a_file(script, PROMPT_FILE_SUFFIXES):
-            raise ValidationError({"script": "a session prompt file must end in .md or .txt"})
-        path = resolve_script_path(script)
-        if not path.is_file():
-            raise ValidationError({"script": f"prompt file not found: {path}"})
+
+
+def script_warnings(job_type: str, source_type: str, script: str) -> list[str]:
+    """``script: ...`` lines for a script or prompt file that does not exist (yet)."""
+    if source_type != "path" or not script.strip():
+        return []
+    if job_type == "session" and not _names_a_file(script, PROMPT_FILE_SUFFIXES):
+        return []  # a path session job whose script names no .md/.txt file: the prompt
+    path = resolve_script_path(script)
+    if path.is_file():
+        return []
+    kind = "prompt file" if job_type == "session" else "script"
+    return [f"script: {kind} not found: {path}; saved anyway, its runs fail until it exists"]

@@ -3,11 +3,13 @@
 from django.contrib import admin
 
 from jeeves_site.admin_tools import CappedCountPaginator
+from jeeves_site.json_forms import JSON_FIELD_OVERRIDES
 from statestore.models import StateEntry, StateItem
 
 
 @admin.register(StateEntry)
 class StateEntryAdmin(admin.ModelAdmin):
+    formfield_overrides = JSON_FIELD_OVERRIDES
     list_display = ("namespace", "key", "value", "expires_at", "updated_at")
     list_filter = ("namespace",)
     search_fields = ("namespace", "key")
@@ -18,6 +20,7 @@ class StateEntryAdmin(admin.ModelAdmin):
 
 @admin.register(StateItem)
 class StateItemAdmin(admin.ModelAdmin):
+    formfield_overrides = JSON_FIELD_OVERRIDES
     list_display = ("namespace", "key", "item_key", "value", "expires_at", "updated_at")
     search_fields = ("namespace", "key", "item_key")
     readonly_fields = ("created_at", "updated_at")

@@ -7,6 +7,8 @@ from datetime import datetime
 from django.db import models
 from django.db.models import Q
 
+from statestore.values import check_storable
+
 
 class ExpiringQuerySet(models.QuerySet):
     """Rows that carry an optional ``expires_at``: expired ones read as absent at once."""
@@ -53,6 +55,9 @@ class StateEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.namespace}/{self.key}"
 
+    def clean(self) -> None:
+        check_storable(self, ("namespace", "key", "value"))
+
 
 class StateItem(models.Model):
     """One member of the collection at (namespace, key), e.g. an "already seen" id."""
@@ -88,3 +93,6 @@ class StateItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.key}[{self.item_key}]"
+
+    def clean(self) -> None:
+        check_storable(self, ("namespace", "key", "item_key", "value"))

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from django.core.exceptions import ValidationError
 
 ACCEPTED_FORMS = "a whole number followed by s, m, h or d (90s, 60m, 24h, 30d)"
-_DURATION = re.compile(r"^([0-9]{1,9})([smhd])$")
+_DURATION = re.compile(r"([0-9]{1,9})([smhd])")  # fullmatch: "$" would allow a final "\n"
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Beyond this an expiry would overflow datetime; nobody needs a TTL of 27 centuries.
 MAX_SECONDS = 1_000 * 365 * 86400
@@ -19,7 +19,7 @@ MAX_SECONDS = 1_000 * 365 * 86400
 
 def parse_duration(text: object, field: str = "ttl") -> timedelta:
     """Return the duration ``text`` names; a ValidationError keyed by ``field`` otherwise."""
-    match = _DURATION.match(text) if isinstance(text, str) else None
+    match = _DURATION.fullmatch(text) if isinstance(text, str) else None
     if match is None:
         raise ValidationError({field: f"{text!r} is not a duration: use {ACCEPTED_FORMS}"})
     seconds = int(match[1]) * _UNIT_SECONDS[match[2]]

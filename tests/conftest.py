@@ -69,6 +69,18 @@ def daemons(tmp_path):
 
 
 @pytest.fixture
+def workers(monkeypatch):
+    """Workers in this process: runs dispatched (manual ones too) execute on a real pool."""
+    from runner import dispatch
+    from tests.fakes.workers import InlineWorkers
+
+    inline = InlineWorkers()
+    monkeypatch.setattr(dispatch, "dispatch", inline)
+    yield inline
+    inline.close()
+
+
+@pytest.fixture
 def dispatched() -> Dispatched:
     """A recording dispatcher for the scheduler and liveness checks."""
     return Dispatched()

@@ -139,7 +139,21 @@ def test_the_job_form_refuses_bad_input_naming_the_field(admin_client, field, va
     assert not Job.objects.exists()
 
 
-def test_the_job_form_refuses_a_missing_script_file(admin_client, tmp_path):
+def test_the_job_form_saves_a_missing_script_file_with_a_warning(admin_client, tmp_path):
     form = job_form(source_type="path", script=str(tmp_path / "gone.py"))
-    response = admin_client.post(reverse("admin:runner_job_add"), form)
-    assert "script file not found" in response.context["adminform"].form.errors["script"][0]
+    response = admin_client.post(reverse("admin:runner_job_add"), form, follow=True)
+    assert Job.objects.get(pk="inbox").script == str(tmp_path / "gone.py")
+    messages = [str(message) for message in response.context["messages"]]
+    assert any("script not found" in message for message in messages)
+
+
+def test_the_job_form_takes_a_recurrence_object_and_refuses_a_bad_one(admin_client):
+    schedule = '{"freq": "minutely", "interval": 97, "timezone": "Europe/Berlin"}'
+    admin_client.post(reverse("admin:runner_job_add"), job_form(schedule=schedule))
+    assert Job.objects.get(pk="inbox").schedule == (
+        '{"freq":"minutely","interval":97,"timezone":"Europe/Berlin"}'
+    )
+    bad = job_form(id="other", schedule='{"freq": "minutely", "interval": 0}')
+    response = admin_client.post(reverse("admin:runner_job_add"), bad)
+    errors = response.context["adminform"].form.errors["schedule"]
+    assert errors == ["interval: Input should be greater than 0"]

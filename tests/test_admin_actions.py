@@ -1,4 +1,4 @@
-"""The job list's actions: Run now (in the background, through execute_run), Enable, Disable."""
+"""The job list's actions: Run now (handed to the workers), Enable, Disable."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from runner.execution.background import wait_for_background_runs
 from runner.models import Job, Run
 from tests.factories import JobFactory
 
-# Run now hands the run to another thread, which must see the committed rows.
+# Run now hands the run to the workers, whose threads must see the committed rows.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 
@@ -19,7 +18,9 @@ def act(client, action: str, *job_ids: str):
     return client.post(url, {"action": action, "_selected_action": job_ids}, follow=True)
 
 
-def test_run_now_answers_before_the_job_finishes_and_the_run_then_ends_ok(admin_client, tmp_path):
+def test_run_now_answers_before_the_job_finishes_and_the_run_then_ends_ok(
+    admin_client, tmp_path, workers
+):
     flag = tmp_path / "go"
     JobFactory(id="waits", script=f"until [ -e {flag} ]; do sleep 0.01; done; echo done")
 
@@ -28,16 +29,17 @@ def test_run_now_answers_before_the_job_finishes_and_the_run_then_ends_ok(admin_
     assert response.status_code == 200
     assert Run.objects.get().status in ("pending", "running")
     flag.touch()
-    assert wait_for_background_runs(timeout_s=30)
+    assert workers.settle()
     run = Run.objects.get()
     assert (run.status, run.trigger, run.stdout) == ("ok", "manual", "done")
 
 
-def test_run_now_links_each_started_run(admin_client):
+def test_run_now_links_each_queued_run(admin_client, workers):
     JobFactory(id="a", script="true")
     JobFactory(id="b", script="true")
     response = act(admin_client, "run_now", "a", "b")
-    wait_for_background_runs(timeout_s=30)
+    assert workers.settle()
+    assert sorted(workers.dispatched) == sorted(Run.objects.values_list("pk", flat=True))
     for run in Run.objects.all():
         link = reverse("admin:runner_run_change", args=[run.pk])
         assert f'<a href="{link}">#{run.pk} ({run.job_id})</a>' in response.text

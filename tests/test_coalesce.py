@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from runner import coalesce
+from runner import coalesce, pool, worker_state
 from runner.daemon import Daemon
 from runner.models import Job, Run, RunStatus
 from runner.scheduler import Scheduler
@@ -168,4 +168,9 @@ def test_a_worker_picking_an_overtaken_run_skips_it_with_the_reason():
 def test_a_worker_runs_a_late_run_whose_policy_keeps_every_slot():
     job = JobFactory(schedule="* * * * * *", script="echo hi", missed_fire_policy="all")
     late = pending(job, timezone.now() - 15 * SECOND)
-    assert run_task(late.pk) == "ok"
+    assert run_task(late.pk) == "accepted"
+    assert pool.current(lambda: None).wait_idle(30)
+    pool.close_current(30)
+    pool._pool = None
+    worker_state.STOPPING.clear()
+    assert Run.objects.get(pk=late.pk).status == "ok"

@@ -37,6 +37,7 @@ def test_every_flag_sets_its_field(script_file, tmp_path):
         "--missed-fire", "latest", "--on-failure", "C1", "--on-success", "C2",
         "--output-channel", "C3", "--env", "A=1", "--env", "B=x=y", "--arg", "one",
         "--arg=--two", "--timezone", "Europe/Berlin", "--thinking", "high", "--disabled",
+        "--interpreter", "node --no-warnings",
     )  # fmt: skip
     job = model_to_dict(Job.objects.get(pk="inbox"))
     assert job == {
@@ -45,7 +46,7 @@ def test_every_flag_sets_its_field(script_file, tmp_path):
         "timeout_ms": 60000, "overlap_policy": "allow", "missed_fire_policy": "latest",
         "on_failure": "C1", "on_success": "C2", "output_channel": "C3",
         "env": {"A": "1", "B": "x=y"}, "args": ["one", "--two"], "timezone": "Europe/Berlin",
-        "thinking": "high", "enabled": False,
+        "thinking": "high", "enabled": False, "interpreter": "node --no-warnings",
     }  # fmt: skip
 
 
@@ -114,7 +115,9 @@ REFUSALS = [
     (["--thinking", "deep"], "thinking: Value 'deep' is not a valid choice"),
     (["--timeout", "soon"], "timeout_ms: 'soon' is not a whole number of milliseconds"),
     (["--timeout", "-5"], "timeout_ms: Ensure this value is greater than or equal to 1"),
-    (["--source-type", "path", "--script", "/no/such/poll.sh"], "script: script file not found"),
+    (["--schedule", '{"freq": "weekly", "byweekday": 7}'], "schedule: byweekday: Input should"),
+    (["--schedule", '{"freq": "daily", "timezone": "Mars/X"}'], "schedule: timezone: 'Mars/X'"),
+    (["--schedule", '{"freq": "daily"'], "schedule: is not valid JSON"),
     (["--enabled", "--disabled"], "not allowed with argument --enabled"),
 ]
 
@@ -147,3 +150,20 @@ def test_an_id_with_spaces_is_refused():
     text = refusal("--id", "my job", *INLINE[2:])
     assert text.startswith("id: use letters, digits")
     assert not Job.objects.exists()
+
+
+def test_a_recurrence_object_schedule_is_stored_as_compact_json_text():
+    add_job(*INLINE, "--schedule", '{"freq": "minutely", "interval": 11, "timezone": "UTC"}')
+    stored = '{"freq":"minutely","interval":11,"timezone":"UTC"}'
+    assert Job.objects.get(pk="inbox").schedule == stored
+
+
+def test_a_path_job_whose_script_is_missing_is_added_with_a_warning(tmp_path):
+    out, err = StringIO(), StringIO()
+    script = tmp_path / "later.sh"
+    call_command(*["add_job", *BASE, "--script", str(script)], stdout=out, stderr=err)
+    assert out.getvalue() == "job inbox: added\n"
+    assert err.getvalue() == (
+        f"job inbox: warning: script: script not found: {script}; "
+        "saved anyway, its runs fail until it exists\n"
+    )

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -72,6 +73,7 @@ def test_a_file_in_the_original_format_adds_its_jobs_with_scripts_relative_to_it
         "timeout_ms": 300_000, "enabled": True, "type": "script", "on_failure": "",
         "on_success": "C2", "output_channel": "", "source_type": "path", "env": {"A": "1"},
         "args": ["--x"], "timezone": "", "missed_fire_policy": "skip", "thinking": "low",
+        "interpreter": "node",
     }  # fmt: skip
     assert "email.json: job poll: added" in result.out.splitlines()
 
@@ -90,34 +92,98 @@ def test_a_second_sync_of_the_same_files_reports_every_job_unchanged(repo):
     assert result.out.splitlines()[-1].startswith("0 added, 0 updated, 2 unchanged, 0 skipped")
 
 
-def test_a_changed_file_updates_only_the_keys_it_gives(repo):
-    write(repo, "a.json", [original()])
+def test_a_changed_file_makes_the_job_what_it_says_and_removed_keys_take_their_defaults(repo):
+    write(repo, "a.json", [original(enabled=False, timezone="Europe/Berlin")])
     sync(repo / "jobs")
     Job.objects.filter(pk="poll").update(description="edited in the admin")
-    write(repo, "a.json", [{"id": "poll", "schedule": "0 * * * *"}])
+    write(repo, "a.json", [{"id": "poll", "name": "Poll", "script": "scripts/poll.sh",
+                            "schedule": "0 * * * *"}])  # fmt: skip
     assert "a.json: job poll: updated" in sync(repo / "jobs").out
-    job = Job.objects.get(pk="poll")
-    assert (job.schedule, job.description) == ("0 * * * *", "edited in the admin")
+    job = model_to_dict(Job.objects.get(pk="poll"))
+    assert job == {**job, "schedule": "0 * * * *", "description": "", "timeout_ms": None,
+                   "enabled": True, "timezone": "", "overlap_policy": "skip", "env": {},
+                   "args": [], "on_success": ""}  # fmt: skip
 
 
-def test_keys_that_are_not_job_fields_are_reported_once_per_file(repo):
+def test_a_job_file_entry_without_a_required_key_is_skipped_even_for_an_existing_job(repo):
+    write(repo, "a.json", [original()])
+    sync(repo / "jobs")
+    write(repo, "a.json", [{"id": "poll", "schedule": "0 * * * *"}])
+    result = sync(repo / "jobs")
+    assert "name: is required in a job file; script: is required in a job file" in result.err
+    assert Job.objects.get(pk="poll").schedule == "*/11 * * * *"
+
+
+def test_the_originals_unstored_keys_are_reported_once_for_the_whole_sync(repo):
     write(repo, "a.json", [original(id="one"), original(id="two")])
+    write(repo, "b.json", [original(id="three", colour="red")])
     result = sync(repo / "jobs")
-    assert result.out.count("ignored") == 1
-    assert "a.json: ignored: keys that are not job fields: domain, prerequisite" in result.out
+    assert result.error is None
+    assert result.out.count("ignored") == 2
+    assert (
+        "a.json, b.json: ignored: accepted and not stored, as by the original runner: "
+        "domain, prerequisite" in result.out
+    )
+    assert "b.json: ignored: not job fields: colour" in result.out
 
 
-def test_an_object_schedule_is_skipped_with_its_reason_while_the_rest_is_applied(repo):
-    recurrence = {"freq": "minutely", "interval": 97}
-    write(repo, "a.json", [original(id="object", schedule=recurrence), original(id="cron")])
+def test_a_list_file_gets_the_originals_interpreter_and_an_object_file_ours(repo):
+    write(repo, "a.json", [original(id="theirs")])
+    write(repo, "b.json", {"jobs": [original(id="ours")]})
+    write(repo, "c.json", [original(id="chosen", interpreter="python3")])
+    sync(repo / "jobs")
+    assert dict(Job.objects.values_list("id", "interpreter")) == {
+        "theirs": "node", "ours": "", "chosen": "python3"
+    }  # fmt: skip
+
+
+def test_a_path_job_whose_script_is_missing_is_added_with_a_warning(repo):
+    write(repo, "a.json", [original(script="scripts/later.ts")])
     result = sync(repo / "jobs")
-    assert result.err.splitlines() == [
-        'a.json: job object: skipped: schedule: {"freq": "minutely", "interval": 97} is the '
-        "original runner's recurrence object, which is not supported; give a cron expression "
-        "such as '*/5 * * * *'"
-    ]
-    assert result.error == "1 skipped, 0 refused; see the lines above"
-    assert list(Job.objects.values_list("id", flat=True)) == ["cron"]
+    assert result.error is None
+    later = repo / "scripts" / "later.ts"
+    assert result.err == (
+        f"a.json: job poll: added; warning: script: script not found: {later}; "
+        "saved anyway, its runs fail until it exists\n"
+    )
+    assert Job.objects.get(pk="poll").script == str(later)
+
+
+def test_without_a_directory_sync_reads_jobs_dir_from_the_config(repo, settings):
+    write(repo, "a.json", [original()])
+    settings.RUNNER = replace_runner(settings.RUNNER, jobs_dir=str(repo / "jobs"))
+    out = StringIO()
+    call_command("sync_jobs", stdout=out, stderr=StringIO())
+    assert "a.json: job poll: added" in out.getvalue()
+
+
+def test_without_a_directory_or_jobs_dir_sync_falls_back_beside_the_config_file(repo, settings):
+    (repo / "scripts" / "jobs").mkdir()
+    (repo / "scripts" / "jobs" / "a.json").write_text(json.dumps([original(script="poll.sh")]))
+    settings.RUNNER = replace_runner(
+        settings.RUNNER, jobs_dir="", config_file=str(repo / "config.json")
+    )
+    out = StringIO()
+    call_command("sync_jobs", stdout=out, stderr=StringIO())
+    assert Job.objects.get(pk="poll").script == str(repo / "scripts" / "poll.sh")
+
+
+def test_without_a_directory_or_any_config_sync_says_what_to_give(settings):
+    settings.RUNNER = replace_runner(settings.RUNNER, jobs_dir="", config_file="")
+    with pytest.raises(CommandError, match="give DIR, or set jobsDir"):
+        call_command("sync_jobs", stdout=StringIO(), stderr=StringIO())
+
+
+def replace_runner(config, **changes):
+    """The runner config with these settings changed, whether or not it declares them."""
+    copy = SimpleNamespace(**{**vars_of(config), **changes})
+    return copy
+
+
+def vars_of(config) -> dict:
+    if hasattr(config, "model_dump"):
+        return {name: getattr(config, name) for name in type(config).model_fields}
+    return {name: getattr(config, name) for name in config.__dataclass_fields__}
 
 
 @pytest.mark.parametrize(
@@ -137,7 +203,11 @@ def test_an_object_schedule_is_skipped_with_its_reason_while_the_rest_is_applied
         (original(timeout_seconds="60"), "timeout_seconds: must be a positive number of seconds"),
         (original(timeout_ms=5), "timeout_seconds: give timeout_seconds or timeout_ms, not both"),
         (original(enabled="yes"), "enabled: must be true or false"),
-        (original(script="scripts/gone.sh"), "script: script file not found: "),
+        (original(schedule={"freq": "fortnightly"}), "schedule: freq: Input should be 'yearly'"),
+        (original(schedule={"freq": "daily", "timezone": "Mars/X"}), "schedule: timezone: 'Mars"),
+        (original(schedule={"timezone": "UTC"}), 'schedule: has no rule with "effect": "event"'),
+        (original(schedule={"freq": "daily", "count": 1}), "schedule: never fires"),
+        (original(type="session", script="prompt.js"), "script: a session job takes a prompt"),
         (original(name=None), "name: must be a string, not NoneType"),
         ({"name": "no id"}, "id: is required"),
         ("poll", "a job must be a JSON object"),

@@ -96,9 +96,13 @@ def test_args_that_are_not_a_list_of_strings_are_refused(args):
     assert "list of strings" in errors_of(make_job(args=args))["args"][0]
 
 
-def test_a_path_job_whose_script_is_missing_is_refused(tmp_path):
+def test_a_path_job_whose_script_is_missing_is_accepted_with_a_warning(tmp_path):
     job = make_job(source_type="path", script=str(tmp_path / "missing.py"))
-    assert "script file not found" in errors_of(job)["script"][0]
+    job.full_clean()
+    assert job.warnings() == [
+        f"script: script not found: {tmp_path / 'missing.py'}; "
+        "saved anyway, its runs fail until it exists"
+    ]
 
 
 def test_a_path_job_whose_script_exists_is_accepted(script_file):
@@ -110,9 +114,21 @@ def test_a_session_job_naming_a_program_file_is_refused():
     assert "not a program file" in errors_of(job)["script"][0]
 
 
-def test_a_session_job_with_a_missing_prompt_file_is_refused(tmp_path):
+def test_a_session_job_with_a_missing_prompt_file_is_accepted_with_a_warning(tmp_path):
     job = make_job(type="session", source_type="path", script=str(tmp_path / "brief.md"))
-    assert "prompt file not found" in errors_of(job)["script"][0]
+    job.full_clean()
+    assert job.warnings()[0].startswith("script: prompt file not found: ")
+
+
+def test_a_session_jobs_raw_prompt_with_the_default_source_type_is_accepted():
+    job = make_job(type="session", source_type="path", script="Summarise my inbox, then file it.")
+    job.full_clean()
+    assert job.warnings() == []
+
+
+def test_an_inline_job_or_an_existing_script_has_no_warning(script_file):
+    assert make_job(source_type="inline", script="echo hi").warnings() == []
+    assert make_job(source_type="path", script=str(script_file("ok.sh", "exit 0"))).warnings() == []
 
 
 def test_a_session_job_with_inline_prompt_text_is_accepted():

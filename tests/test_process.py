@@ -410,6 +410,13 @@ def test_a_result_line_sets_tokens_and_result_meta(env):
     assert result.result_meta == {"tokens": 42, "model": "m"}
 
 
+def test_a_negative_token_count_is_ignored_and_the_rest_kept(env):
+    result = run_python('print(\'JR_RESULT:{"tokens": -5, "model": "m"}\')', env)
+
+    assert result.tokens is None
+    assert result.result_meta == {"tokens": -5, "model": "m"}
+
+
 def test_a_malformed_result_line_is_ignored(env):
     script = "print('JR_RESULT:{not json'); print('JR_RESULT:[1, 2]'); print('JR_RESULT:')"
 
@@ -455,3 +462,48 @@ def test_parse_result_line_accepts_only_a_json_object_after_the_prefix():
     assert parse_result_line('{"a": 1}') is None
     assert parse_result_line('JR_RESULT:{"a": NaN}') is None
     assert parse_result_line("JR_RESULT:" + "[" * 100_000) is None
+
+
+# Fast spawn (cluster workers)
+
+
+@pytest.fixture
+def fast_spawn(monkeypatch):
+    import subprocess
+
+    from runner.execution import process
+
+    monkeypatch.setattr(process, "_home_group", None)
+    process.allow_fast_spawn()
+    yield process
+    assert subprocess._USE_VFORK is False
+
+
+def test_a_fast_spawn_starts_the_script_in_its_own_session_and_steps_back_into_the_group(
+    env, fast_spawn
+):
+    group = os.getpgid(0)
+    result = run(["bash", "-c", "ps -o pgid=,sid= -p $$"], env)
+    pgid, sid = (int(n) for n in result.stdout.split())
+    assert pgid == sid != group
+    assert os.getpgid(0) == group
+
+
+def test_while_a_fast_spawn_is_under_way_the_runner_is_out_of_its_group(fast_spawn):
+    def check() -> None:  # in a child: this test process may lead its group already
+        group = os.getpgid(0)
+        with fast_spawn._outside_the_group():
+            assert os.getpgid(0) == os.getpid() != group
+            with fast_spawn._outside_the_group():  # a second thread's spawn
+                assert os.getpgid(0) == os.getpid()
+            assert os.getpgid(0) == os.getpid()
+        assert os.getpgid(0) == group
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            check()
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0

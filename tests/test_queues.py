@@ -29,10 +29,18 @@ def test_enqueue_returns_the_new_items_id(jr):
     assert QueueItem.objects.get(pk=item_id).payload == {"id": 1}
 
 
-def test_enqueueing_to_an_undefined_queue_defines_it_with_defaults(jr):
+def test_enqueueing_to_an_undefined_queue_defines_it_with_one_attempt_as_the_original(jr):
     jr.enqueue("new-queue", {"id": 1})
     queue = Queue.objects.get(pk="new-queue")
-    assert (queue.max_attempts, queue.dedup_config, queue.retention) == (3, None, {})
+    assert (queue.max_attempts, queue.dedup_config, queue.retention) == (1, None, {})
+
+
+def test_a_failed_item_of_a_queue_made_by_its_first_enqueue_is_not_retried(jr):
+    item_id = jr.enqueue("new-queue", {"id": 1})
+    [claimed] = jr.dequeue("new-queue")
+    jr.fail(claimed.id, "boom")
+    assert QueueItem.objects.get(pk=item_id).status == "failed"
+    assert jr.dequeue("new-queue") == []
 
 
 def test_an_item_takes_its_queues_attempt_limit(jr):
@@ -111,6 +119,15 @@ def test_higher_priority_items_are_claimed_first_then_oldest(jr):
     negative = jr.enqueue("mail", {"n": 3}, priority=-1)
     high_new = jr.enqueue("mail", {"n": 4}, priority=5)
     claimed = [item.id for item in jr.dequeue("mail", count=4)]
+    assert claimed == [high_old, high_new, low, negative]
+
+
+def test_one_at_a_time_claims_take_the_highest_priority_first_then_the_oldest(jr):
+    low = jr.enqueue("mail", {"n": 1}, priority=0)
+    high_old = jr.enqueue("mail", {"n": 2}, priority=5)
+    negative = jr.enqueue("mail", {"n": 3}, priority=-1)
+    high_new = jr.enqueue("mail", {"n": 4}, priority=5)
+    claimed = [item.id for _ in range(4) for item in jr.dequeue("mail", count=1)]
     assert claimed == [high_old, high_new, low, negative]
 
 
@@ -270,6 +287,7 @@ def test_a_very_long_error_is_kept_bounded(jr):
 
 
 def test_an_expired_claim_goes_back_to_the_queue_on_the_next_claim(jr, clock):
+    QueueFactory(id="mail", max_attempts=3)  # retries allowed
     jr.enqueue("mail", {"id": 1})
     [first] = jr.dequeue("mail", lease="90s")
     clock.shift(timedelta(seconds=90))
@@ -294,6 +312,7 @@ def test_an_expired_claim_on_its_last_attempt_is_failed(jr, clock):
 
 
 def test_done_from_a_claim_that_expired_and_was_handed_out_again_is_refused(jr, clock):
+    QueueFactory(id="mail", max_attempts=3)  # retries allowed
     jr.enqueue("mail", {"id": 1})
     [stale] = jr.dequeue("mail", lease="90s")
     clock.shift(timedelta(minutes=2))
@@ -314,6 +333,7 @@ def test_done_after_the_lease_but_before_anyone_took_the_item_back_is_accepted(j
 
 
 def test_maintenance_returns_expired_claims_and_says_how_many(jr, clock):
+    QueueFactory(id="mail", max_attempts=3)  # retries allowed
     for n in range(3):
         jr.enqueue("mail", {"n": n})
     jr.dequeue("mail", count=2, lease="90s")
@@ -330,6 +350,7 @@ def test_maintenance_returns_expired_claims_in_batches(jr, clock):
 
 
 def test_a_reclaimed_item_counts_the_attempt_it_lost(jr, clock):
+    QueueFactory(id="mail", max_attempts=3)  # retries allowed
     item_id = jr.enqueue("mail", {"id": 1})
     jr.dequeue("mail", lease="90s")
     reclaim_expired_leases(NOW + timedelta(minutes=2))

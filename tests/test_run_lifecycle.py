@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
+from runner.execution.sessions import _take_over
 from runner.models import Run, RunOutcome, RunStatus, StartResult
 from tests.factories import JobFactory, RunFactory
 
@@ -41,7 +42,7 @@ def test_a_second_delivery_of_the_same_run_does_nothing():
 
 def test_a_fire_while_the_job_is_running_is_recorded_as_skipped():
     job = JobFactory(overlap_policy="skip")
-    first, second = RunFactory(job=job), RunFactory(job=job)
+    first, second = RunFactory(job=job), RunFactory(job=job, trigger="schedule")
     first.start("host:1", NOW)
     assert second.start("host:2", NOW) == StartResult.SKIPPED
     second.refresh_from_db()
@@ -49,11 +50,42 @@ def test_a_fire_while_the_job_is_running_is_recorded_as_skipped():
     assert f"run #{first.pk}" in second.error and "overlap" in second.error
 
 
+def test_a_manual_run_starts_while_the_job_is_running_and_says_so():
+    job = JobFactory(overlap_policy="skip")
+    first, manual = RunFactory(job=job, trigger="schedule"), RunFactory(job=job)
+    first.start("host:1", NOW)
+    assert manual.start("host:2", NOW) == StartResult.STARTED
+    manual.refresh_from_db()
+    assert manual.status == RunStatus.RUNNING
+    assert f"run #{first.pk} was running" in manual.notes
+    assert "overlap skip applies to scheduled fires only" in manual.notes
+
+
+def test_a_manual_run_with_nothing_else_running_has_no_notes():
+    run = RunFactory(job=JobFactory(overlap_policy="skip"))
+    assert run.start("host:1", NOW) == StartResult.STARTED
+    assert Run.objects.get(pk=run.pk).notes == ""
+
+
+def test_a_fire_while_a_manual_run_is_going_is_skipped():
+    job = JobFactory(overlap_policy="skip")
+    manual, fire = RunFactory(job=job), RunFactory(job=job, trigger="schedule")
+    manual.start("host:1", NOW)
+    assert fire.start("host:2", NOW) == StartResult.SKIPPED
+
+
 def test_overlap_allow_runs_concurrently():
     job = JobFactory(overlap_policy="allow")
     first, second = RunFactory(job=job), RunFactory(job=job)
     first.start("host:1", NOW)
     assert second.start("host:2", NOW) == StartResult.STARTED
+
+
+def test_a_run_loads_with_its_job():
+    run = RunFactory(job=JobFactory(env={"A": "b"}), scheduled_for=NOW)
+    loaded = Run.load(run.pk)
+    assert (loaded.pk, loaded.scheduled_for, loaded.job.env) == (run.pk, NOW, {"A": "b"})
+    assert Run.load(run.pk + 1000) is None
 
 
 def test_a_deleted_job_gives_gone():
@@ -80,6 +112,15 @@ def test_a_run_finished_by_the_liveness_check_keeps_that_verdict():
     assert Run.objects.get(pk=run.pk).error == "worker host:1 stopped sending heartbeats"
 
 
+def test_a_worker_that_lost_its_run_to_a_takeover_cannot_finish_it():
+    run = RunFactory(job=JobFactory(type="session"))
+    run.start("host:1", NOW)
+    assert _take_over(Run.objects.get(pk=run.pk), "host:2")
+    assert not run.finish(RunOutcome(status="error", error="stale verdict"), NOW)
+    held = Run.objects.get(pk=run.pk)
+    assert (held.status, held.worker, held.error) == ("running", "host:2", "")
+
+
 def test_a_pending_outcome_is_not_a_way_to_finish():
     run = RunFactory()
     run.start("host:1", NOW)
@@ -104,7 +145,7 @@ def test_lag_is_start_minus_scheduled_instant():
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_starts_of_one_skip_job_start_only_one_run():
     job = JobFactory(overlap_policy="skip")
-    runs = [RunFactory(job=job) for _ in range(6)]
+    runs = [RunFactory(job=job, trigger="schedule") for _ in range(6)]
     barrier = threading.Barrier(len(runs))
     results: list[str] = []
 

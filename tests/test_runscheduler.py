@@ -53,6 +53,19 @@ def ready(daemons: Daemons, process, count: int = 1) -> None:
     )
 
 
+def runner_processes_in_group(daemon) -> bool:
+    """Whether every ``manage.py`` process below ``daemon`` is in its process group."""
+    try:
+        below = psutil.Process(daemon.pid).children(recursive=True)
+        return all(
+            os.getpgid(process.pid) == daemon.pid
+            for process in below
+            if "manage.py" in " ".join(process.cmdline())
+        )
+    except (psutil.Error, ProcessLookupError):
+        return False
+
+
 def slot_in(seconds: float) -> tuple[str, datetime]:
     """A 6-field schedule that fires once a minute, about ``seconds`` from now."""
     at = (timezone.now() + timedelta(seconds=seconds)).replace(microsecond=0)
@@ -219,6 +232,9 @@ def test_a_run_left_by_a_killed_process_group_is_finished_by_the_restart(daemons
     JobFactory(id="long", schedule=schedule, script=record_script(ran, "sleep 30"))
     [run] = wait_for("the run to start", lambda: runs_of("long", status="running"))
     wait_for("its script", scripts_of_this_database)
+    # A worker steps out of the group while it spawns (runner.execution.process);
+    # this test is about a kill that reaches every runner process.
+    wait_for("the workers back in the group", lambda: runner_processes_in_group(first))
     daemons.signal_group(first, signal.SIGKILL)  # scheduler, sentinel and workers at once
     daemons.exit_status(first, timeout=10)
     assert scripts_of_this_database(), "the script leads its own session and survives"

@@ -19,10 +19,10 @@ from django.test import Client
 from django.urls import reverse
 
 from runner.api.tokens import create_token
-from runner.jobs import set_enabled, upsert_job
+from runner.jobs import JOB_FIELDS, set_enabled, upsert_job
 from runner.models import Job, Run, RunStatus
 from runner.scheduler import Scheduler
-from tests.api.conftest import ApiClient
+from tests.api.conftest import ApiClient, make_user
 from tests.factories import JobFactory
 from tests.fakes.clocks import FakeClocks
 
@@ -66,8 +66,11 @@ def by_add_job(job_id: str, **fields) -> None:
 
 
 def by_sync_jobs(job_id: str, **fields) -> None:
+    # A job file is declarative: it holds the whole job, as it is plus the change.
+    job = Job.objects.get(pk=job_id)
+    entry = {**{name: getattr(job, name) for name in JOB_FIELDS}, **fields}
     with tempfile.TemporaryDirectory() as directory:
-        Path(directory, "jobs.json").write_text(json.dumps([{"id": job_id, **fields}]))
+        Path(directory, "jobs.json").write_text(json.dumps([entry]))
         call_command("sync_jobs", directory, stdout=StringIO(), stderr=StringIO())
 
 
@@ -80,7 +83,8 @@ def by_set_enabled(job_id: str, enabled: bool) -> None:
 
 
 def api() -> ApiClient:
-    return ApiClient(create_token(f"changes-{next(_tokens)}")[1])
+    name = f"changes-{next(_tokens)}"
+    return ApiClient(create_token(name, make_user(name, superuser=True))[1])
 
 
 def by_api_patch(job_id: str, **fields) -> None:

@@ -283,14 +283,14 @@ def test_a_failed_job_fixed_by_an_edit_is_planned(scheduler):
 def test_fires_the_database_refused_are_tried_again_next_cycle(scheduler, monkeypatch):
     make_job()
     scheduler.start(NOW)
-    original = Run.create_scheduled
+    original = Run.create_scheduled_many
 
     def database_down(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(Run, "create_scheduled", database_down)
+    monkeypatch.setattr(Run, "create_scheduled_many", database_down)
     with pytest.raises(OperationalError):
         scheduler.fire_due(NOW + SECOND)
-    monkeypatch.setattr(Run, "create_scheduled", original)
+    monkeypatch.setattr(Run, "create_scheduled_many", original)
     assert scheduler.fire_due(NOW + 2 * SECOND)
     assert [run.scheduled_for for run in runs()] == [NOW + SECOND, NOW + 2 * SECOND]

@@ -346,6 +346,14 @@ def test_a_missing_prompt_file_ends_the_run_without_calling_the_gateway(gw, tmp_
     assert gw.requests == []
 
 
+def test_a_raw_prompt_with_the_default_source_type_is_the_prompt_as_in_the_original(gw):
+    run = session_run(source_type="path", script="Summarise the unread mail.\nBe brief.")
+
+    execute_run(run.pk, worker="t:1")
+
+    assert gw.calls("sessions_spawn")[0].args["task"] == "Summarise the unread mail.\nBe brief."
+
+
 def test_an_empty_prompt_file_ends_the_run_in_error(gw, tmp_path):
     (tmp_path / "empty.md").write_text("\n", encoding="utf-8")
 

@@ -1,4 +1,5 @@
-"""run_task on a worker: waits for the instant, claims only pending runs, hands back on stop."""
+"""run_task on a worker: hands the run to the pool, which waits for the instant without
+holding a slot, claims only pending runs, and hands back on stop."""
 
 from __future__ import annotations
 
@@ -7,12 +8,24 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from runner import dispatch, worker_state
+from runner import dispatch, pool, worker_state
 from runner.models import Run
 from runner.tasks import run_task
 from tests.factories import JobFactory, RunFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+# Ceiling for a pool to finish its runs; normally a fraction of a second.
+SETTLE_S = 30
+
+
+@pytest.fixture(autouse=True)
+def fresh_pool():
+    """Each test gets its own pool; closing it joins its threads and their connections."""
+    yield
+    pool.close_current(SETTLE_S)
+    pool._pool = None
+    worker_state.STOPPING.clear()
 
 
 @pytest.fixture
@@ -29,30 +42,50 @@ def stopping():
     worker_state.STOPPING.clear()
 
 
-def scheduled_run(**job_fields) -> Run:
+def scheduled_run(at: timedelta = timedelta(0), **job_fields) -> Run:
     return RunFactory(
-        job=JobFactory(**job_fields), trigger="schedule", scheduled_for=timezone.now()
+        job=JobFactory(**job_fields), trigger="schedule", scheduled_for=timezone.now() + at
     )
 
 
-def test_a_pending_run_is_executed():
+def settled(run: Run) -> Run:
+    assert pool.current(lambda: None).wait_idle(SETTLE_S)
+    return Run.objects.get(pk=run.pk)
+
+
+def test_a_pending_run_is_accepted_and_executed():
     run = scheduled_run(script="echo hi")
-    assert run_task(run.pk) == "ok"
-    assert Run.objects.get(pk=run.pk).stdout == "hi"
+    assert run_task(run.pk) == "accepted"
+    done = settled(run)
+    assert (done.status, done.stdout) == ("ok", "hi")
 
 
 def test_the_run_starts_no_earlier_than_its_instant():
-    run = RunFactory(
-        job=JobFactory(), trigger="schedule", scheduled_for=timezone.now() + timedelta(seconds=0.2)
-    )
+    run = scheduled_run(at=timedelta(seconds=0.2))
     run_task(run.pk)
-    run.refresh_from_db()
-    assert run.started_at >= run.scheduled_for
+    done = settled(run)
+    assert done.started_at >= done.scheduled_for
+
+
+def test_a_run_waiting_for_its_instant_holds_no_slot(runner_config, handed_back):
+    runner_config(max_concurrency=1, dispatch_lead_ms=60_000)
+    later = scheduled_run(at=timedelta(seconds=60))
+    now = scheduled_run(script="echo now")
+    assert run_task(later.pk) == "accepted"
+    assert run_task(now.pk) == "accepted"
+    executor = pool.current(lambda: None)
+    with executor._lock:
+        assert executor._emptied.wait_for(lambda: worker_state.accepted() == 1, SETTLE_S)
+    assert Run.objects.get(pk=now.pk).status == "ok"
+    assert Run.objects.get(pk=later.pk).status == "pending"
+    pool.close_current(SETTLE_S)
+    assert handed_back == [later.pk]
 
 
 def test_a_run_already_taken_is_left_alone():
     run = scheduled_run()
     run_task(run.pk)
+    settled(run)
     assert run_task(run.pk) == "gone"
 
 
@@ -72,14 +105,26 @@ def test_a_scheduled_run_of_a_job_disabled_meanwhile_is_skipped():
 
 def test_a_manual_run_of_a_disabled_job_runs():
     run = RunFactory(job=JobFactory(enabled=False, script="echo manual"))
-    assert run_task(run.pk) == "ok"
+    run_task(run.pk)
+    assert settled(run).status == "ok"
 
 
 def test_a_failure_inside_the_task_is_caught(monkeypatch):
     run = scheduled_run()
+    monkeypatch.setattr("runner.tasks.Run.objects", None)
+    assert run_task(run.pk) == "failed"
+    monkeypatch.undo()
+
+
+def test_a_failure_inside_the_pool_leaves_the_pool_working(monkeypatch):
+    first, second = scheduled_run(), scheduled_run(script="echo fine")
 
     def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
     monkeypatch.setattr("runner.tasks.execute_run", broken)
-    assert run_task(run.pk) == "failed"
+    run_task(first.pk)
+    settled(first)
+    monkeypatch.undo()
+    run_task(second.pk)
+    assert settled(second).status == "ok"

@@ -23,17 +23,17 @@ from ninja.utils import check_csrf
 
 from runner.api import run_tokens, tokens
 from runner.api.errors import error_body
-
-RUN_TOKEN_SCOPE = (
-    "a run's token (JR_API_TOKEN) may use only the state and queue operations, not this one"
-)
+from runner.api.permissions import RUN_TOKEN_SCOPE
 
 
 class BearerToken(AuthBase):
-    """``Authorization: Bearer jr_...``: the request acts as that token.
+    """``Authorization: Bearer jr_...``: the request acts as that token's user.
 
-    With ``run_tokens=True`` (the state and queue routers) a run's own token
-    (``jrr_...``, see ``runner.api.run_tokens``) is accepted too; elsewhere it gets 403.
+    A token whose user was deactivated or lost staff status is refused with 401,
+    like a revoked one: the credential no longer works (403 would say "valid, but
+    not for this"), and the answer is the same for every endpoint. With
+    ``run_tokens=True`` (the state and queue routers) a run's own token (``jrr_...``,
+    see ``runner.api.run_tokens``) is accepted too; elsewhere it gets 403.
     """
 
     openapi_type = "http"
@@ -53,7 +53,10 @@ class BearerToken(AuthBase):
         secret = secret.strip()
         if run_tokens.is_run_secret(secret):
             return self._run_token(secret)
-        token = tokens.authenticate(secret)
+        try:
+            token = tokens.authenticate(secret)
+        except tokens.TokenRefused as exc:
+            raise AuthenticationError(message=str(exc)) from None
         if token is None:
             raise AuthenticationError(message="the API token is not valid or has been revoked")
         return token

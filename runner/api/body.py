@@ -15,7 +15,17 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
-from runner.api.errors import PayloadTooLarge, bad_input
+from runner.api.errors import ApiError, PayloadTooLarge, bad_input
+from statestore.values import MAX_JSON_DEPTH, json_loads, json_problem
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+
+
+# Bodies are read as JSON whatever the Content-Type says (curl -d sends a form type),
+# except these, which Django would parse as form uploads first.
+_REFUSED_TYPES = ("multipart/",)
 
 
 def raw_body(request: HttpRequest) -> bytes:
@@ -30,18 +40,27 @@ def raw_body(request: HttpRequest) -> bytes:
 
 
 def json_body(request: HttpRequest) -> Any:
-    """The request's body as JSON; 413 when too big, 400 when empty or not JSON."""
+    """The request's body as JSON; 413 when too big, 415 for a multipart upload, 400 when
+    empty, not UTF-8, not JSON, or nested past the recursion limit."""
+    if request.content_type.startswith(_REFUSED_TYPES):
+        raise UnsupportedMediaType(
+            f"the body must be JSON (Content-Type: application/json), not {request.content_type}"
+        )
     raw = raw_body(request)
     if not raw.strip():
         raise bad_input({"body": "is empty; send a JSON object"})
     try:
-        return json.loads(raw.decode("utf-8"))
+        return json_loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise bad_input({"body": "is not UTF-8 text"}) from None
     except json.JSONDecodeError as exc:
         raise bad_input(
             {"body": f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"}
         ) from None
+    except RecursionError:
+        raise bad_input({"body": f"is nested more than {MAX_JSON_DEPTH} levels deep"}) from None
+    except ValueError as exc:  # NaN or Infinity
+        raise bad_input({"body": f"is not valid JSON: {exc}"}) from None
 
 
 def json_object(
@@ -62,6 +81,10 @@ def json_object(
         if unknown:
             hint = f"unknown field (known: {', '.join(sorted(known))})"
             raise bad_input(dict.fromkeys(unknown, hint))
+    problems = {name: json_problem(value) for name, value in data.items()}
+    problems = {name: problem for name, problem in problems.items() if problem}
+    if problems:
+        raise bad_input(problems)
     return data
 
 

@@ -108,7 +108,8 @@ def install(api: NinjaAPI) -> None:
 
 _NO_CREDENTIALS = (
     "authentication required: send 'Authorization: Bearer <token>' "
-    "(create one with manage.py create_api_token NAME) or log in to the admin as staff"
+    "(create one with manage.py create_api_token NAME --user USERNAME) "
+    "or log in to the admin as staff"
 )
 NO_CREDENTIALS = _NO_CREDENTIALS
 

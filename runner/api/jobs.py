@@ -13,6 +13,7 @@ from ninja import Router, Status
 
 from runner.api.body import json_object
 from runner.api.errors import Conflict, NotFound, bad_input, invalid
+from runner.api.permissions import require
 from runner.api.schemas import (
     CreatedJobOut,
     DeletedJobOut,
@@ -22,10 +23,11 @@ from runner.api.schemas import (
     JobListOut,
     OkOut,
     ScriptIn,
+    ScriptReplacedOut,
     body_doc,
 )
 from runner.jobs import JOB_FIELDS, Change, remove_jobs, set_enabled, upsert_job
-from runner.models import Job, Run
+from runner.models import Job, Run, job_id_validator
 from runner.sync import job_fields
 
 router = Router(tags=["jobs"])
@@ -50,9 +52,19 @@ def jobs_with_last_run() -> QuerySet:
     )
 
 
+def could_exist(job_id: str) -> bool:
+    """Whether ``job_id`` is a valid job id, so worth looking up: a NUL in a lookup is an
+    error on PostgreSQL and a miss on SQLite, and both must answer 404."""
+    try:
+        job_id_validator(job_id)
+    except ValidationError:
+        return False
+    return len(job_id) <= Job._meta.pk.max_length
+
+
 def get_job(job_id: str) -> Job:
     """The job, or a 404 naming it."""
-    job = Job.objects.filter(pk=job_id).first()
+    job = Job.objects.filter(pk=job_id).first() if could_exist(job_id) else None
     if job is None:
         raise NotFound(f"job {job_id!r} not found")
     return job
@@ -61,13 +73,15 @@ def get_job(job_id: str) -> Job:
 @router.get("/jobs", response=JobListOut, summary="Every job with its last run's status")
 def list_jobs(request: HttpRequest) -> dict:
     """All jobs in id order, each with ``last_status`` and ``last_run`` (one query)."""
+    require(request, "jobs.list")
     return {"jobs": list(jobs_with_last_run().order_by("id"))}
 
 
 @router.get("/jobs/{job_id}", response={200: JobDetailOut, 404: ErrorOut}, summary="One job")
 def job_detail(request: HttpRequest, job_id: str) -> dict:
     """One job with its last run's status."""
-    job = jobs_with_last_run().filter(pk=job_id).first()
+    require(request, "jobs.detail")
+    job = jobs_with_last_run().filter(pk=job_id).first() if could_exist(job_id) else None
     if job is None:
         raise NotFound(f"job {job_id!r} not found")
     return {"job": job}
@@ -89,12 +103,13 @@ def write_job(fields: dict[str, Any]) -> tuple[Job, Change]:
 )
 def create_job(request: HttpRequest) -> Status:
     """Create a job from the original runner's fields; 409 if the id exists."""
+    require(request, "jobs.create")
     fields = json_object(request, CREATE_FIELDS)
     with transaction.atomic():
         job, change = write_job(fields)
         if change != Change.ADDED:  # rolls back what the upsert changed
             raise Conflict(f"job {job.id!r} already exists; PATCH /api/jobs/{job.id} changes it")
-    return Status(201, {"ok": True, "id": job.id, "job": job})
+    return Status(201, {"ok": True, "id": job.id, "job": job, "warnings": job.warnings()})
 
 
 @router.patch(
@@ -105,10 +120,12 @@ def create_job(request: HttpRequest) -> Status:
 )
 def update_job(request: HttpRequest, job_id: str) -> dict:
     """Change only the fields given; the rest stay as they are."""
+    require(request, "jobs.update")
     fields = json_object(request, (*UPDATE_FIELDS, "id"))
     if fields.pop("id", job_id) != job_id:
         raise bad_input({"id": "a job's id cannot be changed"})
-    return {"job": change_job_fields(job_id, fields)}
+    job = change_job_fields(job_id, fields)
+    return {"job": job, "warnings": job.warnings()}
 
 
 def change_job_fields(job_id: str, fields: dict[str, Any]) -> Job:
@@ -126,7 +143,8 @@ def change_job_fields(job_id: str, fields: dict[str, Any]) -> Job:
 )
 def delete_job(request: HttpRequest, job_id: str) -> dict:
     """Delete the job and all its runs."""
-    removed = remove_jobs([job_id])
+    require(request, "jobs.delete")
+    removed = remove_jobs([job_id]) if could_exist(job_id) else {}
     if job_id not in removed:
         raise NotFound(f"job {job_id!r} not found")
     return {"ok": True, "deletedRuns": removed[job_id]}
@@ -144,6 +162,7 @@ def _set_enabled(job_id: str, enabled: bool) -> dict:
 )
 def enable_job(request: HttpRequest, job_id: str) -> dict:
     """Let the scheduler fire the job again."""
+    require(request, "jobs.enable")
     return _set_enabled(job_id, True)
 
 
@@ -152,19 +171,21 @@ def enable_job(request: HttpRequest, job_id: str) -> dict:
 )
 def disable_job(request: HttpRequest, job_id: str) -> dict:
     """Stop the scheduler firing the job; a run in progress goes on."""
+    require(request, "jobs.disable")
     return _set_enabled(job_id, False)
 
 
 @router.put(
     "/jobs/{job_id}/script",
-    response={200: OkOut, **WRITE_ERRORS},
+    response={200: ScriptReplacedOut, **WRITE_ERRORS},
     openapi_extra=body_doc(ScriptIn),
     summary="Replace a job's script",
 )
 def replace_script(request: HttpRequest, job_id: str) -> dict:
     """Replace the script (and, if given, its source type)."""
+    require(request, "jobs.script")
     fields = json_object(request, ("script", "source_type"))
     if "script" not in fields:
         raise bad_input({"script": "is required"})
-    change_job_fields(job_id, fields)
-    return {"ok": True}
+    job = change_job_fields(job_id, fields)
+    return {"ok": True, "warnings": job.warnings()}

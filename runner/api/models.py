@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -11,10 +12,20 @@ class ApiToken(models.Model):
     """A bearer token for the HTTP API, identified by its name and the secret's first characters.
 
     The secret itself is shown once, when the token is created; the table keeps
-    its SHA-256 (see ``runner.api.tokens`` for why a fast hash is right here).
+    its SHA-256 (see ``runner.api.tokens`` for why a fast hash is right here). A
+    request with the token acts as ``user``, with that user's Django permissions,
+    for as long as the user is active and staff.
     """
 
     name = models.CharField(max_length=100, help_text="Who or what uses this token.")
+    # Null only for tokens made before tokens had owners: those no longer authenticate.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        related_name="api_tokens",
+        help_text="The token acts as this user, with this user's permissions.",
+    )
     prefix = models.CharField(
         max_length=16, editable=False, help_text="The token's first characters, to recognise it."
     )
@@ -40,7 +51,15 @@ class ApiToken(models.Model):
 
     def clean(self) -> None:
         """Names are unique among active tokens (the constraint's rule, with a readable
-        message in the admin form, which cannot check a constraint on ``revoked_at``)."""
+        message in the admin form, which cannot check a constraint on ``revoked_at``);
+        the owner is an active staff user (``tokens.user_problem``'s rule)."""
+        if self.user_id is not None and not (self.user.is_active and self.user.is_staff):
+            raise ValidationError(
+                {
+                    "user": f"{self.user.get_username()!r} is not an active staff user, "
+                    "so the token could never be used"
+                }
+            )
         active = ApiToken.objects.filter(name=self.name, revoked_at__isnull=True)
         if self.revoked_at is None and active.exclude(pk=self.pk).exists():
             raise ValidationError(

@@ -16,6 +16,7 @@ from queues.status import peek, queue_status
 from runner.api.auth import BearerToken, StaffSession
 from runner.api.body import json_object
 from runner.api.errors import Conflict, NotFound, bad_input
+from runner.api.permissions import DEFINE_QUEUE, require
 from runner.api.schemas import (
     ClaimedOut,
     DequeueIn,
@@ -31,6 +32,7 @@ from runner.api.schemas import (
     TokenIn,
     body_doc,
 )
+from statestore.values import MAX_BIGINT
 
 # A run's own token (JR_API_TOKEN) may use these operations.
 router = Router(tags=["queues"], auth=[BearerToken(run_tokens=True), StaffSession()])
@@ -46,6 +48,7 @@ def _known_queue(name: str) -> None:
 @router.get("/queues", response=QueueListOut, summary="Every queue's id")
 def list_queues(request: HttpRequest) -> dict:
     """The ids of all defined queues (a queue is defined by its first item, or by add_queue)."""
+    require(request, "queues.list")
     return {"queues": list(Queue.objects.order_by("id").values_list("id", flat=True))}
 
 
@@ -56,6 +59,7 @@ def list_queues(request: HttpRequest) -> dict:
 )
 def status(request: HttpRequest, name: str) -> dict:
     """Counts by item status; ``oldestAge`` is the oldest pending item's age in ms."""
+    require(request, "queues.status")
     found = queue_status(name)
     age = found["oldest_pending_age_seconds"]
     return {
@@ -72,6 +76,7 @@ def status(request: HttpRequest, name: str) -> dict:
 )
 def peek_items(request: HttpRequest, name: str, limit: int = 10) -> dict:
     """The next ``limit`` items in claim order, without claiming them."""
+    require(request, "queues.peek")
     items = peek(name, limit)
     return {
         "items": [
@@ -95,6 +100,10 @@ def peek_items(request: HttpRequest, name: str, limit: int = 10) -> dict:
 )
 def enqueue(request: HttpRequest, name: str) -> Status:
     """Add ``payload`` (created: 201 with its id); 200 with ``id: null`` when de-duplicated."""
+    require(request, "queues.enqueue")
+    operations.check_queue_id(name)
+    if not Queue.objects.filter(pk=name).exists():  # this enqueue defines the queue
+        require(request, "queues.enqueue", *DEFINE_QUEUE)
     body = json_object(request, ("payload", "priority", "max_attempts"))
     if "payload" not in body:
         raise bad_input({"payload": "is required"})
@@ -117,6 +126,7 @@ def dequeue(request: HttpRequest, name: str) -> dict:
 
     Each item comes with the claim's ``token``, which ``done`` and ``fail`` need.
     """
+    require(request, "queues.dequeue")
     body = json_object(request, ("count", "lease"), required=False)
     _known_queue(name)
     claimed = operations.dequeue(name, body.get("count", 1), body.get("lease"))
@@ -139,7 +149,8 @@ def _held_item(request: HttpRequest, name: str, item_id: int, allowed: tuple[str
     body = json_object(request, allowed)
     if not isinstance(body.get("token"), str) or not body["token"]:
         raise bad_input({"token": "is required: the token that dequeue returned with the item"})
-    if not QueueItem.objects.filter(pk=item_id, queue_id=name).exists():
+    known = 0 < item_id <= MAX_BIGINT and operations.check_queue_id(name)
+    if not known or not QueueItem.objects.filter(pk=item_id, queue_id=name).exists():
         raise NotFound(f"queue {name!r} has no item {item_id}")
     return body
 
@@ -152,6 +163,7 @@ def _held_item(request: HttpRequest, name: str, item_id: int, allowed: tuple[str
 )
 def done(request: HttpRequest, name: str, item_id: int) -> dict:
     """Mark the item completed; 409 if the claim no longer holds it (its lease ran out)."""
+    require(request, "queues.done")
     body = _held_item(request, name, item_id, ("token",))
     try:
         operations.complete(item_id, body["token"])
@@ -168,6 +180,7 @@ def done(request: HttpRequest, name: str, item_id: int) -> dict:
 )
 def fail(request: HttpRequest, name: str, item_id: int) -> dict:
     """Back to pending while attempts remain, else ``failed``; 409 if the claim is lost."""
+    require(request, "queues.fail")
     body = _held_item(request, name, item_id, ("token", "error"))
     try:
         status = operations.fail(item_id, body["token"], body.get("error"))

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ninja import Schema
+from pydantic import Field
 
 
 def body_doc(schema: type[Schema], required: bool = True) -> dict[str, Any]:
@@ -38,6 +39,7 @@ class JobOut(Schema):
     timezone: str
     script: str
     source_type: str
+    interpreter: str
     enabled: bool
     timeout_ms: int | None
     overlap_policy: str
@@ -60,6 +62,9 @@ class JobListOut(Schema):
 
 class JobDetailOut(Schema):
     job: JobOut
+    warnings: list[str] = Field(
+        default=[], description="after a change: what was accepted but will not work yet"
+    )
 
 
 class RunOut(Schema):
@@ -99,11 +104,15 @@ class JobIn(Schema):
 
     id: str
     name: str
-    schedule: str
+    schedule: str | dict[str, Any] = Field(
+        description="cron, or the original runner's recurrence object (RRStack JSON), "
+        "as an object or as its JSON text"
+    )
     script: str
     description: str = ""
     type: Literal["script", "session"] = "script"
     source_type: Literal["path", "inline"] = "path"
+    interpreter: str = ""
     enabled: bool = True
     timeout_ms: int | None = None
     timeout_seconds: float | None = None
@@ -123,10 +132,20 @@ class ScriptIn(Schema):
     source_type: Literal["path", "inline"] | None = None
 
 
+class ScriptReplacedOut(Schema):
+    ok: bool = True
+    warnings: list[str] = Field(
+        default=[], description="what was accepted but will not work yet (a missing script)"
+    )
+
+
 class CreatedJobOut(Schema):
     ok: bool = True
     id: str
     job: JobOut
+    warnings: list[str] = Field(
+        default=[], description="what was accepted but will not work yet (a missing script)"
+    )
 
 
 class DeletedJobOut(Schema):
@@ -155,6 +174,7 @@ class TriggerOut(Schema):
 class RunStartedOut(Schema):
     runId: int
     status: str
+    message: str | None = None
 
 
 class QueueListOut(Schema):

@@ -12,7 +12,8 @@ api = NinjaAPI(
     version="1",
     description=(
         "Jobs, runs, state and queues of the jeeves-runner. Authenticate with "
-        "'Authorization: Bearer <token>' (manage.py create_api_token NAME) or the admin "
+        "'Authorization: Bearer <token>' (manage.py create_api_token NAME --user USERNAME) "
+        "or the admin "
         "session of a staff user (writes then need the X-CSRFToken header)."
     ),
     auth=[BearerToken(), StaffSession()],

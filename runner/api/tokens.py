@@ -13,6 +13,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -43,13 +44,22 @@ def issue(token: ApiToken) -> str:
     return secret
 
 
-def create_token(name: str) -> tuple[ApiToken, str]:
-    """Create a token called ``name``; return it and its secret, which is never shown again.
+class TokenRefused(Exception):
+    """A secret that names a token which may not be used; the message says why (401)."""
+
+
+def create_token(name: str, user: AbstractBaseUser) -> tuple[ApiToken, str]:
+    """Create a token called ``name`` acting as ``user``; return it and its secret,
+    which is never shown again.
 
     Raises ValidationError naming ``name`` when it is blank, too long, or an active
-    token's already.
+    token's already, and ``user`` when that user is inactive or not staff (such a
+    token could never authenticate).
     """
-    token = ApiToken(name=name.strip())
+    problem = user_problem(user)
+    if problem:
+        raise ValidationError({"user": f"{user.get_username()!r} {problem}"})
+    token = ApiToken(name=name.strip(), user=user)
     secret = issue(token)
     token.full_clean(validate_constraints=False)
     try:
@@ -67,13 +77,36 @@ def revoke_token(name: str) -> int:
     )
 
 
+def user_problem(user: AbstractBaseUser | None) -> str | None:
+    """Why ``user`` may not own a working token (None when it may): the admin's own rule,
+    an active staff user."""
+    if user is None:
+        return "no user: the token predates token owners; create a new one with --user"
+    if not user.is_active:
+        return "is deactivated"
+    if not user.is_staff:
+        return "is not staff"
+    return None
+
+
 def authenticate(secret: str) -> ApiToken | None:
-    """The active token with this secret, or None; records when it was last used."""
+    """The active token with this secret (its ``user`` loaded), or None; records when it
+    was last used. Raises TokenRefused when the token exists but its user may no longer
+    use it (deactivated, no longer staff, or none)."""
     if not secret.startswith(TOKEN_PREFIX):
         return None
-    token = ApiToken.objects.filter(secret_hash=hash_secret(secret), revoked_at=None).first()
-    if token is not None:
-        _touch(token)
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(secret_hash=hash_secret(secret), revoked_at=None)
+        .first()
+    )
+    if token is None:
+        return None
+    problem = user_problem(token.user)
+    if problem:
+        owner = "it belongs to no user" if token.user is None else f"its user {problem}"
+        raise TokenRefused(f"the API token cannot be used: {owner}")
+    _touch(token)
     return token
 
 

@@ -45,14 +45,15 @@ OUTCOME_BY_TYPE: dict[str, Callable[[Run, threading.Event], RunOutcome]] = {
 
 
 def execute_run(
-    run_id: int, worker: str | None = None, cancel: Cancellation | None = None
+    run_id: int | Run, worker: str | None = None, cancel: Cancellation | None = None
 ) -> Run | None:
     """Start, run and finish the run if this delivery wins it; None if another did.
 
-    Setting ``cancel`` (see ``Cancellation.cancel``) ends the job early; the run
-    ends as ``error`` with the given reason.
+    ``run_id`` may be the run itself, read with its job. Setting ``cancel`` (see
+    ``Cancellation.cancel``) ends the job early; the run ends as ``error`` with the
+    given reason.
     """
-    run = Run.objects.select_related("job").filter(pk=run_id).first()
+    run = run_id if isinstance(run_id, Run) else Run.load(run_id)
     if run is None:
         return None
     started = run.start(worker or worker_name(), timezone.now())

@@ -7,7 +7,6 @@ and makes sure nothing it started outlives it. Linux only (it reads /proc).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import selectors
@@ -16,12 +15,15 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
+
+from statestore.values import json_loads, json_problem
 
 RESULT_PREFIX = "JR_RESULT:"
 # A longer line keeps only its end, and a JR_RESULT line that long is ignored.
@@ -31,8 +33,54 @@ MAX_LINE_BYTES = 64 * 1024
 # SIG_DFL before it calls setsid(): a SIGTERM sent to the worker's process group in
 # that instant (systemd stopping the runner) kills the new script before it starts,
 # and the run reads "killed by SIGTERM" instead of how the stop ended it. A forked
-# child keeps the worker's harmless Python handler until exec, so spawn with fork.
+# child keeps the worker's harmless Python handler until exec, so spawn with fork,
+# except while this process is out of the runner's group (see ``allow_fast_spawn``).
 subprocess._USE_VFORK = False
+
+
+def allow_fast_spawn() -> None:
+    """Spawn this process's scripts with vfork, each from outside the runner's group.
+
+    fork() of a large Python process costs several milliseconds a script (copying
+    page tables, then copy-on-write faults until exec); vfork() almost nothing. The
+    danger above needs a signal sent to the spawning process's group while the child
+    is still in it, so each spawn (``_outside_the_group``) first moves this process
+    into a process group of its own, whose id no supervisor or terminal knows, and
+    moves it back once the child has exec'd (in its own session). A group signal in
+    that window misses this process too; a stop still reaches it, since
+    ``runner.cluster`` signals its workers by pid. Call once, at the start of a
+    process that spawns scripts from several threads (a cluster worker).
+    """
+    global _home_group
+    with _group_lock:
+        _home_group = os.getpgid(0)
+
+
+_group_lock = threading.Lock()
+_home_group: int | None = None
+_spawning = 0
+
+
+@contextmanager
+def _outside_the_group() -> Iterator[None]:
+    """While any thread spawns: this process leads a group of its own, and uses vfork."""
+    global _spawning
+    with _group_lock:
+        if _home_group is not None and _spawning == 0:
+            with suppress(OSError):  # a session leader cannot move: keep fork
+                os.setpgid(0, 0)
+                subprocess._USE_VFORK = True
+        _spawning += 1
+    try:
+        yield
+    finally:
+        with _group_lock:
+            _spawning -= 1
+            if _home_group is not None and _spawning == 0 and subprocess._USE_VFORK:
+                subprocess._USE_VFORK = False
+                with suppress(OSError):  # the runner's group is gone: nobody signals it
+                    os.setpgid(0, _home_group)
+
 
 _RESULT_PREFIX_BYTES = RESULT_PREFIX.encode()
 _READ_SIZE = 64 * 1024
@@ -150,14 +198,14 @@ def parse_result_line(line: str) -> dict | None:
     if not line.startswith(RESULT_PREFIX):
         return None
     try:
-        value = json.loads(line[len(RESULT_PREFIX) :], parse_constant=_refuse_constant)
+        value = json_loads(line[len(RESULT_PREFIX) :])
     except (ValueError, RecursionError):
         return None
-    return value if isinstance(value, dict) else None
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
+    # Too deep or a huge integer: ignored like a line that is not JSON (text is made
+    # storable later, by RunOutcome.storable).
+    if not isinstance(value, dict) or json_problem(value, strings=False):
+        return None
+    return value
 
 
 def _tokens(result: dict | None) -> int | None:
@@ -561,16 +609,17 @@ def run_process(
         raise ValueError(f"tail_lines must be >= 0, not {tail_lines}")
     started = clock()
     try:
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(env),
-            cwd=cwd,
-            start_new_session=True,
-            umask=umask,
-        )
+        with _outside_the_group():
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=dict(env),
+                cwd=cwd,
+                start_new_session=True,
+                umask=umask,
+            )
     except OSError as exc:
         return _not_started(_spawn_error_text(argv, cwd, exc), clock() - started)
     supervisor = _Supervisor(proc, tail_lines, clock, cancel)

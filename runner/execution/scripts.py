@@ -63,12 +63,23 @@ def script_environment(run: Run) -> dict[str, str]:
     return environment.script_environment(os.environ, run.job.env, runner_environment(run))
 
 
-def inline_command(text: str, path: str) -> list[str]:
-    """An inline script runs with the interpreter on its ``#!`` line, else bash."""
+def inline_command(text: str, path: str, interpreter: str = "") -> list[str]:
+    """An inline script runs with the interpreter on its ``#!`` line, else the job's
+    ``interpreter`` (node for the original runner's jobs), else bash."""
     first_line = text.split("\n", 1)[0]
     if first_line.startswith("#!") and first_line[2:].strip():
         return [*shlex.split(first_line[2:]), path]
-    return ["bash", path]
+    return [*(shlex.split(interpreter) or ["bash"]), path]
+
+
+def file_command(path: str, interpreter: str = "") -> list[str]:
+    """A file runs with its extension's ``runners`` entry; else, with the job's
+    ``interpreter`` (the original's rule: everything unmapped ran with node); else
+    directly when executable."""
+    runners = settings.RUNNER.runners
+    if interpreter and os.path.isfile(path) and os.path.splitext(path)[1] not in runners:
+        return [*shlex.split(interpreter), os.path.abspath(path)]
+    return resolve_command(path, runners)
 
 
 def run_script_job(run: Run, cancel: threading.Event) -> RunOutcome:
@@ -101,9 +112,9 @@ def _command(job, stack: ExitStack) -> tuple[list[str], str]:
                 job.script, ".script", parent=str(inline_root()), prefix=inline_prefix()
             )
         )
-        return inline_command(job.script, path), str(scripts_dir())
+        return inline_command(job.script, path, job.interpreter), str(scripts_dir())
     path = resolve_script_path(job.script)
-    return resolve_command(str(path), settings.RUNNER.runners), str(Path(path).parent)
+    return file_command(str(path), job.interpreter), str(Path(path).parent)
 
 
 def outcome_of(result: ProcessResult, timeout_ms: int | None, cancel_reason: str) -> RunOutcome:

@@ -101,14 +101,15 @@ def session_prompt(job: Job) -> str:
     """The task a session job hands to the gateway: its text, or its .md/.txt file's text.
 
     Relative file names are looked up in the scripts directory, as for script jobs.
+    As in the original runner, a ``path`` job whose script names no .md/.txt file
+    holds the prompt itself.
     """
-    if job.source_type != SourceType.PATH:
-        return resolve_prompt(job.script, scripts_dir())
     path = resolve_script_path(job.script)
-    if path.suffix.lower() not in PROMPT_EXTENSIONS:
-        raise PromptError(
-            f"a session job's prompt file must be a .md or .txt file, not {path.name!r}"
-        )
+    one_line = "\n" not in job.script.strip()
+    if job.source_type != SourceType.PATH or not (
+        one_line and path.suffix.lower() in PROMPT_EXTENSIONS
+    ):
+        return resolve_prompt(job.script, scripts_dir())
     if not path.is_file():
         raise PromptError(f"the prompt file {path} does not exist")
     return resolve_prompt(str(path), path.parent)

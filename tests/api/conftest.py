@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.test import Client
 
 from runner.api.tokens import create_token
@@ -50,10 +52,30 @@ class ApiClient:
         return self.request("delete", path, **kw)
 
 
+def make_user(username: str, *perms: str, superuser: bool = False, **fields: Any):
+    """A staff user holding ``perms`` (``"app.codename"``), or a superuser."""
+    User = get_user_model()
+    if superuser:
+        return User.objects.create_superuser(username, password="x", **fields)
+    user = User.objects.create_user(username, password="x", **{"is_staff": True, **fields})
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return user
+
+
 @pytest.fixture
-def token(db) -> str:
-    """The secret of a fresh, active API token."""
-    return create_token("tests")[1]
+def token_owner(db):
+    """The superuser the ``token`` fixture's token acts as."""
+    return make_user("token-owner", superuser=True)
+
+
+@pytest.fixture
+def token(token_owner) -> str:
+    """The secret of a fresh, active API token of a superuser."""
+    return create_token("tests", token_owner)[1]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from django.test import Client
 from runner.api.models import ApiToken
 from runner.api.site import api as ninja_api
 from runner.api.tokens import revoke_token
-from tests.api.conftest import ApiClient
+from tests.api.conftest import ApiClient, make_user
 from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +74,7 @@ def test_a_logged_in_user_who_is_not_staff_is_refused(client):
 
 def _staff_client() -> Client:
     client = Client(enforce_csrf_checks=True)
-    client.force_login(User.objects.create_user("operator", password="x", is_staff=True))
+    client.force_login(make_user("operator", "runner.change_job"))
     return client
 
 

@@ -168,7 +168,7 @@ def test_settings_read_at_start_wait_for_a_restart_and_say_so(config_file, token
         token=token,
     )
     assert answer.json()["restartRequired"] == ["port", "maxConcurrency"]
-    assert (settings.RUNNER.port, settings.RUNNER.max_concurrency) == (1937, 4)
+    assert (settings.RUNNER.port, settings.RUNNER.max_concurrency) == (1937, 16)
     assert answer.json()["config"]["port"] == 1937
 
 
@@ -251,7 +251,7 @@ def test_another_process_picks_up_a_changed_file_at_its_next_check(config_file, 
     path.write_text(json.dumps({"runRetentionDays": 11, "maxConcurrency": 2, "extra": 1}))
     assert config_live.refresh_runner_config() == ["maxConcurrency"]
     assert settings.RUNNER.run_retention_days == 11
-    assert settings.RUNNER.max_concurrency == 4
+    assert settings.RUNNER.max_concurrency == 16
 
 
 def test_a_changed_file_with_errors_is_not_applied(config_file, settings):

@@ -90,7 +90,8 @@ BAD_FIELDS = [
     ("enabled", {"enabled": "yes"}, "true or false"),
     ("name", {"name": None}, ""),
     ("colour", {"colour": "blue"}, "unknown field"),
-    ("script", {"source_type": "path", "script": "/nowhere/x.sh"}, "not found"),
+    ("schedule", {"schedule": {"freq": "hourly", "byminute": 60}}, "byminute: Input should"),
+    ("schedule", {"schedule": '{"freq": "daily", "timezone": "Nowhere"}'}, "timezone: 'Nowhere'"),
 ]
 
 
@@ -186,16 +187,52 @@ def test_enabling_or_disabling_an_unknown_job_is_404(api, action):
 def test_replacing_the_script_keeps_every_other_field(api):
     JobFactory(id="inbox", name="Keep", script="echo old")
     response = api.put("/jobs/inbox/script", {"script": "echo new"})
-    assert response.json() == {"ok": True}
+    assert response.json() == {"ok": True, "warnings": []}
     job = Job.objects.get(pk="inbox")
     assert (job.script, job.name) == ("echo new", "Keep")
 
 
-def test_a_script_path_that_does_not_exist_is_400(api):
+def test_a_script_path_that_does_not_exist_is_accepted_and_the_run_would_say_so(api):
     JobFactory(id="inbox", script="echo old")
     response = api.put("/jobs/inbox/script", {"script": "/nowhere.sh", "source_type": "path"})
-    assert response.status_code == 400 and "script" in response.json()["fields"]
-    assert Job.objects.get(pk="inbox").script == "echo old"
+    assert response.status_code == 200
+    assert response.json() == {
+        "ok": True,
+        "warnings": [
+            "script: script not found: /nowhere.sh; saved anyway, its runs fail until it exists"
+        ],
+    }
+    assert Job.objects.get(pk="inbox").script == "/nowhere.sh"
+
+
+def test_creating_a_path_job_whose_script_is_missing_answers_201_with_a_warning(api):
+    response = api.post("/jobs", {**NEW_JOB, "script": "/nowhere/x.sh"})
+    assert response.status_code == 201
+    assert response.json()["warnings"] == [
+        "script: script not found: /nowhere/x.sh; saved anyway, its runs fail until it exists"
+    ]
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {"freq": "minutely", "interval": 11, "timezone": "America/Chicago"},
+        '{"freq": "minutely", "interval": 11, "timezone": "America/Chicago"}',
+    ],
+)
+def test_a_recurrence_schedule_may_be_an_object_or_its_json_text(api, schedule):
+    response = api.post("/jobs", {**INLINE, "schedule": schedule})
+    assert response.status_code == 201
+    stored = '{"freq":"minutely","interval":11,"timezone":"America/Chicago"}'
+    assert response.json()["job"]["schedule"] == stored
+    assert Job.objects.get(pk="inbox").schedule == stored
+
+
+def test_patching_a_schedule_to_a_recurrence_object_changes_it(api):
+    JobFactory(id="inbox")
+    response = api.patch("/jobs/inbox", {"schedule": {"freq": "daily", "timezone": "UTC"}})
+    assert response.status_code == 200
+    assert Job.objects.get(pk="inbox").schedule == '{"freq":"daily","timezone":"UTC"}'
 
 
 def test_replacing_the_script_requires_one(api):

@@ -29,6 +29,7 @@ from queues import operations as queues
 from runner.api.models import ApiToken
 from runner.api.tokens import create_token
 from statestore import operations as state
+from tests.api.conftest import make_user
 from tests.daemons import wait_for
 from tests.factories import QueueFactory
 
@@ -297,7 +298,7 @@ def test_every_plugin_tool_answers_as_against_the_original(plugin_entry, daemons
 
     # Once more with a token in the plugin's apiUrl: its 16 tools that honour apiUrl
     # authenticate with it (its 3 fixed-URL tools still come through loopback).
-    secret = create_token("openclaw")[1]
+    secret = create_token("openclaw", make_user("openclaw", superuser=True))[1]
     again = call_tools(plugin_entry, f"{server}/t/{secret}", server, tmp_path)
     check_answers(again["results"])
     assert ApiToken.objects.get(name="openclaw").last_used_at is not None

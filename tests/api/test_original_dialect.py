@@ -12,7 +12,6 @@ from datetime import timedelta
 
 import pytest
 
-from runner.execution.background import wait_for_background_runs
 from runner.models import Job, Run, SchedulerHeartbeat
 from statestore import operations as state
 from tests.api.conftest import ApiClient
@@ -259,7 +258,7 @@ def test_runs_of_an_unknown_job_are_none_and_a_bad_limit_is_400(root):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_running_a_job_waits_for_it_and_returns_the_original_result(root):
+def test_running_a_job_waits_for_it_and_returns_the_original_result(root, workers):
     JobFactory(id="inbox", script='echo hello; echo \'JR_RESULT:{"tokens": 7, "meta": "m"}\'')
     response = root.post("/jobs/inbox/run", {})
     assert response.status_code == 200
@@ -273,13 +272,13 @@ def test_running_a_job_waits_for_it_and_returns_the_original_result(root):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_run_longer_than_the_wait_answers_202_and_goes_on(root, settings):
+def test_a_run_longer_than_the_wait_answers_202_and_goes_on(root, settings, workers):
     settings.API_RUN_WAIT_MAX_S = 0.2
     JobFactory(id="inbox", script="sleep 1")
     response = root.post("/jobs/inbox/run", {})
     assert response.status_code == 202
     assert response.json()["status"] in ("pending", "running")
-    assert wait_for_background_runs(30)
+    assert workers.settle()
     assert Run.objects.get(pk=response.json()["runId"]).status == "ok"
 
 

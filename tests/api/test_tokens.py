@@ -10,13 +10,19 @@ from django.core.management import CommandError, call_command
 
 from runner.api.models import ApiToken
 from runner.api.tokens import authenticate, create_token
+from tests.api.conftest import ApiClient, make_user
 
 pytestmark = pytest.mark.django_db
 
 
-def _create(name: str) -> str:
+@pytest.fixture(autouse=True)
+def owner(token_owner):
+    return token_owner
+
+
+def _create(name: str, user: str = "token-owner") -> str:
     out, err = io.StringIO(), io.StringIO()
-    call_command("create_api_token", name, stdout=out, stderr=err)
+    call_command("create_api_token", name, "--user", user, stdout=out, stderr=err)
     return out.getvalue().strip()
 
 
@@ -74,16 +80,16 @@ def test_the_admin_shows_a_new_token_once_and_never_again(admin_client):
     assert not response.cookies.get("messages")
 
 
-def test_the_admin_refuses_a_second_active_token_with_the_same_name(admin_client):
-    create_token("dashboard")
+def test_the_admin_refuses_a_second_active_token_with_the_same_name(admin_client, owner):
+    create_token("dashboard", owner)
     response = admin_client.post("/admin/api/apitoken/add/", {"name": "dashboard"})
     assert response.status_code == 200
     assert ApiToken.objects.filter(name="dashboard").count() == 1
     assert response.context["adminform"].form.errors
 
 
-def test_the_admin_revoke_action_stops_the_selected_tokens(admin_client):
-    token, secret = create_token("dashboard")
+def test_the_admin_revoke_action_stops_the_selected_tokens(admin_client, owner):
+    token, secret = create_token("dashboard", owner)
     admin_client.post("/admin/api/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
     assert authenticate(secret) is None
 
@@ -93,11 +99,91 @@ def test_the_token_pages_answer_staff(admin_client, page):
     assert admin_client.get(f"/admin/api/apitoken/{page}").status_code == 200
 
 
-def test_the_token_change_page_answers_staff(admin_client):
-    token, _ = create_token("dashboard")
+def test_the_token_change_page_answers_staff(admin_client, owner):
+    token, _ = create_token("dashboard", owner)
     assert admin_client.get(f"/admin/api/apitoken/{token.pk}/change/").status_code == 200
 
 
 def test_the_token_pages_send_anonymous_users_to_log_in(client):
     response = client.get("/admin/api/apitoken/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_create_api_token_records_the_user_the_token_acts_as(owner):
+    secret = _create("dashboard")
+    assert authenticate(secret).user == owner
+
+
+def test_create_api_token_refuses_an_unknown_user():
+    with pytest.raises(CommandError, match="no user is called 'ghost'"):
+        _create("dashboard", user="ghost")
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [({"is_staff": False}, "is not staff"), ({"is_active": False}, "is deactivated")],
+)
+def test_create_api_token_refuses_a_user_whose_token_could_not_work(fields, problem):
+    make_user("visitor", **fields)
+    with pytest.raises(CommandError, match=f"user: 'visitor' {problem}"):
+        _create("dashboard", user="visitor")
+    assert not ApiToken.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [({"is_staff": False}, "is not staff"), ({"is_active": False}, "is deactivated")],
+)
+def test_a_token_stops_working_when_its_user_loses_staff_status_or_is_deactivated(
+    owner, change, reason
+):
+    secret = _create("dashboard")
+    type(owner).objects.filter(pk=owner.pk).update(**change)
+    response = ApiClient(secret).get("/jobs")
+    assert response.status_code == 401
+    assert response.json() == {"error": f"the API token cannot be used: its user {reason}"}
+
+
+def test_a_token_made_before_tokens_had_owners_no_longer_works():
+    token, secret = create_token("dashboard", make_user("someone", superuser=True))
+    ApiToken.objects.filter(pk=token.pk).update(user=None)
+    response = ApiClient(secret).get("/status")
+    assert response.status_code == 401
+    assert "belongs to no user" in response.json()["error"]
+
+
+def test_a_token_goes_with_its_user_when_the_user_is_deleted(owner):
+    _create("dashboard")
+    owner.delete()
+    assert not ApiToken.objects.exists()
+
+
+def test_a_staff_user_makes_tokens_only_for_themselves_in_the_admin(client, owner):
+    staff = make_user("operator", "api.add_apitoken", "api.view_apitoken")
+    client.force_login(staff)
+    # The form has no user field for them; a forged one is ignored.
+    response = client.post("/admin/api/apitoken/add/", {"name": "mine", "user": owner.pk})
+    assert response.status_code == 200
+    assert ApiToken.objects.get(name="mine").user == staff
+
+
+def test_a_superuser_may_make_a_token_for_another_user_in_the_admin(admin_client):
+    staff = make_user("operator")
+    admin_client.post("/admin/api/apitoken/add/", {"name": "theirs", "user": staff.pk})
+    assert ApiToken.objects.get(name="theirs").user == staff
+
+
+def test_the_admin_lists_only_a_staff_users_own_tokens(client, owner):
+    create_token("not-mine", owner)
+    staff = make_user("operator", "api.view_apitoken")
+    create_token("mine", staff)
+    client.force_login(staff)
+    listed = client.get("/admin/api/apitoken/").context["cl"].result_list
+    assert [token.name for token in listed] == ["mine"]
+
+
+def test_the_admin_refuses_a_token_for_a_user_who_is_not_staff(admin_client):
+    visitor = make_user("visitor", is_staff=False)
+    response = admin_client.post("/admin/api/apitoken/add/", {"name": "x", "user": visitor.pk})
+    assert "not an active staff user" in " ".join(response.context["adminform"].form.errors["user"])
+    assert not ApiToken.objects.exists()

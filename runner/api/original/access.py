@@ -18,11 +18,10 @@ from django.contrib.auth.models import AbstractBaseUser, Permission
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import HttpRequest
-from ninja.errors import HttpError
 from ninja.security.base import AuthBase
 
 from runner.api.auth import BearerToken, StaffSession
-from runner.api.models import ApiToken, RunToken
+from runner.api.permissions import require
 
 LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 # A request relayed by a proxy on this host also comes from 127.0.0.1: never trust it.
@@ -85,37 +84,10 @@ def root_auth(run_tokens: bool = False) -> list[AuthBase]:
     return [BearerToken(run_tokens=run_tokens), StaffSession(), LoopbackAnonymous()]
 
 
-# operation -> the permissions it needs; the names are those of /api/'s checkpoint.
-OPERATIONS: dict[str, tuple[str, ...]] = {
-    "status": (),
-    "jobs.list": ("runner.view_job",),
-    "jobs.detail": ("runner.view_job",),
-    "jobs.create": ("runner.add_job",),
-    "jobs.update": ("runner.change_job",),
-    "jobs.enable": ("runner.change_job",),
-    "jobs.disable": ("runner.change_job",),
-    "jobs.script": ("runner.change_job",),
-    "jobs.delete": ("runner.delete_job", "runner.delete_run"),
-    "jobs.run": ("runner.run_job",),
-    "runs.list": ("runner.view_run",),
-    "queues.list": ("queues.view_queue",),
-    "queues.status": ("queues.view_queue",),
-    "queues.peek": ("queues.view_queueitem",),
-    "state.namespaces": ("statestore.view_stateentry",),
-    "state.values": ("statestore.view_stateentry",),
-    "state.key": ("statestore.view_stateentry", "statestore.view_stateitem"),
-}
-
-
 def authorize(request: HttpRequest, operation: str) -> None:
-    """The checkpoint every root route calls: 403 unless the caller may do ``operation``.
+    """The checkpoint every root route calls: /api/'s own (``runner.api.permissions``).
 
-    A run's token reaches only the state and queue routes (see ``root_auth``); an API
-    token acts with full rights until tokens belong to users.
+    403 unless the caller's user holds what ``operation`` needs; a run's token reaches
+    only the state and queue routes.
     """
-    principal = request.auth
-    if isinstance(principal, ApiToken | RunToken):
-        return
-    lacking = [name for name in OPERATIONS[operation] if not principal.has_perm(name)]
-    if lacking:
-        raise HttpError(403, f"permission denied: {operation} needs {', '.join(lacking)}")
+    require(request, operation)

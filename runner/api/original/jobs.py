@@ -9,8 +9,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
 from ninja import Router, Status
 
+from runner import manual
 from runner.api.body import json_object
 from runner.api.errors import Conflict, NotFound, bad_input
 from runner.api.jobs import (
@@ -130,10 +132,14 @@ def trigger_job(request: HttpRequest, job_id: str) -> Status:
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         raise NotFound(f"Job not found: {job_id}")
-    run = wait_for_run(start_manual_run(job), settings.API_RUN_WAIT_MAX_S)
+    longest = settings.API_RUN_WAIT_MAX_S
+    run = wait_for_run(start_manual_run(job), longest, limit_s=longest)
     if run.status in FINAL_RUN_STATUSES:
         return Status(200, {"result": run_result(run)})
-    return Status(202, {"runId": run.pk, "status": run.status})
+    note = manual.pending_note(run, timezone.now())
+    return Status(
+        202, {"runId": run.pk, "status": run.status} | ({"message": note} if note else {})
+    )
 
 
 @router.get("/jobs/{job_id}/runs")

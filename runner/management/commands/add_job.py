@@ -16,7 +16,7 @@ from runner.validation import describe
 # Options whose value goes to the job field of the same name (dashes as underscores).
 TEXT_OPTIONS = (
     "name", "schedule", "script", "type", "description", "on_failure", "on_success",
-    "output_channel", "source_type", "timezone", "thinking",
+    "output_channel", "source_type", "timezone", "thinking", "interpreter",
 )  # fmt: skip
 RENAMED_OPTIONS = {"overlap": "overlap_policy", "missed_fire": "missed_fire_policy"}
 
@@ -30,7 +30,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--id", required=True, help="the job's id (letters, digits, . _ -)")
         parser.add_argument("--name")
-        parser.add_argument("--schedule", help="cron: 5 fields, or 6 with seconds first")
+        parser.add_argument(
+            "--schedule",
+            help="cron: 5 fields, or 6 with seconds first; or a recurrence object as JSON, "
+            'e.g. \'{"freq": "minutely", "interval": 11, "timezone": "America/Chicago"}\'',
+        )
         parser.add_argument("--script", help="a file path, or the script text with inline")
         parser.add_argument("--type", help="script (default) or session")
         parser.add_argument("--source-type", help="path (default) or inline")
@@ -41,6 +45,11 @@ class Command(BaseCommand):
         parser.add_argument("--missed-fire", help="skip (default), latest or all")
         parser.add_argument("--timezone", help="IANA zone for the schedule; '' = server's")
         parser.add_argument("--thinking", help="session jobs: low, medium or high")
+        parser.add_argument(
+            "--interpreter",
+            help="runs inline scripts without #! and files with no runners entry "
+            "(e.g. node); '' = bash for inline, executable files directly",
+        )
         parser.add_argument("--on-failure", help="Slack channel told about failures")
         parser.add_argument("--on-success", help="Slack channel told about successes")
         parser.add_argument("--output-channel", help="Slack channel that gets stdout")
@@ -70,6 +79,8 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(describe(exc, Job)) from None
         self.stdout.write(f"job {job.id}: {change}")
+        for warning in job.warnings():
+            self.stderr.write(f"job {job.id}: warning: {warning}")
 
 
 def fields_from_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,222 @@
+"""The runs one worker process executes: ``maxConcurrency`` slots, and a timer for the rest.
+
+django-q2 hands the worker process one task at a time. The task
+(``runner.tasks.run_task``) gives its run to this pool and returns at once, so the
+process takes the next task while that run waits for its instant on the pool's timer:
+waiting costs an entry in a heap, not a slot. At its instant a run goes to one of
+``maxConcurrency`` long-lived executor threads (each keeps its database connection),
+which starts and finishes it through ``execute_run``. When a run is due and every
+executor is busy, ``submit`` blocks, so further tasks stay in the broker for other
+hosts to claim (django-q2's claim semantics are unchanged).
+
+A stop (``worker_state.STOPPING``) hands every run that has not started back to the
+queue (see ``runner.tasks.hand_back``); the running ones get the shutdown grace from
+the cluster's guard.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from runner import worker_state
+from runner.models import Run
+
+logger = logging.getLogger(__name__)
+
+# How often a thread blocked on the pool looks at the stop flag.
+STOP_CHECK_S = 0.5
+
+
+class RunPool:
+    """Executes submitted runs at their instants, at most ``size`` at a time."""
+
+    def __init__(
+        self,
+        size: int,
+        execute: Callable[[Run], None],
+        hand_back: Callable[[int], None],
+    ) -> None:
+        self.size = size
+        self._execute = execute
+        self._hand_back = hand_back
+        self._lock = threading.Lock()
+        # One condition per kind of waiter, so a change wakes only those it concerns:
+        # executors wait for work, the timer for an earlier instant, ``submit`` for an
+        # idle executor, ``wait_idle`` for the pool to empty.
+        self._work = threading.Condition(self._lock)
+        self._timer_wake = threading.Condition(self._lock)
+        self._space = threading.Condition(self._lock)
+        self._emptied = threading.Condition(self._lock)
+        self._waiting: list[tuple[datetime, int, Run]] = []
+        self._due: deque[Run] = deque()
+        self._idle = 0
+        self._order = itertools.count()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    def start(self) -> RunPool:
+        """Start the executors and the timer."""
+        for number in range(self.size):
+            self._spawn(self._executor, f"run-slot-{number}")
+        self._spawn(self._timer, "run-timer")
+        return self
+
+    def submit(self, run: Run) -> bool:
+        """Take ``run`` (pending, its job loaded); False if it was handed back instead.
+
+        Returns at once for a run not yet due. For a due run, blocks while every
+        executor is busy (or until a stop, when the run is handed back).
+        """
+        with self._lock:
+            if self._closed or worker_state.STOPPING.is_set():
+                return self._refuse(run)
+            worker_state.accept()
+            at = _start_at(run.scheduled_for)
+            if at > timezone.now():
+                heapq.heappush(self._waiting, (at, next(self._order), run))
+                if self._waiting[0][2] is run:
+                    self._timer_wake.notify()
+                return True
+            self._due.append(run)
+            self._work.notify()
+            while self._due and self._idle == 0 and not worker_state.STOPPING.is_set():
+                self._space.wait(STOP_CHECK_S)
+            return True
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until this pool holds no run; False if ``timeout_s`` passed first."""
+        with self._lock:
+            return self._emptied.wait_for(lambda: worker_state.accepted() == 0, timeout_s)
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Stop taking runs, hand back those not started, and wait for the rest."""
+        worker_state.STOPPING.set()
+        with self._lock:
+            self._closed = True
+            for condition in (self._work, self._timer_wake, self._space, self._emptied):
+                condition.notify_all()
+        for thread in self._threads:
+            thread.join(timeout_s)
+
+    # -- threads ---------------------------------------------------------------------
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=self._guarded, args=(target,), name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _guarded(self, target: Callable[[], None]) -> None:
+        try:
+            target()
+        finally:
+            connection.close()
+
+    def _executor(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+                self._space.notify_all()
+                while not self._due and not self._stopping():
+                    self._work.wait(STOP_CHECK_S)
+                self._idle -= 1
+                if not self._due:
+                    return  # stopping, nothing left that is due
+                run = self._due.popleft()
+                if self._due:
+                    self._work.notify()
+            if self._stopping():
+                self._give_back(run)
+                continue
+            self._run(run)
+
+    def _run(self, run: Run) -> None:
+        try:
+            close_old_connections()
+            self._execute(run)
+        except Exception:
+            logger.exception("run %s could not be executed by this worker", run.pk)
+        finally:
+            self._release()
+
+    def _timer(self) -> None:
+        with self._lock:
+            while not self._stopping():
+                if self._waiting and _seconds_until(self._waiting[0][0]) <= 0:
+                    self._due.append(heapq.heappop(self._waiting)[2])
+                    self._work.notify()
+                    continue
+                wait = _seconds_until(self._waiting[0][0]) if self._waiting else STOP_CHECK_S
+                self._timer_wake.wait(min(wait, STOP_CHECK_S))
+            waiting, self._waiting = self._waiting, []
+        for _at, _n, run in waiting:
+            self._give_back(run)
+
+    def _stopping(self) -> bool:
+        return self._closed or worker_state.STOPPING.is_set()
+
+    def _give_back(self, run: Run) -> None:
+        try:
+            self._hand_back(run.pk)
+        except Exception:
+            logger.exception("run %s could not be handed back; liveness will", run.pk)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        worker_state.release()
+        with self._lock:
+            self._emptied.notify_all()
+
+    def _refuse(self, run: Run) -> bool:
+        self._hand_back(run.pk)
+        return False
+
+
+def _start_at(scheduled_for: datetime | None) -> datetime:
+    """When to start a run scheduled for ``scheduled_for``: then, or at most the dispatch
+    lead and the allowed clock skew from now."""
+    now = timezone.now()
+    if scheduled_for is None:
+        return now
+    limit = timedelta(milliseconds=settings.RUNNER.dispatch_lead_ms) + CLOCK_SKEW_ALLOWANCE
+    return min(scheduled_for, now + limit)
+
+
+def _seconds_until(moment: datetime) -> float:
+    return (moment - timezone.now()).total_seconds()
+
+
+# A worker whose clock runs behind the scheduler's waits at most this much longer
+# than the lead; past it, it starts the run by the scheduler's reckoning.
+CLOCK_SKEW_ALLOWANCE = timedelta(seconds=1)
+
+_pool: tuple[int, RunPool] | None = None
+_pool_lock = threading.Lock()
+
+
+def current(make: Callable[[], RunPool]) -> RunPool:
+    """This process's pool, started by ``make`` on first use (a forked child makes its own)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), make().start())
+        return _pool[1]
+
+
+def close_current(timeout_s: float | None = None) -> None:
+    """Close this process's pool, if it has one (see ``RunPool.close``)."""
+    with _pool_lock:
+        pool = _pool[1] if _pool is not None and _pool[0] == os.getpid() else None
+    if pool is not None:
+        pool.close(timeout_s)

@@ -1,0 +1,549 @@
+"""No input reaches a 500 (issue 10): each known hostile input gets a 4xx JSON error that
+names the field (API) or a one-line refusal (commands, client), and writes nothing;
+the same answer on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from queues.definitions import upsert_queue_definition
+from queues.models import Queue, QueueItem
+from runner.execution.process import parse_result_line
+from runner.models import Job, RunOutcome
+from statestore.models import StateEntry, StateItem
+from statestore.values import MAX_JSON_BYTES, MAX_JSON_DEPTH
+from tests.factories import JobFactory, QueueFactory, QueueItemFactory
+
+pytestmark = pytest.mark.django_db
+
+NEW_JOB = {"id": "inbox", "name": "Inbox", "schedule": "*/5 * * * *", "script": "true",
+           "source_type": "inline"}  # fmt: skip
+
+
+def nested(depth: int, leaf: object = 1) -> object:
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def nested_text(depth: int) -> str:
+    return "[" * depth + "1" + "]" * depth
+
+
+def counts() -> tuple[int, ...]:
+    models = (Job, Queue, QueueItem, StateEntry, StateItem)
+    return tuple(model.objects.count() for model in models)
+
+
+def refused(response, field: str, status: int = 400) -> str:
+    """The reason given for ``field`` of a refused request."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["error"]
+    return " ".join(body["fields"][field]) if "fields" in body else body["error"]
+
+
+# -- the API ------------------------------------------------------------------------------
+
+
+JOB_TEXT = json.dumps(NEW_JOB)[:-1]
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "field"),
+    [
+        ("/jobs", JOB_TEXT + ', "env": ' + nested_text(1000) + "}", "env"),
+        ("/jobs", JOB_TEXT + ', "description": ' + nested_text(200) + "}", "description"),
+        ("/state/ns/k", '{"value": ' + nested_text(1000) + "}", "value"),
+        ("/state/ns/k", '{"value": ' + nested_text(MAX_JSON_DEPTH + 1) + "}", "value"),
+        ("/queues/q/enqueue", '{"payload": ' + nested_text(960) + "}", "payload"),
+        ("/queues/q/enqueue", '{"payload": ' + nested_text(MAX_JSON_DEPTH + 1) + "}", "payload"),
+    ],
+    ids=["job-1000", "job-200", "state-1000", "state-65", "queue-960", "queue-65"],
+)
+def test_json_nested_too_deep_is_refused_naming_the_field(api, path, raw, field):
+    method = api.put if path.startswith("/state") else api.post
+    response = method(path, raw=raw.encode())
+    assert response.status_code == 400
+    # Past Python's own recursion limit the body cannot be parsed to find the field.
+    [(named, [reason])] = response.json()["fields"].items()
+    assert named in (field, "body") and "nested more than 64 levels" in reason
+    assert counts() == (0, 0, 0, 0, 0)
+
+
+def test_a_payload_at_the_depth_limit_is_accepted_and_reads_back(api):
+    payload = nested(MAX_JSON_DEPTH - 1)
+    assert api.post("/queues/q/enqueue", {"payload": payload}).status_code == 201
+    assert api.get("/queues/q/peek").json()["items"][0]["payload"] == payload
+    assert api.post("/queues/q/dequeue").json()["items"][0]["payload"] == payload
+
+
+def test_a_deep_payload_refused_at_enqueue_leaves_peek_and_dequeue_working(api):
+    api.post("/queues/q/enqueue", raw=('{"payload": ' + nested_text(960) + "}").encode())
+    api.post("/queues/q/enqueue", {"payload": {"ok": 1}})
+    assert api.get("/queues/q/peek").status_code == 200
+    assert [item["payload"] for item in api.post("/queues/q/dequeue").json()["items"]] == [
+        {"ok": 1}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "raw", "field"),
+    [
+        ("/jobs", "post", '{"id": "a", "name": "A", "timeout_ms": 1%s}', "timeout_ms"),
+        ("/state/ns/k", "put", '{"value": 1%s}', "value"),
+        ("/queues/q/enqueue", "post", '{"payload": {"n": 1%s}}', "payload"),
+        ("/queues/q/enqueue", "post", '{"payload": 1, "priority": 1%s}', "priority"),
+    ],
+)
+def test_an_integer_with_5000_digits_is_refused_naming_the_field(api, path, method, raw, field):
+    response = getattr(api, method)(path, raw=(raw % ("0" * 4999)).encode())
+    assert "integer" in refused(response, field) or "whole number" in refused(response, field)
+    assert counts() == (0, 0, 0, 0, 0)
+
+
+def test_a_timeout_of_1e308_seconds_is_refused_naming_the_field(api):
+    response = api.post("/jobs", {**NEW_JOB, "timeout_seconds": 1e308})
+    assert "at most" in refused(response, "timeout_seconds")
+    assert not Job.objects.exists()
+
+
+def test_a_timeout_beyond_a_year_is_refused_on_every_entrance(api):
+    assert refused(api.post("/jobs", {**NEW_JOB, "timeout_ms": 2**62}), "timeout_ms")
+    with pytest.raises(CommandError, match="timeout_ms"):
+        call_command("add_job", *_argv(NEW_JOB), "--timeout", str(2**62), stdout=StringIO())
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "raw", "field"),
+    [
+        ("/jobs", "post", json.dumps(NEW_JOB)[:-1] + ', "name": "a\\ud800b"}', "name"),
+        ("/jobs", "post", json.dumps(NEW_JOB)[:-1] + ', "env": {"A": "\\udfff"}}', "env"),
+        ("/state/ns/k", "put", '{"value": {"\\ud83d": 1}}', "value"),
+        ("/queues/q/enqueue", "post", '{"payload": ["\\ud83d"]}', "payload"),
+    ],
+)
+def test_a_lone_surrogate_is_refused_naming_the_field(api, path, method, raw, field):
+    assert "surrogate" in refused(getattr(api, method)(path, raw=raw.encode()), field)
+    assert counts() == (0, 0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/jobs/x/runs", "/state/ns", "/state/ns/k", "/queues/q/peek"],
+)
+def test_a_limit_of_10_to_the_20_is_refused(api, path):
+    JobFactory(id="x")
+    assert "limit" in refused(api.get(f"{path}?limit={10**20}"), "limit") + "limit"
+    assert api.get(f"{path}?limit={10**20}").status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/runs/{n}", "/jobs/x/runs/{n}"])
+def test_an_id_beyond_64_bits_is_not_found(api, path):
+    JobFactory(id="x")
+    assert api.get(path.format(n=10**20)).status_code == 404
+
+
+def test_done_and_fail_with_an_item_id_beyond_64_bits_are_not_found(api):
+    QueueFactory(id="q")
+    for action in ("done", "fail"):
+        assert api.post(f"/queues/q/items/{10**20}/{action}", {"token": "t"}).status_code == 404
+
+
+@pytest.mark.parametrize("job_id", ["a%00b", "abc%0A", "a%C3%28"])
+def test_a_job_id_no_job_could_have_is_not_found_on_every_job_route(api, job_id):
+    JobFactory(id="abc")
+    assert api.get(f"/jobs/{job_id}").status_code == 404
+    assert api.delete(f"/jobs/{job_id}").status_code == 404
+    assert api.patch(f"/jobs/{job_id}", {"name": "x"}).status_code == 404
+    assert api.post(f"/jobs/{job_id}/disable").status_code == 404
+    assert Job.objects.get().enabled
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("name", "a\x00b"),
+        ("description", "\x00"),
+        ("script", "echo \x00"),
+        ("env", {"A": "x\x00"}),
+        ("args", ["\x00"]),
+        ("timezone", "Europe/Berlin\x00"),
+        ("schedule", "* * * * *\x00"),
+    ],
+)
+def test_a_nul_in_any_job_field_is_refused_naming_it(api, field, value):
+    response = api.post("/jobs", {**NEW_JOB, field: value})
+    assert response.status_code == 400
+    assert field in response.json()["fields"]
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "body", "field"),
+    [
+        ("/state/ns/k", "put", {"value": "a\x00"}, "value"),
+        ("/state/ns/k/items/i", "put", {"value": {"\x00": 1}}, "value"),
+        ("/queues/q/enqueue", "post", {"payload": {"a": "\x00"}}, "payload"),
+    ],
+)
+def test_a_nul_in_a_state_or_queue_value_is_refused(api, path, method, body, field):
+    assert "NUL" in refused(getattr(api, method)(path, body), field)
+    assert counts() == (0, 0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("action", ["done", "fail"])
+def test_a_nul_in_a_claim_token_is_refused(api, action):
+    item = QueueItemFactory(queue=QueueFactory(id="q"))
+    api.post("/queues/q/dequeue")
+    response = api.post(f"/queues/q/items/{item.pk}/{action}", {"token": "a\x00"})
+    assert "NUL" in refused(response, "token")
+    assert QueueItem.objects.get().status == "claimed"
+
+
+def test_a_nul_in_a_state_name_is_refused(api):
+    assert "NUL" in refused(api.put("/state/a%00b/k", {"value": 1}), "namespace")
+    assert "NUL" in refused(api.put("/state/ns/k/items/a%00", {}), "item_key")
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [("/queues/a%00/enqueue", "post"), ("/queues/a%00/status", "get"),
+     ("/queues/a%00/peek", "get"), ("/queues/a%00/dequeue", "post")],
+)  # fmt: skip
+def test_a_nul_in_a_queue_name_is_refused(api, path, method):
+    body = {"payload": 1} if path.endswith("enqueue") else None
+    response = api.get(path) if method == "get" else api.post(path, body)
+    assert response.status_code == 400 and "queue" in response.json()["fields"]
+
+
+def test_a_body_that_is_not_utf8_is_refused(api):
+    assert "UTF-8" in refused(api.post("/jobs", raw=b'{"id": "\xff"}'), "body")
+
+
+def test_a_body_over_the_limit_is_refused_with_413(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = api.post("/queues/q/enqueue", {"payload": "x" * 2000})
+    assert response.status_code == 413 and "larger than the limit" in response.json()["error"]
+
+
+def test_a_multipart_body_is_refused_with_415(api):
+    response = api.client.post(
+        "/api/queues/q/enqueue", {"payload": "x"}, headers=api.headers
+    )  # the test client's default: multipart/form-data
+    assert response.status_code == 415 and "application/json" in response.json()["error"]
+    assert not QueueItem.objects.exists()
+
+
+def test_a_json_body_with_curls_default_form_type_is_still_read(api):
+    response = api.client.post(
+        "/api/state/ns/k",
+        data='{"value": 1}',
+        content_type="application/x-www-form-urlencoded",
+        headers=api.headers,
+    )
+    assert response.status_code in (200, 405)  # the route is PUT; read, not refused as 415
+    response = api.client.put(
+        "/api/state/ns/k",
+        data='{"value": 1}',
+        content_type="application/x-www-form-urlencoded",
+        headers=api.headers,
+    )
+    assert response.status_code == 200
+
+
+def test_a_value_over_the_size_limit_is_refused(jr, settings):
+    with pytest.raises(ValidationError, match="the limit is"):
+        jr.set_state("ns", "k", "x" * (MAX_JSON_BYTES + 1))
+    assert not StateEntry.objects.exists()
+
+
+# -- ids with a trailing newline ------------------------------------------------------------
+
+
+def test_a_job_id_with_a_trailing_newline_is_refused_everywhere(api):
+    assert refused(api.post("/jobs", {**NEW_JOB, "id": "abc\n"}), "id")
+    with pytest.raises(CommandError, match="id"):
+        call_command("add_job", *_argv({**NEW_JOB, "id": "abc\n"}), stdout=StringIO())
+    assert not Job.objects.exists()
+
+
+def test_a_queue_id_with_a_trailing_newline_is_refused_everywhere(api, jr):
+    assert "queue" in api.post("/queues/q%0A/enqueue", {"payload": 1}).json()["fields"]
+    with pytest.raises(ValidationError):
+        jr.enqueue("q\n", {"a": 1})
+    with pytest.raises(ValidationError):
+        upsert_queue_definition({"id": "q\n"})
+    with pytest.raises(CommandError):
+        call_command("add_queue", "--id", "q\n", stdout=StringIO())
+    assert not Queue.objects.exists()
+
+
+def test_an_env_name_or_a_duration_with_a_trailing_newline_is_refused(api, jr):
+    assert refused(api.post("/jobs", {**NEW_JOB, "env": {"A\n": "x"}}), "env")
+    assert refused(api.put("/state/ns/k", {"value": 1, "ttl": "90s\n"}), "ttl")
+    with pytest.raises(ValidationError):
+        jr.dequeue("q", lease="5m\n")
+
+
+# -- the commands ---------------------------------------------------------------------------
+
+
+def _argv(fields: dict) -> list[str]:
+    argv = []
+    for name in ("id", "name", "schedule", "script"):
+        argv += [f"--{name}", fields[name]]
+    return [*argv, "--source-type", fields["source_type"]]
+
+
+def test_add_job_refuses_a_lone_surrogate_from_invalid_utf8_arguments_in_one_line():
+    # Python decodes invalid UTF-8 in argv with surrogateescape: b"\xff" -> "\udcff".
+    with pytest.raises(CommandError) as caught:
+        call_command("add_job", *_argv({**NEW_JOB, "name": "a\udcff"}), stdout=StringIO())
+    message = str(caught.value)
+    assert message.startswith("name:") and "\n" not in message
+    message.encode("utf-8")  # printable
+    assert not Job.objects.exists()
+
+
+def _write(directory: Path, data: object, raw: str | None = None) -> None:
+    directory.mkdir(exist_ok=True)
+    (directory / "jobs.json").write_text(raw if raw is not None else json.dumps(data))
+
+
+def _sync(directory: Path) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError):
+        call_command("sync_jobs", str(directory), stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_sync_jobs_skips_a_job_with_a_nul_and_applies_the_others(tmp_path):
+    good = {**NEW_JOB, "id": "good"}
+    _write(tmp_path / "jobs", [{**NEW_JOB, "id": "bad", "script": "echo \x00"}, good])
+    out, err = _sync(tmp_path / "jobs")
+    assert "job bad: skipped: script: must not contain NUL" in err
+    assert list(Job.objects.values_list("id", flat=True)) == ["good"]
+    assert "1 added" in out
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (nested_text(5000), "nested too deeply"),
+        ("[" + "1" * 5000 + "]", "a job must be a JSON object"),
+        ('[{"id": "x", "timeout_seconds": 1e308}]', "timeout_seconds"),
+        ('[{"id": "x\\ud800", "name": "X"}]', "surrogate"),
+        ("[NaN]", "not valid JSON"),
+    ],
+    ids=["deep", "huge-int", "1e308", "surrogate", "nan"],
+)
+def test_sync_jobs_reports_hostile_files_in_one_line_each(tmp_path, raw, reason):
+    _write(tmp_path / "jobs", None, raw)
+    _, err = _sync(tmp_path / "jobs")
+    assert reason in err
+    assert not Job.objects.exists()
+
+
+def test_sync_jobs_refuses_a_queue_with_an_extended_jsonpath(tmp_path):
+    queue = {"id": "mail", "dedup_config": {"path": "$.a[?(@.b > 1)]"}}
+    _write(tmp_path / "jobs", {"jobs": [], "queues": [queue]})
+    _, err = _sync(tmp_path / "jobs")
+    assert "queue mail: skipped: dedup_config: path: '$.a[?(@.b > 1)]' is not a valid" in err
+    assert not Queue.objects.exists()
+
+
+# -- queue de-duplication paths ------------------------------------------------------------
+
+REDOS = "$.a.`sub(/(a+)+$/, x)`"
+
+
+@pytest.mark.parametrize(
+    "path", ["$.id", "$.a.b", "$.a[0]", "$.a[*].b", "$['x']", '$["x y"]', "$.*", "$"]
+)
+def test_plain_jsonpaths_are_accepted(path):
+    queue, _ = upsert_queue_definition({"id": "q", "dedup_config": {"path": path}})
+    assert queue.dedup_config["path"] == path
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        (REDOS, "unsupported syntax at character 4"),
+        ("$..id", "unsupported syntax at character 2"),
+        ("$.a[?(@.b)]", "unsupported syntax"),
+        ("$.a | $.b", "unsupported syntax"),
+        ("id", "must start with $"),
+        ("$" + ".a" * 17, "the limit is 16"),
+        ("$." + "a" * 300, "the limit is 200"),
+    ],
+)
+def test_other_jsonpaths_are_refused_with_a_clear_message(path, reason):
+    with pytest.raises(ValidationError) as caught:
+        upsert_queue_definition({"id": "q", "dedup_config": {"path": path}})
+    assert reason in caught.value.message_dict["dedup_config"][0]
+    assert not Queue.objects.exists()
+
+
+def test_the_admin_and_add_queue_refuse_an_extended_jsonpath(admin_client):
+    form = {"id": "q", "name": "", "description": "", "max_attempts": 3, "retention": "{}"}
+    response = admin_client.post(
+        "/admin/queues/queue/add/", {**form, "dedup_config": json.dumps({"path": REDOS})}
+    )
+    assert response.status_code == 200 and "not a valid JSONPath" in response.text
+    with pytest.raises(CommandError, match="not a valid JSONPath"):
+        call_command("add_queue", "--id", "q", "--dedup-path", REDOS, stdout=StringIO())
+    assert not Queue.objects.exists()
+
+
+def test_a_stored_extended_path_is_refused_at_enqueue_without_being_evaluated(api, jr):
+    QueueFactory(id="q", dedup_config={"path": REDOS})  # stored before the subset was enforced
+    started = time.monotonic()
+    response = api.post("/queues/q/enqueue", {"payload": {"a": "a" * 40 + "!"}})
+    assert time.monotonic() - started < 2
+    assert "change the queue" in refused(response, "dedup_config")
+    with pytest.raises(ValidationError, match="dedup path"):
+        jr.enqueue("q", {"a": "b"})
+    assert not QueueItem.objects.exists()
+
+
+# -- the client and script results -----------------------------------------------------------
+
+
+def test_the_client_refuses_a_deep_payload_so_peek_and_dequeue_keep_working(jr):
+    QueueItemFactory(queue=QueueFactory(id="q"), payload={"ok": 1})
+    with pytest.raises(ValidationError, match="nested more than"):
+        jr.enqueue("q", nested(960))
+    assert [item.payload for item in jr.dequeue("q")] == [{"ok": 1}]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda jr: jr.set_state("ns", "k", nested(1000)),
+        lambda jr: jr.set_item("ns", "k", "i", {"a": nested(100)}),
+        lambda jr: jr.set_state("a\ud800", "k", 1),
+        lambda jr: jr.set_item("ns", "k", "i\x00", 1),
+        lambda jr: jr.set_state("ns", "k", 10**5000),
+        lambda jr: jr.enqueue("q", {"n": float("inf")}),
+    ],
+    ids=["deep-state", "deep-item", "surrogate-name", "nul-item-key", "huge-int", "infinity"],
+)
+def test_the_client_refuses_what_cannot_be_stored_alike(jr, call):
+    with pytest.raises(ValidationError):
+        call(jr)
+    assert counts() == (0, 0, 0, 0, 0)
+
+
+def test_a_consumers_error_text_with_a_surrogate_is_kept_replaced(jr):
+    QueueItemFactory(queue=QueueFactory(id="q"))
+    [item] = jr.dequeue("q")
+    jr.fail(item.id, "bad \ud800 \x00")
+    assert QueueItem.objects.get().error == "bad \ufffd \\0"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "JR_RESULT:" + '{"a": ' + nested_text(MAX_JSON_DEPTH + 1) + "}",
+        "JR_RESULT:" + '{"a": ' + nested_text(5000) + "}",
+        "JR_RESULT:" + '{"tokens": 1' + "0" * 5000 + "}",
+    ],
+    ids=["deep", "deeper-than-python", "huge-int"],
+)
+def test_a_result_line_too_deep_or_with_a_huge_integer_is_ignored(line):
+    assert parse_result_line(line) is None
+
+
+def test_a_result_with_a_lone_surrogate_is_stored_with_it_replaced():
+    meta = parse_result_line('JR_RESULT:{"note": "a\\ud800", "\\udfff": 1}')
+    stored = RunOutcome(status="ok", result_meta=meta).storable().result_meta
+    assert stored == {"note": "a\ufffd", "\ufffd": 1}
+
+
+# -- the admin ------------------------------------------------------------------------------
+
+DEEP = nested_text(5000)
+HOSTILE_JSON = [
+    (DEEP, "valid JSON"),
+    ("[1" + "0" * 5000 + "]", "integer of 5001 digits"),
+    ('{"a": "\\u0000"}', "NUL"),
+    ('["\\ud800"]', "surrogate"),
+    (nested_text(MAX_JSON_DEPTH + 1), "nested more than 64"),
+    ("[NaN]", "valid JSON"),
+]
+
+
+@pytest.mark.parametrize(("text", "needle"), HOSTILE_JSON, ids=lambda v: str(v)[:12])
+@pytest.mark.parametrize(
+    ("page", "form", "field"),
+    [
+        ("runner_job", lambda: _job_form(), "env"),
+        ("statestore_stateentry", lambda: {"namespace": "ns", "key": "k"}, "value"),
+        (
+            "statestore_stateitem",
+            lambda: {"namespace": "ns", "key": "k", "item_key": "i"},
+            "value",
+        ),
+        (
+            "queues_queueitem",
+            lambda: {
+                "queue": QueueFactory(id="q").pk,
+                "status": "pending",
+                "priority": 0,
+                "attempts": 0,
+                "max_attempts": 3,
+                "error": "",
+            },
+            "payload",
+        ),
+        (
+            "queues_queue",
+            lambda: {
+                "id": "q",
+                "name": "",
+                "description": "",
+                "max_attempts": 3,
+                "retention": "{}",
+            },
+            "dedup_config",
+        ),
+    ],
+    ids=["job", "state", "item", "queue-item", "queue"],
+)
+def test_the_admin_refuses_hostile_json_on_the_field(admin_client, page, form, field, text, needle):
+    data = {**form(), field: text}
+    before = counts()
+    response = admin_client.post(reverse(f"admin:{page}_add"), data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert needle in " ".join(errors[field])
+    assert counts() == before
+
+
+def test_the_admin_refuses_a_nul_in_a_jobs_env(admin_client):
+    response = admin_client.post(
+        reverse("admin:runner_job_add"), _job_form(env='{"A": "x\\u0000"}')
+    )
+    assert "NUL" in " ".join(response.context["adminform"].form.errors["env"])
+    assert not Job.objects.exists()
+
+
+def _job_form(**overrides: str) -> dict:
+    return {
+        "id": "inbox", "name": "Poll", "description": "", "enabled": "on", "type": "script",
+        "source_type": "inline", "script": "echo hi", "args": "[]", "env": "{}",
+        "thinking": "low", "schedule": "*/5 * * * *", "timezone": "", "overlap_policy": "skip",
+        "missed_fire_policy": "skip", "timeout_ms": "", "on_failure": "", "on_success": "",
+        "output_channel": "", **overrides,
+    }  # fmt: skip
