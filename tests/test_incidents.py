@@ -219,9 +219,13 @@ def test_the_api_lists_incidents(slack):
     assert by_job["incidents"][0]["closedAt"] is not None
 
 
-def test_the_api_refuses_anonymous_callers(slack):
+def test_the_api_refuses_anonymous_callers_and_users_without_view_incident(slack):
     response = Client().get("/api/incidents")
     assert response.status_code == 401
+    user = get_user_model().objects.create_user("viewer", password="pw", is_staff=True)
+    client = Client()
+    client.force_login(user)
+    assert client.get("/api/incidents").status_code == 403
 
 
 def test_the_job_admin_form_sets_the_alert_settings_and_keeps_them_when_left_out():

@@ -3,7 +3,7 @@
 ``GET /api/incidents?open=true&job_id=...&limit=100`` →
 ``{"incidents": [{"id", "jobId", "kind", "open", "openedAt", "closedAt",
 "failures", "alertedAt", "remindedAt", "reminders", "firstRunId", "lastRunId"}]}``.
-Authentication as every API route (401 without it).
+Authentication as every API route (401 without it); needs ``runner.view_incident`` (403).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 
 from runner.api.errors import bad_input
+from runner.api.permissions import require
 from runner.api.schemas import ErrorOut
 from runner.models import Incident
 
@@ -49,6 +50,7 @@ def list_incidents(
     request: HttpRequest, open: bool | None = None, job_id: str | None = None, limit: int = 100
 ) -> dict:
     """Incidents newest first; ``open`` filters open (true) or closed (false) ones."""
+    require(request, "incidents.list")
     if not 1 <= limit <= MAX_INCIDENTS:
         raise bad_input({"limit": [f"must be between 1 and {MAX_INCIDENTS}"]})
     rows = Incident.objects.all()
