@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from jeeves_site.database import database_from_environment
-from jeeves_site.env import env_bool, env_int, env_list, env_str
+from jeeves_site.env import env_bool, env_int, env_list, env_secret, env_str
 from jeeves_site.runner_config import load_runner_config
 from jeeves_site.secret_key import resolve_secret_key
 from jeeves_site.timezone import configured_time_zone
@@ -34,6 +34,8 @@ ALLOWED_HOSTS = env_list(
     ["127.0.0.1", "localhost", *([RUNNER.host] if RUNNER.host not in ("0.0.0.0", "::") else [])],
 )
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# /metrics: a bearer token (or _FILE) lets Prometheus scrape from elsewhere; unset, loopback only.
+METRICS_TOKEN = env_secret("JEEVES_METRICS_TOKEN")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

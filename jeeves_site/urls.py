@@ -11,11 +11,13 @@ from django.views.generic import RedirectView
 from runner.api import config as config_api
 from runner.api.original.site import root_api
 from runner.api.site import api
+from runner.metrics_view import metrics_view
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 # The original jeeves-runner's HTTP API at the root, as its CLI and OpenClaw plugin call it.

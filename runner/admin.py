@@ -19,7 +19,7 @@ from runner.api.permissions import missing
 from runner.dashboard import dashboard
 from runner.describe import duration_words, schedule_words
 from runner.jobs import set_enabled
-from runner.models import Job, Run, RunStatus
+from runner.models import Incident, Job, Run, RunStatus
 
 admin.site.site_header = admin.site.site_title = "jeeves-runner"
 admin.site.index_title = "Console"
@@ -111,6 +111,16 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ("id", "name")
     readonly_fields = ("created_at", "updated_at", "schedule_effective_at")
     actions = ("run_now", "enable", "disable")
+    # Alert settings left out of a posted form keep their value (the default on creation),
+    # so scripts and older forms that post a job without them still work.
+    OPTIONAL_FIELDS = ("alert_after_failures", "alert_reminder_hours")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name in self.OPTIONAL_FIELDS and field is not None:
+            field.required = False
+        return field
+
     fieldsets = (
         (None, {"fields": ("id", "name", "description", "enabled")}),
         (
@@ -139,7 +149,18 @@ class JobAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Notifications", {"fields": ("on_failure", "on_success", "output_channel")}),
+        (
+            "Notifications",
+            {
+                "fields": (
+                    "on_failure",
+                    "on_success",
+                    "output_channel",
+                    "alert_after_failures",
+                    "alert_reminder_hours",
+                )
+            },
+        ),
         ("Record", {"fields": ("created_at", "updated_at", "schedule_effective_at")}),
     )
 
@@ -424,3 +445,23 @@ class RunAdmin(admin.ModelAdmin):
 
 def _pre(text: str):
     return format_html('<pre style="white-space: pre-wrap">{}</pre>', text) if text else "—"
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    """Incidents are written by ``runner.incidents`` as runs finish; the admin only shows them."""
+
+    list_display = ("job", "kind", "opened_at", "closed_at", "failures", "alerted_at", "reminders")
+    list_filter = ("kind", ("closed_at", admin.EmptyFieldListFilter))
+    search_fields = ("job__id",)
+    list_select_related = ("job",)
+    ordering = ("-opened_at", "-id")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

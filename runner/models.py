@@ -230,6 +230,19 @@ class Job(models.Model):
         ),
     )
 
+    alert_after_failures = models.PositiveIntegerField(
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text="Post a failure alert once this many runs in a row have failed (1: at once).",
+    )
+    alert_reminder_hours = models.PositiveIntegerField(
+        default=0,
+        help_text=(
+            "While an incident stays open, repeat its alert with the count on the first "
+            "failure at least this many hours after the last post (0: no reminders)."
+        ),
+    )
+
     objects = JobQuerySet.as_manager()
 
     class Meta:
@@ -696,3 +709,51 @@ class SchedulerHeartbeat(models.Model):
     def heard_since(cls, moment: datetime) -> models.QuerySet:
         """The schedulers that reported at or after ``moment``."""
         return cls.objects.filter(seen_at__gte=moment)
+
+
+class IncidentKind(models.TextChoices):
+    FAILING = "failing", "failing"
+
+
+class Incident(models.Model):
+    """One stretch of trouble of a job, from its first failure to its recovery (issue 16).
+
+    ``runner.incidents`` opens, counts and closes these as runs finish, and posts one
+    alert when the incident is raised, optional reminders, and one on recovery.
+    At most one open incident per job and kind.
+    """
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="incidents")
+    kind = models.CharField(max_length=16, choices=IncidentKind.choices)
+    opened_at = models.DateTimeField(help_text="When the first failing run finished.")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveIntegerField(default=0)
+    first_run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_run_seen = models.BigIntegerField(default=0, help_text="Highest run id counted.")
+    alerted_at = models.DateTimeField(null=True, blank=True, help_text="When it was raised.")
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    reminders = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "incidents"
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "kind"],
+                condition=Q(closed_at__isnull=True),
+                name="incidents_one_open_per_job_kind",
+            ),
+            models.CheckConstraint(
+                condition=_in_choices("kind", IncidentKind), name="incidents_kind_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["closed_at"], name="incidents_open")]
+
+    def __str__(self) -> str:
+        state = "open" if self.closed_at is None else "closed"
+        return f"{self.kind} incident of {self.job_id} ({state}, {self.failures} failures)"

@@ -7,7 +7,8 @@ concurrency slot that other jobs' fires are waiting for. Whatever Slack answers 
 logged by ``runner.slack`` and never touches the run.
 
 Routing: ``error`` and ``timeout`` runs go to the job's ``on_failure`` channel (else
-``notifications.defaultOnFailure``), ``ok`` runs to ``on_success`` (else
+``notifications.defaultOnFailure``) once per incident (``runner.incidents``: when the job
+starts failing, optional reminders, and its recovery), ``ok`` runs to ``on_success`` (else
 ``defaultOnSuccess``), and an ``ok`` run's stdout to its ``output_channel``. Skipped
 runs (an overlap skip) are logged only: they repeat on every fire while a run is
 stuck, and that stuck run is announced itself when it ends.
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.urls import reverse
 
-from runner import slack, tokens
+from runner import incidents, slack, tokens
 from runner.models import Job, Run, RunStatus
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ def run_finished(run: Run) -> None:
         f" ({run.error_line})" if run.error_line else "",
     )
     try:
-        _send(run_messages(run), f"run {run.pk} of {run.job_id}")
+        alerts = incidents.record(run, status_channel(run.job, RunStatus.ERROR), run_admin_url(run))
+        _send(alerts + run_messages(run), f"run {run.pk} of {run.job_id}")
     except Exception:  # a notification must never break the run that triggered it
         logger.exception("could not announce run %s in Slack", run.pk)
 
@@ -68,11 +70,13 @@ def report_failed_registrations(failures: Iterable[tuple[str, str]]) -> None:
 
 
 def run_messages(run: Run) -> list[tuple[str, str]]:
-    """The ``(channel, text)`` Slack messages a finished run calls for, maybe none."""
+    """The ``(channel, text)`` Slack messages a finished run calls for besides its
+    incident's alerts (``runner.incidents``), maybe none."""
     job: Job = run.job
     messages = []
     channel = status_channel(job, run.status)
-    if channel:
+    # A failure is announced once per incident (runner.incidents), not per run.
+    if channel and run.status not in FAILED_STATUSES:
         text = slack.format_run_message(
             job.id, job.name, run.status, run.duration_ms, run.error, run_admin_url(run)
         )

@@ -47,6 +47,7 @@ def test_every_flag_sets_its_field(script_file, tmp_path):
         "on_failure": "C1", "on_success": "C2", "output_channel": "C3",
         "env": {"A": "1", "B": "x=y"}, "args": ["one", "--two"], "timezone": "Europe/Berlin",
         "thinking": "high", "enabled": False, "interpreter": "node --no-warnings",
+        "alert_after_failures": 1, "alert_reminder_hours": 0,  # defaults: no flags (yet)
     }  # fmt: skip
 
 

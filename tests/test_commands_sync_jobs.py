@@ -73,7 +73,7 @@ def test_a_file_in_the_original_format_adds_its_jobs_with_scripts_relative_to_it
         "timeout_ms": 300_000, "enabled": True, "type": "script", "on_failure": "",
         "on_success": "C2", "output_channel": "", "source_type": "path", "env": {"A": "1"},
         "args": ["--x"], "timezone": "", "missed_fire_policy": "skip", "thinking": "low",
-        "interpreter": "node",
+        "interpreter": "node", "alert_after_failures": 1, "alert_reminder_hours": 0,
     }  # fmt: skip
     assert "email.json: job poll: added" in result.out.splitlines()
 

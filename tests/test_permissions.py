@@ -58,6 +58,7 @@ API_MATRIX: list[tuple[str, str, str, Any, set[str]]] = [
     ("jobs.run", "post", "/jobs/inbox/run?wait=false", None, RUN),
     ("runs.list", "get", "/jobs/inbox/runs", None, VIEW),
     ("runs.detail", "get", "/runs/{run}", None, VIEW),
+    ("incidents.list", "get", "/incidents", None, VIEW),
     ("queues.list", "get", "/queues", None, VIEW),
     ("queues.status", "get", "/queues/emails/status", None, VIEW),
     ("queues.peek", "get", "/queues/emails/peek", None, VIEW),

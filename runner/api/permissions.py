@@ -38,6 +38,7 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "jobs.run": ("runner.run_job",),
     "runs.list": ("runner.view_run",),
     "runs.detail": ("runner.view_run",),
+    "incidents.list": ("runner.view_incident",),
     "queues.list": ("queues.view_queue",),
     "queues.status": ("queues.view_queue",),
     "queues.peek": ("queues.view_queueitem",),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ninja import NinjaAPI
 
-from runner.api import config, errors, jobs, queues, runs, state, status
+from runner.api import config, errors, incidents, jobs, queues, runs, state, status
 from runner.api.auth import BearerToken, StaffSession, operators_only
 
 api = NinjaAPI(
@@ -27,3 +27,4 @@ api.add_router("", runs.router)
 api.add_router("", queues.router)
 api.add_router("", state.router)
 api.add_router("", config.router)
+api.add_router("", incidents.router)

@@ -1,0 +1,263 @@
+"""Prometheus metrics derived from the database at every scrape (issue 16).
+
+``RunnerCollector`` is a ``prometheus_client`` custom collector: it keeps no
+state in the process, so every web process (and every host) serving
+``/metrics`` gives the same answer, whichever worker process ran the runs.
+Each scrape issues a fixed number of aggregate queries, whatever the number of
+jobs:
+
+* ``jeeves_runs_total{job,status}`` (counter): finished runs (ok, error,
+  timeout, skipped) per job, counted over the runs table. Pruning old runs
+  lowers it; Prometheus's ``rate``/``increase`` read a decrease as a counter
+  reset, so rates stay right between prunes. Only non-zero pairs are exposed.
+* ``jeeves_run_duration_seconds`` (histogram): ``duration_ms`` of the finished
+  runs in the table, all jobs together (one series per bucket, not per job).
+* ``jeeves_run_fire_lag_seconds`` (histogram): ``started_at - scheduled_for``
+  of the runs the schedule fired (trigger ``schedule``) that have started;
+  how late a worker began a fire. A run started early counts as 0.
+* ``jeeves_runs_running`` / ``jeeves_runs_pending`` (gauges): unfinished runs.
+* ``jeeves_queue_items{queue,status}`` (gauge): pending (the depth), claimed
+  and failed items per queue.
+* ``jeeves_scheduler_heartbeat_age_seconds`` (gauge): seconds since the most
+  recent beat of any scheduler; absent when no scheduler ever beat.
+* ``jeeves_incidents_open{kind}`` (gauge): open incidents (``runner.incidents``).
+* ``jeeves_schedulers_alive`` (gauge): schedulers heard within the liveness
+  timeout, as ``/api/status`` counts them.
+
+Both histograms are cumulative over the runs the table holds, like the
+counter; use ``histogram_quantile`` over ``rate(..._bucket[5m])``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    Max,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.lookups import GreaterThan, LessThanOrEqual
+from django.utils import timezone
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from queues.models import ItemStatus, QueueItem
+from runner.models import (
+    FINAL_RUN_STATUSES,
+    Incident,
+    IncidentKind,
+    Run,
+    RunStatus,
+    RunTrigger,
+    SchedulerHeartbeat,
+)
+
+# Upper bounds in seconds; +Inf is added.
+DURATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 1800, 3600, 3 * 3600)
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+QUEUE_STATUSES = (ItemStatus.PENDING, ItemStatus.CLAIMED, ItemStatus.FAILED)
+
+
+class RunnerCollector(Collector):
+    """Collects every metric above from the database; ``now`` is injectable for tests."""
+
+    def __init__(self, now: Callable[[], datetime] = timezone.now) -> None:
+        self._now = now
+
+    def collect(self) -> Iterator[Metric]:
+        """One pass of aggregate queries (see the module docstring)."""
+        moment = self._now()
+        yield _runs_total()
+        yield _duration_histogram()
+        yield _lag_histogram()
+        yield from _active_runs()
+        yield _queue_items()
+        yield _open_incidents()
+        yield from _schedulers(moment)
+
+
+def _runs_total() -> Metric:
+    family = CounterMetricFamily(
+        "jeeves_runs",
+        "Finished runs in the runs table, by job and status.",
+        labels=["job", "status"],
+    )
+    rows = (
+        Run.objects.filter(status__in=FINAL_RUN_STATUSES)
+        .order_by()
+        .values_list("job_id", "status")
+        .annotate(n=Count("id"))
+    )
+    for job_id, status, n in sorted(rows):
+        family.add_metric([job_id, status], n)
+    return family
+
+
+def _bucket_counts(
+    runs, bounds: tuple[float, ...], within: Callable[[float], When], total
+) -> tuple[list[tuple[str, int]], int, float]:
+    """Cumulative bucket counts, count and sum in seconds, in one aggregate query."""
+    aggregates = {
+        f"le{i}": Sum(Case(within(bound), default=Value(0), output_field=IntegerField()))
+        for i, bound in enumerate(bounds)
+    }
+    row = runs.order_by().aggregate(n=Count("id"), total=total, **aggregates)
+    buckets = [(_le(bound), row[f"le{i}"] or 0) for i, bound in enumerate(bounds)]
+    buckets.append(("+Inf", row["n"]))
+    return buckets, row["n"], row["total"]
+
+
+def _duration_histogram() -> Metric:
+    runs = Run.objects.filter(status__in=FINAL_RUN_STATUSES, duration_ms__isnull=False)
+    buckets, _, total_ms = _bucket_counts(
+        runs,
+        DURATION_BUCKETS,
+        lambda bound: When(duration_ms__lte=round(bound * 1000), then=Value(1)),
+        Sum("duration_ms"),
+    )
+    return HistogramMetricFamily(
+        "jeeves_run_duration_seconds",
+        "Duration of the finished runs in the runs table.",
+        buckets=buckets,
+        sum_value=(total_ms or 0) / 1000,
+    )
+
+
+class _LagSeconds(Func):
+    """``started_at - scheduled_for`` in seconds (float), computed natively by each database.
+
+    Django's own datetime arithmetic calls a Python function per row on SQLite, which
+    made this histogram the slowest part of a scrape; ``julianday`` and ``EXTRACT``
+    stay in the database engine.
+    """
+
+    output_field = FloatField()
+
+    def __init__(self) -> None:
+        super().__init__(F("started_at"), F("scheduled_for"))
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="((julianday(%(expressions)s)) * 86400.0)",
+            arg_joiner=") - julianday(",
+            **extra,
+        )
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="EXTRACT(EPOCH FROM (%(expressions)s))::double precision",
+            arg_joiner=" - ",
+            **extra,
+        )
+
+
+def _lag_histogram() -> Metric:
+    runs = Run.objects.filter(
+        trigger=RunTrigger.SCHEDULE, scheduled_for__isnull=False, started_at__isnull=False
+    )
+    # Early starts count as no lag: the sum adds only the late ones.
+    late = Sum(
+        Case(
+            When(GreaterThan(_LagSeconds(), 0.0), then=_LagSeconds()),
+            default=Value(0.0),
+            output_field=FloatField(),
+        )
+    )
+    buckets, _, total = _bucket_counts(
+        runs,
+        LAG_BUCKETS,
+        lambda bound: When(LessThanOrEqual(_LagSeconds(), float(bound)), then=Value(1)),
+        late,
+    )
+    return HistogramMetricFamily(
+        "jeeves_run_fire_lag_seconds",
+        "How long after its scheduled instant each scheduled run started.",
+        buckets=buckets,
+        sum_value=float(total or 0.0),
+    )
+
+
+def _active_runs() -> Iterator[Metric]:
+    counts = dict(
+        Run.objects.filter(status__in=(RunStatus.RUNNING, RunStatus.PENDING))
+        .order_by()
+        .values_list("status")
+        .annotate(n=Count("id"))
+    )
+    yield GaugeMetricFamily(
+        "jeeves_runs_running", "Runs a worker is running now.", value=counts.get("running", 0)
+    )
+    yield GaugeMetricFamily(
+        "jeeves_runs_pending", "Runs waiting for a worker.", value=counts.get("pending", 0)
+    )
+
+
+def _queue_items() -> Metric:
+    family = GaugeMetricFamily(
+        "jeeves_queue_items",
+        "Queue items by status: pending (the depth), claimed and failed.",
+        labels=["queue", "status"],
+    )
+    rows = (
+        QueueItem.objects.filter(status__in=QUEUE_STATUSES)
+        .order_by()
+        .values_list("queue_id", "status")
+        .annotate(n=Count("id"))
+    )
+    for queue_id, status, n in sorted(rows):
+        family.add_metric([queue_id, status], n)
+    return family
+
+
+def _open_incidents() -> Metric:
+    family = GaugeMetricFamily(
+        "jeeves_incidents_open", "Open incidents (alerts raised or pending).", labels=["kind"]
+    )
+    counts = dict(
+        Incident.objects.filter(closed_at__isnull=True)
+        .order_by()
+        .values_list("kind")
+        .annotate(n=Count("id"))
+    )
+    for kind in IncidentKind.values:
+        family.add_metric([kind], counts.get(kind, 0))
+    return family
+
+
+def _schedulers(moment: datetime) -> Iterator[Metric]:
+    silence = timedelta(milliseconds=settings.RUNNER.liveness_timeout_ms)
+    alive = SchedulerHeartbeat.heard_since(moment - silence).count()
+    yield GaugeMetricFamily(
+        "jeeves_schedulers_alive", "Schedulers heard within the liveness timeout.", value=alive
+    )
+    last = SchedulerHeartbeat.objects.aggregate(last=Max("seen_at"))["last"]
+    age = GaugeMetricFamily(
+        "jeeves_scheduler_heartbeat_age_seconds",
+        "Seconds since any scheduler last wrote its heartbeat.",
+    )
+    if last is not None:
+        age.add_metric([], max(0.0, (moment - last).total_seconds()))
+    yield age
+
+
+def _le(bound: float) -> str:
+    return str(float(bound))
