@@ -115,12 +115,6 @@ class JobAdmin(admin.ModelAdmin):
     # so scripts and older forms that post a job without them still work.
     OPTIONAL_FIELDS = ("alert_after_failures", "alert_reminder_hours")
 
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        field = super().formfield_for_dbfield(db_field, request, **kwargs)
-        if db_field.name in self.OPTIONAL_FIELDS and field is not None:
-            field.required = False
-        return field
-
     fieldsets = (
         (None, {"fields": ("id", "name", "description", "enabled")}),
         (
@@ -233,7 +227,10 @@ class JobAdmin(admin.ModelAdmin):
             kwargs["min_value"] = 1
         if db_field.name == "schedule":
             kwargs["help_text"] = SCHEDULE_HELP
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name in self.OPTIONAL_FIELDS and field is not None:
+            field.required = False
+        return field
 
     def has_run_permission(self, request) -> bool:
         """Whether the user may start runs: ``runner.run_job``, as the API's trigger needs."""
