@@ -42,6 +42,7 @@ from django.db.models import (
     Func,
     IntegerField,
     Max,
+    QuerySet,
     Sum,
     Value,
     When,
@@ -97,15 +98,7 @@ def _runs_total() -> Metric:
         "Finished runs in the runs table, by job and status.",
         labels=["job", "status"],
     )
-    rows = (
-        Run.objects.filter(status__in=FINAL_RUN_STATUSES)
-        .order_by()
-        .values_list("job_id", "status")
-        .annotate(n=Count("id"))
-    )
-    for job_id, status, n in sorted(rows):
-        family.add_metric([job_id, status], n)
-    return family
+    return _add_counts(family, Run.objects.filter(status__in=FINAL_RUN_STATUSES), "job_id")
 
 
 def _bucket_counts(
@@ -217,14 +210,15 @@ def _queue_items() -> Metric:
         "Queue items by status: pending (the depth), claimed and failed.",
         labels=["queue", "status"],
     )
-    rows = (
-        QueueItem.objects.filter(status__in=QUEUE_STATUSES)
-        .order_by()
-        .values_list("queue_id", "status")
-        .annotate(n=Count("id"))
-    )
-    for queue_id, status, n in sorted(rows):
-        family.add_metric([queue_id, status], n)
+    return _add_counts(family, QueueItem.objects.filter(status__in=QUEUE_STATUSES), "queue_id")
+
+
+def _add_counts(family: Metric, rows: QuerySet, owner: str) -> Metric:
+    """Add one sample per (``owner``, status) of ``rows`` to ``family``: their count,
+    in one GROUP BY, sorted so a scrape reads the same from run to run."""
+    counts = rows.order_by().values_list(owner, "status").annotate(n=Count("id"))
+    for key, status, n in sorted(counts):
+        family.add_metric([key, status], n)
     return family
 
 
