@@ -187,3 +187,70 @@ def fires_between(
         fires.append(moment)
         if len(fires) > 2 * limit:
             del fires[:limit]
+
+
+class FireIterator:
+    """One schedule's fires, one after another, without rebuilding croniter per fire.
+
+    ``next_after(after)`` answers exactly what ``next_fire_after(expression, zone_name,
+    after)`` answers (the reference; a property test holds them together, DST zones
+    included), but cheaply in the scheduler's usual pattern, where each ``after`` is the
+    fire it was last given:
+
+    * the answer for the last ``after`` is kept, so asking twice costs nothing;
+    * a croniter is kept positioned at the wall time of the last fire returned; when
+      ``after`` is that fire, the next wall slot is taken from it, and used as is if it
+      names one instant (no DST gap or repeated hour) and no clock fall-back lies
+      between ``after`` and it -- exactly the case where the reference's walk stops at
+      that same slot. Anything else (a jump of ``after``, a DST transition near) goes
+      to the reference, which repositions the croniter.
+
+    A recurrence schedule (JSON) keeps only the last answer (its rules are compiled
+    once already, ``runner.recurrence.compile_schedule``). Errors are the reference's.
+    ``reset`` forgets everything (the scheduler calls it when the wall clock steps).
+    """
+
+    def __init__(self, expression: str, zone_name: str) -> None:
+        self.expression = expression
+        self.zone_name = zone_name
+        self._cron = not looks_like_recurrence(expression)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the kept answer and croniter; the next call goes to the reference."""
+        self._asked: datetime | None = None
+        self._answer: datetime | None = None
+        self._slots = None  # a croniter at the wall time of ``_answer``, built lazily
+        self.fast = 0  # answers from the kept croniter (for tests and benchmarks)
+
+    def next_after(self, after: datetime) -> datetime:
+        """The first fire strictly after ``after`` (aware), in UTC; see the class."""
+        if self._asked is not None and after == self._asked:
+            return self._answer
+        answer = None
+        if self._cron and self._answer is not None and after == self._answer:
+            answer = self._advance(after)
+        if answer is None:
+            answer = next_fire_after(self.expression, self.zone_name, after)
+            self._slots = None
+        self._asked, self._answer = after, answer
+        return answer
+
+    def _advance(self, after: datetime) -> datetime | None:
+        """The next slot of the kept croniter when it is the reference's answer, else None."""
+        tz = zone(self.zone_name)
+        try:
+            if self._slots is None:
+                wall = self._answer.astimezone(tz).replace(tzinfo=None)
+                self._slots = make_iterator(self.expression, wall)
+            wall = self._slots.get_next(datetime)
+        except (ValueError, KeyError):
+            return None  # the reference raises the same error
+        first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+        if first != wall.replace(tzinfo=tz, fold=1).astimezone(UTC):
+            return None  # a DST gap or a repeated hour: the reference decides
+        after_utc = after.astimezone(UTC)
+        if first <= after_utc or _first_fall_back(tz, after_utc, first) is not None:
+            return None
+        self.fast += 1
+        return first

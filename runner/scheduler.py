@@ -22,7 +22,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -45,6 +45,9 @@ FULL_RESYNC_S = 60.0
 # SQLite allows 999 parameters per statement in older builds.
 LOAD_CHUNK = 500
 _JUST_BEFORE = timedelta(microseconds=1)
+# The wall clock moved this much more (or less) than the monotonic one between two
+# ticks: it stepped, and every plan's kept schedule iterator starts afresh.
+CLOCK_STEP_S = 1.0
 
 _PLAN_FIELDS = (
     "id", "schedule", "timezone", "enabled", "missed_fire_policy", "created_at",
@@ -55,17 +58,26 @@ _SIGNATURE_FIELDS = ("id", "updated_at", "enabled", "schedule", "timezone", "mis
 
 @dataclass(frozen=True)
 class Plan:
-    """What the scheduler keeps of an enabled job: enough to compute its fires."""
+    """What the scheduler keeps of an enabled job: enough to compute its fires.
+
+    ``fires`` is the job's kept schedule iterator; a plan is made anew (and with it
+    the iterator) whenever the job's schedule or zone changes or it is enabled again.
+    """
 
     job_id: str
     schedule: str
     zone_name: str
     policy: str
     version: int = 0
+    fires: schedule.FireIterator | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.fires is None:
+            object.__setattr__(self, "fires", schedule.FireIterator(self.schedule, self.zone_name))
 
     def next_fire_after(self, moment: datetime) -> datetime:
         """The job's first fire after ``moment``; ValueError/KeyError when it has none."""
-        return schedule.next_fire_after(self.schedule, self.zone_name, moment)
+        return self.fires.next_after(moment)
 
 
 class Scheduler:
@@ -86,6 +98,7 @@ class Scheduler:
         self._signatures: dict[str, tuple] = {}
         self._fingerprint: tuple | None = None
         self._last_full_sync: float | None = None
+        self._clock_skew: float | None = None  # wall - monotonic at the last tick (s)
         self.failed: dict[str, str] = {}
         # job id -> its first fire the database refused, until a batch is recorded
         self.held_back: dict[str, datetime] = {}
@@ -148,6 +161,7 @@ class Scheduler:
         the database refused the batch, after putting the entries it took back on
         the heap unchanged: one entry per planned job, the same fires next time.
         """
+        self._notice_clock_step(now)
         due = self._pop_due(now + self.lead)
         fires: list[Fire] = []
         resume_after: list[tuple[Plan, datetime]] = []
@@ -177,6 +191,20 @@ class Scheduler:
         for plan, after in resume_after:
             self._push_next(plan, after)
         return recorded > 0
+
+    def _notice_clock_step(self, now: datetime) -> None:
+        """Start every kept schedule iterator afresh when the wall clock stepped.
+
+        An iterator's answers are a pure function of the instant it is asked about,
+        so a step cannot make them wrong; forgetting them after one keeps that true
+        by construction rather than by argument (``runner.clocks``).
+        """
+        skew = now.timestamp() - self._monotonic()
+        if self._clock_skew is not None and abs(skew - self._clock_skew) > CLOCK_STEP_S:
+            logger.info("the wall clock stepped by %+.1f s", skew - self._clock_skew)
+            for plan in self._plans.values():
+                plan.fires.reset()
+        self._clock_skew = skew
 
     def _pop_due(self, horizon: datetime) -> list[tuple[datetime, Plan]]:
         """Take the live heap entries due by ``horizon``; stale ones are dropped."""

@@ -294,3 +294,83 @@ def test_fires_the_database_refused_are_tried_again_next_cycle(scheduler, monkey
     monkeypatch.setattr(Run, "create_scheduled_many", original)
     assert scheduler.fire_due(NOW + 2 * SECOND)
     assert [run.scheduled_for for run in runs()] == [NOW + SECOND, NOW + 2 * SECOND]
+
+
+# -- the kept schedule iterators ---------------------------------------------------
+
+
+def fires_of(scheduler: Scheduler, job_id: str = "tick"):
+    return scheduler._plans[job_id].fires
+
+
+def test_fires_over_a_minute_are_those_of_the_uncached_path(scheduler, clocks):
+    make_job("berlin", "*/7 * * * * *", timezone="Europe/Berlin")
+    make_job("tick")
+    scheduler.start(NOW)
+    for _ in range(60):
+        scheduler.fire_due(clocks.advance(1))
+    assert [r.scheduled_for for r in runs("berlin")] == [
+        NOW + n * SECOND for n in range(1, 61) if n % 60 % 7 == 0
+    ]
+    assert [r.scheduled_for for r in runs()] == [NOW + n * SECOND for n in range(1, 61)]
+    assert fires_of(scheduler).fast >= 58  # the croniter was kept, not rebuilt per fire
+
+
+def test_an_edited_schedule_or_zone_gets_a_new_iterator(scheduler):
+    job = make_job(schedule="*/5 * * * * *")
+    scheduler.start(NOW)
+    before = fires_of(scheduler)
+    job.timezone = "Asia/Kolkata"
+    job.save()
+    scheduler.reconcile(NOW)
+    after_zone = fires_of(scheduler)
+    job.schedule = "*/3 * * * * *"
+    job.save()
+    scheduler.reconcile(NOW)
+    assert before is not after_zone and after_zone is not fires_of(scheduler)
+    assert (fires_of(scheduler).expression, fires_of(scheduler).zone_name) == (
+        "*/3 * * * * *",
+        "Asia/Kolkata",
+    )
+    assert scheduler.planned() == {"tick": NOW + 3 * SECOND}
+
+
+def test_an_edit_of_the_policy_alone_keeps_the_iterator(scheduler):
+    job = make_job(schedule="*/5 * * * * *")
+    scheduler.start(NOW)
+    before = fires_of(scheduler)
+    job.missed_fire_policy = "latest"
+    job.save()
+    scheduler.reconcile(NOW)
+    assert fires_of(scheduler) is before
+
+
+def test_a_disabled_then_enabled_job_gets_a_new_iterator(scheduler):
+    job = make_job(schedule="*/5 * * * * *")
+    scheduler.start(NOW)
+    before = fires_of(scheduler)
+    for enabled in (False, True):
+        job.enabled = enabled
+        job.save()
+        scheduler.reconcile(NOW)
+    assert fires_of(scheduler) is not before
+    assert scheduler.planned() == {"tick": NOW + 5 * SECOND}
+
+
+@pytest.mark.parametrize("step", [-timedelta(hours=1), timedelta(hours=1)])
+def test_a_wall_clock_step_starts_every_iterator_afresh(scheduler, clocks, step):
+    make_job()
+    scheduler.start(NOW)
+    for _ in range(5):
+        scheduler.fire_due(clocks.advance(1))
+    assert fires_of(scheduler).fast > 0
+    scheduler.fire_due(clocks.step_wall(step))
+    assert fires_of(scheduler).fast == 0
+
+
+def test_time_passing_on_both_clocks_keeps_the_iterators(scheduler, clocks):
+    make_job()
+    scheduler.start(NOW)
+    for _ in range(5):
+        scheduler.fire_due(clocks.advance(1))
+    assert fires_of(scheduler).fast == 5  # the first fire came from the uncached path
