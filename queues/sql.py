@@ -4,7 +4,8 @@ Each mirrors a rule of ``QueueItemQuerySet`` (named below), which the rest of
 the code uses. Building them with the ORM cost several times more than running
 them, and on SQLite the claim holds the write lock while it runs (benchmark P3);
 the ORM also has no ``UPDATE ... RETURNING``. The same SQL runs on SQLite and
-PostgreSQL through Django's connection, with the back-end's own adapters.
+PostgreSQL through Django's connection (on SQLite the short way,
+``statestore.statements``), with the back-end's own adapters.
 
 The claim is one statement, so no window exists between choosing items and
 taking them: on PostgreSQL the pick locks its rows ``FOR UPDATE SKIP LOCKED``
@@ -22,22 +23,19 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from queues.models import ItemStatus, QueueItem
+from statestore.statements import adapt_datetime, run
 
 
 def has_expired_claims(queue_id: str, now: datetime) -> bool:
     """Whether ``lease_expired(now)`` holds any item of the queue (a read: no lock)."""
     conn = connections[DEFAULT_DB_ALIAS]
-    with conn.cursor() as cursor:
-        cursor.execute(_EXPIRED_SQL, [queue_id, conn.ops.adapt_datetimefield_value(now)])
-        return cursor.fetchone() is not None
+    return run(conn, _EXPIRED_SQL, [queue_id, adapt_datetime(now, conn)], _found)
 
 
 def complete_held(item_id: int, token: str, now: datetime) -> bool:
     """Mark the item completed if ``held(item_id, token)``; whether it was."""
     conn = connections[DEFAULT_DB_ALIAS]
-    with conn.cursor() as cursor:
-        cursor.execute(_COMPLETE_SQL, [conn.ops.adapt_datetimefield_value(now), item_id, token])
-        return cursor.rowcount == 1
+    return run(conn, _COMPLETE_SQL, [adapt_datetime(now, conn), item_id, token], _one_changed)
 
 
 def claim_items(
@@ -49,18 +47,32 @@ def claim_items(
     ``attempts`` already counts this claim.
     """
     conn = connections[DEFAULT_DB_ALIAS]
-    adapt = conn.ops.adapt_datetimefield_value
-    with conn.cursor() as cursor:
-        cursor.execute(
-            _claim_sql(conn.vendor), [queue_id, count, token, adapt(now), adapt(lease_expires_at)]
-        )
-        rows = cursor.fetchall()
+    params = [
+        queue_id,
+        count,
+        token,
+        adapt_datetime(now, conn),
+        adapt_datetime(lease_expires_at, conn),
+    ]
+    rows = run(conn, _claim_sql(conn.vendor), params, _fetchall)
     payload = QueueItem._meta.get_field("payload")
     rows.sort(key=lambda row: (-row[4], row[0]))
     return [
         (item_id, payload.from_db_value(raw, None, conn), attempts, max_attempts)
         for item_id, raw, attempts, max_attempts, _priority in rows
     ]
+
+
+def _found(cursor: Any) -> bool:
+    return cursor.fetchone() is not None
+
+
+def _one_changed(cursor: Any) -> bool:
+    return cursor.rowcount == 1
+
+
+def _fetchall(cursor: Any) -> list:
+    return cursor.fetchall()
 
 
 _PENDING, _CLAIMED = ItemStatus.PENDING.value, ItemStatus.CLAIMED.value

@@ -57,6 +57,8 @@ def text_problem(value: str) -> str | None:
     """Why text cannot be stored alike on both back-ends, or None."""
     if "\x00" in value:
         return "must not contain NUL characters (\\u0000)"
+    if value.isascii():  # no surrogate then; the common case, without the search
+        return None
     found = _SURROGATE.search(value)
     if found:
         return (
