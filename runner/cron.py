@@ -23,6 +23,7 @@ starts with ``*`` both must match (AND), otherwise either may (OR).
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -273,11 +274,27 @@ def _check_day_fields(day: str, weekday: str, day_form: str, weekday_form: str) 
 
 def make_iterator(expression: str, start: datetime) -> croniter:
     """Return a croniter positioned at ``start``, evaluating ``expression`` with ISC
-    cron's day-field rule (raises ``CronError`` for an expression ``parse`` refuses)."""
+    cron's day-field rule (raises ``CronError`` for an expression ``parse`` refuses).
+
+    croniter spends most of its constructor expanding the expression, which does not
+    depend on the start (``expand_from_start_time`` is off): one expanded croniter per
+    expression is kept, and each call gets a copy of it moved to ``start``.
+    """
+    iterator = copy.copy(_expanded(expression))
+    # croniter merges a '*' entry into these sets as it goes: each copy gets its own.
+    iterator.nth_weekday_of_month = {
+        weekday: set(nths) for weekday, nths in iterator.nth_weekday_of_month.items()
+    }
+    iterator.set_current(start, force=True)
+    return iterator
+
+
+@lru_cache(maxsize=4096)
+def _expanded(expression: str) -> croniter:
     cron = parse(expression)
     return croniter(
         cron.croniter_text,
-        start,
+        datetime(2000, 1, 1),
         second_at_beginning=cron.has_seconds,
         day_or=not cron.and_days,
         max_years_between_matches=NEVER_FIRES_HORIZON_YEARS,
