@@ -40,14 +40,29 @@ def schedules(count: int) -> list[str]:
 
 
 def tree_cpu_s(root: psutil.Process) -> float:
-    total = 0.0
+    return sum(per_process_cpu_s(root).values())
+
+
+def per_process_cpu_s(root: psutil.Process) -> dict[str, float]:
+    """CPU seconds (user + system) of each process of the tree, by a name saying its role."""
+    found: dict[str, float] = {}
     for process in [root, *root.children(recursive=True)]:
         try:
             times = process.cpu_times()
+            name = "runscheduler" if process.pid == root.pid else _role(process)
         except psutil.Error:
             continue
-        total += times.user + times.system
-    return total
+        found[f"{name} {process.pid}"] = times.user + times.system
+    return found
+
+
+def _role(process: psutil.Process) -> str:
+    """django-q2 names its processes (setproctitle) when it can; else the command line."""
+    title = " ".join(process.cmdline())
+    for role in ("sentinel", "pusher", "monitor", "worker", "guard"):
+        if role in title.lower():
+            return role
+    return process.name()
 
 
 def main() -> None:
@@ -55,6 +70,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--warmup", type=float, default=20)
+    parser.add_argument(
+        "--clock-only", action="store_true", help="runscheduler --no-workers (the loop alone)"
+    )
     db_argument(parser)
     args = parser.parse_args()
     with scratch_database(args.db, "idle") as scratch:
@@ -66,7 +84,7 @@ def main() -> None:
         )
         env = {k: v for k, v in os.environ.items() if k != "JEEVES_CONFIG"} | scratch.env
         child = subprocess.Popen(
-            [sys.executable, "manage.py", "runscheduler"],
+            [sys.executable, "manage.py", "runscheduler", *(["--no-workers"] * args.clock_only)],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -77,9 +95,11 @@ def main() -> None:
             root = psutil.Process(child.pid)
             time.sleep(args.warmup)
             load = os.getloadavg()
-            before, began = tree_cpu_s(root), time.monotonic()
+            before, began = per_process_cpu_s(root), time.monotonic()
             time.sleep(args.seconds)
-            used, took = tree_cpu_s(root) - before, time.monotonic() - began
+            after, took = per_process_cpu_s(root), time.monotonic() - began
+            by_process = {name: after[name] - before.get(name, 0.0) for name in after}
+            used = sum(by_process.values())
             processes = 1 + len(root.children(recursive=True))
         finally:
             os.killpg(child.pid, signal.SIGTERM)
@@ -90,8 +110,16 @@ def main() -> None:
         [[args.jobs, args.db.split("@")[-1], round(took), processes, f"{used:.2f}",
           f"{percent:.2f}", f"{load[0]:.1f}"]],
     )  # fmt: skip
+    print("by process: " + ", ".join(f"{name} {s:.2f} s" for name, s in by_process.items()))
     path = write_results(
-        "idle_cpu", {"settings": vars(args), "cpu_s": used, "seconds": took, "percent": percent}
+        "idle_cpu",
+        {
+            "settings": vars(args),
+            "cpu_s": used,
+            "seconds": took,
+            "percent": percent,
+            "by_process_s": by_process,
+        },
     )
     print(f"results: {path}")
 

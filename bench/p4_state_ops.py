@@ -7,7 +7,9 @@ One process; ``--ops`` operations, half ``set_state`` and half ``get_state``,
 alternating over ``--keys`` keys with small JSON values. The raw arm uses the
 driver directly (sqlite3 with the same pragmas / psycopg in autocommit) with one
 upsert and one select per pair, as the client does. Arms alternate ``--rounds``
-times; the table shows the median round.
+times; the table shows the median round, by wall time and by this process's CPU
+time (SQLite runs inside the process, so on a busy machine the CPU ratio is the
+steadier one). Goal (issue 12): client/raw >= 0.7.
 """
 
 from __future__ import annotations
@@ -22,6 +24,16 @@ from urllib.parse import urlsplit
 from bench.support import database_vendor, db_argument, print_table, scratch_database, write_results
 
 NAMESPACE = "bench"
+
+
+GOAL = 0.7
+
+
+def timed(arm, *args) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) that ``arm(*args)`` took."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    arm(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def client_arm(pairs: int, keys: int) -> float:
@@ -108,24 +120,27 @@ def measure(args: argparse.Namespace, url: str) -> None:
     pairs = args.ops // 2
     client_times, raw_times = [], []
     for _ in range(args.rounds):
-        client_times.append(client_arm(pairs, args.keys))
+        client_times.append(timed(client_arm, pairs, args.keys))
         if vendor == "sqlite":
-            raw_times.append(raw_sqlite_arm(urlsplit(url).path[1:], pairs, args.keys))
+            raw_times.append(timed(raw_sqlite_arm, urlsplit(url).path[1:], pairs, args.keys))
         else:
-            raw_times.append(raw_postgres_arm(url, pairs, args.keys))
+            raw_times.append(timed(raw_postgres_arm, url, pairs, args.keys))
 
-    client_ops = 2 * pairs / statistics.median(client_times)
-    raw_ops = 2 * pairs / statistics.median(raw_times)
+    client_ops = 2 * pairs / statistics.median(t[0] for t in client_times)
+    raw_ops = 2 * pairs / statistics.median(t[0] for t in raw_times)
     ratio = client_ops / raw_ops
+    client_cpu = statistics.median(t[1] for t in client_times) / (2 * pairs)
+    raw_cpu = statistics.median(t[1] for t in raw_times) / (2 * pairs)
+    cpu_ratio = raw_cpu / client_cpu
     print(f"P4 state set/get on {vendor}: {2 * pairs} ops per arm, median of {args.rounds}")
     print_table(
-        ["arm", "ops/s", "us/op"],
+        ["arm", "ops/s", "us/op", "CPU us/op"],
         [
-            ["client API", client_ops, 1e6 / client_ops],
-            ["raw driver", raw_ops, 1e6 / raw_ops],
+            ["client API", client_ops, 1e6 / client_ops, 1e6 * client_cpu],
+            ["raw driver", raw_ops, 1e6 / raw_ops, 1e6 * raw_cpu],
         ],
     )
-    print(f"ratio client/raw = {ratio:.2f} (goal >= 0.5)")
+    print(f"ratio client/raw = {ratio:.2f} by wall time, {cpu_ratio:.2f} by CPU (goal >= {GOAL})")
     path = write_results(
         f"p4-{vendor}",
         {
@@ -139,7 +154,8 @@ def measure(args: argparse.Namespace, url: str) -> None:
             "client_ops_per_s": client_ops,
             "raw_ops_per_s": raw_ops,
             "ratio": ratio,
-            "goal": 0.5,
+            "cpu_ratio": cpu_ratio,
+            "goal": GOAL,
         },
     )
     print(f"wrote {path}")
