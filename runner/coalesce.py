@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 
 from runner import schedule
 from runner.models import MissedFirePolicy, OverlapPolicy, Run, RunStatus, RunTrigger
@@ -98,8 +99,11 @@ def sweep(now: datetime) -> int:
     """Skip the stale pending runs (up to ``SWEEP_BATCH``, oldest first); return how many.
 
     One read of the candidates (served by the ``runs_active`` index) and one
-    UPDATE per distinct reason.
+    UPDATE per distinct reason; when no scheduled run is pending that late, one
+    small hand-written probe instead (the loop sweeps every second, idle or not).
     """
+    if not _any_late_pending(now - LATE_FIRE_IS_MISSED):
+        return 0
     candidates = (
         Run.objects.filter(
             status=RunStatus.PENDING,
@@ -120,6 +124,24 @@ def sweep(now: datetime) -> int:
     if skipped:
         logger.debug("%d pending run(s) overtaken by their job's schedule were skipped", skipped)
     return skipped
+
+
+def _any_late_pending(before: datetime) -> bool:
+    """Whether any scheduled run still pending was due before ``before`` (``runs_active``)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LATE_PENDING_SQL, [_adapt(before)])
+        return cursor.fetchone() is not None
+
+
+def _adapt(moment: datetime):
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+# Literal statuses, so both planners see the ``runs_active`` partial index applies.
+_LATE_PENDING_SQL = (
+    f"SELECT 1 FROM runs WHERE status = '{RunStatus.PENDING.value}' "
+    f"AND \"trigger\" = '{RunTrigger.SCHEDULE.value}' AND scheduled_for < %s LIMIT 1"
+)
 
 
 def _seconds(span: timedelta) -> str:

@@ -174,3 +174,10 @@ def test_a_worker_runs_a_late_run_whose_policy_keeps_every_slot():
     pool._pool = None
     worker_state.STOPPING.clear()
     assert Run.objects.get(pk=late.pk).status == "ok"
+
+
+def test_a_sweep_with_nothing_late_costs_one_small_query(django_assert_num_queries):
+    job = JobFactory(overlap_policy="skip", missed_fire_policy="skip")
+    Run.objects.create(job=job, scheduled_for=NOW - 5 * SECOND)  # pending, not yet late
+    with django_assert_num_queries(1):
+        assert coalesce.sweep(NOW) == 0
