@@ -62,7 +62,12 @@ def cases(draw):
     return zone_name, start, expression, draw(MOVES)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(cases())
 def test_the_kept_iterator_gives_the_fires_of_the_uncached_path(case):
     zone_name, start, expression, moves = case
@@ -95,7 +100,7 @@ def test_chains_across_dst_changes_give_the_fires_of_the_uncached_path(
     zone_name, start, expression
 ):
     fires, after = FireIterator(expression, zone_name), start
-    count = 5400 if expression == "* * * * * *" else 60
+    count = 2400 if expression == "* * * * * *" else 60  # each start is 30 min before
     for _ in range(count):
         answer = fires.next_after(after)
         assert answer == next_fire_after(expression, zone_name, after)

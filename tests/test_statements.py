@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.transaction import TransactionManagementError
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statestore import operations
@@ -72,6 +72,7 @@ def test_a_percent_sign_in_a_statement_is_kept():
 ZONES = [UTC, ZoneInfo("Europe/Berlin"), ZoneInfo("Asia/Kolkata"), timezone(timedelta(hours=-3))]
 
 
+@settings(derandomize=True)
 @given(
     moment=st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)),
     zone=st.sampled_from(ZONES),
