@@ -32,6 +32,7 @@ _OPTIONAL = {
     ("gatewayApiKey",),
     ("jobsDir",),
     ("notifications", "slackTokenPath"),
+    ("notifications", "webhookUrl"),
     ("logging", "file"),
 }
 _NULLABLE = {("notifications", "defaultOnFailure"), ("notifications", "defaultOnSuccess")}
@@ -60,6 +61,8 @@ def effective_document() -> dict[str, Any]:
                 section.pop(keys[-1])
     if document.get("gatewayApiKey"):
         document["gatewayApiKey"] = REDACTED
+    if document["notifications"].get("webhookUrl"):  # its path or query may be the secret
+        document["notifications"]["webhookUrl"] = REDACTED
     document["redisUrl"] = _without_password(document["redisUrl"])
     return document
 
