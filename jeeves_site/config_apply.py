@@ -41,7 +41,8 @@ _NULLABLE = {("notifications", "defaultOnFailure"), ("notifications", "defaultOn
 def effective_document() -> dict[str, Any]:
     """This process's settings with camelCase keys, as config.json spells them.
 
-    Secrets are redacted: ``gatewayApiKey`` and a password in ``redisUrl``. A path
+    Secrets are redacted: ``gatewayApiKey``, ``notifications.webhookUrl`` and a password
+    in ``redisUrl``. A path
     the file gave relative is shown resolved; ``dbPath`` unset shows the SQLite file
     in use (on PostgreSQL, ``DATABASE_URL`` wins and ``dbPath`` is unused).
     """

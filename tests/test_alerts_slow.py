@@ -130,6 +130,8 @@ def test_a_slow_incident_whose_run_row_is_gone_is_closed_by_the_check(servers):
     alerts = check_slow(T0 + 50 * SECOND)
     assert [a.event for a in alerts] == ["incident.recovered"]
     assert "ended (deleted)" in alerts[0].text
+    notify.send_alerts(alerts)
+    assert texts(slack) == [alerts[0].text]
     assert Incident.objects.get().closed_at == T0 + 50 * SECOND
 
 

@@ -169,4 +169,4 @@ def test_retries_are_visible_in_the_api_and_the_run_list(servers):
         (first.pk, "manual", None, 1),
     ]
     listing = client.get("/admin/runner/run/").content.decode()
-    assert f"retry (attempt 2) of <a href=\"/admin/runner/run/{first.pk}/change/\">" in listing
+    assert f'retry (attempt 2) of <a href="/admin/runner/run/{first.pk}/change/">' in listing

@@ -1,8 +1,8 @@
 """A webhook receiver on loopback: records each JSON body, can fail the first N posts.
 
-    with FakeWebhook() as hook:
-        hook.fail_first = 2      # answer 503 twice, then 200
-        ... hook.bodies
+with FakeWebhook() as hook:
+    hook.fail_first = 2      # answer 503 twice, then 200
+    ... hook.bodies
 """
 
 from __future__ import annotations
