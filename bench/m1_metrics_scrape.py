@@ -33,7 +33,50 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs-per-job", type=int, default=10)
     parser.add_argument("--queues", type=int, default=20)
     parser.add_argument("--scrapes", type=int, default=20)
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also time each metric family and the rendering"
+    )
     return parser.parse_args()
+
+
+def breakdown(rounds: int = 3) -> dict[str, float]:
+    """Median milliseconds of each part of a scrape: each family's queries (``PARTS``),
+    rendering the exposition of families already collected, and ``late_jobs``."""
+    from prometheus_client import generate_latest
+    from prometheus_client.registry import CollectorRegistry
+
+    from runner import lateness, metrics
+
+    timings: dict[str, list[float]] = {}
+
+    def timed(name: str, work) -> object:
+        begin = time.perf_counter()
+        result = work()
+        timings.setdefault(name, []).append(time.perf_counter() - begin)
+        return result
+
+    for _ in range(rounds):
+        for name in metrics.PARTS:
+            part = getattr(metrics, name)
+            timed(name.lstrip("_"), lambda part=part: list(_families(part())))
+        families = list(metrics.RunnerCollector().collect())
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Fixed(families))
+        timed("render", lambda registry=registry: generate_latest(registry))
+        timed("late_jobs (not in /metrics)", lambda: lateness.late_jobs(datetime.now(UTC)))
+    return {name: round(sorted(t)[len(t) // 2] * 1000, 1) for name, t in timings.items()}
+
+
+def _families(result):
+    return result if isinstance(result, list) or hasattr(result, "__next__") else [result]
+
+
+class _Fixed:
+    def __init__(self, families) -> None:
+        self.families = families
+
+    def collect(self):
+        return iter(self.families)
 
 
 def fill(jobs: int, runs_per_job: int, queues: int) -> None:
@@ -110,6 +153,8 @@ def main() -> None:
             "response_bytes": size,
             **summary_ms(timings),
         }
+        if args.breakdown:
+            result["breakdown_ms"] = breakdown()
         print_table(list(result), [list(result.values())])
         print(write_results("m1_metrics_scrape", result))
 

@@ -10,6 +10,9 @@ jobs:
   timeout, skipped) per job, counted over the runs table. Pruning old runs
   lowers it; Prometheus's ``rate``/``increase`` read a decrease as a counter
   reset, so rates stay right between prunes. Only non-zero pairs are exposed.
+* ``jeeves_runs_by_trigger_total{trigger,status}`` (counter): the same runs by
+  what started them (``schedule``, ``manual``, ``retry``), all jobs together;
+  ``trigger="retry"`` counts retries (``runner.retries``) and how they ended.
 * ``jeeves_run_duration_seconds`` (histogram): ``duration_ms`` of the finished
   runs in the table, all jobs together (one series per bucket, not per job).
 * ``jeeves_run_fire_lag_seconds`` (histogram): ``started_at - scheduled_for``
@@ -20,16 +23,25 @@ jobs:
   and failed items per queue.
 * ``jeeves_scheduler_heartbeat_age_seconds`` (gauge): seconds since the most
   recent beat of any scheduler; absent when no scheduler ever beat.
-* ``jeeves_incidents_open{kind}`` (gauge): open incidents (``runner.incidents``).
+* ``jeeves_incidents_open{kind}`` (gauge): open incidents (``runner.incidents``)
+  by kind, ``failing``, ``late`` and ``slow``: the alerts open.
 * ``jeeves_schedulers_alive`` (gauge): schedulers heard within the liveness
   timeout, as ``/api/status`` counts them.
 
 Both histograms are cumulative over the runs the table holds, like the
 counter; use ``histogram_quantile`` over ``rate(..._bucket[5m])``.
+
+Cost (issue 16, bench M1): the runs table is read in three passes, each one
+GROUP BY with a single ``CASE`` per row: runs by (job, status, trigger) from the
+covering index ``runs_job_status_trigger`` (an index-only scan), and one pass
+per histogram that puts each row in its bucket, the buckets made cumulative in
+Python. The per-job series are kept (one per job and status that occurred):
+what a Prometheus user alerts on per job.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
@@ -72,6 +84,11 @@ from runner.models import (
 DURATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 1800, 3600, 3 * 3600)
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 QUEUE_STATUSES = (ItemStatus.PENDING, ItemStatus.CLAIMED, ItemStatus.FAILED)
+# The parts of a scrape that take no argument, by name (bench/m1_metrics_scrape.py times each).
+PARTS = (
+    "_runs_total", "_duration_histogram", "_lag_histogram", "_active_runs", "_queue_items",
+    "_open_incidents",
+)  # fmt: skip
 
 
 class RunnerCollector(Collector):
@@ -83,7 +100,7 @@ class RunnerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """One pass of aggregate queries (see the module docstring)."""
         moment = self._now()
-        yield _runs_total()
+        yield from _runs_total()
         yield _duration_histogram()
         yield _lag_histogram()
         yield from _active_runs()
@@ -92,42 +109,75 @@ class RunnerCollector(Collector):
         yield from _schedulers(moment)
 
 
-def _runs_total() -> Metric:
-    family = CounterMetricFamily(
+def _runs_total() -> Iterator[Metric]:
+    by_job = CounterMetricFamily(
         "jeeves_runs",
         "Finished runs in the runs table, by job and status.",
         labels=["job", "status"],
     )
-    return _add_counts(family, Run.objects.filter(status__in=FINAL_RUN_STATUSES), "job_id")
+    by_trigger = CounterMetricFamily(
+        "jeeves_runs_by_trigger",
+        "Finished runs in the runs table, by trigger (schedule, manual, retry) and status.",
+        labels=["trigger", "status"],
+    )
+    # The runs_job_status_trigger index covers this: no table row is read.
+    rows = (
+        Run.objects.filter(status__in=FINAL_RUN_STATUSES)
+        .order_by()
+        .values_list("job_id", "status", "trigger")
+        .annotate(n=Count("*"))
+    )
+    jobs: dict[tuple[str, str], int] = defaultdict(int)
+    triggers: dict[tuple[str, str], int] = defaultdict(int)
+    for job_id, status, trigger, n in rows:
+        jobs[(job_id, status)] += n
+        triggers[(trigger, status)] += n
+    for key in sorted(jobs):
+        by_job.add_metric(list(key), jobs[key])
+    for trigger in RunTrigger.values:
+        for status in FINAL_RUN_STATUSES:
+            by_trigger.add_metric([trigger, status], triggers.get((trigger, status), 0))
+    yield by_job
+    yield by_trigger
 
 
-def _bucket_counts(
-    runs, bounds: tuple[float, ...], within: Callable[[float], When], total
-) -> tuple[list[tuple[str, int]], int, float]:
-    """Cumulative bucket counts, count and sum in seconds, in one aggregate query."""
-    aggregates = {
-        f"le{i}": Sum(Case(within(bound), default=Value(0), output_field=IntegerField()))
-        for i, bound in enumerate(bounds)
-    }
-    row = runs.order_by().aggregate(n=Count("id"), total=total, **aggregates)
-    buckets = [(_le(bound), row[f"le{i}"] or 0) for i, bound in enumerate(bounds)]
-    buckets.append(("+Inf", row["n"]))
-    return buckets, row["n"], row["total"]
+def _bucketed(
+    runs: QuerySet, value, bounds: tuple[float, ...], labels: tuple[float, ...], total
+) -> tuple[list, float]:
+    """Cumulative ``(le, count)`` buckets (``bounds`` compared with ``value``, ``labels``
+    their ``le`` in seconds) and the sum ``total`` over ``runs``, in one
+    GROUP BY: each row gets the index of the first bucket it fits (one CASE, evaluated
+    until its first match), the counts are then made cumulative here."""
+    index = Case(
+        *[When(LessThanOrEqual(value, bound), then=Value(i)) for i, bound in enumerate(bounds)],
+        default=Value(len(bounds)),
+        output_field=IntegerField(),
+    )
+    rows = runs.order_by().annotate(bucket=index).values("bucket").annotate(n=Count("*"), s=total)
+    counts = [0] * (len(bounds) + 1)
+    grand = 0.0
+    for row in rows:
+        counts[row["bucket"]] += row["n"]
+        grand += float(row["s"] or 0)
+    buckets, running = [], 0
+    for i, label in enumerate(labels):
+        running += counts[i]
+        buckets.append((_le(label), running))
+    buckets.append(("+Inf", running + counts[-1]))
+    return buckets, grand
 
 
 def _duration_histogram() -> Metric:
     runs = Run.objects.filter(status__in=FINAL_RUN_STATUSES, duration_ms__isnull=False)
-    buckets, _, total_ms = _bucket_counts(
-        runs,
-        DURATION_BUCKETS,
-        lambda bound: When(duration_ms__lte=round(bound * 1000), then=Value(1)),
-        Sum("duration_ms"),
+    bounds_ms = tuple(round(bound * 1000) for bound in DURATION_BUCKETS)
+    buckets, total_ms = _bucketed(
+        runs, F("duration_ms"), bounds_ms, DURATION_BUCKETS, Sum("duration_ms")
     )
     return HistogramMetricFamily(
         "jeeves_run_duration_seconds",
         "Duration of the finished runs in the runs table.",
         buckets=buckets,
-        sum_value=(total_ms or 0) / 1000,
+        sum_value=total_ms / 1000,
     )
 
 
@@ -175,17 +225,13 @@ def _lag_histogram() -> Metric:
             output_field=FloatField(),
         )
     )
-    buckets, _, total = _bucket_counts(
-        runs,
-        LAG_BUCKETS,
-        lambda bound: When(LessThanOrEqual(_LagSeconds(), float(bound)), then=Value(1)),
-        late,
-    )
+    bounds = tuple(map(float, LAG_BUCKETS))
+    buckets, total = _bucketed(runs, _LagSeconds(), bounds, LAG_BUCKETS, late)
     return HistogramMetricFamily(
         "jeeves_run_fire_lag_seconds",
         "How long after its scheduled instant each scheduled run started.",
         buckets=buckets,
-        sum_value=float(total or 0.0),
+        sum_value=total,
     )
 
 

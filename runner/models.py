@@ -474,6 +474,8 @@ class Run(models.Model):
             ),
             # Retention pruning and "ok/errors in the last hour".
             models.Index(fields=["finished_at"], name="runs_finished_at"),
+            # /metrics' runs by job, status and trigger: an index-only scan (runner.metrics).
+            models.Index(fields=["job", "status", "trigger"], name="runs_job_status_trigger"),
         ]
 
     def __str__(self) -> str:
