@@ -14,8 +14,12 @@ the trouble being reported. A job whose run is still going is late too when its
 fires are being skipped past the grace (a stuck run).
 
 One query for all jobs (each job's newest started run is one probe of the
-``runs_job_newest_ran`` index); the schedule arithmetic is in Python, once per
-job, and a second time only for the jobs past the minimum grace.
+``runs_job_newest_ran`` index); the schedule arithmetic is in Python, through a
+``FireCache``: a cron fires on whole minutes (whole seconds with six fields), so
+the next fire after an instant is the next fire after that instant's minute
+(second), and jobs with one schedule whose last starts fall in the same minute
+share one computation. 10,000 jobs that all missed their fires (a scheduler
+down) cost a few schedule computations, not 20,000.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from django.db.models import OuterRef, Q, Subquery
 
 from runner import schedule
 from runner.models import Job, Run, RunStatus
+from runner.recurrence_text import looks_like_recurrence
 
 _COLUMNS = (
     "id", "name", "schedule", "timezone", "schedule_effective_at", "created_at",
@@ -64,8 +69,46 @@ class LateJob:
         }
 
 
-def late_jobs(now: datetime) -> list[LateJob]:
+class FireCache:
+    """``next_fire_after`` memoized on (schedule, zone, the instant at its schedule's
+    granularity); one per pass, as schedules may change between passes."""
+
+    def __init__(self) -> None:
+        self._fires: dict[tuple[str, str, datetime], datetime] = {}
+
+    def after(self, cron: str, zone: str, moment: datetime) -> datetime:
+        """The first fire of ``cron`` in ``zone`` strictly after ``moment`` (ValueError,
+        KeyError as ``schedule.next_fire_after``)."""
+        key = (cron, zone, _floor(cron, moment))
+        fire = self._fires.get(key)
+        if fire is None:
+            fire = self._fires[key] = schedule.next_fire_after(cron, zone, key[2])
+        return fire
+
+    def count(self, cron: str, zone: str, due: datetime, now: datetime) -> int:
+        """Fires from ``due`` to ``now`` (``due`` is one), at most ``MAX_COUNTED_FIRES``."""
+        count, at = 0, due
+        try:
+            while at <= now and count < MAX_COUNTED_FIRES:
+                count += 1
+                at = self.after(cron, zone, at)
+        except (ValueError, KeyError):
+            pass
+        return max(count, 1)
+
+
+def _floor(cron: str, moment: datetime) -> datetime:
+    """``moment`` down to its schedule's granularity: the next fire after it is the same."""
+    if looks_like_recurrence(cron):
+        return moment  # the recurrence engine's own granularity: not assumed
+    if len(cron.split()) == 6:
+        return moment.replace(microsecond=0)
+    return moment.replace(second=0, microsecond=0)
+
+
+def late_jobs(now: datetime, fires: FireCache | None = None) -> list[LateJob]:
     """Every enabled job that is late at ``now``, by due time (see the module docstring)."""
+    fires = fires or FireCache()
     newest_start = (
         Run.objects.filter(~Q(status=RunStatus.SKIPPED), job=OuterRef("pk"))
         .filter(started_at__isnull=False)
@@ -81,9 +124,8 @@ def late_jobs(now: datetime) -> list[LateJob]:
     for job_id, name, cron, zone, effective, created, grace_s, last_start in rows.iterator(
         chunk_size=2000
     ):
-        found = _late(
-            now, cron, zone or settings.TIME_ZONE, effective or created, grace_s, last_start
-        )
+        zone = zone or settings.TIME_ZONE
+        found = _late(now, fires, cron, zone, effective or created, grace_s, last_start)
         if found is not None:
             due, grace = found
             late.append(LateJob(job_id, name, due, grace, _aware(last_start)))
@@ -91,32 +133,22 @@ def late_jobs(now: datetime) -> list[LateJob]:
     return late
 
 
-def _late(now, cron, zone, effective, grace_s, last_start) -> tuple[datetime, timedelta] | None:
+def _late(
+    now, fires, cron, zone, effective, grace_s, last_start
+) -> tuple[datetime, timedelta] | None:
     anchor = max(filter(None, (_aware(effective), _aware(last_start))))
     try:
-        due = schedule.next_fire_after(cron, zone, anchor)
+        due = fires.after(cron, zone, anchor)
         if grace_s is not None:
             grace = timedelta(seconds=grace_s)
             return (due, grace) if now > due + grace else None
         if now <= due + MIN_GRACE:
             return None
-        period = schedule.next_fire_after(cron, zone, due) - due
+        period = fires.after(cron, zone, due) - due
     except (ValueError, KeyError):  # a schedule that does not load: a failed registration
         return None
     grace = max(MIN_GRACE, period + PERIOD_MARGIN)
     return (due, grace) if now > due + grace else None
-
-
-def missed_fires(job: Job, due: datetime, now: datetime) -> int:
-    """How many fires of ``job`` fell from ``due`` to ``now`` (at most ``MAX_COUNTED_FIRES``)."""
-    count, at = 0, due
-    try:
-        while at <= now and count < MAX_COUNTED_FIRES:
-            count += 1
-            at = job.next_fire_after(at)
-    except (ValueError, KeyError):
-        pass
-    return max(count, 1)
 
 
 def _aware(moment: datetime | str | None) -> datetime | None:

@@ -72,7 +72,8 @@ class Watch:
 
 def check_late(now: datetime) -> list[Alert]:
     """Open, remind and close ``late`` incidents to match ``runner.lateness`` at ``now``."""
-    late = {job.job_id: job for job in lateness.late_jobs(now)}
+    fires = lateness.FireCache()
+    late = {job.job_id: job for job in lateness.late_jobs(now, fires)}
     open_ = {
         incident.job_id: incident
         for incident in Incident.objects.filter(
@@ -87,14 +88,14 @@ def check_late(now: datetime) -> list[Alert]:
     for job_id, found in late.items():
         job = jobs.get(job_id)
         if job is not None:
-            alerts += _keep_late(job, found, open_.get(job_id), now)
+            count = fires.count(job.schedule, job.zone_name, found.due, now)
+            alerts += _keep_late(job, found, count, open_.get(job_id), now)
     return alerts
 
 
 def _keep_late(
-    job: Job, found: lateness.LateJob, incident: Incident | None, now: datetime
+    job: Job, found: lateness.LateJob, count: int, incident: Incident | None, now: datetime
 ) -> list[Alert]:
-    count = lateness.missed_fires(job, found.due, now)
     if incident is None:
         grace = incidents.span_text(found.grace)
         last = found.last_start.strftime("%Y-%m-%d %H:%M:%S %Z") if found.last_start else "never"
@@ -112,14 +113,15 @@ def _keep_late(
         except IntegrityError:  # another scheduler raised it first
             return []
         return [Alert(Event.RAISED, incident, job, incidents.late_text(job, incident))]
+    fields = ["failures"] if incident.failures != count else []
     incident.failures = count
-    fields = ["failures"]
     alerts = []
     if incidents.reminder_due(job, incident, now):
         incident.reminded_at, incident.reminders = now, incident.reminders + 1
         fields += ["reminded_at", "reminders"]
         alerts.append(Alert(Event.REMINDER, incident, job, incidents.reminder_text(job, incident)))
-    incident.save(update_fields=fields)
+    if fields:  # a long outage of many jobs: no write per job per check when nothing moved
+        incident.save(update_fields=fields)
     return alerts
 
 
