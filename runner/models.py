@@ -546,8 +546,9 @@ class Run(models.Model):
         """Move this run from pending to running for ``worker``, if it is still pending.
 
         Only the delivery whose conditional update succeeds runs the job; a
-        re-delivered task gets GONE. A scheduled run of a job with overlap policy
-        ``skip`` that already has a running run gets a ``skipped`` run instead; this
+        re-delivered task gets GONE. A scheduled run (or a retry, ``runner.retries``) of
+        a job with overlap policy ``skip`` that already has a running run gets a
+        ``skipped`` run instead; this
         holds across workers and hosts. A manual run always starts, as in the original
         runner (overlap ``skip`` applies to scheduled fires), and its ``notes`` say so
         when another run of a skip job was going (for a scheduled run they stay empty:
