@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runner import notify
 from runner.models import Incident, Job, Run, RunOutcome
@@ -150,3 +152,11 @@ def test_two_checks_at_once_raise_one_incident(servers):
     assert len(check_slow(T0 + 40 * SECOND)) == 1
     assert check_slow(T0 + 40 * SECOND) == []
     assert Incident.objects.count() == 1
+
+
+@given(st.lists(st.integers(0, 10**9), min_size=1, max_size=60))
+def test_p95_is_a_value_of_the_list_with_at_least_95_percent_at_or_below_it(durations):
+    value = p95(durations)
+    assert value in durations
+    assert sum(d <= value for d in durations) >= 0.95 * len(durations)
+    assert sum(d < value for d in durations) < 0.95 * len(durations)

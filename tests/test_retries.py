@@ -11,6 +11,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.test import Client
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runner import notify, retries
 from runner.execution.executor import execute_run
@@ -170,3 +172,36 @@ def test_retries_are_visible_in_the_api_and_the_run_list(servers):
     ]
     listing = client.get("/admin/runner/run/").content.decode()
     assert f'retry (attempt 2) of <a href="/admin/runner/run/{first.pk}/change/">' in listing
+
+
+@given(first=st.integers(1, 3600), attempt=st.integers(1, 40))
+def test_the_backoff_never_shrinks_and_never_passes_the_cap(first, attempt):
+    now, later = retries.backoff(first, attempt), retries.backoff(first, attempt + 1)
+    assert timedelta(seconds=first) <= now or now == timedelta(seconds=retries.MAX_BACKOFF_S)
+    assert now <= later <= timedelta(seconds=retries.MAX_BACKOFF_S)
+
+
+# The loop calls close_old_connections(): the test's data must be committed.
+@pytest.mark.django_db(transaction=True)
+def test_the_scheduler_loop_dispatches_a_due_retry_once():
+    from runner.daemon import Daemon
+    from tests.fakes.clocks import FakeClocks
+
+    job = JobFactory(retries=1, schedule="0 * * * *")
+    first = RunFactory(job=job, status="error", finished_at=T0)
+    assert retries.schedule_retry(first)
+    retry = retry_of(first)
+    clocks = FakeClocks(T0 + 10 * SECOND)
+    daemon = Daemon(workers=False, clocks=clocks)
+    daemon.scheduler._dispatch = lambda ids: len(list(ids))
+    daemon.liveness._dispatch = lambda ids: len(list(ids))
+    sent: list[int] = []
+    daemon.watch._retries._dispatch = lambda ids: len(sent.extend(ids) or ids)
+    daemon.start()
+    daemon.cycle()
+    assert sent == []  # due at 12:00:30
+    clocks.advance(20)
+    daemon.cycle()
+    clocks.advance(1)
+    daemon.cycle()
+    assert sent == [retry.pk]
