@@ -18,7 +18,9 @@ outbox as the failure alerts (``notify.send_alerts``).
   when the run ends (``runner.incidents.record``), or here if its row is gone.
 
 The one-open-incident-per-job-and-kind constraint keeps two schedulers from
-raising the same incident twice: the second insert fails and posts nothing.
+raising the same incident twice: the second insert fails and posts nothing. One
+check posts at most ``MAX_POSTS_PER_CHECK`` alerts (a scheduler back after an
+outage finds every job late at once); the rest are rows, counted in one warning.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ from runner.models import Incident, IncidentKind, Job, Run, RunStatus
 logger = logging.getLogger(__name__)
 
 CHECK_INTERVAL_S = 30.0
+# Posts one check may send; past this (10,000 jobs late after a scheduler outage) the
+# rest are counted in one warning: the incidents are rows all the same, and
+# /api/status, the admin and GET /api/incidents list every one.
+MAX_POSTS_PER_CHECK = 50
 SLOW_SAMPLE = 50  # the last ok runs a p95 is taken from
 SLOW_MIN_SAMPLE = 10  # no slow alerts before a job has this many
 # A bound below this is raised to it: a job that usually takes 10 ms is not "slow" at 40 ms.
@@ -62,7 +68,14 @@ class Watch:
         if self._next_check is None or mono >= self._next_check:
             self._next_check = mono + CHECK_INTERVAL_S
             alerts = check_late(now) + check_slow(now)
-            notify.send_alerts(alerts)
+            notify.send_alerts(alerts[:MAX_POSTS_PER_CHECK])
+            if len(alerts) > MAX_POSTS_PER_CHECK:
+                logger.warning(
+                    "%d more late/slow alerts in this check were recorded but not posted "
+                    "(at most %d posts a check); GET /api/incidents lists them",
+                    len(alerts) - MAX_POSTS_PER_CHECK,
+                    MAX_POSTS_PER_CHECK,
+                )
             found |= bool(alerts)
         return found
 

@@ -222,3 +222,18 @@ def test_late_jobs_cost_one_query_whatever_the_number_of_jobs(django_assert_num_
         job_since(T0, id=f"many-{i}")
     with django_assert_num_queries(1):
         assert len(lateness.late_jobs(T0 + 12 * MINUTE)) == 30
+
+
+def test_one_check_posts_at_most_its_cap_and_counts_the_rest_in_one_warning(
+    servers, monkeypatch, caplog
+):
+    import runner.watch
+
+    slack, _ = servers
+    monkeypatch.setattr(runner.watch, "MAX_POSTS_PER_CHECK", 5)
+    for i in range(8):
+        job_since(T0, id=f"outage-{i}")
+    Watch(monotonic=FakeClocks(T0).monotonic).tick(T0 + 12 * MINUTE)
+    assert len(texts(slack)) == 5
+    assert Incident.objects.filter(kind="late", closed_at=None).count() == 8
+    assert "3 more late/slow alerts in this check were recorded but not posted" in caplog.text
