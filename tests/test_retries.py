@@ -205,3 +205,23 @@ def test_the_scheduler_loop_dispatches_a_due_retry_once():
     clocks.advance(1)
     daemon.cycle()
     assert sent == [retry.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_processes_finishing_one_failure_at_once_record_one_retry():
+    """The second meets the first's uncommitted retry: on PostgreSQL it waits on the
+    unique index, on SQLite on the write lock; then the constraint refuses it."""
+    from tests.test_locking import Second, wait_until_waiting_on_a_lock_or_done
+
+    job = JobFactory(retries=2)
+    run = RunFactory(job=job, status="error", finished_at=T0)
+    with transaction.atomic():
+        assert retries.schedule_retry(run)
+        second = Second(
+            lambda: retries.schedule_retry(Run.objects.select_related("job").get(pk=run.pk))
+        )
+        second.start()
+        wait_until_waiting_on_a_lock_or_done(second)
+    second.join(30)
+    assert second.result is True
+    assert Run.objects.filter(retry_of=run).count() == 1
