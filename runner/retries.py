@@ -94,9 +94,11 @@ class RetryDispatcher:
         self._dispatch = dispatcher
         self._sent: set[int] = set()
 
-    def dispatch_due(self, now: datetime) -> bool:
-        """Dispatch the pending retries whose instant is within the dispatch lead of ``now``."""
-        horizon = now + timedelta(milliseconds=settings.RUNNER.dispatch_lead_ms)
+    def dispatch_due(self, now: datetime, ahead: timedelta = timedelta(0)) -> bool:
+        """Dispatch the pending retries due within the dispatch lead (plus ``ahead``: the
+        time to the caller's next look) of ``now``. The worker waits for each one's
+        instant (``runner.pool``), up to the lead and a second beyond it."""
+        horizon = now + timedelta(milliseconds=settings.RUNNER.dispatch_lead_ms) + ahead
         due = list(
             Run.objects.filter(
                 status=RunStatus.PENDING, trigger=RunTrigger.RETRY, scheduled_for__lte=horizon

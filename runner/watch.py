@@ -1,9 +1,9 @@
 """The scheduler's periodic alert check: late jobs, slow runs, due retries (issue 16).
 
-``Watch.tick(now)`` is one call in the daemon loop. Every tick it dispatches the
-retries that are due (``runner.retries``); every ``CHECK_INTERVAL_S`` (monotonic)
-it also runs ``check_late`` and ``check_slow``, whose alerts go through the same
-outbox as the failure alerts (``notify.send_alerts``).
+``Watch.tick(now)`` is one call in the daemon loop. Every ``RETRY_INTERVAL_S``
+(monotonic) it dispatches the retries that are due (``runner.retries``); every
+``CHECK_INTERVAL_S`` it also runs ``check_late`` and ``check_slow``, whose alerts go
+through the same outbox as the failure alerts (``notify.send_alerts``).
 
 * ``check_late``: a job late at ``now`` (``runner.lateness``) gets a ``late``
   incident, raised at once (one post: "did not run: late since <due>, N missed
@@ -39,6 +39,9 @@ from runner.models import Incident, IncidentKind, Job, Run, RunStatus
 logger = logging.getLogger(__name__)
 
 CHECK_INTERVAL_S = 30.0
+# Pending retries are looked for this often, and dispatched this much ahead of the lead
+# (the pool waits for their instant; at most lead + 1 s ahead keeps them on time).
+RETRY_INTERVAL_S = 0.5
 # Posts one check may send; past this (10,000 jobs late after a scheduler outage) the
 # rest are counted in one warning: the incidents are rows all the same, and
 # /api/status, the admin and GET /api/incidents list every one.
@@ -60,11 +63,16 @@ class Watch:
         self._monotonic = monotonic
         self._retries = retry_dispatcher or retries.RetryDispatcher()
         self._next_check: float | None = None
+        self._next_retries: float | None = None
 
     def tick(self, now: datetime) -> bool:
-        """Dispatch due retries; check late jobs and slow runs when the interval is up."""
-        found = self._retries.dispatch_due(now)
+        """Dispatch due retries (every ``RETRY_INTERVAL_S``); check late jobs and slow runs
+        when their interval is up. Cheap when nothing is due: the loop calls it every cycle."""
+        found = False
         mono = self._monotonic()
+        if self._next_retries is None or mono >= self._next_retries:
+            self._next_retries = mono + RETRY_INTERVAL_S
+            found = self._retries.dispatch_due(now, timedelta(seconds=RETRY_INTERVAL_S))
         if self._next_check is None or mono >= self._next_check:
             self._next_check = mono + CHECK_INTERVAL_S
             alerts = check_late(now) + check_slow(now)

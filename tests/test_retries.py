@@ -199,12 +199,16 @@ def test_the_scheduler_loop_dispatches_a_due_retry_once():
     daemon.watch._retries._dispatch = lambda ids: len(sent.extend(ids) or ids)
     daemon.start()
     daemon.cycle()
-    assert sent == []  # due at 12:00:30
-    clocks.advance(20)
+    clocks.advance(19)  # 12:00:29: due at 12:00:30, past the lead and the next look
     daemon.cycle()
-    clocks.advance(1)
+    assert sent == []
+    clocks.advance(0.5)  # within the lead (0.25 s) and the next look (0.5 s)
     daemon.cycle()
     assert sent == [retry.pk]
+    for _ in range(3):
+        clocks.advance(0.5)
+        daemon.cycle()
+    assert sent == [retry.pk]  # once
 
 
 @pytest.mark.django_db(transaction=True)
