@@ -20,6 +20,7 @@ from runner.execution.process import parse_result_line
 from runner.models import Job, RunOutcome
 from statestore.models import StateEntry, StateItem
 from statestore.values import MAX_JSON_BYTES, MAX_JSON_DEPTH
+from tests.api.conftest import ApiClient
 from tests.factories import JobFactory, QueueFactory, QueueItemFactory
 
 pytestmark = pytest.mark.django_db
@@ -168,6 +169,31 @@ def test_a_job_id_no_job_could_have_is_not_found_on_every_job_route(api, job_id)
     assert api.patch(f"/jobs/{job_id}", {"name": "x"}).status_code == 404
     assert api.post(f"/jobs/{job_id}/disable").status_code == 404
     assert Job.objects.get().enabled
+
+
+@pytest.mark.parametrize("job_id", ["a%00b", "abc%0A", "a%C3%28"])
+def test_a_job_id_no_job_could_have_is_not_found_in_the_root_dialect(token, job_id):
+    JobFactory(id="abc")
+    root = ApiClient(token, prefix="")
+    for method, path, body in [
+        ("get", "", None),
+        ("delete", "", None),
+        ("patch", "", {"name": "x"}),
+        ("patch", "/enable", None),
+        ("patch", "/disable", None),
+        ("put", "/script", {"script": "echo"}),
+        ("post", "/run", {}),
+    ]:
+        response = root.request(method, f"/jobs/{job_id}{path}", body)
+        assert response.status_code == 404, (method, path, response.content)
+        assert response.json()["error"].startswith("Job not found")
+    assert root.get(f"/jobs/{job_id}/runs").json() == {"runs": []}
+    assert Job.objects.get().enabled and not Job.objects.get().runs.exists()
+
+
+def test_incidents_of_a_job_id_no_job_could_have_are_none(api):
+    response = api.get("/incidents?job_id=a%00b")
+    assert response.status_code == 200 and response.json() == {"incidents": []}
 
 
 @pytest.mark.parametrize(
