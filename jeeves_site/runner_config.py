@@ -56,6 +56,22 @@ def _none_is_empty(value: Any) -> Any:
     return "" if value is None else value
 
 
+def _os_text(value: str) -> str:
+    """Text the operating system can take: no NUL, nothing ``os.fsencode`` cannot encode.
+
+    Paths, commands, hosts and URLs go to system calls; a NUL (or a lone surrogate
+    outside the range that stands for undecodable bytes) would make each of them raise
+    wherever it is used, long after the file was accepted.
+    """
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters (\\u0000)")
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError:
+        raise ValueError("must not contain a lone surrogate; write valid Unicode") from None
+    return value
+
+
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -108,10 +124,11 @@ def _with_default_runners(value: dict[str, list[str]]) -> dict[str, list[str]]:
     return default_interpreters() | normalized
 
 
-OptionalText = Annotated[str, BeforeValidator(_none_is_empty)]
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-Command = Annotated[list[str], BeforeValidator(_split_command), Field(min_length=1)]
-Runners = Annotated[dict[str, Command], AfterValidator(_with_default_runners)]
+Text = Annotated[str, AfterValidator(_os_text)]
+OptionalText = Annotated[Text, BeforeValidator(_none_is_empty)]
+HttpUrl = Annotated[Text, AfterValidator(_http_url)]
+Command = Annotated[list[Text], BeforeValidator(_split_command), Field(min_length=1)]
+Runners = Annotated[dict[Text, Command], AfterValidator(_with_default_runners)]
 LogLevel = Annotated[
     Literal["trace", "debug", "info", "warn", "error", "fatal"],
     BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
@@ -155,7 +172,7 @@ class RunnerConfig:
     """
 
     port: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1, le=65535)] = 1937
-    host: str = Field("127.0.0.1", min_length=1)
+    host: Text = Field("127.0.0.1", min_length=1)
     db_path: OptionalText = ""
     max_concurrency: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1, le=1000)] = 16
     run_retention_days: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1)] = 30
@@ -187,7 +204,7 @@ class RunnerConfig:
     # The root dialect without a token for loopback callers (runner.api.original.access).
     api_loopback_anonymous: bool = False
     broker: Literal["orm", "redis"] = "orm"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: Text = "redis://127.0.0.1:6379/0"
     # Where the settings came from; set by the loader, never by the file.
     config_file: str = ""
 
@@ -579,7 +596,7 @@ def _resolve_paths(config: RunnerConfig, origins: Mapping[tuple, str], path: str
             continue
         keys = tuple(to_camel(name) for name in names)
         root = Path.cwd() if keys in origins else base
-        resolved = str(root / Path(value).expanduser())
+        resolved = str(root / _expand_user(value))
         if len(names) == 1:
             changes[names[0]] = resolved
         else:
@@ -589,6 +606,15 @@ def _resolve_paths(config: RunnerConfig, origins: Mapping[tuple, str], path: str
     if path and not config.jobs_dir:
         changes["jobs_dir"] = str(base / "scripts" / "jobs")
     return dataclasses.replace(config, **changes)
+
+
+def _expand_user(value: str) -> Path:
+    """``~/x`` and ``~name/x`` as a shell expands them; an unknown user's stays as written
+    (bash does the same) rather than raising while the settings load."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:
+        return Path(value)
 
 
 def is_loopback(host: str) -> bool:

@@ -219,12 +219,28 @@ def test_a_config_json_in_the_data_directory_is_read_when_jeeves_config_is_unset
         ({"notifications": {"defaultOnFailure": 5}}, "notifications.defaultOnFailure", "string"),
         ({"broker": "kafka"}, "broker", "'orm' or 'redis'"),
         ({"heartbeatIntervalMs": 20000, "livenessTimeoutMs": 30000}, "livenessTimeoutMs", "twice"),
+        ({"dbPath": "a\x00b"}, "dbPath", "NUL"),
+        ({"dbPath": "\ud800"}, "dbPath", "lone surrogate"),
+        ({"host": "\x00"}, "host", "NUL"),
+        ({"runners": {"sh": "bash \x00"}}, "runners.sh.1", "NUL"),
+        ({"runners": {"s\x00h": "bash"}}, "runners.s\x00h.[key]", "NUL"),
+        ({"logging": {"file": "\x00"}}, "logging.file", "NUL"),
+        ({"notifications": {"slackTokenPath": "\x00"}}, "notifications.slackTokenPath", "NUL"),
+        ({"redisUrl": "redis://\x00"}, "redisUrl", "NUL"),
     ],
 )
 def test_bad_config_values_are_reported_with_where_they_are(tmp_path, data, where, needle):
     config, problems = load_runner_config(write_config(tmp_path, data))
     assert any(w.endswith(f": {where}") and needle in m for w, m in errors_of(problems)), problems
     assert config.max_concurrency == 16  # a bad value falls back to its default
+
+
+def test_a_path_under_an_unknown_users_home_stays_as_written_as_in_a_shell(tmp_path):
+    config, problems = load_runner_config(
+        write_config(tmp_path, {"scriptsDir": "~no-such-user-here/x"})
+    )
+    assert config.scripts_dir == str(tmp_path / "~no-such-user-here" / "x")
+    assert not errors_of(problems)
 
 
 def test_unknown_keys_are_warnings_and_ignored_as_the_original_ignores_them(tmp_path):
