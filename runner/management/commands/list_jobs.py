@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from runner.jobs import JobRow, job_rows
+from runner.management.base import RunnerCommand
 from runner.schedule import zone
 from runner.terminal import neutralise
 
 HEADERS = ("ENABLED", "ID", "SCHEDULE", "NEXT FIRE", "LAST STATUS", "NAME")
 
 
-class Command(BaseCommand):
+class Command(RunnerCommand):
     help = (
         "List jobs: enabled, id, schedule with its time zone, next fire (in that zone; "
         "'-' when disabled), status of the newest run, name."

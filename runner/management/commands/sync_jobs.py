@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from runner.management.base import RunnerCommand
 from runner.sync import IGNORED, REFUSED, SKIPPED, Entry, SyncError, sync_directory
 from statestore.values import replace_surrogates
 
@@ -16,7 +17,7 @@ WRITTEN = ("added", "updated", "unchanged")
 ACTIONS = (*WRITTEN, SKIPPED)
 
 
-class Command(BaseCommand):
+class Command(RunnerCommand):
     help = (
         "Add or update every job in DIR/*.json. A file holds a list of jobs, or "
         '{"jobs": [...], "queues": [...]}; path scripts resolve relative to DIR\'s parent. '
