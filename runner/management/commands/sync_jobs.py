@@ -68,7 +68,9 @@ def configured_jobs_dir() -> Path:
     config_file = getattr(settings.RUNNER, "config_file", "") or ""
     if config_file:
         return Path(config_file).resolve().parent / "scripts" / "jobs"
-    raise CommandError("give DIR, or set jobsDir in the config file (JEEVES_CONFIG)")
+    raise CommandError(
+        "give DIR, or set jobsDir in the config file (JEEVES_CONFIG) or JEEVES_JOBS_DIR"
+    )
 
 
 def _line(entry: Entry) -> str:
