@@ -41,9 +41,12 @@ from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
+from jeeves_site.small_files import MIB, read_small_file
+
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
 MAX_DISPATCH_LEAD_MS = 5_000
 DEFAULT_FILE_NAME = "config.json"
+MAX_CONFIG_FILE_BYTES = MIB  # the file init writes is 1 KB
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 _SCHEMA = ConfigDict(
@@ -380,7 +383,7 @@ def read_config_file(path: str, problems: list[Problem]) -> dict[str, Any]:
     """The file's JSON object; ``{}`` with a problem when it is unreadable or not an object."""
     LOADED_SIGNATURES[path] = file_signature(path)  # before reading: a later write is seen
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(read_small_file(path, MAX_CONFIG_FILE_BYTES).decode("utf-8"))
     except OSError as exc:
         problems.append(
             Problem(f"JEEVES_CONFIG={path}", f"cannot read the config file: {exc.strerror}")

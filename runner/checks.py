@@ -13,6 +13,7 @@ from django.db import DatabaseError
 
 from jeeves_site.private_files import readable_by_others, runner_paths
 from jeeves_site.runner_config import is_loopback
+from jeeves_site.small_files import MAX_SECRET_FILE_BYTES, read_small_file
 from runner.original_db import configured_database_is_original, original_database_message
 from runner.validation import script_warnings
 
@@ -171,7 +172,7 @@ def check_private_files(app_configs=None, **kwargs) -> list:
 
 def _readable(path: Path) -> bool:
     try:
-        with path.open("rb"):
-            return True
+        read_small_file(path, MAX_SECRET_FILE_BYTES)  # opening a FIFO plainly would hang
     except OSError:
         return False
+    return True

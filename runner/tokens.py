@@ -11,6 +11,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from jeeves_site.small_files import MAX_SECRET_FILE_BYTES, read_small_file
+
 GATEWAY_TOKEN_ENV = "OPENCLAW_GATEWAY_TOKEN"
 GATEWAY_TOKEN_SETTINGS = (
     "gatewayTokenPath (JEEVES_GATEWAY_TOKEN_PATH) naming a file that holds the token, "
@@ -45,7 +47,9 @@ def slack_token() -> str | None:
 
 def _read(path: str, setting: str) -> str:
     try:
-        text = Path(path).expanduser().read_text(encoding="utf-8").strip()
+        text = (
+            read_small_file(Path(path).expanduser(), MAX_SECRET_FILE_BYTES).decode("utf-8").strip()
+        )
     except OSError as exc:
         raise TokenUnavailable(
             f"{setting}: cannot read the token file {path}: {exc.strerror}"
