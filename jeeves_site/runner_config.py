@@ -41,6 +41,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
+from jeeves_site.paths import expand_user
 from jeeves_site.small_files import MIB, read_small_file
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
@@ -599,7 +600,7 @@ def _resolve_paths(config: RunnerConfig, origins: Mapping[tuple, str], path: str
             continue
         keys = tuple(to_camel(name) for name in names)
         root = Path.cwd() if keys in origins else base
-        resolved = str(root / _expand_user(value))
+        resolved = str(root / expand_user(value))
         if len(names) == 1:
             changes[names[0]] = resolved
         else:
@@ -609,15 +610,6 @@ def _resolve_paths(config: RunnerConfig, origins: Mapping[tuple, str], path: str
     if path and not config.jobs_dir:
         changes["jobs_dir"] = str(base / "scripts" / "jobs")
     return dataclasses.replace(config, **changes)
-
-
-def _expand_user(value: str) -> Path:
-    """``~/x`` and ``~name/x`` as a shell expands them; an unknown user's stays as written
-    (bash does the same) rather than raising while the settings load."""
-    try:
-        return Path(value).expanduser()
-    except RuntimeError:
-        return Path(value)
 
 
 def is_loopback(host: str) -> bool:

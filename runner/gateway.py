@@ -21,6 +21,8 @@ from typing import Any, Literal, Self
 
 import httpx
 
+from jeeves_site.paths import expand_user
+
 logger = logging.getLogger("runner.gateway")
 
 # The gateway's default body limit (DEFAULT_BODY_BYTES in its tools-invoke handler).
@@ -521,7 +523,7 @@ def _named_file(text: str, base_dir: Path) -> Path | None:
     """The file ``text`` names, or None when ``text`` is a prompt in its own right."""
     if "\n" in text or Path(text).suffix.lower() not in PROMPT_EXTENSIONS | PROGRAM_EXTENSIONS:
         return None
-    path = base_dir / Path(text).expanduser()
+    path = base_dir / expand_user(text)
     # A one-word name is a file reference; a sentence that ends in "notes.md" is a
     # prompt unless a file by that whole name exists.
     if any(ch.isspace() for ch in text) and not path.is_file():

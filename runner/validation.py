@@ -17,6 +17,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import EMPTY_VALUES
 from django.db import models
 
+from jeeves_site.paths import expand_user
 from runner.cron import CronError, validate_cron
 from runner.execution import environment
 from runner.recurrence_text import RecurrenceError, canonical_text, looks_like_recurrence
@@ -194,7 +195,7 @@ def scripts_dir() -> Path:
 
 def resolve_script_path(script: str) -> Path:
     """The absolute path a path job's ``script`` names."""
-    path = Path(script.strip()).expanduser()
+    path = expand_user(script.strip())
     return path if path.is_absolute() else scripts_dir() / path
 
 

@@ -576,3 +576,34 @@ def _job_form(**overrides: str) -> dict:
         "missed_fire_policy": "skip", "timeout_ms": "", "on_failure": "", "on_success": "",
         "output_channel": "", **overrides,
     }  # fmt: skip
+
+
+# -- a script path under an unknown user's home ------------------------------------------
+
+UNKNOWN_HOME = "~no-such-user-here/poll.sh"
+
+
+@pytest.mark.parametrize("job_type", ["script", "session"])
+def test_a_script_under_an_unknown_users_home_is_saved_with_a_warning_not_a_500(api, job_type):
+    script = UNKNOWN_HOME.replace(".sh", ".md") if job_type == "session" else UNKNOWN_HOME
+    body = {**NEW_JOB, "type": job_type, "source_type": "path", "script": script}
+    response = api.post("/jobs", body)
+    assert response.status_code == 201, response.content
+    assert "not found" in " ".join(response.json()["warnings"])
+
+
+def test_add_job_and_sync_jobs_take_a_script_under_an_unknown_users_home(tmp_path):
+    argv = [*_argv({**NEW_JOB, "script": UNKNOWN_HOME}), "--source-type", "path"]
+    call_command("add_job", *argv, stdout=StringIO(), stderr=StringIO())
+    assert Job.objects.get(id="inbox").script.endswith(UNKNOWN_HOME)
+    _write(tmp_path / "jobs", [{**NEW_JOB, "id": "synced", "script": UNKNOWN_HOME,
+                               "source_type": "path"}])  # fmt: skip
+    call_command("sync_jobs", str(tmp_path / "jobs"), stdout=StringIO(), stderr=StringIO())
+    assert Job.objects.get(id="synced").script.endswith(UNKNOWN_HOME)
+
+
+def test_the_admin_takes_a_script_under_an_unknown_users_home(admin_client):
+    form = _job_form(source_type="path", script=UNKNOWN_HOME)
+    response = admin_client.post(reverse("admin:runner_job_add"), form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Job.objects.get().script == UNKNOWN_HOME

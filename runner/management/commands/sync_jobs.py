@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
+from jeeves_site.paths import expand_user
 from runner.management.base import RunnerCommand
 from runner.sync import IGNORED, REFUSED, SKIPPED, Entry, SyncError, sync_directory
 from statestore.values import replace_surrogates
@@ -64,7 +65,7 @@ def configured_jobs_dir() -> Path:
     original's sync-jobs falls back to. CommandError when neither is known."""
     jobs_dir = getattr(settings.RUNNER, "jobs_dir", "") or ""
     if jobs_dir:
-        return Path(jobs_dir).expanduser()
+        return expand_user(jobs_dir)
     config_file = getattr(settings.RUNNER, "config_file", "") or ""
     if config_file:
         return Path(config_file).resolve().parent / "scripts" / "jobs"
