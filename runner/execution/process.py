@@ -23,7 +23,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from statestore.values import json_loads, json_problem
+from statestore.values import MAX_BIGINT, json_loads, json_problem
 
 RESULT_PREFIX = "JR_RESULT:"
 # A longer line keeps only its end, and a JR_RESULT line that long is ignored.
@@ -210,7 +210,8 @@ def parse_result_line(line: str) -> dict | None:
 
 def _tokens(result: dict | None) -> int | None:
     tokens = (result or {}).get("tokens")
-    if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0:
+    # Beyond 64 bits the runs.tokens column cannot hold it, and the run could not finish.
+    if isinstance(tokens, int) and not isinstance(tokens, bool) and 0 <= tokens <= MAX_BIGINT:
         return tokens
     return None
 

@@ -16,12 +16,13 @@ from django.urls import reverse
 
 from queues.definitions import upsert_queue_definition
 from queues.models import Queue, QueueItem
+from runner.execution.executor import execute_run
 from runner.execution.process import parse_result_line
 from runner.models import Job, RunOutcome
 from statestore.models import StateEntry, StateItem
 from statestore.values import MAX_JSON_BYTES, MAX_JSON_DEPTH
 from tests.api.conftest import ApiClient
-from tests.factories import JobFactory, QueueFactory, QueueItemFactory
+from tests.factories import JobFactory, QueueFactory, QueueItemFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -607,3 +608,14 @@ def test_the_admin_takes_a_script_under_an_unknown_users_home(admin_client):
     response = admin_client.post(reverse("admin:runner_job_add"), form)
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert Job.objects.get().script == UNKNOWN_HOME
+
+
+# -- JR_RESULT lines ------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_result_line_with_tokens_beyond_64_bits_still_lets_the_run_finish():
+    job = JobFactory(script='echo \'JR_RESULT:{"tokens": 100000000000000000000000, "n": 1}\'')
+    run = execute_run(RunFactory(job=job).pk, worker="test:1")
+    assert (run.status, run.tokens) == ("ok", None), run.error
+    assert run.result_meta == {"tokens": 10**23, "n": 1}
