@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import socket
 import stat
 import subprocess
 import sys
@@ -364,3 +366,25 @@ def test_logging_file_of_the_config_receives_the_log(tmp_path):
     result = run_check(tmp_path, environ)
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
+
+
+@pytest.mark.slow
+def test_start_says_why_it_stopped_when_its_port_is_taken(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "JEEVES_DATA_DIR": str(tmp_path / "data"),
+            "JEEVES_PORT": str(port),
+        }
+        result = subprocess.run(
+            [str(ROOT / "scripts" / "start")], cwd=tmp_path, env=env,
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-3:]
+    assert any(f"the web server on 127.0.0.1:{port} stopped" in line for line in last), last
+    assert "set JEEVES_PORT" in result.stderr
