@@ -388,3 +388,10 @@ def test_start_says_why_it_stopped_when_its_port_is_taken(tmp_path):
     last = result.stderr.strip().splitlines()[-3:]
     assert any(f"the web server on 127.0.0.1:{port} stopped" in line for line in last), last
     assert "set JEEVES_PORT" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_bad_variable_stops_manage_py_with_one_line_naming_it(tmp_path):
+    result = run_check(tmp_path, {"JEEVES_SESSION_AGE_S": "abc"})
+    assert result.returncode == 1
+    assert result.stderr == "manage.py: JEEVES_SESSION_AGE_S='abc' is not an integer\n"
