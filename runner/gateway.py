@@ -21,7 +21,7 @@ from typing import Any, Literal, Self
 
 import httpx
 
-from jeeves_site.paths import expand_user
+from jeeves_site.paths import expand_user, is_file
 
 logger = logging.getLogger("runner.gateway")
 
@@ -526,7 +526,7 @@ def _named_file(text: str, base_dir: Path) -> Path | None:
     path = base_dir / expand_user(text)
     # A one-word name is a file reference; a sentence that ends in "notes.md" is a
     # prompt unless a file by that whole name exists.
-    if any(ch.isspace() for ch in text) and not path.is_file():
+    if any(ch.isspace() for ch in text) and not is_file(path):
         return None
     return path
 

@@ -17,7 +17,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import EMPTY_VALUES
 from django.db import models
 
-from jeeves_site.paths import expand_user
+from jeeves_site.paths import expand_user, is_file, path_problem
 from runner.cron import CronError, validate_cron
 from runner.execution import environment
 from runner.recurrence_text import RecurrenceError, canonical_text, looks_like_recurrence
@@ -216,6 +216,10 @@ def validate_script(job_type: str, source_type: str, script: str) -> None:
         raise ValidationError(
             {"script": "a session job takes a prompt or a .md/.txt file, not a program file"}
         )
+    if job_type != "session" and source_type == "path":
+        problem = path_problem(script.strip())
+        if problem:
+            raise ValidationError({"script": problem})
 
 
 def script_warnings(job_type: str, source_type: str, script: str) -> list[str]:
@@ -225,7 +229,7 @@ def script_warnings(job_type: str, source_type: str, script: str) -> list[str]:
     if job_type == "session" and not _names_a_file(script, PROMPT_FILE_SUFFIXES):
         return []  # a path session job whose script names no .md/.txt file: the prompt
     path = resolve_script_path(script)
-    if path.is_file():
+    if is_file(path):
         return []
     kind = "prompt file" if job_type == "session" else "script"
     return [f"script: {kind} not found: {path}; saved anyway, its runs fail until it exists"]

@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from queues.definitions import upsert_queue_definition
 from queues.models import Queue, QueueItem
+from runner.checks import check_missing_scripts
 from runner.execution.executor import execute_run
 from runner.execution.process import parse_result_line
 from runner.models import Job, RunOutcome
@@ -619,3 +620,29 @@ def test_a_result_line_with_tokens_beyond_64_bits_still_lets_the_run_finish():
     run = execute_run(RunFactory(job=job).pk, worker="test:1")
     assert (run.status, run.tokens) == ("ok", None), run.error
     assert run.result_meta == {"tokens": 10**23, "n": 1}
+
+
+# -- a script path no file system can hold -------------------------------------------------
+
+LONG_NAME = "/tmp/" + "a" * 300 + ".sh"
+
+
+def test_a_script_path_with_a_name_too_long_for_any_file_is_refused_not_a_500(api):
+    response = api.post("/jobs", {**NEW_JOB, "source_type": "path", "script": LONG_NAME})
+    assert "part of it is longer than 255 bytes" in refused(response, "script")
+    long_path = "/tmp/" + "/".join(["a" * 200] * 25)
+    response = api.post("/jobs", {**NEW_JOB, "source_type": "path", "script": long_path})
+    assert "longer than 4095 bytes" in refused(response, "script")
+    assert not Job.objects.exists()
+
+
+def test_a_stored_job_with_such_a_path_does_not_break_manage_py_check():
+    Job.objects.bulk_create([JobFactory.build(source_type="path", script=LONG_NAME)])
+    [warning] = check_missing_scripts()
+    assert warning.id == "runner.W020"
+
+
+def test_a_session_prompt_sentence_ending_in_a_long_md_name_is_a_prompt(api):
+    prompt = "summarise " + "x" * 300 + ".md"
+    body = {**NEW_JOB, "type": "session", "source_type": "path", "script": prompt}
+    assert api.post("/jobs", body).status_code == 201
