@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from queues.definitions import upsert_queue_definition
 from queues.models import Queue, QueueItem
+from runner.api.handlers import server_error
 from runner.checks import check_missing_scripts
 from runner.execution.executor import execute_run
 from runner.execution.process import parse_result_line
@@ -646,3 +647,33 @@ def test_a_session_prompt_sentence_ending_in_a_long_md_name_is_a_prompt(api):
     prompt = "summarise " + "x" * 300 + ".md"
     body = {**NEW_JOB, "type": "session", "source_type": "path", "script": prompt}
     assert api.post("/jobs", body).status_code == 201
+
+
+# -- Django's own refusals on the API's paths ----------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/jobs", "/jobs", "/status"])
+def test_a_host_the_server_does_not_answer_to_is_a_json_400(api, path):
+    response = api.get(path, HTTP_HOST="evil.example")
+    assert "DJANGO_ALLOWED_HOSTS" in refused(response, "host")
+    assert "evil.example" not in response.json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/api/jobz", "/api/jobs/inbox/nothing/here", "/jobs/a/b/c/d"])
+def test_a_path_no_route_has_is_a_json_404(api, path):
+    response = api.client.get(path, headers=api.headers)
+    assert response.status_code == 404
+    assert response.json()["error"].startswith("no such API path")
+
+
+def test_the_admin_keeps_its_own_pages(admin_client):
+    response = admin_client.get("/admin/nothing-here/")
+    assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
+
+
+def test_a_crash_on_an_api_path_answers_in_the_one_shape(rf):
+    response = server_error(rf.get("/api/jobs"))
+    assert response.status_code == 500
+    assert json.loads(response.content) == {
+        "error": "internal error; the runner's log has the details"
+    }
