@@ -85,8 +85,21 @@ def is_reserved_env_name(name: str) -> bool:
     return environment.is_reserved(name)
 
 
+# Linux's MAX_ARG_STRLEN: one "NAME=value" or one argument longer than this (with its
+# NUL) cannot be passed to a program; every run of such a job would fail to start.
+MAX_EXEC_STRING_BYTES = 32 * 4096 - 1
+# All of env and args together, well under the kernel's total (a quarter of the stack
+# limit, 2 MiB by default), which the runner's own environment shares.
+MAX_EXEC_TOTAL_BYTES = 1024 * 1024
+
+
+def _exec_bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def validate_env(value: object) -> None:
-    """A JSON object of string names to string values, none of them reserved."""
+    """A JSON object of string names to string values, none of them reserved, each
+    ``NAME=value`` within MAX_EXEC_STRING_BYTES and all within MAX_EXEC_TOTAL_BYTES."""
     if not isinstance(value, dict):
         raise ValidationError("must be a JSON object of strings", code="invalid_env")
     for name, text in value.items():
@@ -105,12 +118,35 @@ def validate_env(value: object) -> None:
             raise ValidationError(
                 f"{name} is set by the runner and cannot be overridden", code="reserved_env"
             )
+        if _exec_bytes(f"{name}={text}") > MAX_EXEC_STRING_BYTES:
+            raise ValidationError(
+                f"{name} is longer than a program can be given ({MAX_EXEC_STRING_BYTES:,} "
+                "bytes for NAME=value); put large data in a file or in state",
+                code="invalid_env",
+            )
+    if sum(_exec_bytes(f"{name}={text}") for name, text in value.items()) > MAX_EXEC_TOTAL_BYTES:
+        raise ValidationError(
+            f"is larger than {MAX_EXEC_TOTAL_BYTES:,} bytes in all; put large data in a file",
+            code="invalid_env",
+        )
 
 
 def validate_args(value: object) -> None:
     """A JSON list of strings."""
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ValidationError("must be a JSON list of strings", code="invalid_args")
+    for index, item in enumerate(value):
+        if _exec_bytes(item) > MAX_EXEC_STRING_BYTES:
+            raise ValidationError(
+                f"item {index} is longer than a program can be given "
+                f"({MAX_EXEC_STRING_BYTES:,} bytes); put large data in a file",
+                code="invalid_args",
+            )
+    if sum(_exec_bytes(item) for item in value) > MAX_EXEC_TOTAL_BYTES:
+        raise ValidationError(
+            f"are larger than {MAX_EXEC_TOTAL_BYTES:,} bytes in all; put large data in a file",
+            code="invalid_args",
+        )
 
 
 def validate_storable(values: dict[str, object]) -> None:

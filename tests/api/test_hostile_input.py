@@ -677,3 +677,26 @@ def test_a_crash_on_an_api_path_answers_in_the_one_shape(rf):
     assert json.loads(response.content) == {
         "error": "internal error; the runner's log has the details"
     }
+
+
+# -- env and args a program can be given -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("env", {"A": "x" * 131_070}, "longer than a program can be given"),
+        ("args", ["--x", "y" * 131_072], "item 1 is longer than a program can be given"),
+        ("env", {f"V{i}": "x" * 100_000 for i in range(11)}, "larger than 1,048,576 bytes"),
+        ("args", ["x" * 100_000] * 11, "larger than 1,048,576 bytes"),
+    ],
+    ids=["env-string", "arg-string", "env-total", "args-total"],
+)
+def test_env_or_args_no_program_could_be_started_with_are_refused(api, field, value, needle):
+    assert needle in refused(api.post("/jobs", {**NEW_JOB, field: value}), field)
+    assert not Job.objects.exists()
+
+
+def test_env_and_args_up_to_the_limit_run(api):
+    body = {**NEW_JOB, "env": {"A": "x" * 131_069}, "args": ["y" * 131_071]}
+    assert api.post("/jobs", body).status_code == 201
