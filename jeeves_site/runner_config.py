@@ -76,6 +76,16 @@ def _os_text(value: str) -> str:
     return value
 
 
+def _host(value: str) -> str:
+    """An address or host name: no spaces or control characters (gunicorn would bind a
+    name that resolves nowhere, or the check for a loopback address would not match)."""
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise ValueError(
+            f"{value!r} is not an address or host name (it holds a space or a control character)"
+        )
+    return value
+
+
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -176,7 +186,7 @@ class RunnerConfig:
     """
 
     port: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1, le=65535)] = 1937
-    host: Text = Field("127.0.0.1", min_length=1)
+    host: Annotated[Text, AfterValidator(_host)] = Field("127.0.0.1", min_length=1)
     db_path: OptionalText = ""
     max_concurrency: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1, le=1000)] = 16
     run_retention_days: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1)] = 30

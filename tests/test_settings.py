@@ -224,6 +224,8 @@ def test_a_config_json_in_the_data_directory_is_read_when_jeeves_config_is_unset
         ({"dbPath": "a\x00b"}, "dbPath", "NUL"),
         ({"dbPath": "\ud800"}, "dbPath", "lone surrogate"),
         ({"host": "\x00"}, "host", "NUL"),
+        ({"host": "127.0.0.1\n"}, "host", "not an address or host name"),
+        ({"host": "0.0.0.0 "}, "host", "not an address or host name"),
         ({"runners": {"sh": "bash \x00"}}, "runners.sh.1", "NUL"),
         ({"runners": {"s\x00h": "bash"}}, "runners.s\x00h.[key]", "NUL"),
         ({"logging": {"file": "\x00"}}, "logging.file", "NUL"),
