@@ -3,7 +3,11 @@ it buried each command's own line under a block of warnings; ``manage.py check``
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -11,6 +15,7 @@ from django.core.management import CommandError, call_command
 from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parent.parent
 
 COMMANDS = [
     ("list_jobs",),
@@ -59,3 +64,18 @@ def test_the_other_checks_still_run_before_the_runners_commands(missing_script, 
     settings.TIME_ZONE_PROBLEM = "TZ names no zone"
     with pytest.raises(CommandError, match=r"runner\.E004"):
         call_command("list_jobs", skip_checks=False, stdout=StringIO(), stderr=StringIO())
+
+
+@pytest.mark.slow
+def test_a_command_run_against_an_unmigrated_database_says_so_in_one_line(tmp_path):
+    env = {"PATH": os.environ["PATH"], "JEEVES_DATA_DIR": str(tmp_path / "elsewhere")}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "list_jobs"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    database = tmp_path / "elsewhere" / "jeeves.sqlite3"
+    assert result.stderr == (
+        f"CommandError: the database {database} has no runner tables: run manage.py migrate, "
+        "or give this command the runner's JEEVES_DATA_DIR or DATABASE_URL\n"
+    )
