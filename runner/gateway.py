@@ -22,6 +22,7 @@ from typing import Any, Literal, Self
 import httpx
 
 from jeeves_site.paths import expand_user, is_file
+from jeeves_site.small_files import read_small_file
 
 logger = logging.getLogger("runner.gateway")
 
@@ -532,8 +533,10 @@ def _named_file(text: str, base_dir: Path) -> Path | None:
 
 
 def _read_prompt_file(path: Path) -> str:
+    # A regular file only (a FIFO would block the worker for ever), and no more than the
+    # gateway would take; a larger one is refused by the size check before sending.
     try:
-        content = path.read_text(encoding="utf-8")
+        content = read_small_file(path, MAX_REQUEST_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise PromptError(f"the prompt file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
