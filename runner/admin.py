@@ -14,12 +14,13 @@ from django_q import models as q_models
 from jeeves_site.admin_tools import CappedCountPaginator
 from jeeves_site.json_forms import JSON_FIELD_OVERRIDES
 from runner import admin_marks as marks
-from runner import manual
-from runner.api.permissions import missing
+from runner import admin_views, manual
+from runner.admin_chart import duration_chart
+from runner.api.permissions import Forbidden, missing, require
 from runner.dashboard import dashboard
 from runner.describe import duration_words, schedule_words
 from runner.jobs import set_enabled
-from runner.models import Incident, Job, Run, RunStatus
+from runner.models import ACTIVE_RUN_STATUSES, Incident, Job, Run, RunStatus
 
 admin.site.site_header = admin.site.site_title = "jeeves-runner"
 admin.site.index_title = "Console"
@@ -68,8 +69,15 @@ SCHEDULE_HELP = (
     "Cron, 5 fields (minute hour day month weekday) or 6 with seconds first. Examples: "
     "'*/10 * * * * *' every 10 seconds; '*/5 * * * *' every 5 minutes; "
     "'30 9 * * 1-5' at 09:30 on weekdays; '0 3 1 * *' at 03:00 on the 1st; '@daily'. "
-    "In the job's time zone."
+    'Or a recurrence object: {"freq": "minutely", "interval": 11}. '
+    "In the job's time zone; the next fires are previewed below as you type."
 )
+# Fields that apply to one job type only (runner.models.JobType): the rest apply to both.
+SCRIPT_ONLY = ("interpreter", "args", "env")
+SESSION_ONLY = ("thinking",)
+# The duration chart's runs; the table lists the newest of them.
+CHART_RUNS = 30
+TABLE_RUNS = 10
 _STRIP_FIELDS = ("id", "job_id", "status", "created_at", "duration_ms")
 
 
@@ -158,20 +166,51 @@ class JobAdmin(admin.ModelAdmin):
         ("Record", {"fields": ("created_at", "updated_at", "schedule_effective_at")}),
     )
 
+    change_form_template = "admin/runner/job/change_form.html"
+
     class Media:
         css = {"all": ("runner/console.css",)}
+        js = ("runner/job_form.js",)
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = list(super().get_fieldsets(request, obj))
         if obj is None:
-            return fieldsets
-        # Fields shown only where they apply: `thinking` is a session setting.
-        what = ("type", "source_type", "script", "args", "env")
-        if obj.type == "session":
-            what = (*what, "thinking")
-        fieldsets[1] = ("What runs", {"fields": what})
-        fieldsets.insert(-1, ("Last runs", {"fields": ("recent_runs_table",)}))
+            return fieldsets  # a new job: job_form.js hides what its chosen type does not use
+        # Fields shown only where they apply: `thinking` is a session setting; the
+        # interpreter, arguments and environment are a script's.
+        what = fieldsets[1][1]["fields"]
+        other = SCRIPT_ONLY if obj.type == "session" else SESSION_ONLY
+        fieldsets[1] = ("What runs", {"fields": tuple(f for f in what if f not in other)})
+        fieldsets.insert(-1, ("Last runs", {"fields": ("duration_chart", "recent_runs_table")}))
         return fieldsets
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("preview/", wrap(admin_views.schedule_preview), name="runner_job_preview"),
+            path("<path:object_id>/run/", wrap(self.run_now_view), name="runner_job_run"),
+            *super().get_urls(),
+        ]
+
+    def run_now_view(self, request, object_id: str):
+        """POST: queue a manual run of this job and open its page (``jobs.run``)."""
+        job = get_object_or_404(Job, pk=object_id)
+        if request.method != "POST":
+            raise PermissionDenied
+        try:
+            require(request, "jobs.run")
+        except Forbidden:
+            raise PermissionDenied from None
+        [run] = manual.request_runs([job], timezone.now())
+        self.message_user(
+            request, f"Queued run #{run.pk} of {job.pk} for the workers.", messages.SUCCESS
+        )
+        return redirect("admin:runner_run_change", run.pk)
+
+    def render_change_form(self, request, context, *args, obj=None, **kwargs):
+        context["may_run"] = obj is not None and self.has_run_permission(request)
+        context["preview_url"] = reverse("admin:runner_job_preview")
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
     def save_model(self, request, obj: Job, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -182,11 +221,15 @@ class JobAdmin(admin.ModelAdmin):
         # The id is the primary key: renaming would orphan nothing but surprise everyone.
         if obj is None:
             return self.readonly_fields
-        return (*self.readonly_fields, "id", "recent_runs_table")
+        return (*self.readonly_fields, "id", "duration_chart", "recent_runs_table")
 
-    @admin.display(description="last 10 runs")
+    @admin.display(description=f"durations, last {CHART_RUNS} runs")
+    def duration_chart(self, job: Job):
+        return duration_chart(list(job.runs.order_by("-id").only(*_STRIP_FIELDS)[:CHART_RUNS]))
+
+    @admin.display(description=f"last {TABLE_RUNS} runs")
     def recent_runs_table(self, job: Job):
-        runs = list(job.runs.order_by("-id")[:10])
+        runs = list(job.runs.order_by("-id").only(*_STRIP_FIELDS)[:TABLE_RUNS])
         if not runs:
             return "—"
         rows = format_html_join(
@@ -358,8 +401,12 @@ class RunAdmin(admin.ModelAdmin):
         return False
 
     def get_urls(self):
-        rerun = self.admin_site.admin_view(self.rerun_view)
-        return [path("<int:run_id>/rerun/", rerun, name="runner_run_rerun"), *super().get_urls()]
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:run_id>/rerun/", wrap(self.rerun_view), name="runner_run_rerun"),
+            path("<int:run_id>/live/", wrap(admin_views.run_live), name="runner_run_live"),
+            *super().get_urls(),
+        ]
 
     def rerun_view(self, request, run_id: int):
         """POST: start a manual run of this run's job and open its page (needs runner.run_job)."""
@@ -372,6 +419,9 @@ class RunAdmin(admin.ModelAdmin):
 
     def render_change_form(self, request, context, *args, obj=None, **kwargs):
         context["may_rerun"] = obj is not None and request.user.has_perm("runner.run_job")
+        if obj is not None and obj.status in ACTIVE_RUN_STATUSES:
+            # The page follows a pending or running run (runner/run_live.js) until it ends.
+            context["live_url"] = reverse("admin:runner_run_live", args=[obj.pk])
         return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
     @admin.display(description="job", ordering="job_id")
@@ -425,23 +475,36 @@ class RunAdmin(admin.ModelAdmin):
         return _pre(run.error)
 
     @admin.display(description="output")
-    def output_note(self, run: Run) -> str:
+    def output_note(self, run: Run):
+        if run.status in ACTIVE_RUN_STATUSES:
+            note = "running: below are the latest lines so far, refreshed as the run writes them."
+            return format_html('<span class="jr-note">{}</span>', note)
         size = f"stdout {run.stdout_bytes} bytes, stderr {run.stderr_bytes} bytes"
         if run.output_truncated:
-            return f"{size}; the longer output is shown by its last lines only (as configured)."
-        return f"{size}; shown in full."
+            note = f"{size}; only the last lines are kept (outputTailLines in the configuration)."
+        else:
+            note = f"{size}; shown in full."
+        return format_html('<span class="jr-note">{}</span>', note)
 
     @admin.display(description="stdout (tail)")
     def stdout_text(self, run: Run):
-        return _pre(run.stdout)
+        return _output(run, "stdout")
 
     @admin.display(description="stderr (tail)")
     def stderr_text(self, run: Run):
-        return _pre(run.stderr)
+        return _output(run, "stderr")
 
 
 def _pre(text: str):
-    return format_html('<pre style="white-space: pre-wrap">{}</pre>', text) if text else "—"
+    return format_html('<pre class="jr-output">{}</pre>', text) if text else "—"
+
+
+def _output(run: Run, stream: str):
+    """A stream's tail; while the run is active, an element run_live.js keeps filling."""
+    text = getattr(run, stream)
+    if not text and run.status not in ACTIVE_RUN_STATUSES:
+        return "—"
+    return format_html('<pre class="jr-output" id="jr-{}">{}</pre>', stream, text)
 
 
 @admin.register(Incident)
