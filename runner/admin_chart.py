@@ -35,15 +35,15 @@ def duration_chart(runs: list[Run]):
     plot = HEIGHT - AXIS
     bars = format_html_join(
         "",
-        '<a href="{}"><rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}">'
+        '<a href="{}"><rect x="{}" y="{}" width="{}" height="{}" fill="{}">'
         "<title>#{} {} {}</title></rect></a>",
         (
             (
                 reverse("admin:runner_run_change", args=[run.pk]),
-                index * step,
-                plot - _height(run.duration_ms, longest, plot),
-                bar_width,
-                _height(run.duration_ms, longest, plot),
+                _number(index * step),
+                _number(plot - _height(run.duration_ms, longest, plot)),
+                _number(bar_width),
+                _number(_height(run.duration_ms, longest, plot)),
                 COLOURS.get(run.status, "#777"),
                 run.pk,
                 run.status,
@@ -69,3 +69,8 @@ def duration_chart(runs: list[Run]):
 
 def _height(duration_ms: int, longest: int, plot: int) -> float:
     return max(MIN_BAR, duration_ms / longest * (plot - 2))
+
+
+def _number(value: float) -> str:
+    # format_html escapes its arguments to strings first, so numbers come formatted.
+    return f"{value:.1f}"

@@ -117,9 +117,10 @@ def test_the_run_page_links_the_previous_and_next_run_of_its_job(admin_client):
 
 
 def test_a_truncated_output_is_a_note_not_an_error(admin_client):
-    run = RunFactory(output_truncated=True, stdout="tail")
+    run = RunFactory(status="ok", output_truncated=True, stdout="tail")
     page = admin_client.get(reverse("admin:runner_run_change", args=[run.pk])).text
-    assert "shown by its last lines only" in page
+    assert "only the last lines are kept (outputTailLines in the configuration)" in page
+    assert 'class="jr-note"' in page
     assert "icon-no.svg" not in page
 
 
