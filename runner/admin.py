@@ -315,7 +315,7 @@ class JobAdmin(admin.ModelAdmin):
         return format_html(
             '<code>{}</code><span class="jr-words">{}</span>',
             job.schedule,
-            schedule_words(job.schedule),
+            schedule_words(job.schedule, job.zone_name),
         )
 
     @admin.display(description="next fire")

@@ -80,7 +80,7 @@ def schedule_preview(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {
             "zone": shown_in,
-            "words": schedule_words(expression),
+            "words": schedule_words(expression, zone_name),
             "fires": [
                 {
                     "at": at.isoformat(),
