@@ -4,6 +4,7 @@ a running run. The browser tests (tests/browser/) drive the same pages for real.
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 
 import pytest
@@ -31,7 +32,7 @@ def test_the_preview_lists_the_next_five_fires_in_the_zone_by_the_schedulers_cod
     assert body["words"]
     assert [fire["local"][10:] for fire in body["fires"]] == [" 09:00:30 CET"] * 5
     fires = [datetime.fromisoformat(fire["at"]) for fire in body["fires"]]
-    for before, after in zip(fires, fires[1:], strict=False):
+    for before, after in itertools.pairwise(fires):
         assert schedule.next_fire_after("30 0 9 * * 1-5", "Europe/Berlin", before) == after
     assert all(fire["relative"].startswith("in ") for fire in body["fires"])
 

@@ -1,4 +1,4 @@
-"""Real-browser fixtures: Debian's Chromium, headless at 1366×900, driven by selenium
+"""Real-browser fixtures: Debian's Chromium, headless at 1366 x 900, driven by selenium
 through /usr/bin/chromedriver against pytest-django's live server on 127.0.0.1.
 
 A failing test leaves a screenshot in ``test-artifacts/`` (``JEEVES_TEST_ARTIFACTS``
@@ -9,6 +9,7 @@ Every wait is an explicit ``WebDriverWait`` on a condition, never a sleep.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WIDTH, HEIGHT = 1366, 900
-PASSWORD = "browser-test-password"  # noqa: S105: a throwaway login in the test database
+PASSWORD = "browser-test-password"  # a throwaway login in the test database
 WAIT_S = 20.0
 
 pytestmark = pytest.mark.slow
@@ -135,10 +136,9 @@ def browser(chromium, live_server, request) -> Browser:
     if report is not None and report.failed:
         folder = _artifacts_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        try:
+        # A browser that died cannot be photographed; the failure says why.
+        with contextlib.suppress(WebDriverException):
             chromium.save_screenshot(str(folder / f"{request.node.name}.png"))
-        except WebDriverException:
-            pass  # a browser that died cannot be photographed; the failure says why
 
 
 @pytest.fixture
