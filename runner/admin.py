@@ -26,6 +26,9 @@ admin.site.site_header = admin.site.site_title = "jeeves-runner"
 admin.site.index_title = "Console"
 # No public site to "view": the header links to the API docs instead (admin/base_site.html).
 admin.site.site_url = None
+# Lists need the width more than a second copy of the model list: the home page has it,
+# and the breadcrumbs lead back there. Without the sidebar the run list fits 1366 px.
+admin.site.enable_nav_sidebar = False
 
 # The admin index is the console's home page: the dashboard above the model list.
 _plain_index = admin.site.index
@@ -52,7 +55,14 @@ def _dashboard_context(now) -> dict:
         "next_fires": [
             (at, job, marks.moment(at, job.zone_name, now)) for at, job in board.next_fires
         ],
+        "queues": [
+            (queue, _age_words(queue["oldest_pending_age_seconds"])) for queue in board.queues
+        ],
     }
+
+
+def _age_words(seconds: float | None) -> str:
+    return "" if seconds is None else duration_words(seconds * 1000)
 
 
 admin.site.index = _index_with_dashboard
@@ -75,6 +85,8 @@ SCHEDULE_HELP = (
 # Fields that apply to one job type only (runner.models.JobType): the rest apply to both.
 SCRIPT_ONLY = ("interpreter", "args", "env")
 SESSION_ONLY = ("thinking",)
+# Text boxes sized to what they usually hold, so the job page reads without scrolling far.
+TEXT_ROWS = {"description": 2, "schedule": 2, "script": 6, "args": 2, "env": 3}
 # The duration chart's runs; the table lists the newest of them.
 CHART_RUNS = 30
 TABLE_RUNS = 10
@@ -113,7 +125,7 @@ class JobAdmin(admin.ModelAdmin):
     formfield_overrides = JSON_FIELD_OVERRIDES
     list_display = (
         "id", "name", "schedule_text", "next_fire", "type", "enabled", "last_status",
-        "last_runs", "median_duration", "last_skipped_at",
+        "last_runs", "median_duration",
     )  # fmt: skip
     list_filter = ("type", "enabled", LastStatusFilter)
     search_fields = ("id", "name")
@@ -181,7 +193,8 @@ class JobAdmin(admin.ModelAdmin):
         what = fieldsets[1][1]["fields"]
         other = SCRIPT_ONLY if obj.type == "session" else SESSION_ONLY
         fieldsets[1] = ("What runs", {"fields": tuple(f for f in what if f not in other)})
-        fieldsets.insert(-1, ("Last runs", {"fields": ("duration_chart", "recent_runs_table")}))
+        # The history first: what an operator opens a job's page to see.
+        fieldsets.insert(1, ("Last runs", {"fields": ("duration_chart", "recent_runs_table")}))
         return fieldsets
 
     def get_urls(self):
@@ -273,6 +286,8 @@ class JobAdmin(admin.ModelAdmin):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
         if db_field.name in self.OPTIONAL_FIELDS and field is not None:
             field.required = False
+        if db_field.name in TEXT_ROWS and field is not None:
+            field.widget.attrs["rows"] = TEXT_ROWS[db_field.name]
         return field
 
     def has_run_permission(self, request) -> bool:
@@ -313,7 +328,7 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="schedule", ordering="schedule")
     def schedule_text(self, job: Job):
         return format_html(
-            '<code>{}</code><span class="jr-words">{}</span>',
+            '<span class="jr-schedule"><code>{}</code><span class="jr-words">{}</span></span>',
             job.schedule,
             schedule_words(job.schedule, job.zone_name),
         )
@@ -331,13 +346,18 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="last status", ordering="last_status")
     def last_status(self, job: Job):
-        """The last run that ran (a skipped missed fire does not hide it), with its time."""
-        if not job.last_status:
-            return "—"
-        at = timezone.localtime(job.last_run_at).strftime("%Y-%m-%d %H:%M:%S")
-        return format_html(
-            '{} <small class="jr-when">{}</small>', marks.status_badge(job.last_status), at
-        )
+        """The last run that ran (a skipped missed fire does not hide it), with its time,
+        and the last skip apart, when there is one."""
+        shown = "—"
+        if job.last_status:
+            at = timezone.localtime(job.last_run_at).strftime("%Y-%m-%d %H:%M:%S")
+            shown = format_html(
+                '{} <small class="jr-when">{}</small>', marks.status_badge(job.last_status), at
+            )
+        if job.last_skipped_at is None:
+            return shown
+        skipped = timezone.localtime(job.last_skipped_at).strftime("%Y-%m-%d %H:%M:%S")
+        return format_html('{}<small class="jr-skip">last skip {}</small>', shown, skipped)
 
     @admin.display(description="last runs")
     def last_runs(self, job: Job):
@@ -346,12 +366,6 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="median")
     def median_duration(self, job: Job) -> str:
         return marks.median_duration(getattr(job, "recent_runs", []))
-
-    @admin.display(description="last skip", ordering="last_skipped_at")
-    def last_skipped_at(self, job: Job):
-        if job.last_skipped_at is None:
-            return "—"
-        return timezone.localtime(job.last_skipped_at).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class JobFilter(admin.SimpleListFilter):

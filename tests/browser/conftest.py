@@ -114,16 +114,26 @@ class Browser:
         self.wait("the console after logging in", lambda d: d.find_elements(By.ID, "user-tools"))
 
     def scrolls_sideways(self) -> bool:
+        """The page, or the admin's result table in its own scroll box, is wider than shown."""
         return self.driver.execute_script(
-            "const e = document.documentElement; return e.scrollWidth > e.clientWidth;"
+            "const boxes = [document.documentElement, ...document.querySelectorAll('.results')];"
+            "return boxes.some(e => e.scrollWidth > e.clientWidth);"
         )
 
-    def show(self, name: str) -> None:
-        """Save the page for the README when ``JEEVES_SCREENSHOTS`` names a folder."""
+    def show(self, name: str, whole_page: bool = False) -> None:
+        """Save the page for the README when ``JEEVES_SCREENSHOTS`` names a folder;
+        ``whole_page`` makes the window as tall as the page first (up to 3000 px)."""
         folder = os.environ.get("JEEVES_SCREENSHOTS")
-        if folder:
-            Path(folder).mkdir(parents=True, exist_ok=True)
+        if not folder:
+            return
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        if whole_page:
+            height = self.driver.execute_script("return document.documentElement.scrollHeight")
+            self.driver.set_window_size(WIDTH, min(max(height + 100, HEIGHT), 3000))
+        try:
             self.driver.save_screenshot(str(Path(folder) / f"{name}.png"))
+        finally:
+            self.driver.set_window_size(WIDTH, HEIGHT)
 
 
 @pytest.fixture

@@ -7,16 +7,13 @@ The Run-now case runs real ``runscheduler`` workers against the live server's da
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from django.conf import settings
-from django.utils import timezone
 from selenium.webdriver.support.ui import Select
 
-from queues.models import ItemStatus
 from runner.models import Job, Run
-from tests.factories import JobFactory, QueueFactory, QueueItemFactory, RunFactory
+from tests.browser import console_data
+from tests.factories import JobFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -82,22 +79,23 @@ def test_run_now_shows_a_running_scripts_output_live_and_the_failure_on_the_dash
     assert "feed 2 of 3: unreachable" in failure.text or "exit code 2" in failure.text
 
 
-def test_the_lists_fit_a_1366_px_window(browser, operator):
-    now = timezone.now()
-    job = JobFactory(id="a-job-with-a-rather-long-identifier-for-width", schedule="*/10 * * * * *")
-    for minutes in range(25):
-        RunFactory(
-            job=job,
-            status="error" if minutes % 7 == 3 else "ok",
-            trigger="schedule",
-            scheduled_for=now - timedelta(minutes=minutes),
-            started_at=now - timedelta(minutes=minutes),
-            duration_ms=1234 + minutes * 10_000,
-            exit_code=0,
-        )
-    QueueItemFactory(queue=QueueFactory(id="emails"), status=ItemStatus.PENDING)
+def test_the_console_pages_fit_a_1366_px_window_with_a_night_of_runs(browser, operator):
+    console_data.build()
     browser.log_in("operator")
-    for page in ("/admin/", "/admin/runner/job/", "/admin/runner/run/", "/admin/queues/queue/"):
-        browser.get(page)
-        browser.wait(f"{page} to load", lambda d: browser.find_all("#content"))
-        assert not browser.scrolls_sideways(), page
+    pages = [
+        ("/admin/", "#jr-failures", "scrape-prices", "dashboard"),
+        ("/admin/runner/job/", "#result_list", "Every 10 minutes", "job-list"),
+        ("/admin/runner/job/scrape-prices/change/", ".jr-chart", "longest", "job-page"),
+        ("/admin/runner/run/", "#result_list", "sync-crm", "run-list"),
+        ("/admin/queues/queue/", "#result_list", "thumbnails", "queue-list"),
+    ]
+    for path, where, text, name in pages:
+        browser.get(path)
+        browser.wait_text(where, text) if where != ".jr-chart" else browser.wait(
+            "the duration chart", lambda d: browser.find_all(".jr-chart rect")
+        )
+        assert not browser.scrolls_sideways(), path
+        browser.show(name, whole_page=name in ("job-page", "dashboard"))
+    browser.get("/admin/runner/job/scrape-prices/change/")
+    preview = browser.wait_text("#jr-preview", "Next 5 fires")
+    assert len(browser.find_all("#jr-preview li")) == 5, preview.text
