@@ -9,6 +9,7 @@ short text, since no library knows that format.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from cron_descriptor import CasingTypeEnum, ExpressionDescriptor, Options
 
@@ -25,6 +26,7 @@ _NICKNAMES = {
 }
 
 
+@lru_cache(maxsize=4096)  # a pure function of its text; lists repeat the same schedules
 def schedule_words(expression: str, zone_name: str = "UTC") -> str:
     """``"*/10 * * * * *"`` -> ``"every 10 seconds"``; ``""`` when it cannot be described.
 
