@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Value
+from django.db.models.functions import Concat
 
 from queues.status import queue_statuses
 from runner import admin_fires
@@ -68,12 +69,19 @@ def _running(now: datetime) -> list[tuple[Run, float]]:
 
 
 def _failures(now: datetime) -> list[Failure]:
-    failed = Run.objects.filter(status__in=ERROR_STATUSES, created_at__gte=now - FAILURE_WINDOW)
-    groups = list(failed.order_by().values("job_id").annotate(count=Count("id"), latest=Max("id")))
+    # The window's runs through runs_finished_at (a failed run has finished). Grouped by
+    # job_id || '', since grouped by the column itself SQLite walks all of runs_job_newest
+    # (every run, 0.8 s at a million) rather than the day's range.
+    failed = Run.objects.filter(status__in=ERROR_STATUSES, finished_at__gte=now - FAILURE_WINDOW)
+    groups = list(
+        failed.order_by()
+        .values(group=Concat("job_id", Value("")))
+        .annotate(count=Count("id"), latest=Max("id"))
+    )
     groups.sort(key=lambda group: -group["latest"])
     groups = groups[:LIST_LIMIT]
     latest = Run.objects.in_bulk([group["latest"] for group in groups])
-    return [Failure(g["job_id"], g["count"], latest[g["latest"]]) for g in groups]
+    return [Failure(g["group"], g["count"], latest[g["latest"]]) for g in groups]
 
 
 def _next_fires(now: datetime) -> tuple[list[tuple[datetime, Job]], Soonest]:

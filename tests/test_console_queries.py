@@ -35,6 +35,7 @@ def world(size: int) -> None:
                 status=STATUSES[m % len(STATUSES)],
                 duration_ms=1000 + m,
                 started_at=timezone.now(),
+                finished_at=None if STATUSES[m % len(STATUSES)] == "running" else timezone.now(),
                 error="exit code 1: boom" if m % 5 == 1 else "",
             )
         QueueItemFactory.create_batch(2, queue=QueueFactory(id=f"queue-{n:02d}"))

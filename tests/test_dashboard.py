@@ -23,11 +23,13 @@ def test_the_home_page_groups_failures_of_the_last_day_by_job_with_the_latest_er
     admin_client, clock
 ):
     job = JobFactory(id="inbox")
-    RunFactory(job=job, status="error", error="exit code 1:\nold trouble")
-    latest = RunFactory(job=job, status="timeout", error="timed out after 5 ms")
-    RunFactory(job=JobFactory(id="fine"), status="ok")
-    old = RunFactory(job=JobFactory(id="long-ago"), status="error")
-    type(old).objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    ended = timezone.now()  # a failed run has finished: the window is by finish time
+    RunFactory(job=job, status="error", error="exit code 1:\nold trouble", finished_at=ended)
+    latest = RunFactory(job=job, status="timeout", error="timed out after 5 ms", finished_at=ended)
+    RunFactory(job=JobFactory(id="fine"), status="ok", finished_at=ended)
+    RunFactory(
+        job=JobFactory(id="long-ago"), status="error", finished_at=ended - timedelta(hours=25)
+    )
     page = home(admin_client)
     failures = page.split('id="jr-failures"')[1].split("</table>")[0]
     assert "inbox" in failures and "2 failed" in failures
