@@ -8,7 +8,8 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django_q import models as q_models
 
 from jeeves_site.admin_tools import CappedCountPaginator
@@ -395,10 +396,18 @@ class JobFilter(admin.SimpleListFilter):
         return list(Job.objects.order_by("id").values_list("id", "id"))
 
     def choices(self, changelist):
+        chosen = self.value() or ""
+        # The options are joined here, not looped in the template: 10,000 of them cost
+        # 0.4 s as template nodes and a few milliseconds as one string.
+        options = "".join(
+            f'<option value="{escape(job_id)}"{" selected" if job_id == chosen else ""}>'
+            f"{escape(job_id)}</option>"
+            for job_id, _ in self.lookup_choices
+        )
         yield {
             "parameter_name": self.parameter_name,
-            "value": self.value() or "",
-            "job_ids": [job_id for job_id, _ in self.lookup_choices],
+            "value": chosen,
+            "options": mark_safe(options),  # every job id escaped above
             "other_params": self.other_params,
         }
 

@@ -174,3 +174,21 @@ def test_the_live_record_needs_the_view_run_permission(client):
     assert client.get(url).status_code == 403
     client.force_login(role_user("view"))
     assert client.get(url).status_code == 200
+
+
+def test_the_queue_list_counts_the_same_sorted_by_a_count_or_not(admin_client):
+    from tests.factories import QueueFactory, QueueItemFactory
+
+    busy, idle = QueueFactory(id="busy"), QueueFactory(id="idle")  # "busy" first by id
+    QueueItemFactory.create_batch(3, queue=busy)
+    QueueItemFactory(queue=busy, status="failed")
+    QueueItemFactory.create_batch(5, queue=idle)  # more pending, fewer failed
+    url = reverse("admin:queues_queue_changelist")
+    plain = admin_client.get(url).context["cl"].result_list
+    # list_display: the checkbox, id, name, pending: "-3" sorts by pending, most first.
+    ordered = admin_client.get(url + "?o=-3").context["cl"].result_list
+    assert [queue.pk for queue in ordered] == ["idle", "busy"]
+    for queues in (plain, ordered):
+        counts = {q.pk: (q.pending_n, q.claimed_n, q.failed_n) for q in queues}
+        assert counts == {"busy": (3, 0, 1), "idle": (5, 0, 0)}
+        assert all(q.oldest_pending_at is not None for q in queues)
