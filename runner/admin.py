@@ -88,6 +88,8 @@ SCRIPT_ONLY = ("interpreter", "args", "env")
 SESSION_ONLY = ("thinking",)
 # Text boxes sized to what they usually hold, so the job page reads without scrolling far.
 TEXT_ROWS = {"description": 2, "schedule": 2, "script": 6, "args": 2, "env": 3}
+# The job list shows this much of a schedule's text (a recurrence object can be long).
+SCHEDULE_SHOWN = 24
 # The duration chart's runs; the table lists the newest of them.
 CHART_RUNS = 30
 TABLE_RUNS = 10
@@ -330,9 +332,16 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="schedule", ordering="schedule")
     def schedule_text(self, job: Job):
+        """The expression (a long recurrence object cut short, whole in its tooltip) and
+        its words."""
+        shown = job.schedule
+        if len(shown) > SCHEDULE_SHOWN:
+            shown = shown[: SCHEDULE_SHOWN - 1] + "…"
         return format_html(
-            '<span class="jr-schedule"><code>{}</code><span class="jr-words">{}</span></span>',
+            '<span class="jr-schedule"><code title="{}">{}</code>'
+            '<span class="jr-words">{}</span></span>',
             job.schedule,
+            shown,
             schedule_words(job.schedule, job.zone_name),
         )
 
@@ -448,6 +457,14 @@ class RunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is None or obj.status not in ACTIVE_RUN_STATUSES:
+            return fields
+        # A run in progress: its output first, where the page keeps filling it in.
+        live = ("output_note", "stdout_text", "stderr_text")
+        return [*fields[:2], *live, *(name for name in fields[2:] if name not in live)]
 
     def get_urls(self):
         wrap = self.admin_site.admin_view

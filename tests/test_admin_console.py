@@ -9,6 +9,7 @@ from datetime import datetime
 
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 
 import runner.dispatch
 from runner import schedule
@@ -192,3 +193,13 @@ def test_the_queue_list_counts_the_same_sorted_by_a_count_or_not(admin_client):
         counts = {q.pk: (q.pending_n, q.claimed_n, q.failed_n) for q in queues}
         assert counts == {"busy": (3, 0, 1), "idle": (5, 0, 0)}
         assert all(q.oldest_pending_at is not None for q in queues)
+
+
+def test_the_job_list_cuts_a_long_recurrence_short_and_keeps_it_whole_in_the_tooltip(
+    admin_client,
+):
+    text = '{"freq":"monthly","bymonthday":1,"byhour":6,"byminute":0,"timezone":"Europe/Paris"}'
+    JobFactory(id="billing", schedule=text)
+    page = admin_client.get(reverse("admin:runner_job_changelist")).text
+    assert f'<code title="{escape(text)}">{escape(text[:23])}…</code>' in page
+    assert "every month on the 1st day at 06:00 (Europe/Paris)" in page

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -90,9 +90,14 @@ class Browser:
 
     def wait(self, what: str, condition: Callable[[webdriver.Chrome], object], timeout=WAIT_S):
         """``condition(driver)``'s first truthy value; fail naming ``what`` at the deadline."""
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
-            condition, message=f"waiting for {what}"
-        )
+        # A page that reloads itself (a live run ending) can swap an element out
+        # between finding it and reading it: look again.
+        return WebDriverWait(
+            self.driver,
+            timeout,
+            poll_frequency=0.1,
+            ignored_exceptions=(StaleElementReferenceException,),
+        ).until(condition, message=f"waiting for {what}")
 
     def wait_text(self, css: str, text: str, timeout=WAIT_S) -> WebElement:
         """The element at ``css`` once its text contains ``text``."""

@@ -41,7 +41,6 @@ def test_a_job_made_through_the_form_previews_its_next_fires_from_the_server(bro
     fires = browser.find_all("#jr-preview li")
     assert len(fires) == 5
     assert all(" 09:00:30 CE" in fire.text for fire in fires), preview.text
-    browser.show("job-form")
     browser.find("input[name=_save]").click()
     browser.wait_text(".messagelist", "was added successfully")
     job = Job.objects.get(pk="nightly-report")
@@ -68,7 +67,7 @@ def test_run_now_shows_a_running_scripts_output_live_and_the_failure_on_the_dash
     browser.wait_text("#jr-stdout", "feed 1 of 3: 12 new items")  # while the script waits
     assert Run.objects.get(pk=run.pk).status == "running"
     browser.wait_text("#jr-live-status", "running")
-    browser.show("run-live")
+    browser.show("run-live", whole_page=True)
     release.touch()
     browser.wait_text(".field-status_badge", "error")  # the page reloaded with the final record
     assert "feed 2 of 3: unreachable" in browser.find(".field-stderr_text").text
@@ -95,7 +94,7 @@ def test_the_console_pages_fit_a_1366_px_window_with_a_night_of_runs(browser, op
             "the duration chart", lambda d: browser.find_all(".jr-chart rect")
         )
         assert not browser.scrolls_sideways(), path
-        browser.show(name, whole_page=name in ("job-page", "dashboard"))
+        browser.show(name, whole_page=name in ("job-page", "dashboard", "job-list"))
     browser.get("/admin/runner/job/scrape-prices/change/")
     preview = browser.wait_text("#jr-preview", "Next 5 fires")
     assert len(browser.find_all("#jr-preview li")) == 5, preview.text

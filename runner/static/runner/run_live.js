@@ -22,6 +22,8 @@
             window.location.reload();
             return;
           }
+          var heading = document.querySelector("#content h2");
+          if (heading) heading.textContent = heading.textContent.replace(/\((pending|running)\)$/, "(" + run.status + ")");
           document.querySelectorAll("#jr-live-status, .field-status_badge .jr-badge").forEach(
             function (badge) {
               badge.textContent = run.status;
