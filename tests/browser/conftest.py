@@ -46,8 +46,14 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(scope="session")
-def chromium():
-    """One headless Chromium for the session (starting one costs seconds)."""
+def chromium(django_db_setup, live_server):
+    """One headless Chromium for the session (starting one costs seconds).
+
+    It quits before the live server stops, and both before the test database goes:
+    Chromium's kept-alive connections hold the server's request threads, and with them
+    their database connections, which PostgreSQL would not let the database be dropped
+    with.
+    """
     if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
         message = "chromium and chromium-driver are not installed (scripts/test installs them)"
         if os.environ.get("CI"):
