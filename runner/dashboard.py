@@ -46,6 +46,7 @@ class Dashboard:
     next_fires: list[tuple[datetime, Job]]
     next_fires_read: Soonest  # how many distinct schedules the panel could read
     queues: list[dict[str, Any]]
+    busy_workers: int = 0  # workers whose running runs beat within the liveness bound
 
 
 def dashboard(now: datetime) -> Dashboard:
@@ -58,7 +59,19 @@ def dashboard(now: datetime) -> Dashboard:
         next_fires=next_fires,
         next_fires_read=read,
         queues=queue_statuses(),
+        busy_workers=_busy_workers(now),
     )
+
+
+def _busy_workers(now: datetime) -> int:
+    """Distinct workers holding a running run with a fresh heartbeat (runs_active index).
+
+    Idle workers leave no row behind: the backlog (pending runs and the oldest one's
+    wait) is what says whether there are workers enough.
+    """
+    fresh = now - timedelta(milliseconds=settings.RUNNER.liveness_timeout_ms)
+    running = Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__gte=fresh)
+    return running.order_by().values("worker").distinct().count()
 
 
 def _running(now: datetime) -> list[tuple[Run, float]]:

@@ -47,6 +47,15 @@ def test_the_home_page_shows_running_runs_with_their_elapsed_time(admin_client, 
     assert "slow" in running and "1 min 15 s" in running
 
 
+def test_the_home_page_counts_the_workers_whose_running_runs_beat_lately(admin_client, clock):
+    now = timezone.now()
+    for worker, beat in (("host:1", 1), ("host:1", 1), ("host:2", 1), ("host:3", 3600)):
+        RunFactory(status="running", worker=worker, heartbeat_at=now - timedelta(seconds=beat))
+    RunFactory(status="ok", worker="host:4", heartbeat_at=now)
+    health = home(admin_client).split('id="jr-health"')[1].split("</table>")[0]
+    assert "<th>workers busy</th><td>2</td>" in health  # host:3 went silent an hour ago
+
+
 def test_the_home_page_lists_next_fires_failed_schedules_and_queue_depths(admin_client, clock):
     JobFactory(id="soon", schedule="*/5 * * * *")
     JobFactory(id="broken", schedule="*/5 * * * *")
