@@ -155,7 +155,8 @@ def insert_runs(count: int, jobs: int, days: int) -> None:
         at = f"%s + n * interval '{step_ms} milliseconds'"
         sql = (
             f"INSERT INTO runs ({columns}) SELECT 'c1-' || lpad((n %% %s)::text, 5, '0'), "
-            f"{status}, 'schedule', {at}, {at}, {at}, {at}, 'bench', 200 + (n * 7919) %% 90000, "
+            f"{status}, 'schedule', {at}, {at}, {at}, {at}, 'bench', "
+            "200 + (n::bigint * 7919) %% 90000, "
             "CASE WHEN n %% 10 = 3 THEN 2 ELSE 0 END, 'done', '', 5, 0, false, "
             "CASE WHEN n %% 10 = 3 THEN 'exit code 2: failed' ELSE '' END, '' "
             "FROM generate_series(0, %s) AS n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ORDER_VAR
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404, redirect
@@ -105,6 +106,11 @@ def _latest_run(field: str, skipped: bool = False) -> Subquery:
         runs.filter(status=RunStatus.SKIPPED) if skipped else runs.exclude(status=RunStatus.SKIPPED)
     )
     return Subquery(runs.order_by("-id").values(field)[:1])
+
+
+def _by_last_run(request) -> bool:
+    """Whether the job list is filtered by last status or sorted (maybe by it)."""
+    return LastStatusFilter.parameter_name in request.GET or ORDER_VAR in request.GET
 
 
 class LastStatusFilter(admin.SimpleListFilter):
@@ -269,13 +275,23 @@ class JobAdmin(admin.ModelAdmin):
         # One query for the listed page's last runs (a window per job), not one per row,
         # read as rows: a page of 100 jobs draws 2,000 marks.
         jobs = list(changelist.result_list)
-        recent = marks.recent_runs_by_job([job.pk for job in jobs])
+        ids = [job.pk for job in jobs]
+        recent = marks.recent_runs_by_job(ids)
+        last = {} if _by_last_run(request) else marks.last_runs_by_job(ids)
         for job in jobs:
             job.recent_runs = recent[job.pk]
+            if job.pk in last:
+                found = last[job.pk]
+                job.last_status, job.last_run_at = found.status, found.at
+                job.last_skipped_at = found.skipped_at
         return changelist
 
     def get_queryset(self, request) -> QuerySet:
         jobs = super().get_queryset(request)
+        if not _by_last_run(request):
+            return jobs  # the listed page's last runs come after paging (above)
+        # Sorted or filtered by the last run: a subquery per job in the list query
+        # itself, which PostgreSQL and SQLite also compute for the rows an OFFSET skips.
         return jobs.annotate(
             last_status=_latest_run("status"),
             last_run_at=_latest_run("created_at"),

@@ -10,7 +10,7 @@ from statistics import median
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from django.db.models import F, Window
+from django.db.models import F, Max, Window
 from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils.html import escape, format_html
@@ -67,6 +67,34 @@ def recent_runs_by_job(job_ids: list[str], per_job: int = STRIP_RUNS) -> dict[st
     found: dict[str, list[RunMark]] = {job_id: [] for job_id in job_ids}
     for row in ranked:
         found[row[1]].append(RunMark(*row))
+    return found
+
+
+class LastRuns(NamedTuple):
+    """A job's last run that ran (status and time) and its last skipped fire's time."""
+
+    status: str | None = None
+    at: datetime | None = None
+    skipped_at: datetime | None = None
+
+
+def last_runs_by_job(job_ids: list[str]) -> dict[str, LastRuns]:
+    """For each job, its last run that ran and its last skip: three queries for the lot
+    (the newest ids per job through runs_job_newest_ran / _skipped, then those rows)."""
+    runs = Run.objects.filter(job_id__in=job_ids).order_by()
+    newest = [
+        *runs.exclude(status=RunStatus.SKIPPED).values("job_id").annotate(last=Max("id")),
+        *runs.filter(status=RunStatus.SKIPPED).values("job_id").annotate(last=Max("id")),
+    ]
+    rows = Run.objects.filter(pk__in=[row["last"] for row in newest]).values_list(
+        "job_id", "status", "created_at"
+    )
+    found = {job_id: LastRuns() for job_id in job_ids}
+    for job_id, status, at in rows:
+        if status == RunStatus.SKIPPED:
+            found[job_id] = found[job_id]._replace(skipped_at=at)
+        else:
+            found[job_id] = found[job_id]._replace(status=status, at=at)
     return found
 
 

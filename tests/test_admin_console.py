@@ -203,3 +203,17 @@ def test_the_job_list_cuts_a_long_recurrence_short_and_keeps_it_whole_in_the_too
     page = admin_client.get(reverse("admin:runner_job_changelist")).text
     assert f'<code title="{escape(text)}">{escape(text[:23])}…</code>' in page
     assert "every month on the 1st day at 06:00 (Europe/Paris)" in page
+
+
+def test_the_job_list_reads_the_same_last_runs_sorted_or_not(admin_client):
+    ran = JobFactory(id="ran")
+    RunFactory(job=ran, status="error")
+    RunFactory(job=ran, status="skipped")
+    JobFactory(id="never")
+    url = reverse("admin:runner_job_changelist")
+    for query in ("", "?o=7", "?last_status=error"):
+        listed = {job.pk: job for job in admin_client.get(url + query).context["cl"].result_list}
+        assert listed["ran"].last_status == "error", query
+        assert listed["ran"].last_skipped_at is not None, query
+        if "never" in listed:
+            assert listed["never"].last_status is None and listed["never"].last_run_at is None
