@@ -194,7 +194,7 @@ def analyze() -> None:
 def pages() -> list[tuple[str, str]]:
     from runner.models import Job, Run
 
-    middle_page = Job.objects.count() // 200  # the job list shows 100 a page
+    middle_page = Job.objects.count() // 100  # the job list shows 50 a page
 
     middle_run = Run.objects.order_by("-id").values_list("id", flat=True)[500]
     return [
