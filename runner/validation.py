@@ -33,6 +33,11 @@ MAX_REMINDER_HOURS = 365 * 24
 MAX_SLOW_FACTOR = 1000.0
 MAX_RETRIES = 10
 MAX_RETRY_BACKOFF_S = 3600
+# The longest schedules an entrance takes: a cron expression past a few hundred
+# characters is a mistake (and would widen every list row that shows it); a
+# recurrence object is JSON, with room for many rules.
+MAX_CRON_CHARS = 1000
+MAX_RECURRENCE_CHARS = 65_536
 PROMPT_FILE_SUFFIXES = (".md", ".txt")
 PROGRAM_FILE_SUFFIXES = (
     ".js", ".mjs", ".cjs", ".ts", ".py", ".sh", ".bash", ".rb", ".pl", ".php", ".ps1", ".exe",
@@ -41,9 +46,18 @@ PROGRAM_FILE_SUFFIXES = (
 
 def validate_schedule(value: str) -> None:
     """A 5- or 6-field cron expression (or @macro), or the original runner's recurrence
-    object (RRStack JSON, see ``runner.recurrence``), that fires at least once."""
+    object (RRStack JSON, see ``runner.recurrence``), that fires at least once, and no
+    longer than ``MAX_CRON_CHARS`` / ``MAX_RECURRENCE_CHARS``."""
+    recurrence_object = looks_like_recurrence(value)
+    limit = MAX_RECURRENCE_CHARS if recurrence_object else MAX_CRON_CHARS
+    if len(value) > limit:
+        kind = "a recurrence object" if recurrence_object else "a cron expression"
+        raise ValidationError(
+            f"is {len(value):,} characters long; {kind} here is at most {limit:,}",
+            code="invalid_schedule",
+        )
     try:
-        if looks_like_recurrence(value):
+        if recurrence_object:
             from runner import recurrence  # loads pydantic and dateutil: only when needed
 
             recurrence.validate(value)
