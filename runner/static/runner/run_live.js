@@ -1,6 +1,7 @@
 /* The page of a pending or running run follows it: every second it reads the run's
    live record (admin:runner_run_live) and shows the output tails the executor keeps
-   writing; when the run has ended it reloads, to show the final record. */
+   writing; when the run starts (its start time, worker) or ends (the final record),
+   the page reloads. */
 (function () {
   "use strict";
   var EVERY_MS = 1000;
@@ -18,7 +19,7 @@
           return response.json();
         })
         .then(function (run) {
-          if (run.final) {
+          if (run.final || run.status !== box.dataset.status) {
             window.location.reload();
             return;
           }
