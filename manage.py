@@ -13,9 +13,15 @@ def main() -> None:
     # Whatever a command writes is the runner's user's only (see jeeves_site/private_files.py).
     adopt_private_umask()
     prepare_for_command(sys.argv)
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except ImproperlyConfigured as exc:
+        # A bad JEEVES_*/DJANGO_* variable or secret file: its one-line reason, which
+        # names the variable, not a traceback through Django's start-up.
+        sys.exit(f"manage.py: {exc}")
 
 
 if __name__ == "__main__":

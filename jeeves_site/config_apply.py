@@ -22,7 +22,14 @@ from django.conf import settings
 from jsonpath_ng import parse as parse_jsonpath
 
 from jeeves_site import config_live
-from jeeves_site.runner_config import DEFAULT_FILE_NAME, SCHEMA, issues_of, migrate_deprecated
+from jeeves_site.runner_config import (
+    DEFAULT_FILE_NAME,
+    MAX_CONFIG_FILE_BYTES,
+    SCHEMA,
+    issues_of,
+    migrate_deprecated,
+)
+from jeeves_site.small_files import read_small_file
 
 REDACTED = "[redacted]"
 MAX_PATH_LENGTH = 500
@@ -152,7 +159,7 @@ def deep_merge(target: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]
 
 def _read_object(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_small_file(path, MAX_CONFIG_FILE_BYTES).decode("utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+
+from jeeves_site.small_files import MAX_SECRET_FILE_BYTES, read_small_file
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -71,6 +72,8 @@ def env_secret(name: str, environ: Mapping[str, str] = os.environ) -> str:
     if not path:
         return ""
     try:
-        return Path(path).read_text(encoding="utf-8").strip()
+        return read_small_file(path, MAX_SECRET_FILE_BYTES).decode("utf-8").strip()
     except OSError as exc:
         raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ImproperlyConfigured(f"{name}_FILE: {path} is not UTF-8 text") from None

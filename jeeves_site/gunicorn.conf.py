@@ -14,6 +14,8 @@ import re
 
 from gunicorn.glogging import Logger
 
+from jeeves_site.log_redaction import redact
+
 bind = f"{os.environ.get('JEEVES_BIND') or '127.0.0.1'}:{os.environ.get('JEEVES_PORT') or 1937}"
 workers = 2
 worker_class = "gthread"
@@ -35,7 +37,7 @@ class RedactingLogger(Logger):
         atoms = super().atoms(resp, req, environ, request_time)
         for name in ("r", "U"):
             if isinstance(atoms.get(name), str):
-                atoms[name] = _TOKEN_IN_PATH.sub(r"\1/t/***", atoms[name], count=1)
+                atoms[name] = redact(_TOKEN_IN_PATH.sub(r"\1/t/***", atoms[name], count=1))
         return atoms
 
 

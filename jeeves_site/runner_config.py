@@ -41,9 +41,13 @@ from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
+from jeeves_site.paths import expand_user
+from jeeves_site.small_files import MIB, read_small_file
+
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
 MAX_DISPATCH_LEAD_MS = 5_000
 DEFAULT_FILE_NAME = "config.json"
+MAX_CONFIG_FILE_BYTES = MIB  # the file init writes is 1 KB
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 _SCHEMA = ConfigDict(
@@ -54,6 +58,32 @@ _SCHEMA = ConfigDict(
 def _none_is_empty(value: Any) -> Any:
     """The original writes ``null`` for an unset channel; ours reads it as ``""``."""
     return "" if value is None else value
+
+
+def _os_text(value: str) -> str:
+    """Text the operating system can take: no NUL, nothing ``os.fsencode`` cannot encode.
+
+    Paths, commands, hosts and URLs go to system calls; a NUL (or a lone surrogate
+    outside the range that stands for undecodable bytes) would make each of them raise
+    wherever it is used, long after the file was accepted.
+    """
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters (\\u0000)")
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError:
+        raise ValueError("must not contain a lone surrogate; write valid Unicode") from None
+    return value
+
+
+def _host(value: str) -> str:
+    """An address or host name: no spaces or control characters (gunicorn would bind a
+    name that resolves nowhere, or the check for a loopback address would not match)."""
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise ValueError(
+            f"{value!r} is not an address or host name (it holds a space or a control character)"
+        )
+    return value
 
 
 def _optional_http_url(value: str) -> str:
@@ -113,13 +143,14 @@ def _with_default_runners(value: dict[str, list[str]]) -> dict[str, list[str]]:
     return default_interpreters() | normalized
 
 
-OptionalText = Annotated[str, BeforeValidator(_none_is_empty)]
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Text = Annotated[str, AfterValidator(_os_text)]
+OptionalText = Annotated[Text, BeforeValidator(_none_is_empty)]
+HttpUrl = Annotated[Text, AfterValidator(_http_url)]
 OptionalHttpUrl = Annotated[
-    str, BeforeValidator(_none_is_empty), AfterValidator(_optional_http_url)
+    Text, BeforeValidator(_none_is_empty), AfterValidator(_optional_http_url)
 ]
-Command = Annotated[list[str], BeforeValidator(_split_command), Field(min_length=1)]
-Runners = Annotated[dict[str, Command], AfterValidator(_with_default_runners)]
+Command = Annotated[list[Text], BeforeValidator(_split_command), Field(min_length=1)]
+Runners = Annotated[dict[Text, Command], AfterValidator(_with_default_runners)]
 LogLevel = Annotated[
     Literal["trace", "debug", "info", "warn", "error", "fatal"],
     BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
@@ -165,7 +196,7 @@ class RunnerConfig:
     """
 
     port: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1, le=65535)] = 1937
-    host: str = Field("127.0.0.1", min_length=1)
+    host: Annotated[Text, AfterValidator(_host)] = Field("127.0.0.1", min_length=1)
     db_path: OptionalText = ""
     max_concurrency: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1, le=1000)] = 16
     run_retention_days: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1)] = 30
@@ -197,7 +228,7 @@ class RunnerConfig:
     # The root dialect without a token for loopback callers (runner.api.original.access).
     api_loopback_anonymous: bool = False
     broker: Literal["orm", "redis"] = "orm"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: Text = "redis://127.0.0.1:6379/0"
     # Where the settings came from; set by the loader, never by the file.
     config_file: str = ""
 
@@ -374,7 +405,7 @@ def read_config_file(path: str, problems: list[Problem]) -> dict[str, Any]:
     """The file's JSON object; ``{}`` with a problem when it is unreadable or not an object."""
     LOADED_SIGNATURES[path] = file_signature(path)  # before reading: a later write is seen
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(read_small_file(path, MAX_CONFIG_FILE_BYTES).decode("utf-8"))
     except OSError as exc:
         problems.append(
             Problem(f"JEEVES_CONFIG={path}", f"cannot read the config file: {exc.strerror}")
@@ -590,7 +621,7 @@ def _resolve_paths(config: RunnerConfig, origins: Mapping[tuple, str], path: str
             continue
         keys = tuple(to_camel(name) for name in names)
         root = Path.cwd() if keys in origins else base
-        resolved = str(root / Path(value).expanduser())
+        resolved = str(root / expand_user(value))
         if len(names) == 1:
             changes[names[0]] = resolved
         else:

@@ -180,7 +180,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_tokens": {"()": "jeeves_site.log_redaction.RedactTokens"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_tokens"],
+        }
+    },
     "root": {"handlers": ["stderr"], "level": "WARNING"},
     "loggers": {
         "runner": {
@@ -196,6 +203,7 @@ if RUNNER.logging.file:
         "class": "jeeves_site.private_files.PrivateWatchedFileHandler",
         "filename": RUNNER.logging.file,
         "formatter": "plain",
+        "filters": ["redact_tokens"],
     }
     LOGGING["root"]["handlers"].append("file")
 

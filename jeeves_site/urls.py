@@ -29,3 +29,8 @@ urlpatterns += [
 
 # The original runner's dialect, last so it never shadows the paths above.
 urlpatterns += [path("", root_api.urls)]
+
+# Django's own 400/404/500 in the API's {"error"} shape on the API's paths.
+handler400 = "runner.api.handlers.bad_request"
+handler404 = "runner.api.handlers.page_not_found"
+handler500 = "runner.api.handlers.server_error"

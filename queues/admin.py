@@ -1,6 +1,9 @@
 """Admin for queue definitions and their items, with retry and purge actions."""
 
+from datetime import timedelta
+
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ORDER_VAR as ORDER_PARAM
 from django.db.models import Count, Min, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -9,7 +12,7 @@ from jeeves_site.admin_tools import CappedCountPaginator
 from jeeves_site.json_forms import JSON_FIELD_OVERRIDES
 from queues.maintenance import purge_completed_items, retry_failed_items
 from queues.models import ItemStatus, Queue, QueueItem
-from queues.status import queue_status
+from queues.status import queue_status, queue_statuses
 from runner.describe import duration_words
 
 
@@ -28,20 +31,35 @@ class QueueAdmin(admin.ModelAdmin):
     actions = ("retry_failed", "purge_completed")
 
     def get_queryset(self, request):
-        # Counts per status in the one list query (grouped over queue_items), no query per row.
+        queues = super().get_queryset(request)
+        if ORDER_PARAM not in request.GET:
+            return queues  # the listed page's counts come in two grouped queries, below
+
+        # Sorted by a count: counts per status in the list query itself (a join over every
+        # item, 140 ms at 100,000 items on SQLite, against 50 ms for the page's groups).
         def count(status: str) -> Count:
             return Count("items", filter=Q(items__status=status))
 
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                pending_n=count(ItemStatus.PENDING),
-                claimed_n=count(ItemStatus.CLAIMED),
-                failed_n=count(ItemStatus.FAILED),
-                oldest_pending_at=Min("items__created_at", filter=Q(items__status="pending")),
-            )
+        return queues.annotate(
+            pending_n=count(ItemStatus.PENDING),
+            claimed_n=count(ItemStatus.CLAIMED),
+            failed_n=count(ItemStatus.FAILED),
+            oldest_pending_at=Min("items__created_at", filter=Q(items__status="pending")),
         )
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        listed = [queue for queue in changelist.result_list if not hasattr(queue, "pending_n")]
+        if listed:
+            moment = timezone.now()
+            counts = {row["id"]: row for row in queue_statuses([queue.pk for queue in listed])}
+            for queue in listed:
+                row = counts[queue.pk]
+                queue.pending_n, queue.claimed_n = row["depth"], row["claimed"]
+                queue.failed_n = row["failed"]
+                age = row["oldest_pending_age_seconds"]
+                queue.oldest_pending_at = None if age is None else moment - timedelta(seconds=age)
+        return changelist
 
     @admin.display(description="pending", ordering="pending_n")
     def depth(self, queue: Queue) -> int:

@@ -1,21 +1,24 @@
-"""Admin for jobs (full CRUD through the validation layer) and runs (a read-only log)."""
+"""Admin for jobs (full CRUD through the validation layer), the console's home page and
+branding; runs are in runner.admin_runs, registered from here."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ORDER_VAR
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_q import models as q_models
 
-from jeeves_site.admin_tools import CappedCountPaginator
 from jeeves_site.json_forms import JSON_FIELD_OVERRIDES
+from runner import admin_fires, admin_views, manual
 from runner import admin_marks as marks
-from runner import manual
-from runner.api.permissions import missing
+from runner.admin_chart import duration_chart
+from runner.admin_runs import RunAdmin  # noqa: F401  (registers the runs' admin)
+from runner.api.permissions import Forbidden, missing, require
 from runner.dashboard import dashboard
 from runner.describe import duration_words, schedule_words
 from runner.jobs import set_enabled
@@ -25,6 +28,9 @@ admin.site.site_header = admin.site.site_title = "jeeves-runner"
 admin.site.index_title = "Console"
 # No public site to "view": the header links to the API docs instead (admin/base_site.html).
 admin.site.site_url = None
+# Lists need the width more than a second copy of the model list: the home page has it,
+# and the breadcrumbs lead back there. Without the sidebar the run list fits 1366 px.
+admin.site.enable_nav_sidebar = False
 
 # The admin index is the console's home page: the dashboard above the model list.
 _plain_index = admin.site.index
@@ -51,7 +57,14 @@ def _dashboard_context(now) -> dict:
         "next_fires": [
             (at, job, marks.moment(at, job.zone_name, now)) for at, job in board.next_fires
         ],
+        "queues": [
+            (queue, _age_words(queue["oldest_pending_age_seconds"])) for queue in board.queues
+        ],
     }
+
+
+def _age_words(seconds: float | None) -> str:
+    return "" if seconds is None else duration_words(seconds * 1000)
 
 
 admin.site.index = _index_with_dashboard
@@ -68,8 +81,19 @@ SCHEDULE_HELP = (
     "Cron, 5 fields (minute hour day month weekday) or 6 with seconds first. Examples: "
     "'*/10 * * * * *' every 10 seconds; '*/5 * * * *' every 5 minutes; "
     "'30 9 * * 1-5' at 09:30 on weekdays; '0 3 1 * *' at 03:00 on the 1st; '@daily'. "
-    "In the job's time zone."
+    'Or a recurrence object: {"freq": "minutely", "interval": 11}. '
+    "In the job's time zone; the next fires are previewed below as you type."
 )
+# Fields that apply to one job type only (runner.models.JobType): the rest apply to both.
+SCRIPT_ONLY = ("interpreter", "args", "env")
+SESSION_ONLY = ("thinking",)
+# Text boxes sized to what they usually hold, so the job page reads without scrolling far.
+TEXT_ROWS = {"description": 2, "schedule": 2, "script": 6, "args": 2, "env": 3}
+# The job list shows this much of a schedule's text (a recurrence object can be long).
+SCHEDULE_SHOWN = 24
+# The duration chart's runs; the table lists the newest of them.
+CHART_RUNS = 30
+TABLE_RUNS = 10
 _STRIP_FIELDS = ("id", "job_id", "status", "created_at", "duration_ms")
 
 
@@ -82,6 +106,11 @@ def _latest_run(field: str, skipped: bool = False) -> Subquery:
         runs.filter(status=RunStatus.SKIPPED) if skipped else runs.exclude(status=RunStatus.SKIPPED)
     )
     return Subquery(runs.order_by("-id").values(field)[:1])
+
+
+def _by_last_run(request) -> bool:
+    """Whether the job list is filtered by last status or sorted (maybe by it)."""
+    return LastStatusFilter.parameter_name in request.GET or ORDER_VAR in request.GET
 
 
 class LastStatusFilter(admin.SimpleListFilter):
@@ -105,9 +134,12 @@ class JobAdmin(admin.ModelAdmin):
     formfield_overrides = JSON_FIELD_OVERRIDES
     list_display = (
         "id", "name", "schedule_text", "next_fire", "type", "enabled", "last_status",
-        "last_runs", "median_duration", "last_skipped_at",
+        "last_runs", "median_duration",
     )  # fmt: skip
     list_filter = ("type", "enabled", LastStatusFilter)
+    # Each row draws badges and a strip of 20 marks; 50 rows keep a page well within
+    # 300 ms at 10,000 jobs on a busy 2-core machine (bench/c1_console_pages.py).
+    list_per_page = 50
     search_fields = ("id", "name")
     readonly_fields = ("created_at", "updated_at", "schedule_effective_at")
     actions = ("run_now", "enable", "disable")
@@ -173,20 +205,52 @@ class JobAdmin(admin.ModelAdmin):
         ("Record", {"fields": ("created_at", "updated_at", "schedule_effective_at")}),
     )
 
+    change_form_template = "admin/runner/job/change_form.html"
+
     class Media:
         css = {"all": ("runner/console.css",)}
+        js = ("runner/job_form.js",)
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = list(super().get_fieldsets(request, obj))
         if obj is None:
-            return fieldsets
-        # Fields shown only where they apply: `thinking` is a session setting.
-        what = ("type", "source_type", "script", "args", "env")
-        if obj.type == "session":
-            what = (*what, "thinking")
-        fieldsets[1] = ("What runs", {"fields": what})
-        fieldsets.insert(-1, ("Last runs", {"fields": ("recent_runs_table",)}))
+            return fieldsets  # a new job: job_form.js hides what its chosen type does not use
+        # Fields shown only where they apply: `thinking` is a session setting; the
+        # interpreter, arguments and environment are a script's.
+        what = fieldsets[1][1]["fields"]
+        other = SCRIPT_ONLY if obj.type == "session" else SESSION_ONLY
+        fieldsets[1] = ("What runs", {"fields": tuple(f for f in what if f not in other)})
+        # The history first: what an operator opens a job's page to see.
+        fieldsets.insert(1, ("Last runs", {"fields": ("duration_chart", "recent_runs_table")}))
         return fieldsets
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("preview/", wrap(admin_views.schedule_preview), name="runner_job_preview"),
+            path("<path:object_id>/run/", wrap(self.run_now_view), name="runner_job_run"),
+            *super().get_urls(),
+        ]
+
+    def run_now_view(self, request, object_id: str):
+        """POST: queue a manual run of this job and open its page (``jobs.run``)."""
+        job = get_object_or_404(Job, pk=object_id)
+        if request.method != "POST":
+            raise PermissionDenied
+        try:
+            require(request, "jobs.run")
+        except Forbidden:
+            raise PermissionDenied from None
+        [run] = manual.request_runs([job], timezone.now())
+        self.message_user(
+            request, f"Queued run #{run.pk} of {job.pk} for the workers.", messages.SUCCESS
+        )
+        return redirect("admin:runner_run_change", run.pk)
+
+    def render_change_form(self, request, context, *args, obj=None, **kwargs):
+        context["may_run"] = obj is not None and self.has_run_permission(request)
+        context["preview_url"] = reverse("admin:runner_job_preview")
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
     def save_model(self, request, obj: Job, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -197,11 +261,15 @@ class JobAdmin(admin.ModelAdmin):
         # The id is the primary key: renaming would orphan nothing but surprise everyone.
         if obj is None:
             return self.readonly_fields
-        return (*self.readonly_fields, "id", "recent_runs_table")
+        return (*self.readonly_fields, "id", "duration_chart", "recent_runs_table")
 
-    @admin.display(description="last 10 runs")
+    @admin.display(description=f"durations, last {CHART_RUNS} runs")
+    def duration_chart(self, job: Job):
+        return duration_chart(list(job.runs.order_by("-id").only(*_STRIP_FIELDS)[:CHART_RUNS]))
+
+    @admin.display(description=f"last {TABLE_RUNS} runs")
     def recent_runs_table(self, job: Job):
-        runs = list(job.runs.order_by("-id")[:10])
+        runs = list(job.runs.order_by("-id").only(*_STRIP_FIELDS)[:TABLE_RUNS])
         if not runs:
             return "—"
         rows = format_html_join(
@@ -220,16 +288,28 @@ class JobAdmin(admin.ModelAdmin):
         )
         return format_html("{}<table>{}</table>", marks.run_strip(runs), rows)
 
-    def changelist_view(self, request, extra_context=None):
-        request.job_list_now = timezone.now()
-        return super().changelist_view(request, extra_context)
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        # One query for the listed page's last runs (a window per job), not one per row,
+        # read as rows: a page of 100 jobs draws 2,000 marks.
+        jobs = list(changelist.result_list)
+        ids = [job.pk for job in jobs]
+        recent = marks.recent_runs_by_job(ids)
+        last = {} if _by_last_run(request) else marks.last_runs_by_job(ids)
+        for job in jobs:
+            job.recent_runs = recent[job.pk]
+            if job.pk in last:
+                found = last[job.pk]
+                job.last_status, job.last_run_at = found.status, found.at
+                job.last_skipped_at = found.skipped_at
+        return changelist
 
     def get_queryset(self, request) -> QuerySet:
         jobs = super().get_queryset(request)
-        if hasattr(request, "job_list_now"):
-            # One query for every listed job's last runs (a window per job), not one per row.
-            recent = Run.objects.order_by("-id").only(*_STRIP_FIELDS)[: marks.STRIP_RUNS]
-            jobs = jobs.prefetch_related(Prefetch("runs", queryset=recent, to_attr="recent_runs"))
+        if not _by_last_run(request):
+            return jobs  # the listed page's last runs come after paging (above)
+        # Sorted or filtered by the last run: a subquery per job in the list query
+        # itself, which PostgreSQL and SQLite also compute for the rows an OFFSET skips.
         return jobs.annotate(
             last_status=_latest_run("status"),
             last_run_at=_latest_run("created_at"),
@@ -245,6 +325,8 @@ class JobAdmin(admin.ModelAdmin):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
         if db_field.name in self.OPTIONAL_FIELDS and field is not None:
             field.required = False
+        if db_field.name in TEXT_ROWS and field is not None:
+            field.widget.attrs["rows"] = TEXT_ROWS[db_field.name]
         return field
 
     def has_run_permission(self, request) -> bool:
@@ -284,10 +366,17 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="schedule", ordering="schedule")
     def schedule_text(self, job: Job):
+        """The expression (a long recurrence object cut short, whole in its tooltip) and
+        its words."""
+        shown = job.schedule
+        if len(shown) > SCHEDULE_SHOWN:
+            shown = shown[: SCHEDULE_SHOWN - 1] + "…"
         return format_html(
-            '<code>{}</code><span class="jr-words">{}</span>',
+            '<span class="jr-schedule"><code title="{}">{}</code>'
+            '<span class="jr-words">{}</span></span>',
             job.schedule,
-            schedule_words(job.schedule),
+            shown,
+            schedule_words(job.schedule, job.zone_name),
         )
 
     @admin.display(description="next fire")
@@ -296,20 +385,25 @@ class JobAdmin(admin.ModelAdmin):
             return marks.status_badge("disabled")
         now = timezone.now()
         try:
-            at = job.next_fire_after(now)
+            at = admin_fires.next_fire(job.schedule, job.zone_name, now)
         except Exception:  # a schedule that does not load shows as such, not as a 500
             return marks.status_badge("error", "schedule does not load")
         return marks.moment(at, job.zone_name, now)
 
     @admin.display(description="last status", ordering="last_status")
     def last_status(self, job: Job):
-        """The last run that ran (a skipped missed fire does not hide it), with its time."""
-        if not job.last_status:
-            return "—"
-        at = timezone.localtime(job.last_run_at).strftime("%Y-%m-%d %H:%M:%S")
-        return format_html(
-            '{} <small class="jr-when">{}</small>', marks.status_badge(job.last_status), at
-        )
+        """The last run that ran (a skipped missed fire does not hide it), with its time,
+        and the last skip apart, when there is one."""
+        shown = "—"
+        if job.last_status:
+            at = timezone.localtime(job.last_run_at).strftime("%Y-%m-%d %H:%M:%S")
+            shown = format_html(
+                '{} <small class="jr-when">{}</small>', marks.status_badge(job.last_status), at
+            )
+        if job.last_skipped_at is None:
+            return shown
+        skipped = timezone.localtime(job.last_skipped_at).strftime("%Y-%m-%d %H:%M:%S")
+        return format_html('{}<small class="jr-skip">last skip {}</small>', shown, skipped)
 
     @admin.display(description="last runs")
     def last_runs(self, job: Job):
@@ -318,159 +412,6 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="median")
     def median_duration(self, job: Job) -> str:
         return marks.median_duration(getattr(job, "recent_runs", []))
-
-    @admin.display(description="last skip", ordering="last_skipped_at")
-    def last_skipped_at(self, job: Job):
-        if job.last_skipped_at is None:
-            return "—"
-        return timezone.localtime(job.last_skipped_at).strftime("%Y-%m-%d %H:%M:%S")
-
-
-class JobFilter(admin.SimpleListFilter):
-    """Filter runs by job, chosen from the list of jobs (``?job=<id>``)."""
-
-    title = "job"
-    parameter_name = "job"
-
-    def lookups(self, request, model_admin):
-        return list(Job.objects.order_by("id").values_list("id", "id"))
-
-    def queryset(self, request, queryset):
-        return queryset.filter(job_id=self.value()) if self.value() else queryset
-
-
-def _second(moment) -> str:
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
-
-
-@admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
-    list_display = (
-        "id", "job_link", "status_badge", "trigger_text", "scheduled_at", "started_at_s",
-        "duration", "exit_code",
-    )  # fmt: skip
-    list_display_links = ("id",)
-    list_filter = ("status", "trigger", JobFilter)
-    list_select_related = ("job",)
-    ordering = ("-id",)
-    paginator = CappedCountPaginator
-    show_full_result_count = False
-    fields = (
-        "job_link", "status_badge", "trigger_text", "neighbours", "scheduled_at", "created_at_s",
-        "started_at_s", "finished_at_s", "lag", "duration", "exit_code", "worker", "heartbeat_at",
-        "tokens", "result_meta", "error_text", "notes", "output_note", "stdout_text", "stderr_text",
-    )  # fmt: skip
-    readonly_fields = fields
-    change_form_template = "admin/runner/run/change_form.html"
-
-    class Media:
-        css = {"all": ("runner/console.css",)}
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def get_urls(self):
-        rerun = self.admin_site.admin_view(self.rerun_view)
-        return [path("<int:run_id>/rerun/", rerun, name="runner_run_rerun"), *super().get_urls()]
-
-    def rerun_view(self, request, run_id: int):
-        """POST: start a manual run of this run's job and open its page (needs runner.run_job)."""
-        run = get_object_or_404(Run.objects.select_related("job"), pk=run_id)
-        if request.method != "POST" or not request.user.has_perm("runner.run_job"):
-            raise PermissionDenied
-        [again] = manual.request_runs([run.job], timezone.now())
-        self.message_user(request, f"Started run #{again.pk} of {run.job_id}.", messages.SUCCESS)
-        return redirect("admin:runner_run_change", again.pk)
-
-    def render_change_form(self, request, context, *args, obj=None, **kwargs):
-        context["may_rerun"] = obj is not None and request.user.has_perm("runner.run_job")
-        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
-
-    @admin.display(description="job", ordering="job_id")
-    def job_link(self, run: Run):
-        url = reverse("admin:runner_job_change", args=[run.job_id])
-        return format_html('<a href="{}">{}</a>', url, run.job_id)
-
-    @admin.display(description="status", ordering="status")
-    def status_badge(self, run: Run):
-        return marks.status_badge(run.status)
-
-    @admin.display(description="scheduled for", ordering="scheduled_for")
-    def scheduled_at(self, run: Run) -> str:
-        return _second(run.scheduled_for)
-
-    @admin.display(description="trigger", ordering="trigger")
-    def trigger_text(self, run: Run):
-        """The trigger; a retry says which attempt it is and links the run it retries."""
-        if run.retry_of_id is None:
-            return run.trigger if run.attempt <= 1 else f"{run.trigger} (attempt {run.attempt})"
-        url = reverse("admin:runner_run_change", args=[run.retry_of_id])
-        return format_html(
-            '{} (attempt {}) of <a href="{}">#{}</a>',
-            run.trigger,
-            run.attempt,
-            url,
-            run.retry_of_id,
-        )
-
-    @admin.display(description="created")
-    def created_at_s(self, run: Run) -> str:
-        return _second(run.created_at)
-
-    @admin.display(description="started", ordering="started_at")
-    def started_at_s(self, run: Run) -> str:
-        return _second(run.started_at)
-
-    @admin.display(description="finished")
-    def finished_at_s(self, run: Run) -> str:
-        return _second(run.finished_at)
-
-    @admin.display(description="duration", ordering="duration_ms")
-    def duration(self, run: Run) -> str:
-        return duration_words(run.duration_ms) or "—"
-
-    @admin.display(description="runs of this job")
-    def neighbours(self, run: Run):
-        """Links to the previous and the next run of the same job (runs_job_newest index)."""
-        siblings = Run.objects.filter(job_id=run.job_id)
-        before = siblings.filter(pk__lt=run.pk).order_by("-pk").values_list("pk", flat=True)
-        after = siblings.filter(pk__gt=run.pk).order_by("pk").values_list("pk", flat=True)
-        links = []
-        for label, pk in (("← previous", before.first()), ("next →", after.first())):
-            if pk is not None:
-                url = reverse("admin:runner_run_change", args=[pk])
-                links.append(format_html('<a href="{}">{} (#{})</a>', url, label, pk))
-        return format_html_join(" · ", "{}", ((link,) for link in links)) if links else "—"
-
-    @admin.display(description="lag")
-    def lag(self, run: Run) -> str:
-        return duration_words(run.lag_ms) or "—"
-
-    @admin.display(description="error")
-    def error_text(self, run: Run):
-        return _pre(run.error)
-
-    @admin.display(description="output")
-    def output_note(self, run: Run) -> str:
-        size = f"stdout {run.stdout_bytes} bytes, stderr {run.stderr_bytes} bytes"
-        if run.output_truncated:
-            return f"{size}; the longer output is shown by its last lines only (as configured)."
-        return f"{size}; shown in full."
-
-    @admin.display(description="stdout (tail)")
-    def stdout_text(self, run: Run):
-        return _pre(run.stdout)
-
-    @admin.display(description="stderr (tail)")
-    def stderr_text(self, run: Run):
-        return _pre(run.stderr)
-
-
-def _pre(text: str):
-    return format_html('<pre style="white-space: pre-wrap">{}</pre>', text) if text else "—"
 
 
 @admin.register(Incident)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from django.conf import settings
@@ -10,6 +13,7 @@ from django.db import DatabaseError
 
 from jeeves_site.private_files import readable_by_others, runner_paths
 from jeeves_site.runner_config import is_loopback
+from jeeves_site.small_files import MAX_SECRET_FILE_BYTES, read_small_file
 from runner.original_db import configured_database_is_original, original_database_message
 from runner.validation import script_warnings
 
@@ -93,6 +97,17 @@ def check_scripts_dir(app_configs=None, **kwargs) -> list:
 
 # Enough to act on; the rest are counted.
 MISSING_SCRIPTS_LISTED = 20
+_SKIP_MISSING_SCRIPTS: ContextVar[bool] = ContextVar("skip_missing_scripts", default=False)
+
+
+@contextmanager
+def missing_scripts_check_skipped() -> Iterator[None]:
+    """Run the system checks without runner.W020 (``runner.management.base``)."""
+    token = _SKIP_MISSING_SCRIPTS.set(True)
+    try:
+        yield
+    finally:
+        _SKIP_MISSING_SCRIPTS.reset(token)
 
 
 @register()
@@ -100,9 +115,13 @@ def check_missing_scripts(app_configs=None, **kwargs) -> list:
     """runner.W020: path jobs whose script (or prompt) file does not exist; their runs fail.
 
     Jobs may name scripts that are added later (the original's job files do), so
-    this is a warning. Skipped when the database or its tables are not there yet.
+    this is a warning. Skipped when the database or its tables are not there yet, and
+    before the runner's own commands (``runner.management.base.RunnerCommand``).
     """
     from runner.models import Job, SourceType  # the app registry is ready when checks run
+
+    if _SKIP_MISSING_SCRIPTS.get():
+        return []
 
     try:
         rows = list(
@@ -153,7 +172,7 @@ def check_private_files(app_configs=None, **kwargs) -> list:
 
 def _readable(path: Path) -> bool:
     try:
-        with path.open("rb"):
-            return True
+        read_small_file(path, MAX_SECRET_FILE_BYTES)  # opening a FIFO plainly would hang
     except OSError:
         return False
+    return True

@@ -8,10 +8,12 @@ short text, since no library knows that format.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from cron_descriptor import CasingTypeEnum, ExpressionDescriptor, Options
+
+from runner.recurrence_text import looks_like_recurrence, recurrence_words
 
 _NICKNAMES = {
     "@yearly": "once a year, at 00:00 on 1 January",
@@ -24,11 +26,16 @@ _NICKNAMES = {
 }
 
 
-def schedule_words(expression: str) -> str:
-    """``"*/10 * * * * *"`` -> ``"every 10 seconds"``; ``""`` when it cannot be described."""
+@lru_cache(maxsize=4096)  # a pure function of its text; lists repeat the same schedules
+def schedule_words(expression: str, zone_name: str = "UTC") -> str:
+    """``"*/10 * * * * *"`` -> ``"every 10 seconds"``; ``""`` when it cannot be described.
+
+    A recurrence object gets our own words (``runner.recurrence_text``), with the
+    times it leaves to its start read in ``zone_name`` (the job's zone).
+    """
     text = expression.strip()
-    if text.startswith("{") or text.startswith("["):
-        return _recurrence_words(text)
+    if looks_like_recurrence(text):
+        return recurrence_words(text, zone_name)
     if text.lower() in _NICKNAMES:
         return _NICKNAMES[text.lower()]
     options = Options()
@@ -39,25 +46,6 @@ def schedule_words(expression: str) -> str:
         return ExpressionDescriptor(text, options).get_description()
     except Exception:  # cron-descriptor raises assorted types; the raw expression still shows
         return ""
-
-
-def _recurrence_words(text: str) -> str:
-    """Generic words for a JSON recurrence schedule: its rule count and frequencies."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return ""
-    rules = data.get("rules", [data]) if isinstance(data, dict) else data
-    if not isinstance(rules, list) or not rules:
-        return "recurrence schedule"
-    freqs = []
-    for rule in rules:
-        options = rule.get("options", rule) if isinstance(rule, dict) else {}
-        freq = options.get("freq") if isinstance(options, dict) else None
-        if isinstance(freq, str) and freq.lower() not in freqs:
-            freqs.append(freq.lower())
-    count = f"{len(rules)} rule{'s' if len(rules) != 1 else ''}"
-    return f"recurrence: {count}" + (f" ({', '.join(freqs)})" if freqs else "")
 
 
 def duration_words(ms: int | float | None) -> str:

@@ -21,6 +21,9 @@ from typing import Any, Literal, Self
 
 import httpx
 
+from jeeves_site.paths import expand_user, is_file
+from jeeves_site.small_files import read_small_file
+
 logger = logging.getLogger("runner.gateway")
 
 # The gateway's default body limit (DEFAULT_BODY_BYTES in its tools-invoke handler).
@@ -521,17 +524,19 @@ def _named_file(text: str, base_dir: Path) -> Path | None:
     """The file ``text`` names, or None when ``text`` is a prompt in its own right."""
     if "\n" in text or Path(text).suffix.lower() not in PROMPT_EXTENSIONS | PROGRAM_EXTENSIONS:
         return None
-    path = base_dir / Path(text).expanduser()
+    path = base_dir / expand_user(text)
     # A one-word name is a file reference; a sentence that ends in "notes.md" is a
     # prompt unless a file by that whole name exists.
-    if any(ch.isspace() for ch in text) and not path.is_file():
+    if any(ch.isspace() for ch in text) and not is_file(path):
         return None
     return path
 
 
 def _read_prompt_file(path: Path) -> str:
+    # A regular file only (a FIFO would block the worker for ever), and no more than the
+    # gateway would take; a larger one is refused by the size check before sending.
     try:
-        content = path.read_text(encoding="utf-8")
+        content = read_small_file(path, MAX_REQUEST_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise PromptError(f"the prompt file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -18,6 +18,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
+from jeeves_site.paths import expand_user
 from runner.models import Job, Run, SourceType
 from runner.recurrence_text import canonical_text
 from runner.schedule import zone_name_of
@@ -158,7 +159,7 @@ def absolute_script(job: Job, base: Path) -> str:
     text = job.script.strip()
     if job.source_type != SourceType.PATH or not text or "\n" in text:
         return job.script
-    path = Path(text).expanduser()
+    path = expand_user(text)
     return os.path.normpath(path if path.is_absolute() else base / path)
 
 

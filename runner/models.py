@@ -622,6 +622,37 @@ class Run(models.Model):
             )
         )
 
+    @classmethod
+    def beat_many(
+        cls, worker: str, run_ids: list[int], now: datetime, tails: dict[int, tuple[str, str]]
+    ) -> set[int]:
+        """Heartbeat ``run_ids`` of ``worker`` in one statement, and write current output.
+
+        ``tails`` maps some of the runs to their current ``(stdout, stderr)`` tails (the
+        live output a run page shows; ``finish`` replaces them with the final record).
+        Only runs still ``running`` for ``worker`` change, so a finished run, or one
+        taken over, is never overwritten. Returns the ids that changed: a run left out
+        is no longer this worker's. ``run_ids`` must hold every key of ``tails``.
+        """
+        if not run_ids:
+            return set()
+        params: list[Any] = [*_adapt_times(now)]
+        sets = ["heartbeat_at = %s"]
+        for column, index in (("stdout", 0), ("stderr", 1)):
+            if tails:
+                sets.append(f"{column} = CASE id {' '.join(['WHEN %s THEN %s'] * len(tails))} "
+                            f"ELSE {column} END")  # fmt: skip
+                for run_id, texts in tails.items():
+                    params += [run_id, _without_nul(texts[index])]
+        params += [worker, *run_ids]
+        sql = (
+            f"UPDATE runs SET {', '.join(sets)} WHERE worker = %s AND status = '{_RUNNING}' "
+            f"AND id IN ({', '.join(['%s'] * len(run_ids))}) RETURNING id"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return {row[0] for row in cursor.fetchall()}
+
     def finish(self, outcome: RunOutcome, now: datetime) -> bool:
         """Record how the run ended; False when it was not running for this worker.
 

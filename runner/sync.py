@@ -24,6 +24,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from jeeves_site.small_files import MIB, read_small_file
 from queues.definitions import sync_queue_definition
 from runner.jobs import JOB_FIELDS, defaults, upsert_job
 from runner.models import Job
@@ -43,6 +44,8 @@ ORIGINAL_UNSTORED_KEYS = {"domain", "prerequisite"}
 # What ran the original's inline scripts and unmapped files (its executor.ts).
 ORIGINAL_INTERPRETER = "node"
 REQUIRED_KEYS = ("id", "name", "schedule", "script")
+# A job file bigger than this is refused (the README says so): 16 MiB is ~30,000 jobs.
+MAX_JOB_FILE_BYTES = 16 * MIB
 
 SKIPPED = "skipped"
 REFUSED = "refused"
@@ -153,7 +156,7 @@ def load_file(path: Path) -> tuple[list, list, bool]:
     FileRefused when it holds neither shape.
     """
     try:
-        data = json_loads(path.read_text(encoding="utf-8"))
+        data = json_loads(read_small_file(path, MAX_JOB_FILE_BYTES).decode("utf-8"))
     except UnicodeDecodeError:
         raise FileRefused("not UTF-8 text") from None
     except json.JSONDecodeError as exc:

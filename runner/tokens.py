@@ -7,9 +7,11 @@ without a restart. Errors name the setting and the file, never the file's conten
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from django.conf import settings
+
+from jeeves_site.paths import expand_user
+from jeeves_site.small_files import MAX_SECRET_FILE_BYTES, read_small_file
 
 GATEWAY_TOKEN_ENV = "OPENCLAW_GATEWAY_TOKEN"
 GATEWAY_TOKEN_SETTINGS = (
@@ -45,7 +47,7 @@ def slack_token() -> str | None:
 
 def _read(path: str, setting: str) -> str:
     try:
-        text = Path(path).expanduser().read_text(encoding="utf-8").strip()
+        text = read_small_file(expand_user(path), MAX_SECRET_FILE_BYTES).decode("utf-8").strip()
     except OSError as exc:
         raise TokenUnavailable(
             f"{setting}: cannot read the token file {path}: {exc.strerror}"

@@ -17,6 +17,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import EMPTY_VALUES
 from django.db import models
 
+from jeeves_site.paths import expand_user, is_file, path_problem
 from runner.cron import CronError, validate_cron
 from runner.execution import environment
 from runner.recurrence_text import RecurrenceError, canonical_text, looks_like_recurrence
@@ -32,6 +33,11 @@ MAX_REMINDER_HOURS = 365 * 24
 MAX_SLOW_FACTOR = 1000.0
 MAX_RETRIES = 10
 MAX_RETRY_BACKOFF_S = 3600
+# The longest schedules an entrance takes: a cron expression past a few hundred
+# characters is a mistake (and would widen every list row that shows it); a
+# recurrence object is JSON, with room for many rules.
+MAX_CRON_CHARS = 1000
+MAX_RECURRENCE_CHARS = 65_536
 PROMPT_FILE_SUFFIXES = (".md", ".txt")
 PROGRAM_FILE_SUFFIXES = (
     ".js", ".mjs", ".cjs", ".ts", ".py", ".sh", ".bash", ".rb", ".pl", ".php", ".ps1", ".exe",
@@ -40,9 +46,18 @@ PROGRAM_FILE_SUFFIXES = (
 
 def validate_schedule(value: str) -> None:
     """A 5- or 6-field cron expression (or @macro), or the original runner's recurrence
-    object (RRStack JSON, see ``runner.recurrence``), that fires at least once."""
+    object (RRStack JSON, see ``runner.recurrence``), that fires at least once, and no
+    longer than ``MAX_CRON_CHARS`` / ``MAX_RECURRENCE_CHARS``."""
+    recurrence_object = looks_like_recurrence(value)
+    limit = MAX_RECURRENCE_CHARS if recurrence_object else MAX_CRON_CHARS
+    if len(value) > limit:
+        kind = "a recurrence object" if recurrence_object else "a cron expression"
+        raise ValidationError(
+            f"is {len(value):,} characters long; {kind} here is at most {limit:,}",
+            code="invalid_schedule",
+        )
     try:
-        if looks_like_recurrence(value):
+        if recurrence_object:
             from runner import recurrence  # loads pydantic and dateutil: only when needed
 
             recurrence.validate(value)
@@ -114,8 +129,21 @@ def is_reserved_env_name(name: str) -> bool:
     return environment.is_reserved(name)
 
 
+# Linux's MAX_ARG_STRLEN: one "NAME=value" or one argument longer than this (with its
+# NUL) cannot be passed to a program; every run of such a job would fail to start.
+MAX_EXEC_STRING_BYTES = 32 * 4096 - 1
+# All of env and args together, well under the kernel's total (a quarter of the stack
+# limit, 2 MiB by default), which the runner's own environment shares.
+MAX_EXEC_TOTAL_BYTES = 1024 * 1024
+
+
+def _exec_bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def validate_env(value: object) -> None:
-    """A JSON object of string names to string values, none of them reserved."""
+    """A JSON object of string names to string values, none of them reserved, each
+    ``NAME=value`` within MAX_EXEC_STRING_BYTES and all within MAX_EXEC_TOTAL_BYTES."""
     if not isinstance(value, dict):
         raise ValidationError("must be a JSON object of strings", code="invalid_env")
     for name, text in value.items():
@@ -134,12 +162,35 @@ def validate_env(value: object) -> None:
             raise ValidationError(
                 f"{name} is set by the runner and cannot be overridden", code="reserved_env"
             )
+        if _exec_bytes(f"{name}={text}") > MAX_EXEC_STRING_BYTES:
+            raise ValidationError(
+                f"{name} is longer than a program can be given ({MAX_EXEC_STRING_BYTES:,} "
+                "bytes for NAME=value); put large data in a file or in state",
+                code="invalid_env",
+            )
+    if sum(_exec_bytes(f"{name}={text}") for name, text in value.items()) > MAX_EXEC_TOTAL_BYTES:
+        raise ValidationError(
+            f"is larger than {MAX_EXEC_TOTAL_BYTES:,} bytes in all; put large data in a file",
+            code="invalid_env",
+        )
 
 
 def validate_args(value: object) -> None:
     """A JSON list of strings."""
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ValidationError("must be a JSON list of strings", code="invalid_args")
+    for index, item in enumerate(value):
+        if _exec_bytes(item) > MAX_EXEC_STRING_BYTES:
+            raise ValidationError(
+                f"item {index} is longer than a program can be given "
+                f"({MAX_EXEC_STRING_BYTES:,} bytes); put large data in a file",
+                code="invalid_args",
+            )
+    if sum(_exec_bytes(item) for item in value) > MAX_EXEC_TOTAL_BYTES:
+        raise ValidationError(
+            f"are larger than {MAX_EXEC_TOTAL_BYTES:,} bytes in all; put large data in a file",
+            code="invalid_args",
+        )
 
 
 def validate_storable(values: dict[str, object]) -> None:
@@ -224,7 +275,7 @@ def scripts_dir() -> Path:
 
 def resolve_script_path(script: str) -> Path:
     """The absolute path a path job's ``script`` names."""
-    path = Path(script.strip()).expanduser()
+    path = expand_user(script.strip())
     return path if path.is_absolute() else scripts_dir() / path
 
 
@@ -245,6 +296,10 @@ def validate_script(job_type: str, source_type: str, script: str) -> None:
         raise ValidationError(
             {"script": "a session job takes a prompt or a .md/.txt file, not a program file"}
         )
+    if job_type != "session" and source_type == "path":
+        problem = path_problem(script.strip())
+        if problem:
+            raise ValidationError({"script": problem})
 
 
 def script_warnings(job_type: str, source_type: str, script: str) -> list[str]:
@@ -254,7 +309,7 @@ def script_warnings(job_type: str, source_type: str, script: str) -> list[str]:
     if job_type == "session" and not _names_a_file(script, PROMPT_FILE_SUFFIXES):
         return []  # a path session job whose script names no .md/.txt file: the prompt
     path = resolve_script_path(script)
-    if path.is_file():
+    if is_file(path):
         return []
     kind = "prompt file" if job_type == "session" else "script"
     return [f"script: {kind} not found: {path}; saved anyway, its runs fail until it exists"]

@@ -88,9 +88,15 @@ def test_the_job_list_filters_by_last_status(admin_client):
 def test_the_run_list_filters_by_a_job_chosen_from_a_list(admin_client):
     RunFactory(job=JobFactory(id="a"))
     RunFactory(job=JobFactory(id="b"))
-    response = admin_client.get(reverse("admin:runner_run_changelist") + "?job=b")
+    response = admin_client.get(reverse("admin:runner_run_changelist") + "?job=b&status=ok")
+    assert [run.job_id for run in response.context["cl"].result_list] == []  # b's run is pending
+    response = admin_client.get(reverse("admin:runner_run_changelist") + "?job=b&o=-1")
     assert [run.job_id for run in response.context["cl"].result_list] == ["b"]
-    assert 'href="?job=a"' in response.text  # a choice in the list, not a free-text box
+    # A choice in a list, not a free-text box; the other parameters ride along.
+    form = response.text.split('class="jr-select-filter"')[1].split("</form>")[0]
+    assert '<option value="a">a</option>' in form
+    assert '<option value="b" selected>b</option>' in form
+    assert '<input type="hidden" name="o" value="-1">' in form
 
 
 def test_the_run_list_links_the_job_and_reads_durations_and_times_to_the_second(admin_client):
@@ -117,9 +123,10 @@ def test_the_run_page_links_the_previous_and_next_run_of_its_job(admin_client):
 
 
 def test_a_truncated_output_is_a_note_not_an_error(admin_client):
-    run = RunFactory(output_truncated=True, stdout="tail")
+    run = RunFactory(status="ok", output_truncated=True, stdout="tail")
     page = admin_client.get(reverse("admin:runner_run_change", args=[run.pk])).text
-    assert "shown by its last lines only" in page
+    assert "only the last lines are kept (outputTailLines in the configuration)" in page
+    assert 'class="jr-note"' in page
     assert "icon-no.svg" not in page
 
 

@@ -57,3 +57,11 @@ def test_the_list_takes_one_query_however_many_jobs_and_runs(django_assert_num_q
         RunFactory.create_batch(2, job=job)
     with django_assert_num_queries(1):
         assert len(list_jobs()) == 41
+
+
+def test_a_long_schedule_is_cut_so_each_row_stays_one_terminal_line():
+    long_schedule = "0 0 * * " + ",".join(["1"] * 300)
+    JobFactory(id="wide", name="Wide", schedule=long_schedule)
+    row = next(line for line in list_jobs() if "wide" in line)
+    assert "…" in row
+    assert len(row) < 200

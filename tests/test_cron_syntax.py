@@ -215,3 +215,20 @@ def test_a_stored_random_schedule_is_a_failed_registration_and_never_fires():
     assert failed_registrations() == ["old"]
     with pytest.raises(ValueError, match="drawn again"):
         Job.objects.get(pk="old").next_fire_after(JAN_2026)
+
+
+@pytest.mark.parametrize(
+    ("expression", "first_fires"),
+    [
+        # February 2027 ends on Sunday the 28th: the nearest weekday is Friday the 26th.
+        ("0 0 31W 2 *", ["2027-02-26", "2028-02-29"]),
+        # April 2027 ends on Friday the 30th.
+        ("0 0 31W 4 *", ["2027-04-30", "2028-04-28"]),
+    ],
+)
+def test_a_nearest_weekday_past_the_months_end_means_the_weekday_nearest_its_last_day(
+    expression, first_fires
+):
+    iterator = cron.make_iterator(expression, datetime(2026, 12, 1, tzinfo=UTC))
+    fires = [iterator.get_next(datetime).date().isoformat() for _ in first_fires]
+    assert fires == first_fires

@@ -23,11 +23,13 @@ def test_the_home_page_groups_failures_of_the_last_day_by_job_with_the_latest_er
     admin_client, clock
 ):
     job = JobFactory(id="inbox")
-    RunFactory(job=job, status="error", error="exit code 1:\nold trouble")
-    latest = RunFactory(job=job, status="timeout", error="timed out after 5 ms")
-    RunFactory(job=JobFactory(id="fine"), status="ok")
-    old = RunFactory(job=JobFactory(id="long-ago"), status="error")
-    type(old).objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    ended = timezone.now()  # a failed run has finished: the window is by finish time
+    RunFactory(job=job, status="error", error="exit code 1:\nold trouble", finished_at=ended)
+    latest = RunFactory(job=job, status="timeout", error="timed out after 5 ms", finished_at=ended)
+    RunFactory(job=JobFactory(id="fine"), status="ok", finished_at=ended)
+    RunFactory(
+        job=JobFactory(id="long-ago"), status="error", finished_at=ended - timedelta(hours=25)
+    )
     page = home(admin_client)
     failures = page.split('id="jr-failures"')[1].split("</table>")[0]
     assert "inbox" in failures and "2 failed" in failures
@@ -43,6 +45,15 @@ def test_the_home_page_shows_running_runs_with_their_elapsed_time(admin_client, 
     )
     running = home(admin_client).split('id="jr-running"')[1].split("</table>")[0]
     assert "slow" in running and "1 min 15 s" in running
+
+
+def test_the_home_page_counts_the_workers_whose_running_runs_beat_lately(admin_client, clock):
+    now = timezone.now()
+    for worker, beat in (("host:1", 1), ("host:1", 1), ("host:2", 1), ("host:3", 3600)):
+        RunFactory(status="running", worker=worker, heartbeat_at=now - timedelta(seconds=beat))
+    RunFactory(status="ok", worker="host:4", heartbeat_at=now)
+    health = home(admin_client).split('id="jr-health"')[1].split("</table>")[0]
+    assert "<th>workers busy</th><td>2</td>" in health  # host:3 went silent an hour ago
 
 
 def test_the_home_page_lists_next_fires_failed_schedules_and_queue_depths(admin_client, clock):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -543,3 +544,10 @@ def test_a_program_file_is_refused_for_a_session_job(tmp_path: Path, script: str
 def test_an_empty_prompt_is_refused(tmp_path: Path):
     with pytest.raises(PromptError, match="empty"):
         resolve_prompt("  \n", tmp_path)
+
+
+@pytest.mark.timeout(20)
+def test_a_prompt_file_that_is_a_fifo_is_an_error_not_a_wait(tmp_path: Path):
+    os.mkfifo(tmp_path / "task.md")
+    with pytest.raises(PromptError, match=r"cannot read the prompt file .*not a regular file"):
+        resolve_prompt("task.md", tmp_path)

@@ -51,6 +51,26 @@ def test_a_bad_schedule_is_refused(schedule, needle):
     assert any(needle in message for message in errors_of(make_job(schedule=schedule))["schedule"])
 
 
+def test_a_cron_schedule_longer_than_the_bound_is_refused_without_quoting_it():
+    # Valid cron, but 10,000 characters: it would widen every list row that shows it.
+    schedule = "0 0 * * * " + ",".join(["1"] * 4995)
+    message = errors_of(make_job(schedule=schedule))["schedule"][0]
+    assert "at most 1,000" in message
+    assert len(message) < 200
+
+
+def test_a_cron_schedule_at_the_bound_is_judged_on_its_content():
+    schedule = "0 0 * * " + ",".join(["1"] * 496)  # 999 characters
+    assert len(schedule) <= 1000
+    make_job(schedule=schedule).full_clean()
+
+
+def test_a_recurrence_object_has_its_own_larger_bound():
+    padding = " " * 70_000
+    message = errors_of(make_job(schedule='{"freq": "daily"' + padding + "}"))["schedule"][0]
+    assert "recurrence object" in message and "at most 65,536" in message
+
+
 def test_an_unknown_timezone_is_refused():
     errors = errors_of(make_job(timezone="Mars/Olympus"))
     assert "not a known IANA time zone" in errors["timezone"][0]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import socket
 import stat
 import subprocess
 import sys
@@ -219,12 +221,30 @@ def test_a_config_json_in_the_data_directory_is_read_when_jeeves_config_is_unset
         ({"notifications": {"defaultOnFailure": 5}}, "notifications.defaultOnFailure", "string"),
         ({"broker": "kafka"}, "broker", "'orm' or 'redis'"),
         ({"heartbeatIntervalMs": 20000, "livenessTimeoutMs": 30000}, "livenessTimeoutMs", "twice"),
+        ({"dbPath": "a\x00b"}, "dbPath", "NUL"),
+        ({"dbPath": "\ud800"}, "dbPath", "lone surrogate"),
+        ({"host": "\x00"}, "host", "NUL"),
+        ({"host": "127.0.0.1\n"}, "host", "not an address or host name"),
+        ({"host": "0.0.0.0 "}, "host", "not an address or host name"),
+        ({"runners": {"sh": "bash \x00"}}, "runners.sh.1", "NUL"),
+        ({"runners": {"s\x00h": "bash"}}, "runners.s\x00h.[key]", "NUL"),
+        ({"logging": {"file": "\x00"}}, "logging.file", "NUL"),
+        ({"notifications": {"slackTokenPath": "\x00"}}, "notifications.slackTokenPath", "NUL"),
+        ({"redisUrl": "redis://\x00"}, "redisUrl", "NUL"),
     ],
 )
 def test_bad_config_values_are_reported_with_where_they_are(tmp_path, data, where, needle):
     config, problems = load_runner_config(write_config(tmp_path, data))
     assert any(w.endswith(f": {where}") and needle in m for w, m in errors_of(problems)), problems
     assert config.max_concurrency == 16  # a bad value falls back to its default
+
+
+def test_a_path_under_an_unknown_users_home_stays_as_written_as_in_a_shell(tmp_path):
+    config, problems = load_runner_config(
+        write_config(tmp_path, {"scriptsDir": "~no-such-user-here/x"})
+    )
+    assert config.scripts_dir == str(tmp_path / "~no-such-user-here" / "x")
+    assert not errors_of(problems)
 
 
 def test_unknown_keys_are_warnings_and_ignored_as_the_original_ignores_them(tmp_path):
@@ -348,3 +368,32 @@ def test_logging_file_of_the_config_receives_the_log(tmp_path):
     result = run_check(tmp_path, environ)
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
+
+
+@pytest.mark.slow
+def test_start_says_why_it_stopped_when_its_port_is_taken(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "JEEVES_DATA_DIR": str(tmp_path / "data"),
+            "JEEVES_PORT": str(port),
+        }
+        result = subprocess.run(
+            [str(ROOT / "scripts" / "start")], cwd=tmp_path, env=env,
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-3:]
+    assert any(f"the web server on 127.0.0.1:{port} stopped" in line for line in last), last
+    assert "set JEEVES_PORT" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_bad_variable_stops_manage_py_with_one_line_naming_it(tmp_path):
+    result = run_check(tmp_path, {"JEEVES_SESSION_AGE_S": "abc"})
+    assert result.returncode == 1
+    assert result.stderr == "manage.py: JEEVES_SESSION_AGE_S='abc' is not an integer\n"

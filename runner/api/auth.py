@@ -95,7 +95,11 @@ class StaffSession(AuthBase):
 
 
 def operators_only(view: Callable) -> Callable:
-    """Guard the schema and docs like the API: a valid token, or the admin's staff login."""
+    """Guard the schema and docs like the API: a valid token, or the admin's staff login.
+
+    A refused token answers as on every API route: 401 for a wrong or revoked one, 403
+    for a run's own token (``JR_API_TOKEN``, state and queues only), ``{"error"}``.
+    """
     staff_view = staff_member_required(view)
 
     @wraps(view)
@@ -105,6 +109,8 @@ def operators_only(view: Callable) -> Callable:
                 return view(request, *args, **kwargs)
         except AuthenticationError as exc:
             return JsonResponse(error_body(exc.message), status=401)
+        except HttpError as exc:
+            return JsonResponse(error_body(str(exc)), status=exc.status_code)
         return staff_view(request, *args, **kwargs)
 
     return guarded

@@ -28,15 +28,21 @@ class TokenPrefixMiddleware:
         if match is None:
             return self.get_response(request)
         if request.META.get("HTTP_AUTHORIZATION"):
+            # Django logs this refusal with request.path: never with the token in it.
+            _set_path(request, f"/t/***{match.group(2) or ''}")
             return JsonResponse(
                 {"error": "send the token in the URL or in the Authorization header, not both"},
                 status=400,
             )
         token, rest = match.group(1), match.group(2) or "/"
         request.META["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-        request.META["PATH_INFO"] = rest
-        request.path_info = rest
-        request.path = request.META.get("SCRIPT_NAME", "").rstrip("/") + rest
+        _set_path(request, rest)
         request.__dict__.pop("headers", None)  # built from META, maybe already cached
         request.token_in_url = True
         return self.get_response(request)
+
+
+def _set_path(request: HttpRequest, path_info: str) -> None:
+    request.META["PATH_INFO"] = path_info
+    request.path_info = path_info
+    request.path = request.META.get("SCRIPT_NAME", "").rstrip("/") + path_info

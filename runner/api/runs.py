@@ -11,7 +11,7 @@ from runner.api.errors import NotFound, bad_input
 from runner.api.jobs import get_job
 from runner.api.permissions import require
 from runner.api.schemas import ErrorOut, RunDetailOut, RunListOut, RunStartedOut, TriggerOut
-from runner.models import FINAL_RUN_STATUSES, Job, Run
+from runner.models import FINAL_RUN_STATUSES, Job, Run, RunStatus
 from statestore.values import MAX_BIGINT
 
 router = Router(tags=["runs"])
@@ -97,9 +97,13 @@ def job_runs(request: HttpRequest, job_id: str, limit: int = 50) -> dict:
 
 @router.get("/runs/{run_id}", response={200: RunDetailOut, 404: ErrorOut}, summary="One run")
 def run_detail(request: HttpRequest, run_id: int) -> dict:
-    """One run, e.g. to follow a run started with ``wait=false``."""
+    """One run, e.g. to follow a run started with ``wait=false``.
+
+    While it is ``running``, ``live`` is true and stdout/stderr are the tails so far
+    (the executor rewrites them about every second); once it ends, the final record.
+    """
     require(request, "runs.detail")
     run = Run.objects.filter(pk=run_id).first() if 0 < run_id <= MAX_BIGINT else None
     if run is None:
         raise NotFound(f"run {run_id} not found")
-    return {"run": run}
+    return {"run": run, "live": run.status == RunStatus.RUNNING}

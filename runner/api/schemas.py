@@ -105,6 +105,10 @@ class RunListOut(Schema):
 
 class RunDetailOut(Schema):
     run: RunOut
+    live: bool = Field(
+        description="true while the run is running: its stdout and stderr are then the "
+        "current tails, which the executor rewrites about every second until the final record"
+    )
 
 
 class JobIn(Schema):

@@ -16,11 +16,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from django.conf import settings
-from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from runner import notify
+from runner.execution import live
 from runner.execution.scripts import Cancellation, run_script_job
 from runner.models import JobType, Run, RunOutcome, RunStatus, StartResult
 
@@ -71,13 +70,14 @@ def complete_run(
     work: Callable[[Run, threading.Event], RunOutcome],
     cancel: Cancellation | None = None,
 ) -> Run:
-    """Do ``work`` for a run this worker holds, under a heartbeat; record and announce it.
+    """Do ``work`` for a run this worker holds, under a heartbeat (``runner.execution.live``,
+    which also writes a script's output while it runs); record and announce it.
 
     ``execute_run`` uses it after starting a run, and a resumed session run after
     taking one over.
     """
     cancel = cancel or Cancellation()
-    with Heartbeat(run, cancel):
+    with live.current().holding(run, cancel):
         outcome = _outcome(run, cancel, work)
     if not run.finish(outcome, timezone.now()):
         logger.warning("run %s was finished elsewhere before its worker reported", run.pk)
@@ -123,47 +123,3 @@ def cancel_on_signals(
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-
-
-class Heartbeat:
-    """Proves the run's worker is alive by updating ``heartbeat_at`` periodically.
-
-    When the run stops being ours (the liveness check declared the worker dead,
-    or a stop was requested) ``cancel`` is set so the job is ended.
-    """
-
-    def __init__(self, run: Run, cancel: threading.Event) -> None:
-        self.run = run
-        self.cancel = cancel
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run.pk}", daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _beat(self) -> None:
-        interval = settings.RUNNER.heartbeat_interval_ms / 1000
-        try:
-            while not self._stop.wait(interval):
-                if not self._beat_once():
-                    self.cancel.set()
-                    return
-        finally:
-            connection.close()
-
-    def _beat_once(self) -> bool:
-        """One heartbeat; a database hiccup is logged and retried at the next beat."""
-        try:
-            close_old_connections()
-            if self.run.beat(timezone.now()):
-                return True
-        except Exception:
-            logger.exception("heartbeat of run %s failed; retrying", self.run.pk)
-            return True
-        logger.warning("run %s is no longer held by this worker; ending it", self.run.pk)
-        return False

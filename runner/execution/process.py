@@ -23,7 +23,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from statestore.values import json_loads, json_problem
+from statestore.values import MAX_BIGINT, json_loads, json_problem
 
 RESULT_PREFIX = "JR_RESULT:"
 # A longer line keeps only its end, and a JR_RESULT line that long is ignored.
@@ -122,6 +122,18 @@ class ProcessResult:
     error: str | None
 
 
+class LiveTails(NamedTuple):
+    """A running child's output so far (see ``run_process``'s ``on_start``).
+
+    ``seen`` is the number of bytes read from both streams: unchanged means the
+    tails are unchanged.
+    """
+
+    seen: int
+    stdout: str
+    stderr: str
+
+
 class _Flag(Protocol):
     def is_set(self) -> bool: ...
 
@@ -210,7 +222,8 @@ def parse_result_line(line: str) -> dict | None:
 
 def _tokens(result: dict | None) -> int | None:
     tokens = (result or {}).get("tokens")
-    if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0:
+    # Beyond 64 bits the runs.tokens column cannot hold it, and the run could not finish.
+    if isinstance(tokens, int) and not isinstance(tokens, bool) and 0 <= tokens <= MAX_BIGINT:
         return tokens
     return None
 
@@ -245,7 +258,16 @@ class _StreamTail:
 
     def text(self) -> str:
         """Return the kept lines, decoded line by line, joined by newlines."""
-        return "\n".join(line.decode("utf-8", "replace") for line in self.lines)
+        return _joined(self.lines)
+
+    def live_lines(self) -> list[bytes]:
+        """The lines ``text`` would keep if the stream ended now (a partial last line
+        counts as one), within the same bound; a copy, for another thread to decode."""
+        lines = list(self.lines)
+        if self._partial:
+            lines.append(self._partial)
+        limit = self.lines.maxlen or 0
+        return lines[-limit:] if limit else []
 
     def _take(self, lines: list[bytes], data: bytes) -> None:
         # Every line is checked for a result, not only the kept ones.
@@ -277,6 +299,10 @@ class _StreamTail:
         self._partial_cut = True
         self.truncated = True
         return _keep_end(partial)
+
+
+def _joined(lines) -> str:
+    return "\n".join(line.decode("utf-8", "replace") for line in lines)
 
 
 def _keep_end(line: bytes) -> bytes:
@@ -463,6 +489,8 @@ class _Supervisor:
         self.stderr = _StreamTail(tail_lines, parse_results=False)
         self.timed_out = False
         self.cancelled = False
+        # Held while output is fed, so another thread can copy the tails (``tails``).
+        self._output_lock = threading.Lock()
         self._cancel = cancel
         self._clock = clock
         self._tree = _ProcessTree(proc.pid)
@@ -551,9 +579,21 @@ class _Supervisor:
                 continue  # the pidfd: the caller checks for exit itself
             chunk = os.read(key.fd, _READ_SIZE)
             if chunk:
-                key.data.feed(chunk)
+                with self._output_lock:
+                    key.data.feed(chunk)
             else:
                 self._selector.unregister(key.fd)
+
+    def tails(self) -> LiveTails:
+        """The output so far, as the final result would hold it if the child ended now.
+
+        Safe from any thread; costs a copy of the kept lines under a lock, and the
+        decoding outside it, so the thread reading the child's pipes never waits long.
+        """
+        with self._output_lock:
+            seen = self.stdout.total_bytes + self.stderr.total_bytes
+            out, err = self.stdout.live_lines(), self.stderr.live_lines()
+        return LiveTails(seen, _joined(out), _joined(err))
 
     def _drain(self) -> None:
         """Read what is left, never waiting long on a pipe something keeps open."""
@@ -578,8 +618,9 @@ class _Supervisor:
             self._pidfd = None
         self.proc.stdout.close()
         self.proc.stderr.close()
-        self.stdout.close()
-        self.stderr.close()
+        with self._output_lock:
+            self.stdout.close()
+            self.stderr.close()
 
 
 def run_process(
@@ -593,6 +634,7 @@ def run_process(
     clock: Callable[[], float] = time.monotonic,
     cancel: _Flag | None = None,
     umask: int = -1,
+    on_start: Callable[[Callable[[], LiveTails]], None] | None = None,
 ) -> ProcessResult:
     """Run `argv` to completion and return what it did.
 
@@ -603,7 +645,9 @@ def run_process(
     A failure to start is reported in `error`, never raised. Setting `cancel`
     (anything with ``is_set()``, e.g. a threading.Event) ends the tree the same
     way as a timeout, and the result says `cancelled`. `umask`, unless -1, is the
-    child's umask (the caller's otherwise).
+    child's umask (the caller's otherwise). `on_start`, once the child runs, is given
+    a function that any thread may call for the output so far (``LiveTails``: the
+    same bounded tails as the result's stdout and stderr).
     """
     if tail_lines < 0:
         raise ValueError(f"tail_lines must be >= 0, not {tail_lines}")
@@ -623,6 +667,8 @@ def run_process(
     except OSError as exc:
         return _not_started(_spawn_error_text(argv, cwd, exc), clock() - started)
     supervisor = _Supervisor(proc, tail_lines, clock, cancel)
+    if on_start is not None:
+        on_start(supervisor.tails)
     supervisor.run(timeout_s, grace_s)
     return _result(supervisor, clock() - started)
 

@@ -7,6 +7,7 @@ import shlex
 import signal
 import threading
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -15,7 +16,7 @@ from django.db import connection
 from jeeves_site.database import database_url
 from jeeves_site.private_files import inherited_umask
 from runner.api import run_tokens
-from runner.execution import environment
+from runner.execution import environment, live
 from runner.execution.inline_files import inline_prefix, inline_root
 from runner.execution.process import (
     ProcessResult,
@@ -101,6 +102,7 @@ def run_script_job(run: Run, cancel: threading.Event) -> RunOutcome:
             cancel=cancel,
             # The runner's own processes run under umask 077; scripts get the operator's.
             umask=inherited_umask(),
+            on_start=partial(live.current().watch_output, run.pk),
         )
     return outcome_of(result, job.timeout_ms, getattr(cancel, "reason", "cancelled"))
 

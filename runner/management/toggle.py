@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from runner.jobs import UnknownJobs, get_jobs, set_enabled
+from runner.management.base import RunnerCommand
 
 
-class ToggleCommand(BaseCommand):
+class ToggleCommand(RunnerCommand):
     """Set ``enabled`` on the named jobs; refuses them all if one is unknown."""
 
     enabled: bool

@@ -204,6 +204,26 @@ def test_an_invalid_patch_is_400_with_zod_shaped_issues_and_nothing_written(conf
     assert path.read_text() == before
 
 
+@pytest.mark.parametrize(
+    ("patch", "where"),
+    [
+        ({"dbPath": "\x00"}, ["dbPath"]),
+        ({"runners": {"sh": "\x00"}}, ["runners", "sh", 0]),
+        ({"scriptsDir": "\ud800"}, ["scriptsDir"]),
+    ],
+)
+def test_a_patch_with_text_no_system_call_takes_is_400_and_nothing_written(
+    config_file, token, patch, where
+):
+    path = config_file({"runRetentionDays": 9})
+    before = path.read_text()
+    answer = root(Client(), "post", "/config/apply", {"patch": patch}, token=token)
+    assert answer.status_code == 400
+    [issue] = answer.json()["issues"]
+    assert issue["path"] == where and "must not contain" in issue["message"]
+    assert path.read_text() == before
+
+
 def test_deprecated_keys_in_a_patch_are_written_in_todays_form(config_file, token):
     path = config_file({})
     patch = {"log": {"level": "debug"}, "gateway": {"url": "http://127.0.0.1:9"}}

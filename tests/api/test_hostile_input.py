@@ -16,11 +16,15 @@ from django.urls import reverse
 
 from queues.definitions import upsert_queue_definition
 from queues.models import Queue, QueueItem
+from runner.api.handlers import server_error
+from runner.checks import check_missing_scripts
+from runner.execution.executor import execute_run
 from runner.execution.process import parse_result_line
 from runner.models import Job, RunOutcome
 from statestore.models import StateEntry, StateItem
 from statestore.values import MAX_JSON_BYTES, MAX_JSON_DEPTH
-from tests.factories import JobFactory, QueueFactory, QueueItemFactory
+from tests.api.conftest import ApiClient
+from tests.factories import JobFactory, QueueFactory, QueueItemFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -168,6 +172,31 @@ def test_a_job_id_no_job_could_have_is_not_found_on_every_job_route(api, job_id)
     assert api.patch(f"/jobs/{job_id}", {"name": "x"}).status_code == 404
     assert api.post(f"/jobs/{job_id}/disable").status_code == 404
     assert Job.objects.get().enabled
+
+
+@pytest.mark.parametrize("job_id", ["a%00b", "abc%0A", "a%C3%28"])
+def test_a_job_id_no_job_could_have_is_not_found_in_the_root_dialect(token, job_id):
+    JobFactory(id="abc")
+    root = ApiClient(token, prefix="")
+    for method, path, body in [
+        ("get", "", None),
+        ("delete", "", None),
+        ("patch", "", {"name": "x"}),
+        ("patch", "/enable", None),
+        ("patch", "/disable", None),
+        ("put", "/script", {"script": "echo"}),
+        ("post", "/run", {}),
+    ]:
+        response = root.request(method, f"/jobs/{job_id}{path}", body)
+        assert response.status_code == 404, (method, path, response.content)
+        assert response.json()["error"].startswith("Job not found")
+    assert root.get(f"/jobs/{job_id}/runs").json() == {"runs": []}
+    assert Job.objects.get().enabled and not Job.objects.get().runs.exists()
+
+
+def test_incidents_of_a_job_id_no_job_could_have_are_none(api):
+    response = api.get("/incidents?job_id=a%00b")
+    assert response.status_code == 200 and response.json() == {"incidents": []}
 
 
 @pytest.mark.parametrize(
@@ -550,3 +579,124 @@ def _job_form(**overrides: str) -> dict:
         "missed_fire_policy": "skip", "timeout_ms": "", "on_failure": "", "on_success": "",
         "output_channel": "", **overrides,
     }  # fmt: skip
+
+
+# -- a script path under an unknown user's home ------------------------------------------
+
+UNKNOWN_HOME = "~no-such-user-here/poll.sh"
+
+
+@pytest.mark.parametrize("job_type", ["script", "session"])
+def test_a_script_under_an_unknown_users_home_is_saved_with_a_warning_not_a_500(api, job_type):
+    script = UNKNOWN_HOME.replace(".sh", ".md") if job_type == "session" else UNKNOWN_HOME
+    body = {**NEW_JOB, "type": job_type, "source_type": "path", "script": script}
+    response = api.post("/jobs", body)
+    assert response.status_code == 201, response.content
+    assert "not found" in " ".join(response.json()["warnings"])
+
+
+def test_add_job_and_sync_jobs_take_a_script_under_an_unknown_users_home(tmp_path):
+    argv = [*_argv({**NEW_JOB, "script": UNKNOWN_HOME}), "--source-type", "path"]
+    call_command("add_job", *argv, stdout=StringIO(), stderr=StringIO())
+    assert Job.objects.get(id="inbox").script.endswith(UNKNOWN_HOME)
+    _write(tmp_path / "jobs", [{**NEW_JOB, "id": "synced", "script": UNKNOWN_HOME,
+                               "source_type": "path"}])  # fmt: skip
+    call_command("sync_jobs", str(tmp_path / "jobs"), stdout=StringIO(), stderr=StringIO())
+    assert Job.objects.get(id="synced").script.endswith(UNKNOWN_HOME)
+
+
+def test_the_admin_takes_a_script_under_an_unknown_users_home(admin_client):
+    form = _job_form(source_type="path", script=UNKNOWN_HOME)
+    response = admin_client.post(reverse("admin:runner_job_add"), form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Job.objects.get().script == UNKNOWN_HOME
+
+
+# -- JR_RESULT lines ------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_result_line_with_tokens_beyond_64_bits_still_lets_the_run_finish():
+    job = JobFactory(script='echo \'JR_RESULT:{"tokens": 100000000000000000000000, "n": 1}\'')
+    run = execute_run(RunFactory(job=job).pk, worker="test:1")
+    assert (run.status, run.tokens) == ("ok", None), run.error
+    assert run.result_meta == {"tokens": 10**23, "n": 1}
+
+
+# -- a script path no file system can hold -------------------------------------------------
+
+LONG_NAME = "/tmp/" + "a" * 300 + ".sh"
+
+
+def test_a_script_path_with_a_name_too_long_for_any_file_is_refused_not_a_500(api):
+    response = api.post("/jobs", {**NEW_JOB, "source_type": "path", "script": LONG_NAME})
+    assert "part of it is longer than 255 bytes" in refused(response, "script")
+    long_path = "/tmp/" + "/".join(["a" * 200] * 25)
+    response = api.post("/jobs", {**NEW_JOB, "source_type": "path", "script": long_path})
+    assert "longer than 4095 bytes" in refused(response, "script")
+    assert not Job.objects.exists()
+
+
+def test_a_stored_job_with_such_a_path_does_not_break_manage_py_check():
+    Job.objects.bulk_create([JobFactory.build(source_type="path", script=LONG_NAME)])
+    [warning] = check_missing_scripts()
+    assert warning.id == "runner.W020"
+
+
+def test_a_session_prompt_sentence_ending_in_a_long_md_name_is_a_prompt(api):
+    prompt = "summarise " + "x" * 300 + ".md"
+    body = {**NEW_JOB, "type": "session", "source_type": "path", "script": prompt}
+    assert api.post("/jobs", body).status_code == 201
+
+
+# -- Django's own refusals on the API's paths ----------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/jobs", "/jobs", "/status"])
+def test_a_host_the_server_does_not_answer_to_is_a_json_400(api, path):
+    response = api.get(path, HTTP_HOST="evil.example")
+    assert "DJANGO_ALLOWED_HOSTS" in refused(response, "host")
+    assert "evil.example" not in response.json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/api/jobz", "/api/jobs/inbox/nothing/here", "/jobs/a/b/c/d"])
+def test_a_path_no_route_has_is_a_json_404(api, path):
+    response = api.client.get(path, headers=api.headers)
+    assert response.status_code == 404
+    assert response.json()["error"].startswith("no such API path")
+
+
+def test_the_admin_keeps_its_own_pages(admin_client):
+    response = admin_client.get("/admin/nothing-here/")
+    assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
+
+
+def test_a_crash_on_an_api_path_answers_in_the_one_shape(rf):
+    response = server_error(rf.get("/api/jobs"))
+    assert response.status_code == 500
+    assert json.loads(response.content) == {
+        "error": "internal error; the runner's log has the details"
+    }
+
+
+# -- env and args a program can be given -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("env", {"A": "x" * 131_070}, "longer than a program can be given"),
+        ("args", ["--x", "y" * 131_072], "item 1 is longer than a program can be given"),
+        ("env", {f"V{i}": "x" * 100_000 for i in range(11)}, "larger than 1,048,576 bytes"),
+        ("args", ["x" * 100_000] * 11, "larger than 1,048,576 bytes"),
+    ],
+    ids=["env-string", "arg-string", "env-total", "args-total"],
+)
+def test_env_or_args_no_program_could_be_started_with_are_refused(api, field, value, needle):
+    assert needle in refused(api.post("/jobs", {**NEW_JOB, field: value}), field)
+    assert not Job.objects.exists()
+
+
+def test_env_and_args_up_to_the_limit_run(api):
+    body = {**NEW_JOB, "env": {"A": "x" * 131_069}, "args": ["y" * 131_071]}
+    assert api.post("/jobs", body).status_code == 201

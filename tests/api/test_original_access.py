@@ -58,9 +58,10 @@ def test_a_wrong_token_in_the_url_is_401():
     assert Client().get("/t/jr_wrong/api/jobs").status_code == 401
 
 
-def test_a_token_in_both_url_and_header_is_refused(token):
+def test_a_token_in_both_url_and_header_is_refused_and_logged_without_it(token, caplog):
     response = Client().get(f"/t/{token}/jobs", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 400
+    assert "/t/***/jobs" in caplog.text and token not in caplog.text
 
 
 def test_a_staff_session_opens_the_root_dialect_with_that_users_permissions():

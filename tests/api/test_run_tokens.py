@@ -147,3 +147,11 @@ def test_a_run_executed_again_after_its_worker_died_gets_a_new_token_and_the_old
     with issued_for(run) as dead_workers, issued_for(run) as resumed:
         assert ApiClient(dead_workers["JR_API_TOKEN"]).get("/state").status_code == 401
         assert ApiClient(resumed["JR_API_TOKEN"]).get("/state").status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/openapi.json", "/docs"])
+def test_a_runs_token_is_refused_for_the_schema_and_docs_with_a_403_not_a_500(run_token, path):
+    response = ApiClient(run_token).get(path)
+    assert response.status_code == 403
+    assert "state and queue" in response.json()["error"]

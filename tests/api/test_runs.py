@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from runner.models import Run
 from tests.factories import JobFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
@@ -55,3 +56,17 @@ def test_one_run_is_shown_by_id(api):
 
 def test_an_unknown_run_is_404(api):
     assert api.get("/runs/999999").status_code == 404
+
+
+def test_a_running_runs_detail_is_live_with_the_tails_so_far(api):
+    run = RunFactory(status="running", stdout="fetching 3 feeds\nfeed 1 of 3\n", stderr="slow")
+    body = api.get(f"/runs/{run.pk}").json()
+    assert body["live"] is True
+    assert (body["run"]["status"], body["run"]["stdout"], body["run"]["stderr"]) == (
+        "running",
+        "fetching 3 feeds\nfeed 1 of 3\n",
+        "slow",
+    )
+    Run.objects.filter(pk=run.pk).update(status="ok", stdout="done\n")
+    body = api.get(f"/runs/{run.pk}").json()
+    assert (body["live"], body["run"]["stdout"]) == (False, "done\n")

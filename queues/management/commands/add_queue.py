@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from queues.definitions import upsert_queue_definition
 from queues.models import Queue
+from runner.management.base import RunnerCommand
 
 FOREVER = "forever"
 
 
-class Command(BaseCommand):
+class Command(RunnerCommand):
     help = (
         "Upsert a queue definition: de-duplication (a JSONPath into the payload and a "
         "scope), retention of finished items and the attempt limit. Settings not given "

@@ -19,6 +19,7 @@ from runner.api.jobs import (
     CREATE_FIELDS,
     UPDATE_FIELDS,
     change_job_fields,
+    could_exist,
     jobs_with_last_run,
     write_job,
 )
@@ -32,10 +33,12 @@ router = Router()
 JOB_NOT_FOUND = "Job not found"
 
 
-def _job(job_id: str) -> Job:
-    job = Job.objects.filter(pk=job_id).first()
+def _job(job_id: str, not_found: str = JOB_NOT_FOUND) -> Job:
+    # An id no job could have (a NUL: an error on PostgreSQL, a miss on SQLite) is not
+    # looked up, so both answer 404.
+    job = Job.objects.filter(pk=job_id).first() if could_exist(job_id) else None
     if job is None:
-        raise NotFound(JOB_NOT_FOUND)
+        raise NotFound(not_found)
     return job
 
 
@@ -84,7 +87,7 @@ def change_job(request: HttpRequest, job_id: str) -> dict:
 def delete_job(request: HttpRequest, job_id: str) -> dict:
     """Delete the job and its runs: ``{ok: true}``."""
     authorize(request, "jobs.delete")
-    if job_id not in remove_jobs([job_id]):
+    if not could_exist(job_id) or job_id not in remove_jobs([job_id]):
         raise NotFound(JOB_NOT_FOUND)
     return {"ok": True}
 
@@ -129,9 +132,7 @@ def trigger_job(request: HttpRequest, job_id: str) -> Status:
     ``{error: "Job not found: <id>"}`` as in the original.
     """
     authorize(request, "jobs.run")
-    job = Job.objects.filter(pk=job_id).first()
-    if job is None:
-        raise NotFound(f"Job not found: {job_id}")
+    job = _job(job_id, f"Job not found: {job_id}")
     longest = settings.API_RUN_WAIT_MAX_S
     run = wait_for_run(start_manual_run(job), longest, limit_s=longest)
     if run.status in FINAL_RUN_STATUSES:
@@ -148,5 +149,7 @@ def job_runs(request: HttpRequest, job_id: str, limit: int = 50) -> dict:
     authorize(request, "runs.list")
     if not 0 <= limit <= MAX_RUNS:
         raise bad_input({"limit": f"must be between 0 and {MAX_RUNS}, not {limit}"})
+    if not could_exist(job_id):
+        return {"runs": []}
     runs = Run.objects.filter(job_id=job_id).order_by("-id")[:limit]
     return {"runs": [run_row(run) for run in runs]}

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from runner.jobs import upsert_job
+from runner.management.base import RunnerCommand
 from runner.models import Job
 from runner.validation import describe
 
@@ -30,7 +31,7 @@ NUMBER_OPTIONS = {
 }
 
 
-class Command(BaseCommand):
+class Command(RunnerCommand):
     help = (
         "Create a job, or update one: only the options given change. A relative "
         "--script path is resolved against the current directory and stored absolute."

@@ -6,14 +6,14 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
 
 from jeeves_site.private_files import write_private_file
+from runner.management.base import RunnerCommand
 
 PASSWORD_FILE_NAME = "initial-admin-password"
 
 
-class Command(BaseCommand):
+class Command(RunnerCommand):
     help = (
         "Create a superuser 'admin' with a random password written to "
         "<data dir>/initial-admin-password, unless a superuser already exists."

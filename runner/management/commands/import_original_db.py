@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from runner.management.base import RunnerCommand
 from runner.original_db import NotAnOriginalDatabase
 from runner.original_import import (
     IMPORTED,
@@ -18,7 +19,7 @@ from runner.original_import import (
 )
 
 
-class Command(BaseCommand):
+class Command(RunnerCommand):
     help = (
         "Import the jobs, runs, state, state items, queue definitions and queue items of an "
         "original jeeves-runner database (its runner.sqlite, opened read-only) into this "

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from runner.jobs import JobRow, job_rows
+from runner.management.base import RunnerCommand
 from runner.schedule import zone
 from runner.terminal import neutralise
 
+SCHEDULE_WIDTH = 60  # a longer schedule is cut: one row per line on a terminal
 HEADERS = ("ENABLED", "ID", "SCHEDULE", "NEXT FIRE", "LAST STATUS", "NAME")
 
 
-class Command(BaseCommand):
+class Command(RunnerCommand):
     help = (
         "List jobs: enabled, id, schedule with its time zone, next fire (in that zone; "
         "'-' when disabled), status of the newest run, name."
@@ -35,11 +36,16 @@ def _cells(row: JobRow) -> tuple[str, ...]:
     return (
         "yes" if row.enabled else "no",
         row.id,
-        f"{row.schedule} ({row.zone})",
+        f"{_shortened(row.schedule)} ({row.zone})",
         _next_fire(row),
         row.last_status or "-",
         neutralise(row.name),  # typed by whoever edits jobs; printed on a terminal
     )
+
+
+def _shortened(schedule: str, width: int = SCHEDULE_WIDTH) -> str:
+    """A long schedule (a recurrence object, a long list) cut to ``width`` characters."""
+    return schedule if len(schedule) <= width else schedule[: width - 1] + "…"
 
 
 def _next_fire(row: JobRow) -> str:

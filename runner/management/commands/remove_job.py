@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from runner.jobs import UnknownJobs, get_jobs, remove_jobs
+from runner.management.base import RunnerCommand
 
 
-class Command(BaseCommand):
+class Command(RunnerCommand):
     help = (
         "Delete jobs with all their runs. A run still in progress is ended at its "
         "next heartbeat. Refuses them all if one id is unknown."

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from runner.health import describe, health_summary
+from runner.management.base import RunnerCommand
 
 
-class Command(BaseCommand):
+class Command(RunnerCommand):
     help = (
         "Print the runner's health: version, scheduler uptime, jobs, running runs, jobs "
         "whose schedule cannot be loaded, and ok/error runs in the last hour."

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from jeeves_site.paths import expand_user
+from runner.management.base import RunnerCommand
 from runner.sync import IGNORED, REFUSED, SKIPPED, Entry, SyncError, sync_directory
 from statestore.values import replace_surrogates
 
@@ -16,7 +18,7 @@ WRITTEN = ("added", "updated", "unchanged")
 ACTIONS = (*WRITTEN, SKIPPED)
 
 
-class Command(BaseCommand):
+class Command(RunnerCommand):
     help = (
         "Add or update every job in DIR/*.json. A file holds a list of jobs, or "
         '{"jobs": [...], "queues": [...]}; path scripts resolve relative to DIR\'s parent. '
@@ -63,11 +65,13 @@ def configured_jobs_dir() -> Path:
     original's sync-jobs falls back to. CommandError when neither is known."""
     jobs_dir = getattr(settings.RUNNER, "jobs_dir", "") or ""
     if jobs_dir:
-        return Path(jobs_dir).expanduser()
+        return expand_user(jobs_dir)
     config_file = getattr(settings.RUNNER, "config_file", "") or ""
     if config_file:
         return Path(config_file).resolve().parent / "scripts" / "jobs"
-    raise CommandError("give DIR, or set jobsDir in the config file (JEEVES_CONFIG)")
+    raise CommandError(
+        "give DIR, or set jobsDir in the config file (JEEVES_CONFIG) or JEEVES_JOBS_DIR"
+    )
 
 
 def _line(entry: Entry) -> str:

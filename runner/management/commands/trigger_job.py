@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from runner import notify
 from runner.execution.executor import cancel_on_signals, execute_run
 from runner.execution.scripts import Cancellation
 from runner.jobs import UnknownJobs, get_jobs
+from runner.management.base import RunnerCommand
 from runner.models import Run, RunStatus
 from runner.terminal import neutralise
 
@@ -19,7 +20,7 @@ from runner.terminal import neutralise
 NOTIFY_FLUSH_S = 15.0
 
 
-class Command(BaseCommand):
+class Command(RunnerCommand):
     help = (
         "Run a job now through the same path as the scheduler (a manual run) and print "
         "its status, exit code, duration and output tails. Exits 0 only when it ended ok. "

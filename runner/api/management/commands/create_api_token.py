@@ -7,12 +7,13 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from runner.api.tokens import create_token
+from runner.management.base import RunnerCommand
 
 
-class Command(BaseCommand):
+class Command(RunnerCommand):
     help = (
         "Create an API token called NAME that acts as USERNAME (an active staff user, with "
         "that user's permissions) and print it on stdout. Only its hash is stored: this is "

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from runner.api.tokens import revoke_token
+from runner.management.base import RunnerCommand
 
 
-class Command(BaseCommand):
+class Command(RunnerCommand):
     help = "Revoke the active API token called NAME; requests with it get 401 from then on."
 
     def add_arguments(self, parser: CommandParser) -> None:

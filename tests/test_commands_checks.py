@@ -1,0 +1,81 @@
+"""The runner's own commands run the system checks without the job-file list (runner.W020):
+it buried each command's own line under a block of warnings; ``manage.py check`` keeps it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.factories import JobFactory
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parent.parent
+
+COMMANDS = [
+    ("list_jobs",),
+    ("runner_status",),
+    ("enable_job", "inbox"),
+    ("disable_job", "inbox"),
+    ("add_job", "--id", "inbox", "--name", "Inbox"),
+    ("add_queue", "--id", "mail"),
+    ("ensure_admin",),
+]
+
+
+def stderr_of(*argv: str) -> str:
+    err = StringIO()
+    call_command(*argv, skip_checks=False, stdout=StringIO(), stderr=err)
+    return err.getvalue()
+
+
+@pytest.fixture
+def missing_script(tmp_path):
+    return JobFactory(id="inbox", source_type="path", script=str(tmp_path / "gone.py"))
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=[argv[0] for argv in COMMANDS])
+def test_the_runners_commands_do_not_list_every_job_with_a_missing_script(missing_script, argv):
+    assert "W020" not in stderr_of(*argv)
+
+
+def test_a_refusal_is_the_one_line_on_stderr(missing_script):
+    err = StringIO()
+    with pytest.raises(CommandError, match="minute field: 61 is out of range"):
+        call_command(
+            "add_job", "--id", "inbox", "--schedule", "61 * * * *", skip_checks=False, stderr=err
+        )
+    assert err.getvalue() == ""
+
+
+def test_manage_py_check_still_lists_them(missing_script):
+    with pytest.raises(CommandError) as raised:
+        call_command("check", "--fail-level", "WARNING", stdout=StringIO(), stderr=StringIO())
+    assert "runner.W020" in str(raised.value)
+
+
+def test_the_other_checks_still_run_before_the_runners_commands(missing_script, settings):
+    settings.RUNNER_CONFIG_PROBLEMS = []
+    settings.TIME_ZONE_PROBLEM = "TZ names no zone"
+    with pytest.raises(CommandError, match=r"runner\.E004"):
+        call_command("list_jobs", skip_checks=False, stdout=StringIO(), stderr=StringIO())
+
+
+@pytest.mark.slow
+def test_a_command_run_against_an_unmigrated_database_says_so_in_one_line(tmp_path):
+    env = {"PATH": os.environ["PATH"], "JEEVES_DATA_DIR": str(tmp_path / "elsewhere")}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "list_jobs"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    database = tmp_path / "elsewhere" / "jeeves.sqlite3"
+    assert result.stderr == (
+        f"CommandError: the database {database} has no runner tables: run manage.py migrate, "
+        "or give this command the runner's JEEVES_DATA_DIR or DATABASE_URL\n"
+    )

@@ -1,0 +1,52 @@
+"""API tokens never reach a log line, wherever a client put them in a URL."""
+
+from __future__ import annotations
+
+import logging
+import runpy
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from jeeves_site.log_redaction import RedactTokens, redact
+from runner.api.tokens import new_secret
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_token_and_a_runs_token_are_redacted_and_a_short_prefix_is_kept():
+    secret = new_secret()
+    assert redact(f"Not Found: /api/t/{secret}/jobs") == "Not Found: /api/t/jr_***/jobs"
+    assert redact("jrr_3hyZPnL-8R29i8FJ_6oIRRexx8gnXf5MFxYJJBKxhf4 x") == "jrr_*** x"
+    assert redact("token jr_Ab12cd3 (prefix)") == "token jr_Ab12cd3 (prefix)"
+
+
+@pytest.fixture
+def runner_log():
+    """What the runner's own log handlers write, as text."""
+    handlers = [
+        handler
+        for handler in logging.getLogger().handlers
+        if any(isinstance(f, RedactTokens) for f in handler.filters)
+    ]
+    assert handlers, "every configured handler redacts tokens"
+    stream = StringIO()
+    old = [handler.setStream(stream) for handler in handlers]
+    yield stream
+    for handler, previous in zip(handlers, old, strict=True):
+        handler.setStream(previous)
+
+
+@pytest.mark.django_db
+def test_a_token_misplaced_in_a_url_is_not_in_the_log_of_its_404(runner_log):
+    secret = new_secret()
+    assert Client().get(f"/api/t/{secret}/jobs").status_code == 404
+    assert "Not Found: /api/t/jr_***/jobs" in runner_log.getvalue()
+    assert secret not in runner_log.getvalue()
+
+
+def test_gunicorns_access_log_uses_the_same_redaction():
+    config = runpy.run_path(str(ROOT / "jeeves_site" / "gunicorn.conf.py"))
+    assert config["redact"] is redact
