@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 
 from runner import slack
@@ -47,6 +47,8 @@ def record(run: Run, channel: str, admin_url: str | None = None) -> list[tuple[s
     """
     if run.status not in FINAL_RUN_STATUSES or run.status == RunStatus.SKIPPED:
         return []
+    if run.status == RunStatus.OK and not _has_open_incident(run.job_id):
+        return []  # the common case, in one plain read: nothing to close
     moment = run.finished_at or run.created_at
     for attempt in range(2):  # a concurrent insert of the open incident wins once
         try:
@@ -57,6 +59,22 @@ def record(run: Run, channel: str, admin_url: str | None = None) -> list[tuple[s
             if attempt:
                 raise
     return [(channel, text) for text in texts] if channel else []
+
+
+_OPEN_INCIDENT_SQL = (
+    f"SELECT 1 FROM {Incident._meta.db_table} WHERE job_id = %s "
+    f"AND kind = '{IncidentKind.FAILING.value}' AND closed_at IS NULL LIMIT 1"
+)
+
+
+def _has_open_incident(job_id: str) -> bool:
+    """Whether the job has an open ``failing`` incident: one indexed read, no ORM, no
+    transaction (on SQLite a transaction here would take the write lock for every run;
+    issue 12). A success racing a failure that opens one is the same as the success
+    finishing just before it."""
+    with connection.cursor() as cursor:
+        cursor.execute(_OPEN_INCIDENT_SQL, [job_id])
+        return cursor.fetchone() is not None
 
 
 def _record(run: Run, moment: datetime, admin_url: str | None) -> list[str]:
