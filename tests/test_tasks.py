@@ -126,7 +126,7 @@ def test_a_failure_inside_the_pool_leaves_the_pool_working(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr("runner.tasks.execute_run", broken)
+    monkeypatch.setattr("runner.tasks.execute_run_steps", broken)
     run_task(first.pk)
     settled(first)
     monkeypatch.undo()
