@@ -76,9 +76,9 @@ class RunPool:
         self._space = threading.Condition(self._lock)
         self._emptied = threading.Condition(self._lock)
         self._waiting: list[tuple[datetime, int, Run]] = []
-        self._due: deque[Run] = deque()
+        self._due: deque[tuple[int, Run]] = deque()
         # Runs whose step ended: (their steps, the step's value, its exception).
-        self._resumed: deque[tuple[_Running, Any, BaseException | None]] = deque()
+        self._resumed: deque[tuple[int, tuple[_Running, Any, BaseException | None]]] = deque()
         self._running = 0  # slots taken: runs begun and not yet ended
         self._order = itertools.count()
         self._threads: list[threading.Thread] = []
@@ -108,7 +108,7 @@ class RunPool:
                 if self._waiting[0][2] is run:
                     self._timer_wake.notify()
                 return True
-            self._due.append(run)
+            self._due.append((next(self._order), run))
             self._work.notify()
             while self._full() and not worker_state.STOPPING.is_set():
                 self._space.wait(STOP_CHECK_S)
@@ -153,11 +153,11 @@ class RunPool:
                     if self._stopping() and not self._due and self._running == 0:
                         return  # stopping, nothing left to start or to finish
                     self._work.wait(STOP_CHECK_S)
-                if self._due and self._running < self.size:
-                    run, resumed = self._due.popleft(), None
+                if self._start_next():
+                    run, resumed = self._due.popleft()[1], None
                     self._running += 1
                 else:
-                    run, resumed = None, self._resumed.popleft()
+                    run, resumed = None, self._resumed.popleft()[1]
                 if self._has_work():
                     self._work.notify()
             if run is not None:
@@ -166,7 +166,18 @@ class RunPool:
                 self._advance(*resumed)
 
     def _has_work(self) -> bool:
-        return bool(self._resumed) or (bool(self._due) and self._running < self.size)
+        return bool(self._resumed) or self._can_start()
+
+    def _can_start(self) -> bool:
+        return bool(self._due) and self._running < self.size
+
+    def _start_next(self) -> bool:
+        """Whether to start a due run next rather than carry a waited-for one on: first
+        come, first served, so a burst of starts does not hold back finishes (a late
+        finish would make the job's next fire meet a run still "running")."""
+        if not self._can_start():
+            return False
+        return not self._resumed or self._due[0][0] < self._resumed[0][0]
 
     def _begin(self, run: Run) -> None:
         if self._stopping():
@@ -200,7 +211,7 @@ class RunPool:
     def _resume(self, steps: _Running, value: Any, error: BaseException | None) -> None:
         """A waiter's step ended: an executor carries the run on."""
         with self._lock:
-            self._resumed.append((steps, value, error))
+            self._resumed.append((next(self._order), (steps, value, error)))
             self._work.notify()
 
     def _end(self) -> None:
@@ -214,7 +225,7 @@ class RunPool:
         with self._lock:
             while not self._stopping():
                 if self._waiting and _seconds_until(self._waiting[0][0]) <= 0:
-                    self._due.append(heapq.heappop(self._waiting)[2])
+                    self._due.append((next(self._order), heapq.heappop(self._waiting)[2]))
                     self._work.notify()
                     continue
                 wait = _seconds_until(self._waiting[0][0]) if self._waiting else STOP_CHECK_S
