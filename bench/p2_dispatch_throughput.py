@@ -66,8 +66,9 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def tree_cpu(pid: int) -> dict[int, float]:
-    """CPU seconds of ``pid`` and each Python process below it (not the scripts), by pid."""
+def tree_cpu(pid: int, kind: str = "both") -> dict[int, float]:
+    """CPU seconds (``kind``: user, system or both) of ``pid`` and each Python process
+    below it (not the scripts), by pid."""
     try:
         root = psutil.Process(pid)
         processes = [root, *root.children(recursive=True)]
@@ -78,7 +79,9 @@ def tree_cpu(pid: int) -> dict[int, float]:
         with contextlib.suppress(psutil.Error):
             if "python" in process.name() or process.pid == pid:
                 times = process.cpu_times()
-                used[process.pid] = times.user + times.system
+                used[process.pid] = {"user": times.user, "system": times.system}.get(
+                    kind, times.user + times.system
+                )
     return used
 
 
@@ -164,9 +167,9 @@ def main() -> None:
             daemons.wait_ready(scheduler)
             through_runner(job, args.warmup, timeout=120)
             spy = start_profiler(scheduler.pid, scratch.directory) if args.profile else None
-            cpu_before = tree_cpu(scheduler.pid)
+            cpu_before, sys_before = tree_cpu(scheduler.pid), tree_cpu(scheduler.pid, "system")
             seconds, ids = through_runner(job, args.runs, timeout=600)
-            cpu_after = tree_cpu(scheduler.pid)
+            cpu_after, sys_after = tree_cpu(scheduler.pid), tree_cpu(scheduler.pid, "system")
             profile = finish_profiler(spy, scratch.directory, args.runs) if spy else None
         finally:
             daemons.kill_all()
@@ -184,6 +187,7 @@ def main() -> None:
 
     cpu = {pid: used - cpu_before.get(pid, 0.0) for pid, used in cpu_after.items()}
     cpu_total = sum(cpu.values())
+    system_total = sum(used - sys_before.get(pid, 0.0) for pid, used in sys_after.items())
     bare_s = (bare_before + bare_after) / 2
     figures = {
         "database": vendor,
@@ -197,6 +201,7 @@ def main() -> None:
         "rate_ratio": bare_s / seconds,
         "runner_cpu_s": cpu_total,
         "runner_cpu_ms_per_run": cpu_total * 1000 / args.runs,
+        "runner_system_cpu_ms_per_run": system_total * 1000 / args.runs,
         "cpu_s_by_process": sorted(cpu.values(), reverse=True),
         "statuses": statuses,
         "run_duration": summary_ms([d / 1000 for d in durations if d is not None]),
@@ -215,7 +220,10 @@ def main() -> None:
     )  # fmt: skip
     print(f"rate ratio runner/bare: {figures['rate_ratio']:.2f} (goal ≥ 0.7)")
     print(f"bare before / after: {bare_before:.2f} s / {bare_after:.2f} s")
-    print(f"CPU by process, s: {', '.join(f'{s:.2f}' for s in figures['cpu_s_by_process'])}")
+    print(
+        f"CPU by process, s: {', '.join(f'{s:.2f}' for s in figures['cpu_s_by_process'])}; "
+        f"of it in the kernel: {figures['runner_system_cpu_ms_per_run']:.2f} ms a run"
+    )
     print(f"run statuses: {statuses}; run duration_ms {figures['run_duration']}")
     if problems:
         print(f"the runner logged {len(problems)} errors, first: {problems[0]}")
