@@ -351,6 +351,27 @@ def _read_stat(pid: int) -> _Proc | None:
     )
 
 
+_scan_lock = threading.Lock()
+_last_scan: tuple[float, dict[int, _Proc]] = (-math.inf, {})
+# A scan of /proc reads every process's stat file: milliseconds on a busy host. The
+# periodic tracking of every child of this process shares one scan this recent.
+_SHARED_SCAN_S = 0.05
+
+
+def _shared_scan(not_before: float) -> dict[int, _Proc]:
+    """A scan of every process, taken at ``not_before`` or later and at most
+    ``_SHARED_SCAN_S`` ago; one for all the children this process tracks at about the
+    same moment (a burst of runs), instead of one each (issue 12). Read-only."""
+    global _last_scan
+    with _scan_lock:  # a thread that finds the scan too old scans; the others wait for it
+        taken, processes = _last_scan
+        now = time.monotonic()
+        if taken < not_before or now - taken > _SHARED_SCAN_S:
+            processes = _scan_processes()
+            _last_scan = (now, processes)
+        return processes
+
+
 class _ProcessTree:
     """The child's session and every live process known to descend from it.
 
@@ -364,9 +385,10 @@ class _ProcessTree:
         self.root = root
         self._known: dict[int, int] = {}  # pid -> start time
 
-    def track(self) -> None:
-        """Record the current members, so orphans can be found later."""
-        self._known = self._members(_scan_processes())
+    def track(self, not_before: float) -> None:
+        """Record the current members, so orphans can be found later, from a scan of
+        /proc taken at ``not_before`` (time.monotonic) or later, maybe shared."""
+        self._known = self._members(_shared_scan(not_before))
 
     def alive(self) -> bool:
         """Whether any member other than the child itself is still alive."""
@@ -493,6 +515,7 @@ class _Supervisor:
         self._cancel = cancel
         self._clock = clock
         self._tree = _ProcessTree(proc.pid)
+        self._started_mono = time.monotonic()  # scans for tracking: none older than this
         self._track_interval = _FIRST_TRACK_S
         self._track_at = clock() + _FIRST_TRACK_S
         self._selector = selectors.DefaultSelector()
@@ -555,7 +578,7 @@ class _Supervisor:
             self._pump(wait if self._pidfd is not None else min(wait, _POLL_S))
 
     def _track(self, now: float) -> None:
-        self._tree.track()
+        self._tree.track(not_before=self._started_mono)
         self._track_interval = min(self._track_interval * 2, _TRACK_EVERY_S)
         self._track_at = now + self._track_interval
 
