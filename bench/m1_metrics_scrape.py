@@ -33,7 +33,50 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs-per-job", type=int, default=10)
     parser.add_argument("--queues", type=int, default=20)
     parser.add_argument("--scrapes", type=int, default=20)
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also time each metric family and the rendering"
+    )
     return parser.parse_args()
+
+
+def breakdown(rounds: int = 3) -> dict[str, float]:
+    """Median milliseconds of each part of a scrape: each family's queries (``PARTS``),
+    rendering the exposition of families already collected, and ``late_jobs``."""
+    from prometheus_client import generate_latest
+    from prometheus_client.registry import CollectorRegistry
+
+    from runner import lateness, metrics
+
+    timings: dict[str, list[float]] = {}
+
+    def timed(name: str, work) -> object:
+        begin = time.perf_counter()
+        result = work()
+        timings.setdefault(name, []).append(time.perf_counter() - begin)
+        return result
+
+    for _ in range(rounds):
+        for name in metrics.PARTS:
+            part = getattr(metrics, name)
+            timed(name.lstrip("_"), lambda part=part: list(_families(part())))
+        families = list(metrics.RunnerCollector().collect())
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Fixed(families))
+        timed("render", lambda registry=registry: generate_latest(registry))
+        timed("late_jobs (not in /metrics)", lambda: lateness.late_jobs(datetime.now(UTC)))
+    return {name: round(sorted(t)[len(t) // 2] * 1000, 1) for name, t in timings.items()}
+
+
+def _families(result):
+    return result if isinstance(result, list) or hasattr(result, "__next__") else [result]
+
+
+class _Fixed:
+    def __init__(self, families) -> None:
+        self.families = families
+
+    def collect(self):
+        return iter(self.families)
 
 
 def fill(jobs: int, runs_per_job: int, queues: int) -> None:
@@ -94,11 +137,16 @@ def main() -> None:
         fill_s = time.perf_counter() - started
         client = Client()
         timings: list[float] = []
+        # This process's CPU time: the scrape's own cost on SQLite (in-process), less
+        # swayed than wall time by other work on a shared machine (on PostgreSQL the
+        # queries' CPU is the server's and is not in it).
+        cpu_timings: list[float] = []
         size = 0
         for _ in range(args.scrapes):
-            begin = time.perf_counter()
+            begin, cpu = time.perf_counter(), time.process_time()
             response = client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_HOST="127.0.0.1")
             timings.append(time.perf_counter() - begin)
+            cpu_timings.append(time.process_time() - cpu)
             assert response.status_code == 200, response.status_code
             size = len(response.content)
         result = {
@@ -109,7 +157,10 @@ def main() -> None:
             "fill_s": round(fill_s, 1),
             "response_bytes": size,
             **summary_ms(timings),
+            "cpu_p50_ms": summary_ms(cpu_timings)["p50_ms"],
         }
+        if args.breakdown:
+            result["breakdown_ms"] = breakdown()
         print_table(list(result), [list(result.values())])
         print(write_results("m1_metrics_scrape", result))
 

@@ -32,6 +32,7 @@ _OPTIONAL = {
     ("gatewayApiKey",),
     ("jobsDir",),
     ("notifications", "slackTokenPath"),
+    ("notifications", "webhookUrl"),
     ("logging", "file"),
 }
 _NULLABLE = {("notifications", "defaultOnFailure"), ("notifications", "defaultOnSuccess")}
@@ -40,7 +41,8 @@ _NULLABLE = {("notifications", "defaultOnFailure"), ("notifications", "defaultOn
 def effective_document() -> dict[str, Any]:
     """This process's settings with camelCase keys, as config.json spells them.
 
-    Secrets are redacted: ``gatewayApiKey`` and a password in ``redisUrl``. A path
+    Secrets are redacted: ``gatewayApiKey``, ``notifications.webhookUrl`` and a password
+    in ``redisUrl``. A path
     the file gave relative is shown resolved; ``dbPath`` unset shows the SQLite file
     in use (on PostgreSQL, ``DATABASE_URL`` wins and ``dbPath`` is unused).
     """
@@ -60,6 +62,8 @@ def effective_document() -> dict[str, Any]:
                 section.pop(keys[-1])
     if document.get("gatewayApiKey"):
         document["gatewayApiKey"] = REDACTED
+    if document["notifications"].get("webhookUrl"):  # its path or query may be the secret
+        document["notifications"]["webhookUrl"] = REDACTED
     document["redisUrl"] = _without_password(document["redisUrl"])
     return document
 

@@ -56,6 +56,11 @@ def _none_is_empty(value: Any) -> Any:
     return "" if value is None else value
 
 
+def _optional_http_url(value: str) -> str:
+    """Blank, or an http(s) URL (a webhook: ``runner.webhook``)."""
+    return _http_url(value) if value else value
+
+
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -110,6 +115,9 @@ def _with_default_runners(value: dict[str, list[str]]) -> dict[str, list[str]]:
 
 OptionalText = Annotated[str, BeforeValidator(_none_is_empty)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+OptionalHttpUrl = Annotated[
+    str, BeforeValidator(_none_is_empty), AfterValidator(_optional_http_url)
+]
 Command = Annotated[list[str], BeforeValidator(_split_command), Field(min_length=1)]
 Runners = Annotated[dict[str, Command], AfterValidator(_with_default_runners)]
 LogLevel = Annotated[
@@ -127,6 +135,8 @@ class NotificationsConfig:
     default_on_success: OptionalText = ""
     slack_api_url: HttpUrl = "https://slack.com/api"
     timeout_s: Annotated[float, BeforeValidator(_refuse_bool), Range(gt=0, le=60)] = 5.0
+    # Ours: where every job's alerts go as JSON when the job names no webhook of its own.
+    webhook_url: OptionalHttpUrl = Field("", repr=False)  # may carry a secret in its query
 
 
 @dataclass(frozen=True, config=_SCHEMA)
@@ -259,6 +269,7 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "JEEVES_SLACK_DEFAULT_ON_FAILURE": ("notifications", "defaultOnFailure"),
     "JEEVES_SLACK_DEFAULT_ON_SUCCESS": ("notifications", "defaultOnSuccess"),
     "JEEVES_SLACK_API_URL": ("notifications", "slackApiUrl"),
+    "JEEVES_WEBHOOK_URL": ("notifications", "webhookUrl"),
     "JEEVES_LOG_LEVEL": ("logging", "level"),
     "JEEVES_LOG_FILE": ("logging", "file"),
 }

@@ -113,7 +113,10 @@ class JobAdmin(admin.ModelAdmin):
     actions = ("run_now", "enable", "disable")
     # Alert settings left out of a posted form keep their value (the default on creation),
     # so scripts and older forms that post a job without them still work.
-    OPTIONAL_FIELDS = ("alert_after_failures", "alert_reminder_hours")
+    OPTIONAL_FIELDS = (
+        "alert_after_failures", "alert_reminder_hours", "slow_factor", "retries",
+        "retry_backoff_s",
+    )  # fmt: skip
 
     fieldsets = (
         (None, {"fields": ("id", "name", "description", "enabled")}),
@@ -150,8 +153,20 @@ class JobAdmin(admin.ModelAdmin):
                     "on_failure",
                     "on_success",
                     "output_channel",
+                    "webhook_url",
+                )
+            },
+        ),
+        (
+            "Alerts and retries",
+            {
+                "fields": (
                     "alert_after_failures",
                     "alert_reminder_hours",
+                    "late_grace_s",
+                    "slow_factor",
+                    "retries",
+                    "retry_backoff_s",
                 )
             },
         ),
@@ -331,8 +346,8 @@ def _second(moment) -> str:
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
     list_display = (
-        "id", "job_link", "status_badge", "trigger", "scheduled_at", "started_at_s", "duration",
-        "exit_code",
+        "id", "job_link", "status_badge", "trigger_text", "scheduled_at", "started_at_s",
+        "duration", "exit_code",
     )  # fmt: skip
     list_display_links = ("id",)
     list_filter = ("status", "trigger", JobFilter)
@@ -341,7 +356,7 @@ class RunAdmin(admin.ModelAdmin):
     paginator = CappedCountPaginator
     show_full_result_count = False
     fields = (
-        "job_link", "status_badge", "trigger", "neighbours", "scheduled_at", "created_at_s",
+        "job_link", "status_badge", "trigger_text", "neighbours", "scheduled_at", "created_at_s",
         "started_at_s", "finished_at_s", "lag", "duration", "exit_code", "worker", "heartbeat_at",
         "tokens", "result_meta", "error_text", "notes", "output_note", "stdout_text", "stderr_text",
     )  # fmt: skip
@@ -386,6 +401,20 @@ class RunAdmin(admin.ModelAdmin):
     @admin.display(description="scheduled for", ordering="scheduled_for")
     def scheduled_at(self, run: Run) -> str:
         return _second(run.scheduled_for)
+
+    @admin.display(description="trigger", ordering="trigger")
+    def trigger_text(self, run: Run):
+        """The trigger; a retry says which attempt it is and links the run it retries."""
+        if run.retry_of_id is None:
+            return run.trigger if run.attempt <= 1 else f"{run.trigger} (attempt {run.attempt})"
+        url = reverse("admin:runner_run_change", args=[run.retry_of_id])
+        return format_html(
+            '{} (attempt {}) of <a href="{}">#{}</a>',
+            run.trigger,
+            run.attempt,
+            url,
+            run.retry_of_id,
+        )
 
     @admin.display(description="created")
     def created_at_s(self, run: Run) -> str:
@@ -448,7 +477,9 @@ def _pre(text: str):
 class IncidentAdmin(admin.ModelAdmin):
     """Incidents are written by ``runner.incidents`` as runs finish; the admin only shows them."""
 
-    list_display = ("job", "kind", "opened_at", "closed_at", "failures", "alerted_at", "reminders")
+    list_display = (
+        "job", "kind", "opened_at", "closed_at", "failures", "alerted_at", "reminders", "detail",
+    )  # fmt: skip
     list_filter = ("kind", ("closed_at", admin.EmptyFieldListFilter))
     search_fields = ("job__id",)
     list_select_related = ("job",)

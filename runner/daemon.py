@@ -39,6 +39,7 @@ from runner.liveness import Liveness, check_interval
 from runner.maintenance import run_maintenance
 from runner.models import SchedulerHeartbeat
 from runner.scheduler import LATE_FIRE_IS_MISSED, Scheduler
+from runner.watch import Watch
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.scheduler = Scheduler(monotonic=clocks.monotonic)
         self.liveness = Liveness(monotonic=clocks.monotonic)
+        self.watch = Watch(monotonic=clocks.monotonic)  # alerts and retries (runner.watch)
         self.cluster: runner_cluster.RunnerCluster | None = None
         self._cluster_restarts = 0
         # When each periodic unit is next due, on the monotonic clock.
@@ -184,6 +186,7 @@ class Daemon:
         if mono >= self._next_check:
             self._next_check = mono + check_interval().total_seconds()
             found |= self._guarded(self.liveness.check, now)
+        found |= bool(self._guarded(self.watch.tick, now))  # keeps its own intervals
         if mono >= self._next_maintenance:
             found |= self._maintain(now, mono)
         if mono >= self._next_beat:

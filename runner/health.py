@@ -2,8 +2,11 @@
 
 Everything is read from the database, so any web process or host sees the same
 answer: jobs and runs from their tables, the scheduler's uptime from its
-heartbeat row (``SchedulerHeartbeat``), and failed registrations as the enabled
-jobs whose schedule or zone the scheduler cannot load.
+heartbeat row (``SchedulerHeartbeat``), failed registrations as the enabled
+jobs whose schedule or zone the scheduler cannot load, and late jobs
+(``runner.lateness``: due to fire, no run for longer than their grace), computed
+here from the runs rather than read from the incidents, so a monitor polling the
+status sees them even when the scheduler that raises ``late`` alerts is down.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from runner import validation
+from runner.lateness import LateJob, late_jobs
 from runner.models import Job, Run, RunStatus, SchedulerHeartbeat
 
 NAME = "runner"
@@ -28,6 +32,8 @@ ERROR_STATUSES = (RunStatus.ERROR, RunStatus.TIMEOUT)
 # bound: more pending runs than this, or the oldest waiting longer than this.
 BACKLOG_MAX_PENDING = 1000
 BACKLOG_MAX_AGE_S = 60.0
+# /api/status lists at most this many late jobs (the count is always whole).
+LATE_LISTED = 100
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class Health:
     errors_last_hour: int
     pending: int = 0  # runs waiting for a worker
     oldest_pending_s: float | None = None  # how long past its instant the oldest has waited
+    late: tuple[LateJob, ...] = ()  # jobs due to fire with no run past their grace
 
     @property
     def backlogged(self) -> bool:
@@ -53,9 +60,14 @@ class Health:
 
     @property
     def status(self) -> str:
-        """``ok`` when a scheduler is alive, every enabled job's schedule loads and the
-        backlog is within its bounds; otherwise ``degraded``."""
-        healthy = self.schedulers and not self.failed_registrations and not self.backlogged
+        """``ok`` when a scheduler is alive, every enabled job's schedule loads, the
+        backlog is within its bounds and no job is late; otherwise ``degraded``."""
+        healthy = (
+            self.schedulers
+            and not self.failed_registrations
+            and not self.backlogged
+            and not self.late
+        )
         return "ok" if healthy else "degraded"
 
     def as_json(self) -> dict:
@@ -83,6 +95,8 @@ class Health:
                     "maxPending": BACKLOG_MAX_PENDING,
                     "maxAge": round(BACKLOG_MAX_AGE_S * 1000),
                 },
+                "late": len(self.late),
+                "lateJobs": [job.as_json() for job in self.late[:LATE_LISTED]],
             },
         }
 
@@ -120,6 +134,7 @@ def health_summary(now: datetime | None = None) -> Health:
         errors_last_hour=sum(recent.get(status, 0) for status in ERROR_STATUSES),
         pending=backlog["n"],
         oldest_pending_s=max(0.0, (now - oldest).total_seconds()) if oldest else None,
+        late=tuple(late_jobs(now)),
     )
 
 
@@ -169,6 +184,8 @@ def describe(health: Health) -> str:
             f"last hour: {health.ok_last_hour} ok, {health.errors_last_hour} errors",
             f"backlog: {health.pending} pending{_oldest(health)}"
             + (" (over its bounds)" if health.backlogged else ""),
+            f"late jobs: {len(health.late)}"
+            + (f" ({', '.join(job.job_id for job in health.late[:10])})" if health.late else ""),
         ]
     )
 

@@ -28,9 +28,16 @@ JOB_FIELDS = (
     "id", "name", "description", "type", "schedule", "timezone", "script", "source_type",
     "interpreter", "enabled", "timeout_ms", "overlap_policy", "missed_fire_policy", "thinking",
     "on_failure", "on_success", "output_channel", "env", "args",
+    "alert_after_failures", "alert_reminder_hours", "late_grace_s", "slow_factor", "retries",
+    "retry_backoff_s", "webhook_url",
 )  # fmt: skip
 REQUIRED_FOR_NEW = ("id", "name", "schedule", "script")
-_NOT_STRINGS = {"enabled", "timeout_ms", "env", "args"}
+# Whole numbers (issue 16's alert and retry settings); None only where the field allows it.
+_WHOLE_NUMBERS = {
+    "alert_after_failures": False, "alert_reminder_hours": False, "late_grace_s": True,
+    "retries": False, "retry_backoff_s": False,
+}  # fmt: skip
+_NOT_STRINGS = {"enabled", "timeout_ms", "env", "args", "slow_factor", *_WHOLE_NUMBERS}
 
 
 class Change(models.TextChoices):
@@ -92,6 +99,12 @@ def _type_problem(name: str, value: object) -> str | None:
     whole = isinstance(value, int) and not isinstance(value, bool)
     if name == "timeout_ms" and value is not None and not whole:
         return "must be a whole number of milliseconds, or null for no timeout"
+    if name in _WHOLE_NUMBERS and not whole and not (value is None and _WHOLE_NUMBERS[name]):
+        return "must be a whole number" + (
+            ", or null for the default" if _WHOLE_NUMBERS[name] else ""
+        )
+    if name == "slow_factor" and (isinstance(value, bool) or not isinstance(value, int | float)):
+        return "must be a number (0: no slow alerts)"
     if name not in _NOT_STRINGS and not isinstance(value, str):
         return f"must be a string, not {type(value).__name__}"
     return None

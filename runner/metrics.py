@@ -10,6 +10,9 @@ jobs:
   timeout, skipped) per job, counted over the runs table. Pruning old runs
   lowers it; Prometheus's ``rate``/``increase`` read a decrease as a counter
   reset, so rates stay right between prunes. Only non-zero pairs are exposed.
+* ``jeeves_runs_by_trigger_total{trigger,status}`` (counter): the same runs by
+  what started them (``schedule``, ``manual``, ``retry``), all jobs together;
+  ``trigger="retry"`` counts retries (``runner.retries``) and how they ended.
 * ``jeeves_run_duration_seconds`` (histogram): ``duration_ms`` of the finished
   runs in the table, all jobs together (one series per bucket, not per job).
 * ``jeeves_run_fire_lag_seconds`` (histogram): ``started_at - scheduled_for``
@@ -20,34 +23,33 @@ jobs:
   and failed items per queue.
 * ``jeeves_scheduler_heartbeat_age_seconds`` (gauge): seconds since the most
   recent beat of any scheduler; absent when no scheduler ever beat.
-* ``jeeves_incidents_open{kind}`` (gauge): open incidents (``runner.incidents``).
+* ``jeeves_incidents_open{kind}`` (gauge): open incidents (``runner.incidents``)
+  by kind, ``failing``, ``late`` and ``slow``: the alerts open.
 * ``jeeves_schedulers_alive`` (gauge): schedulers heard within the liveness
   timeout, as ``/api/status`` counts them.
 
 Both histograms are cumulative over the runs the table holds, like the
 counter; use ``histogram_quantile`` over ``rate(..._bucket[5m])``.
+
+Cost (issue 16, bench M1): the runs table is read in three passes, each one
+GROUP BY: runs by (job, status, trigger) from the covering index
+``runs_job_status_trigger`` (an index-only scan), and one pass per histogram
+that computes each row's value once and puts it in its bucket with one CASE,
+the buckets made cumulative in Python. These are plain SQL: the ORM would
+compute the fire lag again for every bound tried, and convert 40,000 groups
+row by row. The per-job series are kept (one per job and status that
+occurred): what a Prometheus user alerts on per job.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import (
-    Case,
-    Count,
-    F,
-    FloatField,
-    Func,
-    IntegerField,
-    Max,
-    QuerySet,
-    Sum,
-    Value,
-    When,
-)
-from django.db.models.lookups import GreaterThan, LessThanOrEqual
+from django.db import connection
+from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -72,6 +74,11 @@ from runner.models import (
 DURATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 1800, 3600, 3 * 3600)
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 QUEUE_STATUSES = (ItemStatus.PENDING, ItemStatus.CLAIMED, ItemStatus.FAILED)
+# The parts of a scrape that take no argument, by name (bench/m1_metrics_scrape.py times each).
+PARTS = (
+    "_runs_total", "_duration_histogram", "_lag_histogram", "_active_runs", "_queue_items",
+    "_open_incidents",
+)  # fmt: skip
 
 
 class RunnerCollector(Collector):
@@ -83,7 +90,7 @@ class RunnerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """One pass of aggregate queries (see the module docstring)."""
         moment = self._now()
-        yield _runs_total()
+        yield from _runs_total()
         yield _duration_histogram()
         yield _lag_histogram()
         yield from _active_runs()
@@ -92,100 +99,121 @@ class RunnerCollector(Collector):
         yield from _schedulers(moment)
 
 
-def _runs_total() -> Metric:
-    family = CounterMetricFamily(
+def _runs_total() -> Iterator[Metric]:
+    by_job = CounterMetricFamily(
         "jeeves_runs",
         "Finished runs in the runs table, by job and status.",
         labels=["job", "status"],
     )
-    return _add_counts(family, Run.objects.filter(status__in=FINAL_RUN_STATUSES), "job_id")
+    by_trigger = CounterMetricFamily(
+        "jeeves_runs_by_trigger",
+        "Finished runs in the runs table, by trigger (schedule, manual, retry) and status.",
+        labels=["trigger", "status"],
+    )
+    triggers: dict[tuple[str, str], int] = defaultdict(int)
+    # The runs_job_status_trigger index covers this, in its order: no table row is read,
+    # nothing sorted. A plain cursor: 40,000 groups through the ORM cost more than the
+    # query. Rows of one (job, status) are adjacent, one per trigger.
+    last, count = None, 0
+    with connection.cursor() as cursor:
+        cursor.execute(_runs_by_job_sql())
+        for job_id, status, trigger, n in cursor.fetchall():
+            triggers[(trigger, status)] += n
+            if (job_id, status) != last:
+                if last is not None:
+                    by_job.add_metric(list(last), count)
+                last, count = (job_id, status), 0
+            count += n
+    if last is not None:
+        by_job.add_metric(list(last), count)
+    for trigger in RunTrigger.values:
+        for status in FINAL_RUN_STATUSES:
+            by_trigger.add_metric([trigger, status], triggers.get((trigger, status), 0))
+    yield by_job
+    yield by_trigger
 
 
-def _bucket_counts(
-    runs, bounds: tuple[float, ...], within: Callable[[float], When], total
-) -> tuple[list[tuple[str, int]], int, float]:
-    """Cumulative bucket counts, count and sum in seconds, in one aggregate query."""
-    aggregates = {
-        f"le{i}": Sum(Case(within(bound), default=Value(0), output_field=IntegerField()))
-        for i, bound in enumerate(bounds)
-    }
-    row = runs.order_by().aggregate(n=Count("id"), total=total, **aggregates)
-    buckets = [(_le(bound), row[f"le{i}"] or 0) for i, bound in enumerate(bounds)]
-    buckets.append(("+Inf", row["n"]))
-    return buckets, row["n"], row["total"]
+_FINAL = ", ".join(f"'{status.value}'" for status in FINAL_RUN_STATUSES)
+# SQLite plans without statistics (nothing here runs ANALYZE): it would pick the status
+# index and sort, or read 100,000 rows through an index instead of scanning. PostgreSQL
+# has its own statistics (autovacuum).
+_RUNS_BY_JOB_FROM = {"sqlite": "runs INDEXED BY runs_job_status_trigger", "postgresql": "runs"}
+_SCAN_FROM = {"sqlite": "runs NOT INDEXED", "postgresql": "runs"}
+
+
+def _runs_by_job_sql() -> str:
+    return (
+        f"SELECT job_id, status, trigger, COUNT(*) FROM {_RUNS_BY_JOB_FROM[connection.vendor]} "
+        f"WHERE status IN ({_FINAL}) GROUP BY job_id, status, trigger "
+        "ORDER BY job_id, status, trigger"
+    )
+
+
+# Each histogram's value, computed once per row in an inner query that neither
+# database may merge into the outer one (SQLite does not flatten a subquery with a
+# LIMIT under an aggregate; PostgreSQL does not pull up one with an OFFSET): merged,
+# the bucket CASE would compute it again for every bound it tries.
+_KEEP_INNER = {"sqlite": "LIMIT -1 OFFSET 0", "postgresql": "OFFSET 0"}
+_LAG_SECONDS = {
+    "sqlite": "(julianday(started_at) - julianday(scheduled_for)) * 86400.0",
+    "postgresql": "EXTRACT(EPOCH FROM (started_at - scheduled_for))::double precision",
+}
+
+
+def _histogram(value: str, where: str, bounds: tuple[float, ...]) -> tuple[list[int], float]:
+    """Counts per bucket (not yet cumulative; the last is past every bound) and the sum
+    of the positive values of ``value`` over the runs matching ``where``: one GROUP BY,
+    one CASE per row."""
+    cases = " ".join(f"WHEN v <= {float(bound)!r} THEN {i}" for i, bound in enumerate(bounds))
+    sql = (
+        f"SELECT CASE {cases} ELSE {len(bounds)} END, COUNT(*), "
+        "SUM(CASE WHEN v > 0 THEN v ELSE 0 END) "
+        f"FROM (SELECT {value} AS v FROM {_SCAN_FROM[connection.vendor]} WHERE {where} "
+        f"{_KEEP_INNER[connection.vendor]}) "
+        "AS x GROUP BY 1"
+    )
+    counts, total = [0] * (len(bounds) + 1), 0.0
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        for bucket, n, part in cursor.fetchall():
+            counts[bucket] += n
+            total += float(part or 0)
+    return counts, total
+
+
+def _cumulative(counts: list[int], labels: tuple[float, ...]) -> list[tuple[str, int]]:
+    buckets, running = [], 0
+    for label, n in zip(labels, counts, strict=False):
+        running += n
+        buckets.append((_le(label), running))
+    buckets.append(("+Inf", running + counts[-1]))
+    return buckets
 
 
 def _duration_histogram() -> Metric:
-    runs = Run.objects.filter(status__in=FINAL_RUN_STATUSES, duration_ms__isnull=False)
-    buckets, _, total_ms = _bucket_counts(
-        runs,
-        DURATION_BUCKETS,
-        lambda bound: When(duration_ms__lte=round(bound * 1000), then=Value(1)),
-        Sum("duration_ms"),
-    )
+    bounds_ms = tuple(float(round(bound * 1000)) for bound in DURATION_BUCKETS)
+    where = f"status IN ({_FINAL}) AND duration_ms IS NOT NULL"
+    counts, total_ms = _histogram("duration_ms", where, bounds_ms)
     return HistogramMetricFamily(
         "jeeves_run_duration_seconds",
         "Duration of the finished runs in the runs table.",
-        buckets=buckets,
-        sum_value=(total_ms or 0) / 1000,
+        buckets=_cumulative(counts, DURATION_BUCKETS),
+        sum_value=total_ms / 1000,
     )
-
-
-class _LagSeconds(Func):
-    """``started_at - scheduled_for`` in seconds (float), computed natively by each database.
-
-    Django's own datetime arithmetic calls a Python function per row on SQLite, which
-    made this histogram the slowest part of a scrape; ``julianday`` and ``EXTRACT``
-    stay in the database engine.
-    """
-
-    output_field = FloatField()
-
-    def __init__(self) -> None:
-        super().__init__(F("started_at"), F("scheduled_for"))
-
-    def as_sqlite(self, compiler, connection, **extra):
-        return self.as_sql(
-            compiler,
-            connection,
-            template="((julianday(%(expressions)s)) * 86400.0)",
-            arg_joiner=") - julianday(",
-            **extra,
-        )
-
-    def as_postgresql(self, compiler, connection, **extra):
-        return self.as_sql(
-            compiler,
-            connection,
-            template="EXTRACT(EPOCH FROM (%(expressions)s))::double precision",
-            arg_joiner=" - ",
-            **extra,
-        )
 
 
 def _lag_histogram() -> Metric:
-    runs = Run.objects.filter(
-        trigger=RunTrigger.SCHEDULE, scheduled_for__isnull=False, started_at__isnull=False
+    # Early starts count as no lag: in the first bucket, and 0 in the sum.
+    where = (
+        f"trigger = '{RunTrigger.SCHEDULE.value}' AND scheduled_for IS NOT NULL "
+        "AND started_at IS NOT NULL"
     )
-    # Early starts count as no lag: the sum adds only the late ones.
-    late = Sum(
-        Case(
-            When(GreaterThan(_LagSeconds(), 0.0), then=_LagSeconds()),
-            default=Value(0.0),
-            output_field=FloatField(),
-        )
-    )
-    buckets, _, total = _bucket_counts(
-        runs,
-        LAG_BUCKETS,
-        lambda bound: When(LessThanOrEqual(_LagSeconds(), float(bound)), then=Value(1)),
-        late,
-    )
+    counts, total = _histogram(_LAG_SECONDS[connection.vendor], where, LAG_BUCKETS)
     return HistogramMetricFamily(
         "jeeves_run_fire_lag_seconds",
         "How long after its scheduled instant each scheduled run started.",
-        buckets=buckets,
-        sum_value=float(total or 0.0),
+        buckets=_cumulative(counts, LAG_BUCKETS),
+        sum_value=total,
     )
 
 

@@ -57,6 +57,7 @@ class RunStatus(models.TextChoices):
 class RunTrigger(models.TextChoices):
     SCHEDULE = "schedule", "schedule"
     MANUAL = "manual", "manual"
+    RETRY = "retry", "retry"  # a failed run tried again (``runner.retries``)
 
 
 ACTIVE_RUN_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING)
@@ -233,14 +234,56 @@ class Job(models.Model):
 
     alert_after_failures = models.PositiveIntegerField(
         default=1,
-        validators=[MinValueValidator(1)],
-        help_text="Post a failure alert once this many runs in a row have failed (1: at once).",
+        validators=[MinValueValidator(1), MaxValueValidator(validation.MAX_ALERT_AFTER_FAILURES)],
+        help_text="Post a failure alert once this many runs in a row have failed (1: at once; "
+        "at most 10,000).",
     )
     alert_reminder_hours = models.PositiveIntegerField(
         default=0,
+        validators=[MaxValueValidator(validation.MAX_REMINDER_HOURS)],
         help_text=(
-            "While an incident stays open, repeat its alert with the count on the first "
-            "failure at least this many hours after the last post (0: no reminders)."
+            "While an incident stays open, repeat its alert with the count at least this "
+            "many hours after the last post (0: no reminders; at most a year)."
+        ),
+    )
+    late_grace_s = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(60), MaxValueValidator(validation.MAX_LATE_GRACE_S)],
+        help_text=(
+            "Seconds past a due fire with no run before a 'late' alert. Blank: one "
+            "schedule period plus 1 minute, at least 5 minutes. 60 s to 30 days."
+        ),
+    )
+    slow_factor = models.FloatField(
+        default=3.0,
+        validators=[validation.validate_slow_factor],
+        help_text=(
+            "A running run is 'slow' past this many times its job's p95 duration (of "
+            "the last 50 ok runs, once there are 10). 0: no slow alerts; else 1 to 1000."
+        ),
+    )
+    retries = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(validation.MAX_RETRIES)],
+        help_text="How many times a failed or timed-out run is tried again (0 to 10).",
+    )
+    retry_backoff_s = models.PositiveIntegerField(
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(validation.MAX_RETRY_BACKOFF_S)],
+        help_text=(
+            "Seconds before the first retry, doubling for each further one, at most "
+            "an hour between two attempts (1 s to 1 hour)."
+        ),
+    )
+    webhook_url = models.CharField(
+        max_length=2000,
+        blank=True,
+        default="",
+        validators=[validation.validate_webhook_url],
+        help_text=(
+            "http(s) URL that gets each alert as JSON (see README, Webhook). Blank: "
+            "notifications.webhookUrl, if set."
         ),
     )
 
@@ -371,6 +414,17 @@ class Run(models.Model):
         help_text="What the runner wants a reader to know that is not an error, e.g. a "
         "manual run that started beside a running one.",
     )
+    retry_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The failed run this one tries again (trigger retry).",
+    )
+    attempt = models.PositiveSmallIntegerField(
+        default=1, db_default=1, help_text="1 for a first try, 2 for its first retry, ..."
+    )
 
     class Meta:
         db_table = "runs"
@@ -397,6 +451,9 @@ class Run(models.Model):
                 condition=Q(trigger="schedule"),
                 name="runs_one_per_scheduled_fire",
             ),
+            # Exactly-once retries: one retry per failed run, whichever process
+            # records it first (``runner.retries``).
+            models.UniqueConstraint(fields=["retry_of"], name="runs_one_retry_per_run"),
         ]
         indexes = [
             # Job detail, last-status annotations, API `runs?limit=`.
@@ -418,6 +475,8 @@ class Run(models.Model):
             ),
             # Retention pruning and "ok/errors in the last hour".
             models.Index(fields=["finished_at"], name="runs_finished_at"),
+            # /metrics' runs by job, status and trigger: an index-only scan (runner.metrics).
+            models.Index(fields=["job", "status", "trigger"], name="runs_job_status_trigger"),
         ]
 
     def __str__(self) -> str:
@@ -488,8 +547,9 @@ class Run(models.Model):
         """Move this run from pending to running for ``worker``, if it is still pending.
 
         Only the delivery whose conditional update succeeds runs the job; a
-        re-delivered task gets GONE. A scheduled run of a job with overlap policy
-        ``skip`` that already has a running run gets a ``skipped`` run instead; this
+        re-delivered task gets GONE. A scheduled run (or a retry, ``runner.retries``) of
+        a job with overlap policy ``skip`` that already has a running run gets a
+        ``skipped`` run instead; this
         holds across workers and hosts. A manual run always starts, as in the original
         runner (overlap ``skip`` applies to scheduled fires), and its ``notes`` say so
         when another run of a skip job was going (for a scheduled run they stay empty:
@@ -529,7 +589,8 @@ class Run(models.Model):
             if job is None:
                 return StartResult.GONE
             pending = Run.objects.filter(pk=self.pk, status=RunStatus.PENDING)
-            busy = self._running_sibling(job) if self.trigger == RunTrigger.SCHEDULE else None
+            # A retry obeys overlap as the fire it retries did; only a manual run does not.
+            busy = self._running_sibling(job) if self.trigger != RunTrigger.MANUAL else None
             if busy is not None:
                 changed = pending.update(
                     status=RunStatus.SKIPPED,
@@ -796,7 +857,9 @@ class SchedulerHeartbeat(models.Model):
 
 
 class IncidentKind(models.TextChoices):
-    FAILING = "failing", "failing"
+    FAILING = "failing", "failing"  # runs fail (``runner.incidents``)
+    LATE = "late", "late"  # no run for longer than the grace (``runner.alerts``)
+    SLOW = "slow", "slow"  # a run goes far beyond its usual duration (``runner.alerts``)
 
 
 class Incident(models.Model):
@@ -809,9 +872,17 @@ class Incident(models.Model):
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="incidents")
     kind = models.CharField(max_length=16, choices=IncidentKind.choices)
-    opened_at = models.DateTimeField(help_text="When the first failing run finished.")
+    opened_at = models.DateTimeField(
+        help_text="failing: when the first failing run finished; late: when the missed "
+        "fire was due; slow: when the run passed its bound."
+    )
     closed_at = models.DateTimeField(null=True, blank=True)
-    failures = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(
+        default=0, help_text="failing: failed runs; late: fires missed; slow: 1."
+    )
+    detail = models.TextField(
+        blank=True, default="", help_text="What was expected: the fire, the bound."
+    )
     first_run = models.ForeignKey(
         Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -12,6 +12,16 @@ starts failing, optional reminders, and its recovery), ``ok`` runs to ``on_succe
 ``defaultOnSuccess``), and an ``ok`` run's stdout to its ``output_channel``. Skipped
 runs (an overlap skip) are logged only: they repeat on every fire while a run is
 stuck, and that stuck run is announced itself when it ends.
+
+Every incident alert (failing, late, slow) also goes, as JSON, to the job's
+``webhook_url`` (else ``notifications.webhookUrl``) through the same outbox
+(``runner.webhook``). A webhook post that may succeed later (timeout, connection
+refused, 429, 5xx) is tried again after ``WEBHOOK_BACKOFF_S``, doubling, at most
+``WEBHOOK_ATTEMPTS`` times in all; meanwhile the thread posts what else is due.
+A Slack post is tried once (``runner.slack`` never waits out a rate limit).
+
+A failed run is first offered to ``runner.retries``: when a retry is recorded,
+the failure does not count into the job's incident (the last attempt does).
 """
 
 from __future__ import annotations
@@ -19,14 +29,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import deque
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
 
-from runner import incidents, slack, tokens
+from runner import incidents, retries, slack, tokens, webhook
+from runner.incidents import Alert
 from runner.models import Job, Run, RunStatus
 
 logger = logging.getLogger(__name__)
@@ -35,10 +47,15 @@ FAILED_STATUSES = frozenset({RunStatus.ERROR, RunStatus.TIMEOUT})
 # Messages waiting for the outbox thread; past this, new ones are dropped and logged
 # rather than growing without bound while Slack is down.
 OUTBOX_LIMIT = 500
+# A webhook post that may succeed later is tried this often in all, this long apart
+# at first (seconds, doubling).
+WEBHOOK_ATTEMPTS = 4
+WEBHOOK_BACKOFF_S = 1.0
 
 
 def run_finished(run: Run) -> None:
-    """Announce a run that reached a final status. Never raises, never waits on Slack."""
+    """Announce a run that reached a final status (retrying it first if its job says
+    so). Never raises, never waits on Slack."""
     # A line per run at INFO was a measurable share of a busy worker's CPU (issue 12):
     # runs that end ok say so at DEBUG, the others at INFO.
     logger.log(
@@ -49,11 +66,52 @@ def run_finished(run: Run) -> None:
         run.status,
         f" ({run.error_line})" if run.error_line else "",
     )
+    retried = False
     try:
-        alerts = incidents.record(run, status_channel(run.job, RunStatus.ERROR), run_admin_url(run))
-        _send(alerts + run_messages(run), f"run {run.pk} of {run.job_id}")
+        retried = retries.schedule_retry(run)
+    except Exception:  # a retry that could not be recorded leaves the failure final
+        logger.exception("could not record a retry of run %s", run.pk)
+    try:
+        send_alerts(incidents.record(run, run_admin_url(run), retried=retried))
+        _send(run_messages(run), f"run {run.pk} of {run.job_id}")
     except Exception:  # a notification must never break the run that triggered it
         logger.exception("could not announce run %s in Slack", run.pk)
+
+
+def send_alerts(alerts: Iterable[Alert]) -> None:
+    """Queue each incident alert for the job's failure channel and its webhook."""
+    for alert in alerts:
+        what = f"the {alert.incident.kind} incident of {alert.job.pk}"
+        channel = status_channel(alert.job, RunStatus.ERROR)
+        if channel:
+            _send([(channel, alert.text)], what)
+        url = alert.job.webhook_url or settings.RUNNER.notifications.webhook_url
+        if url:
+            _queue(_WebhookPost(url, webhook_body(alert), what), what)
+
+
+def webhook_body(alert: Alert) -> dict[str, Any]:
+    """The JSON an alert is posted as (README, "Webhook")."""
+    incident = alert.incident
+    return {
+        "event": alert.event,
+        "kind": incident.kind,
+        "text": alert.text,
+        "job": {"id": alert.job.pk, "name": alert.job.name},
+        "incident": {
+            "id": incident.pk,
+            "openedAt": _iso(incident.opened_at),
+            "closedAt": _iso(incident.closed_at),
+            "count": incident.failures,
+            "reminders": incident.reminders,
+            "detail": incident.detail,
+        },
+        "runId": alert.run_id,
+    }
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
 
 
 def report_failed_registrations(failures: Iterable[tuple[str, str]]) -> None:
@@ -132,13 +190,17 @@ def _send(messages: list[tuple[str, str]], what: str) -> None:
     if config is None:
         return
     for channel, text in messages:
-        if not _outbox.put(_Post(config, channel, text)):
-            logger.warning(
-                "Slack message to %s about %s dropped: %d messages are already waiting",
-                channel,
-                what,
-                OUTBOX_LIMIT,
-            )
+        _queue(_Post(config, channel, text), what)
+
+
+def _queue(post: _Post | _WebhookPost, what: str) -> None:
+    if not _outbox.put(post):
+        logger.warning(
+            "message to %s about %s dropped: %d messages are already waiting",
+            post.destination,
+            what,
+            OUTBOX_LIMIT,
+        )
 
 
 def _slack_config(what: str) -> slack.SlackConfig | None:
@@ -165,33 +227,78 @@ def _escape(text: str) -> str:
 
 @dataclass(frozen=True)
 class _Post:
+    """A Slack message; tried once."""
+
     config: slack.SlackConfig
     channel: str
     text: str
+    not_before: float = 0.0  # monotonic
+
+    @property
+    def destination(self) -> str:
+        return f"Slack channel {self.channel}"
+
+    def send(self) -> _Post | None:
+        slack.post_message(self.config, self.channel, self.text)
+        return None
+
+
+@dataclass(frozen=True, repr=False)
+class _WebhookPost:
+    """An alert for the webhook; returns its next attempt when this one may be retried."""
+
+    url: str
+    body: dict[str, Any]
+    what: str
+    attempt: int = 1
+    not_before: float = 0.0  # monotonic
+
+    @property
+    def destination(self) -> str:
+        return f"webhook {webhook.safe_url(self.url)}"
+
+    def send(self) -> _WebhookPost | None:
+        timeout = settings.RUNNER.notifications.timeout_s
+        if webhook.post_json(self.url, self.body, timeout) != webhook.Sent.RETRY:
+            return None
+        if self.attempt >= WEBHOOK_ATTEMPTS:
+            logger.warning(
+                "%s about %s given up after %d attempts", self.destination, self.what, self.attempt
+            )
+            return None
+        wait = WEBHOOK_BACKOFF_S * 2 ** (self.attempt - 1)
+        return replace(self, attempt=self.attempt + 1, not_before=time.monotonic() + wait)
 
 
 class Outbox:
-    """Posts Slack messages from one daemon thread, in order, so callers never wait."""
+    """Posts messages from one daemon thread, in order, so callers never wait.
+
+    A post that asks to be tried again waits for its ``not_before`` without holding
+    up the posts behind it.
+    """
 
     def __init__(self, limit: int = OUTBOX_LIMIT) -> None:
         self.limit = limit
         self._changed = threading.Condition()
-        self._posts: deque[_Post] = deque()
+        self._posts: list[_Post | _WebhookPost] = []
         self._sending = False
         self._thread: threading.Thread | None = None
 
-    def put(self, post: _Post) -> bool:
+    def put(self, post: _Post | _WebhookPost) -> bool:
         """Queue ``post``; False when the queue is full."""
         with self._changed:
             if len(self._posts) >= self.limit:
                 return False
             self._posts.append(post)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._serve, name="slack-outbox")
-                self._thread.daemon = True
-                self._thread.start()
+            self._ensure_thread()
             self._changed.notify_all()
         return True
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._serve, name="slack-outbox")
+            self._thread.daemon = True
+            self._thread.start()
 
     def flush(self, timeout: float) -> bool:
         """Wait until the queue is empty and nothing is being sent."""
@@ -201,17 +308,34 @@ class Outbox:
     def _serve(self) -> None:
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: bool(self._posts))
-                post = self._posts.popleft()
+                post = self._next_ready()
+                while post is None:
+                    self._changed.wait(self._wait_s())
+                    post = self._next_ready()
                 self._sending = True
+            again = None
             try:
-                slack.post_message(post.config, post.channel, post.text)
-            except Exception:  # post_message never raises; keep the thread alive regardless
-                logger.exception("posting to Slack channel %s failed", post.channel)
+                again = post.send()
+            except Exception:  # send never raises; keep the thread alive regardless
+                logger.exception("posting to %s failed", post.destination)
             finally:
                 with self._changed:
+                    if again is not None:
+                        self._posts.append(again)
                     self._sending = False
                     self._changed.notify_all()
+
+    def _next_ready(self) -> _Post | _WebhookPost | None:
+        now = time.monotonic()
+        for index, post in enumerate(self._posts):
+            if post.not_before <= now:
+                return self._posts.pop(index)
+        return None
+
+    def _wait_s(self) -> float | None:
+        if not self._posts:
+            return None
+        return max(0.0, min(post.not_before for post in self._posts) - time.monotonic())
 
 
 _outbox = Outbox()

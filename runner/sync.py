@@ -34,6 +34,7 @@ from statestore.values import json_loads
 # The original's text fields may be null; here they are empty strings.
 _NULLABLE_TEXT = {
     "description", "on_failure", "on_success", "output_channel", "timezone", "interpreter",
+    "webhook_url",
 }  # fmt: skip
 _NULL_MEANS = {"env": {}, "args": []}
 _FILE_KEYS = {"jobs", "queues"}

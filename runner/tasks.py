@@ -66,7 +66,7 @@ def _run(run_id: int) -> str:
     run = Run.load(run_id)
     if run is None or run.status != RunStatus.PENDING:
         return "gone"
-    if run.trigger == RunTrigger.SCHEDULE and not run.job.enabled:
+    if run.trigger != RunTrigger.MANUAL and not run.job.enabled:  # fires and retries
         return _skip_disabled(run)
     if coalesce.skip_if_stale(run_id, _rule_fields(run), timezone.now()):  # see runner.coalesce
         return "skipped"
@@ -108,6 +108,6 @@ def hand_back(run_id: int) -> str:
 
 
 def _skip_disabled(run: Run) -> str:
-    reason = "skipped: the job was disabled before this fire started"
+    reason = "skipped: the job was disabled before this run started"
     run.abandon(reason, timezone.now(), status=RunStatus.SKIPPED)
     return "skipped"

@@ -25,6 +25,13 @@ from statestore.values import json_problem, replace_surrogates, text_problem
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # always fullmatch: "$" allows a final "\n"
 # A year: longer is a mistake, and far longer overflows the timers that enforce it.
 MAX_TIMEOUT_MS = 365 * 86_400_000
+# Alerts and retries (issue 16): beyond these a value is a mistake, not a setting.
+MAX_LATE_GRACE_S = 30 * 86_400
+MAX_ALERT_AFTER_FAILURES = 10_000
+MAX_REMINDER_HOURS = 365 * 24
+MAX_SLOW_FACTOR = 1000.0
+MAX_RETRIES = 10
+MAX_RETRY_BACKOFF_S = 3600
 PROMPT_FILE_SUFFIXES = (".md", ".txt")
 PROGRAM_FILE_SUFFIXES = (
     ".js", ".mjs", ".cjs", ".ts", ".py", ".sh", ".bash", ".rb", ".pl", ".php", ".ps1", ".exe",
@@ -54,6 +61,29 @@ def normalized_schedule(value: str) -> str:
         except RecurrenceError:
             return text  # left for validate_schedule to refuse
     return text
+
+
+def validate_slow_factor(value: float) -> None:
+    """0 (no slow alerts) or a finite factor from 1 to ``MAX_SLOW_FACTOR``."""
+    if value != value or not (value == 0 or 1 <= value <= MAX_SLOW_FACTOR):  # NaN != NaN
+        raise ValidationError(
+            f"must be 0 (no slow alerts) or between 1 and {MAX_SLOW_FACTOR:g}",
+            code="invalid_slow_factor",
+        )
+
+
+def validate_webhook_url(value: str) -> None:
+    """An http(s) URL with a host (blank is allowed: the field is optional)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("must be an http:// or https:// URL", code="invalid_webhook_url")
+    if any(ch.isspace() for ch in value):
+        raise ValidationError("must not contain spaces", code="invalid_webhook_url")
 
 
 def validate_interpreter(value: str) -> None:

@@ -37,7 +37,9 @@ def test_every_flag_sets_its_field(script_file, tmp_path):
         "--missed-fire", "latest", "--on-failure", "C1", "--on-success", "C2",
         "--output-channel", "C3", "--env", "A=1", "--env", "B=x=y", "--arg", "one",
         "--arg=--two", "--timezone", "Europe/Berlin", "--thinking", "high", "--disabled",
-        "--interpreter", "node --no-warnings",
+        "--interpreter", "node --no-warnings", "--alert-after", "3", "--remind-hours", "6",
+        "--late-grace", "900", "--slow-factor", "2.5", "--retries", "2", "--retry-backoff", "45",
+        "--webhook-url", "https://hooks.example.com/jr",
     )  # fmt: skip
     job = model_to_dict(Job.objects.get(pk="inbox"))
     assert job == {
@@ -47,8 +49,37 @@ def test_every_flag_sets_its_field(script_file, tmp_path):
         "on_failure": "C1", "on_success": "C2", "output_channel": "C3",
         "env": {"A": "1", "B": "x=y"}, "args": ["one", "--two"], "timezone": "Europe/Berlin",
         "thinking": "high", "enabled": False, "interpreter": "node --no-warnings",
-        "alert_after_failures": 1, "alert_reminder_hours": 0,  # defaults: no flags (yet)
+        "alert_after_failures": 3, "alert_reminder_hours": 6, "late_grace_s": 900,
+        "slow_factor": 2.5, "retries": 2, "retry_backoff_s": 45,
+        "webhook_url": "https://hooks.example.com/jr",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "field", "words"),
+    [
+        ("--alert-after", "0", "alert_after_failures", "greater than or equal to 1"),
+        ("--alert-after", "two", "alert_after_failures", "is not a whole number"),
+        ("--remind-hours", "-1", "alert_reminder_hours", "greater than or equal to 0"),
+        ("--remind-hours", "99999999", "alert_reminder_hours", "less than or equal to 8760"),
+        ("--late-grace", "59", "late_grace_s", "greater than or equal to 60"),
+        ("--late-grace", "1e9", "late_grace_s", "is not a whole number"),
+        ("--slow-factor", "0.5", "slow_factor", "must be 0 (no slow alerts) or between 1"),
+        ("--slow-factor", "nan", "slow_factor", "NaN or Infinity"),
+        ("--slow-factor", "inf", "slow_factor", "NaN or Infinity"),
+        ("--retries", "-1", "retries", "greater than or equal to 0"),
+        ("--retries", "11", "retries", "less than or equal to 10"),
+        ("--retry-backoff", "0", "retry_backoff_s", "greater than or equal to 1"),
+        ("--retry-backoff", "86400", "retry_backoff_s", "less than or equal to 3600"),
+        ("--webhook-url", "ftp://example.com/x", "webhook_url", "http:// or https://"),
+        ("--webhook-url", "file:///etc/passwd", "webhook_url", "http:// or https://"),
+        ("--webhook-url", "http://", "webhook_url", "http:// or https://"),
+    ],
+)
+def test_alert_and_retry_flags_refuse_bad_values(flag, value, field, words):
+    message = refusal(*INLINE, flag, value)
+    assert field in message and words in message
+    assert not Job.objects.exists()
 
 
 def test_add_job_says_whether_it_added_updated_or_left_the_job_unchanged():

@@ -74,6 +74,8 @@ def test_a_file_in_the_original_format_adds_its_jobs_with_scripts_relative_to_it
         "on_success": "C2", "output_channel": "", "source_type": "path", "env": {"A": "1"},
         "args": ["--x"], "timezone": "", "missed_fire_policy": "skip", "thinking": "low",
         "interpreter": "node", "alert_after_failures": 1, "alert_reminder_hours": 0,
+        "late_grace_s": None, "slow_factor": 3.0, "retries": 0, "retry_backoff_s": 30,
+        "webhook_url": "",
     }  # fmt: skip
     assert "email.json: job poll: added" in result.out.splitlines()
 

@@ -247,3 +247,20 @@ def test_the_job_admin_form_sets_the_alert_settings_and_keeps_them_when_left_out
     refused = client.post(url, job_form(id="bad", alert_after_failures="0"))
     assert refused.status_code == 200
     assert "alert_after_failures" in refused.context["adminform"].form.errors
+
+
+def test_the_api_filters_incidents_by_kind_and_refuses_an_unknown_kind(slack):
+    job = JobFactory(id="kinds")
+    finish(job, "error", T0)
+    Incident.objects.create(job=job, kind="late", opened_at=T0, failures=3, detail="grace 6 min")
+    admin = get_user_model().objects.create_superuser("root", "r@example.com", "pw")
+    client = Client()
+    client.force_login(admin)
+    late = client.get("/api/incidents?kind=late").json()["incidents"]
+    assert [(i["kind"], i["failures"], i["detail"]) for i in late] == [("late", 3, "grace 6 min")]
+    assert {i["kind"] for i in client.get("/api/incidents").json()["incidents"]} == {
+        "failing",
+        "late",
+    }
+    refused = client.get("/api/incidents?kind=lateish")
+    assert refused.status_code == 400 and "kind" in refused.json()["fields"]

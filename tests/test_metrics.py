@@ -145,8 +145,34 @@ def test_open_incidents_by_kind():
     Incident.objects.create(job=job, kind="failing", opened_at=NOW)
     Incident.objects.create(job=JobFactory(), kind="failing", opened_at=NOW, closed_at=NOW)
     Incident.objects.create(job=JobFactory(), kind="failing", opened_at=NOW)
+    Incident.objects.create(job=job, kind="late", opened_at=NOW)
+    Incident.objects.create(job=job, kind="slow", opened_at=NOW, closed_at=NOW)
     samples = scrape()["jeeves_incidents_open"]
     assert values(samples, "jeeves_incidents_open", kind="failing") == 2
+    assert values(samples, "jeeves_incidents_open", kind="late") == 1
+    assert values(samples, "jeeves_incidents_open", kind="slow") == 0
+
+
+def test_runs_by_trigger_count_retries_and_match_the_runs_table():
+    jobs = JobFactory.create_batch(2)
+    rng = random.Random(7)
+    for _ in range(80):
+        status = rng.choice(["ok", "error", "timeout", "skipped", "running", "pending"])
+        trigger = rng.choice(["schedule", "manual", "retry"])
+        RunFactory(job=rng.choice(jobs), status=status, trigger=trigger)
+    expected = Counter(
+        (trigger, status)
+        for trigger, status in Run.objects.values_list("trigger", "status")
+        if status in ("ok", "error", "timeout", "skipped")
+    )
+    samples = scrape()["jeeves_runs_by_trigger"]
+    got = {
+        (s.labels["trigger"], s.labels["status"]): s.value
+        for s in samples
+        if s.name.endswith("_total")
+    }
+    assert {key: n for key, n in got.items() if n} == {k: float(n) for k, n in expected.items()}
+    assert len(got) == 3 * 4  # every trigger and final status, zeros included
 
 
 def test_an_empty_database_scrapes_cleanly():

@@ -2,7 +2,9 @@
 
 ``GET /api/incidents?open=true&job_id=...&limit=100`` →
 ``{"incidents": [{"id", "jobId", "kind", "open", "openedAt", "closedAt",
-"failures", "alertedAt", "remindedAt", "reminders", "firstRunId", "lastRunId"}]}``.
+"failures", "alertedAt", "remindedAt", "reminders", "firstRunId", "lastRunId", "detail"}]}``;
+``kind`` is ``failing``, ``late`` or ``slow``; ``failures`` is the count (failed runs,
+missed fires, 1 for a slow run). ``kind=`` filters by kind (400 for another).
 Authentication as every API route (401 without it); needs ``runner.view_incident`` (403).
 """
 
@@ -16,7 +18,7 @@ from ninja import Router, Schema
 from runner.api.errors import bad_input
 from runner.api.permissions import require
 from runner.api.schemas import ErrorOut
-from runner.models import Incident
+from runner.models import Incident, IncidentKind
 
 router = Router(tags=["incidents"])
 MAX_INCIDENTS = 1000
@@ -35,6 +37,7 @@ class IncidentOut(Schema):
     reminders: int
     firstRunId: int | None
     lastRunId: int | None
+    detail: str
 
 
 class IncidentListOut(Schema):
@@ -47,13 +50,21 @@ class IncidentListOut(Schema):
     summary="List incidents",
 )
 def list_incidents(
-    request: HttpRequest, open: bool | None = None, job_id: str | None = None, limit: int = 100
+    request: HttpRequest,
+    open: bool | None = None,
+    job_id: str | None = None,
+    kind: str | None = None,
+    limit: int = 100,
 ) -> dict:
     """Incidents newest first; ``open`` filters open (true) or closed (false) ones."""
     require(request, "incidents.list")
     if not 1 <= limit <= MAX_INCIDENTS:
         raise bad_input({"limit": [f"must be between 1 and {MAX_INCIDENTS}"]})
+    if kind is not None and kind not in IncidentKind.values:
+        raise bad_input({"kind": [f"must be one of {', '.join(IncidentKind.values)}"]})
     rows = Incident.objects.all()
+    if kind is not None:
+        rows = rows.filter(kind=kind)
     if open is not None:
         rows = rows.filter(closed_at__isnull=open)
     if job_id is not None:
@@ -75,4 +86,5 @@ def _out(incident: Incident) -> dict:
         "reminders": incident.reminders,
         "firstRunId": incident.first_run_id,
         "lastRunId": incident.last_run_id,
+        "detail": incident.detail,
     }

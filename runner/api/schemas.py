@@ -50,6 +50,13 @@ class JobOut(Schema):
     output_channel: str
     env: dict[str, Any]
     args: list[Any]
+    alert_after_failures: int
+    alert_reminder_hours: int
+    late_grace_s: int | None
+    slow_factor: float
+    retries: int
+    retry_backoff_s: int
+    webhook_url: str
     created_at: datetime
     updated_at: datetime
     last_status: str | None = None
@@ -88,6 +95,8 @@ class RunOut(Schema):
     result_meta: Any = None
     error: str
     worker: str
+    retry_of_id: int | None = Field(None, description="the failed run this one retries")
+    attempt: int = Field(1, description="1 for a first try, 2 for its first retry, ...")
 
 
 class RunListOut(Schema):
@@ -125,6 +134,25 @@ class JobIn(Schema):
     output_channel: str = ""
     env: dict[str, str] = {}
     args: list[str] = []
+    alert_after_failures: int = Field(
+        1, description="alert once this many runs in a row failed (1 to 10,000)"
+    )
+    alert_reminder_hours: int = Field(0, description="remind every N hours (0: never)")
+    late_grace_s: int | None = Field(
+        None,
+        description="seconds past a due fire with no run before a late alert (60 s to 30 "
+        "days; null: one schedule period + 1 minute, at least 5 minutes)",
+    )
+    slow_factor: float = Field(
+        3.0, description="slow past this many times the p95 duration (0: off; 1 to 1000)"
+    )
+    retries: int = Field(0, description="retries of a failed or timed-out run (0 to 10)")
+    retry_backoff_s: int = Field(
+        30, description="seconds before the first retry, doubling, at most 1 h (1 to 3600)"
+    )
+    webhook_url: str = Field(
+        "", description="http(s) URL for this job's alerts as JSON; blank: the default"
+    )
 
 
 class ScriptIn(Schema):

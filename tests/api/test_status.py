@@ -43,6 +43,8 @@ def test_status_has_the_original_runners_shape(api):
                 "maxPending": 1000,
                 "maxAge": 60000,
             },
+            "late": 0,
+            "lateJobs": [],
         },
     }
 

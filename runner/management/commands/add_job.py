@@ -19,6 +19,15 @@ TEXT_OPTIONS = (
     "output_channel", "source_type", "timezone", "thinking", "interpreter",
 )  # fmt: skip
 RENAMED_OPTIONS = {"overlap": "overlap_policy", "missed_fire": "missed_fire_policy"}
+# Alert and retry settings (issue 16): option -> (field, how the text becomes a value).
+NUMBER_OPTIONS = {
+    "alert_after": ("alert_after_failures", int),
+    "remind_hours": ("alert_reminder_hours", int),
+    "late_grace": ("late_grace_s", int),
+    "slow_factor": ("slow_factor", float),
+    "retries": ("retries", int),
+    "retry_backoff": ("retry_backoff_s", int),
+}
 
 
 class Command(BaseCommand):
@@ -53,6 +62,25 @@ class Command(BaseCommand):
         parser.add_argument("--on-failure", help="Slack channel told about failures")
         parser.add_argument("--on-success", help="Slack channel told about successes")
         parser.add_argument("--output-channel", help="Slack channel that gets stdout")
+        parser.add_argument(
+            "--alert-after", help="alert once this many runs in a row failed (default 1)"
+        )
+        parser.add_argument("--remind-hours", help="remind every N hours (default 0: never)")
+        parser.add_argument(
+            "--late-grace",
+            help="seconds past a due fire with no run before a late alert; 'default' = "
+            "one schedule period + 1 minute, at least 5 minutes",
+        )
+        parser.add_argument(
+            "--slow-factor", help="slow past this many times the p95 duration (0: off; 3)"
+        )
+        parser.add_argument("--retries", help="retries of a failed run (default 0, at most 10)")
+        parser.add_argument(
+            "--retry-backoff", help="seconds before the first retry, doubling (default 30)"
+        )
+        parser.add_argument(
+            "--webhook-url", help="http(s) URL for this job's alerts as JSON; '' = the default"
+        )
         parser.add_argument(
             "--env",
             action="append",
@@ -94,6 +122,11 @@ def fields_from_options(options: dict[str, Any]) -> dict[str, Any]:
             fields[field] = options[option]
     if options.get("enabled") is not None:
         fields["enabled"] = options["enabled"]
+    for option, (field, kind) in NUMBER_OPTIONS.items():
+        if options.get(option) is not None:
+            fields[field] = _number(options[option], field, kind)
+    if options.get("webhook_url") is not None:
+        fields["webhook_url"] = options["webhook_url"]
     if options.get("no_timeout"):
         fields["timeout_ms"] = None
     elif options.get("timeout") is not None:
@@ -112,6 +145,16 @@ def _milliseconds(text: str) -> int:
         raise ValidationError(
             {"timeout_ms": f"'{text}' is not a whole number of milliseconds"}
         ) from None
+
+
+def _number(text: str, field: str, kind: type) -> int | float | None:
+    if field == "late_grace_s" and text.strip() == "default":
+        return None
+    try:
+        return kind(str(text).strip())
+    except ValueError:
+        noun = "whole number" if kind is int else "number"
+        raise ValidationError({field: f"'{text}' is not a {noun}"}) from None
 
 
 def parse_env(items: list[str]) -> dict[str, Any]:

@@ -1,0 +1,162 @@
+"""Which jobs are late: due to fire, and no run started for longer than their grace.
+
+Read-only, so the scheduler's check (``runner.watch``, which raises ``late``
+incidents) and ``/api/status`` and the dashboard (which report them even when
+Slack, or the scheduler itself, is down) give the same answer.
+
+A job is late at ``now`` when it is enabled and ``due + grace < now``, where
+``due`` is the first instant its schedule fires after its last started run (or,
+with none, after its schedule took effect), and ``grace`` is the job's
+``late_grace_s`` or else one schedule period (``due`` to the fire after it) plus
+1 minute, at least 5 minutes. Fires recorded but never started (skipped by
+overlap, coalesced, still pending with no worker) do not count as runs: that is
+the trouble being reported. A job whose run is still going is late too when its
+fires are being skipped past the grace (a stuck run).
+
+One query for all jobs (each job's newest started run is one probe of the
+``runs_job_newest_ran`` index); the schedule arithmetic is in Python, through a
+``FireCache``: a cron fires on whole minutes (whole seconds with six fields), so
+the next fire after an instant is the next fire after that instant's minute
+(second), and jobs with one schedule whose last starts fall in the same minute
+share one computation. 10,000 jobs that all missed their fires (a scheduler
+down) cost a few schedule computations, not 20,000.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db.models import OuterRef, Q, Subquery
+
+from runner import schedule
+from runner.models import Job, Run, RunStatus
+from runner.recurrence_text import looks_like_recurrence
+
+_COLUMNS = (
+    "id", "name", "schedule", "timezone", "schedule_effective_at", "created_at",
+    "late_grace_s", "last_start",
+)  # fmt: skip
+MIN_GRACE = timedelta(minutes=5)
+PERIOD_MARGIN = timedelta(minutes=1)
+# Missed fires are counted up to this many (a minutely job down for a week).
+MAX_COUNTED_FIRES = 1000
+
+
+@dataclass(frozen=True)
+class LateJob:
+    """A late job: the fire that has no run, the grace it had, and its last start."""
+
+    job_id: str
+    name: str
+    due: datetime
+    grace: timedelta
+    last_start: datetime | None
+
+    @property
+    def late_since(self) -> datetime:
+        """When the grace ran out."""
+        return self.due + self.grace
+
+    def as_json(self) -> dict:
+        """The job as ``/api/status`` lists it under ``health.lateJobs``."""
+        return {
+            "id": self.job_id,
+            "due": self.due,
+            "graceSeconds": int(self.grace.total_seconds()),
+            "lastStart": self.last_start,
+        }
+
+
+class FireCache:
+    """``next_fire_after`` memoized on (schedule, zone, the instant at its schedule's
+    granularity); one per pass, as schedules may change between passes."""
+
+    def __init__(self) -> None:
+        self._fires: dict[tuple[str, str, datetime], datetime] = {}
+
+    def after(self, cron: str, zone: str, moment: datetime) -> datetime:
+        """The first fire of ``cron`` in ``zone`` strictly after ``moment`` (ValueError,
+        KeyError as ``schedule.next_fire_after``)."""
+        key = (cron, zone, _floor(cron, moment))
+        fire = self._fires.get(key)
+        if fire is None:
+            fire = self._fires[key] = schedule.next_fire_after(cron, zone, key[2])
+        return fire
+
+    def count(self, cron: str, zone: str, due: datetime, now: datetime) -> int:
+        """Fires from ``due`` to ``now`` (``due`` is one), at most ``MAX_COUNTED_FIRES``."""
+        count, at = 0, due
+        try:
+            while at <= now and count < MAX_COUNTED_FIRES:
+                count += 1
+                at = self.after(cron, zone, at)
+        except (ValueError, KeyError):
+            pass
+        return max(count, 1)
+
+
+def _floor(cron: str, moment: datetime) -> datetime:
+    """``moment`` down to its schedule's granularity: the next fire after it is the same."""
+    if looks_like_recurrence(cron):
+        return moment  # the recurrence engine's own granularity: not assumed
+    if len(cron.split()) == 6:
+        return moment.replace(microsecond=0)
+    return moment.replace(second=0, microsecond=0)
+
+
+def late_jobs(now: datetime, fires: FireCache | None = None) -> list[LateJob]:
+    """Every enabled job that is late at ``now``, by due time (see the module docstring)."""
+    fires = fires or FireCache()
+    newest_start = (
+        Run.objects.filter(~Q(status=RunStatus.SKIPPED), job=OuterRef("pk"))
+        .filter(started_at__isnull=False)
+        .order_by("-id")
+        .values("started_at")[:1]
+    )
+    rows = (
+        Job.objects.filter(enabled=True)
+        .annotate(last_start=Subquery(newest_start))
+        .values_list(*_COLUMNS)
+    )
+    late = []
+    for job_id, name, cron, zone, effective, created, grace_s, last_start in rows.iterator(
+        chunk_size=2000
+    ):
+        zone = zone or settings.TIME_ZONE
+        found = _late(now, fires, cron, zone, effective or created, grace_s, last_start)
+        if found is not None:
+            due, grace = found
+            late.append(LateJob(job_id, name, due, grace, _aware(last_start)))
+    late.sort(key=lambda job: (job.due, job.job_id))
+    return late
+
+
+def _late(
+    now, fires, cron, zone, effective, grace_s, last_start
+) -> tuple[datetime, timedelta] | None:
+    anchor = max(filter(None, (_aware(effective), _aware(last_start))))
+    try:
+        due = fires.after(cron, zone, anchor)
+        if grace_s is not None:
+            grace = timedelta(seconds=grace_s)
+            return (due, grace) if now > due + grace else None
+        if now <= due + MIN_GRACE:
+            return None
+        period = fires.after(cron, zone, due) - due
+    except (ValueError, KeyError):  # a schedule that does not load: a failed registration
+        return None
+    grace = max(MIN_GRACE, period + PERIOD_MARGIN)
+    return (due, grace) if now > due + grace else None
+
+
+def _aware(moment: datetime | str | None) -> datetime | None:
+    """A datetime from the database as aware UTC (a raw value annotation on SQLite is text)."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
