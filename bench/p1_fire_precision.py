@@ -103,6 +103,12 @@ def parse_args() -> argparse.Namespace:
         help="jeeves: sample runscheduler and its workers with py-spy over the window; the "
         "collapsed stacks go to bench/results/ and a breakdown is printed",
     )
+    parser.add_argument(
+        "--gil",
+        action="store_true",
+        help="with --profile: sample only threads holding the GIL (py-spy --gil), so waiting "
+        "threads are not counted where py-spy cannot tell them idle",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -247,7 +253,7 @@ def run_peer(
         while args.profile and peer.mode == "jeeves" and spy is None and time.time() < start:
             time.sleep(0.1)
         if args.profile and peer.mode == "jeeves":
-            spy = start_profiler(child.pid, end - time.time(), work)
+            spy = start_profiler(child.pid, end - time.time(), work, args.gil)
         while time.time() < start:
             time.sleep(0.05)
         cpu_before = tree_cpu(child.pid)
@@ -287,12 +293,13 @@ def tree_cpu(pid: int) -> dict[int, float]:
     return used
 
 
-def start_profiler(pid: int, seconds: float, work: Path) -> subprocess.Popen:
+def start_profiler(pid: int, seconds: float, work: Path, gil: bool = False) -> subprocess.Popen:
     """py-spy over ``pid`` and its children for ``seconds``: collapsed stacks, idle excluded."""
     command = [
         str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
         "--subprocesses", "--rate", "100", "--format", "raw", "--nonblocking",
         "--duration", str(max(1, int(seconds))), "--output", str(work / "profile.txt"),
+        *(["--gil"] if gil else []),
     ]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -198,7 +198,7 @@ class RunnerConfig:
     port: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1, le=65535)] = 1937
     host: Annotated[Text, AfterValidator(_host)] = Field("127.0.0.1", min_length=1)
     db_path: OptionalText = ""
-    max_concurrency: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1, le=1000)] = 16
+    max_concurrency: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1, le=1000)] = 128
     run_retention_days: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1)] = 30
     state_cleanup_interval_ms: Annotated[int, BeforeValidator(_refuse_bool), Range(ge=1000)] = (
         60_000

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 
 from runner import slack
@@ -75,6 +75,8 @@ def record(run: Run, admin_url: str | None = None, retried: bool = False) -> lis
     """
     if run.status not in FINAL_RUN_STATUSES:
         return []
+    if run.status == RunStatus.OK and not _has_open_incident(run.job_id):
+        return []  # the common case, in one plain read: nothing to close
     moment = run.finished_at or run.created_at
     return with_retry_on_conflict(lambda: _record(run, moment, admin_url, retried))
 
@@ -90,6 +92,22 @@ def with_retry_on_conflict(work: Callable[[], list[Alert]]) -> list[Alert]:
             if attempt:
                 raise
     return []  # not reached
+
+
+_OPEN_INCIDENT_SQL = (
+    f"SELECT 1 FROM {Incident._meta.db_table} WHERE job_id = %s AND closed_at IS NULL LIMIT 1"
+)
+
+
+def _has_open_incident(job_id: str) -> bool:
+    """Whether the job has an open incident of any kind: one indexed read, no ORM, no
+    transaction (on SQLite a transaction here would take the write lock for every run;
+    issue 12). Without one, an ok run has nothing to close (``_close_slow``,
+    ``_count_failing``). A success racing a failure that opens one is the same as the
+    success finishing just before it."""
+    with connection.cursor() as cursor:
+        cursor.execute(_OPEN_INCIDENT_SQL, [job_id])
+        return cursor.fetchone() is not None
 
 
 def _record(run: Run, moment: datetime, admin_url: str | None, retried: bool) -> list[Alert]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -503,10 +504,10 @@ class Run(models.Model):
         Two plain statements: compiling ``select_related("job")`` cost the worker
         about three times as much CPU as running them (issue 12's profile).
         """
-        run = next(iter(cls.objects.raw(_LOAD_RUN_SQL, [run_id])), None)
+        run = _load_one(cls, run_id)
         if run is None:
             return None
-        job = next(iter(Job.objects.raw(_LOAD_JOB_SQL, [run.job_id])), None)
+        job = _load_one(Job, run.job_id)
         if job is None:
             return None
         run.job = job
@@ -667,9 +668,12 @@ class Run(models.Model):
             "heartbeat_at": now,
             "duration_ms": max(0, int((now - started).total_seconds() * 1000)),
         }
-        changed = Run.objects.filter(
-            pk=self.pk, status=RunStatus.RUNNING, worker=self.worker
-        ).update(**fields)
+        # One precompiled statement: the ORM's update() compiled it anew for every run.
+        names, sql = _finish_sql()
+        params = [_db_value(name, fields[name]) for name in names]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, self.pk, self.worker])
+            changed = cursor.rowcount
         if changed:
             for name, value in fields.items():
                 setattr(self, name, value)
@@ -728,8 +732,57 @@ _START_SQL = (
 )
 
 
-_LOAD_RUN_SQL = "SELECT * FROM runs WHERE id = %s"
-_LOAD_JOB_SQL = "SELECT * FROM jobs WHERE id = %s"
+@lru_cache(maxsize=1)
+def _finish_sql() -> tuple[tuple[str, ...], str]:
+    """``Run.finish``'s UPDATE: the outcome's columns and the times, if still ours."""
+    outcome = tuple(f.name for f in dataclass_fields(RunOutcome))
+    names = (*outcome, "finished_at", "heartbeat_at", "duration_ms")
+    columns = ", ".join(f"{Run._meta.get_field(name).column} = %s" for name in names)
+    sql = f"UPDATE runs SET {columns} WHERE id = %s AND status = '{_RUNNING}' AND worker = %s"
+    return names, sql
+
+
+def _db_value(name: str, value: Any) -> Any:
+    """``value`` as the ``runs`` column ``name`` stores it (datetimes, JSON)."""
+    if value is None:
+        return None
+    return Run._meta.get_field(name).get_db_prep_save(value, connection)
+
+
+def _load_one(model: type[models.Model], pk: Any) -> Any:
+    """The ``model`` row with primary key ``pk`` (None if there is none), read with a
+    statement and converters made once per database vendor: ``objects.get`` and even
+    ``objects.raw`` compile and look them up again for every run (issue 12)."""
+    sql, converters = _loader(model, connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for index, column, field_converters in converters:
+        value = values[index]
+        for converter in field_converters:
+            value = converter(value, column, connection)
+        values[index] = value
+    return model.from_db(connection.alias, None, values)
+
+
+@lru_cache(maxsize=8)
+def _loader(model: type[models.Model], vendor: str) -> tuple[str, list[tuple[int, Any, list]]]:
+    fields = model._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    table = connection.ops.quote_name(model._meta.db_table)
+    sql = f"SELECT {columns} FROM {table} WHERE {model._meta.pk.column} = %s"
+    converters = []
+    for index, field in enumerate(fields):
+        column = field.cached_col
+        found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+        if found:
+            converters.append((index, column, found))
+    return sql, converters
+
+
 # Three parameters a row: SQLite builds before 3.32 allow 999 per statement.
 _INSERT_CHUNK = 300
 

@@ -3,15 +3,22 @@
 django-q2 hands the worker process one task at a time. The task
 (``runner.tasks.run_task``) gives its run to this pool and returns at once, so the
 process takes the next task while that run waits for its instant on the pool's timer:
-waiting costs an entry in a heap, not a slot. At its instant a run goes to one of
-``maxConcurrency`` long-lived executor threads (each keeps its database connection),
-which starts and finishes it through ``execute_run``. When a run is due and every
-executor is busy, ``submit`` blocks, so further tasks stay in the broker for other
-hosts to claim (django-q2's claim semantics are unchanged).
+waiting costs an entry in a heap, not a slot. At its instant a run takes one of
+``maxConcurrency`` slots until it is finished.
+
+A run executes as steps (``runner.execution.steps``): its database work (start,
+finish, announcement) on one of a few long-lived executor threads, each keeping its
+database connection, and its waits (for the script's child, for a session) on
+waiter threads that hold no connection, made as needed and ended when long idle.
+So an executor is busy only for the milliseconds it takes to start or finish a run,
+a burst of fires at one instant starts at once, and a host with many running
+scripts does not hold as many database connections (issue 12). When every slot is
+taken and a run is due, ``submit`` blocks, so further tasks stay in the broker for
+other hosts to claim (django-q2's claim semantics are unchanged).
 
 A stop (``worker_state.STOPPING``) hands every run that has not started back to the
 queue (see ``runner.tasks.hand_back``); the running ones get the shutdown grace from
-the cluster's guard.
+the cluster's guard, and the executors stay until each is recorded.
 """
 
 from __future__ import annotations
@@ -22,20 +29,30 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from datetime import datetime, timedelta
+from types import GeneratorType
+from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from runner import worker_state
+from runner.execution.steps import Step
 from runner.models import Run
 
 logger = logging.getLogger(__name__)
 
 # How often a thread blocked on the pool looks at the stop flag.
 STOP_CHECK_S = 0.5
+# Executor threads (each with a database connection) per pool, at most: they only
+# start and finish runs, so a few keep up with many slots.
+EXECUTORS = 8
+# A waiter thread idle this long ends.
+WAITER_IDLE_S = 60.0
+
+_Running = Generator[Step, Any, Any]
 
 
 class RunPool:
@@ -44,7 +61,7 @@ class RunPool:
     def __init__(
         self,
         size: int,
-        execute: Callable[[Run], None],
+        execute: Callable[[Run], _Running | None],
         hand_back: Callable[[int], None],
     ) -> None:
         self.size = size
@@ -52,23 +69,26 @@ class RunPool:
         self._hand_back = hand_back
         self._lock = threading.Lock()
         # One condition per kind of waiter, so a change wakes only those it concerns:
-        # executors wait for work, the timer for an earlier instant, ``submit`` for an
-        # idle executor, ``wait_idle`` for the pool to empty.
+        # executors wait for work, the timer for an earlier instant, ``submit`` for a
+        # free slot, ``wait_idle`` for the pool to empty.
         self._work = threading.Condition(self._lock)
         self._timer_wake = threading.Condition(self._lock)
         self._space = threading.Condition(self._lock)
         self._emptied = threading.Condition(self._lock)
         self._waiting: list[tuple[datetime, int, Run]] = []
-        self._due: deque[Run] = deque()
-        self._idle = 0
+        self._due: deque[tuple[int, Run]] = deque()
+        # Runs whose step ended: (their steps, the step's value, its exception).
+        self._resumed: deque[tuple[int, tuple[_Running, Any, BaseException | None]]] = deque()
+        self._running = 0  # slots taken: runs begun and not yet ended
         self._order = itertools.count()
         self._threads: list[threading.Thread] = []
+        self._waiters = _Waiters(self._resume)
         self._closed = False
 
     def start(self) -> RunPool:
         """Start the executors and the timer."""
-        for number in range(self.size):
-            self._spawn(self._executor, f"run-slot-{number}")
+        for number in range(min(self.size, EXECUTORS)):
+            self._spawn(self._executor, f"run-executor-{number}")
         self._spawn(self._timer, "run-timer")
         return self
 
@@ -76,7 +96,7 @@ class RunPool:
         """Take ``run`` (pending, its job loaded); False if it was handed back instead.
 
         Returns at once for a run not yet due. For a due run, blocks while every
-        executor is busy (or until a stop, when the run is handed back).
+        slot is taken (or until a stop, when the run is handed back).
         """
         with self._lock:
             if self._closed or worker_state.STOPPING.is_set():
@@ -88,9 +108,9 @@ class RunPool:
                 if self._waiting[0][2] is run:
                     self._timer_wake.notify()
                 return True
-            self._due.append(run)
+            self._due.append((next(self._order), run))
             self._work.notify()
-            while self._due and self._idle == 0 and not worker_state.STOPPING.is_set():
+            while self._full() and not worker_state.STOPPING.is_set():
                 self._space.wait(STOP_CHECK_S)
             return True
 
@@ -122,56 +142,112 @@ class RunPool:
         finally:
             connection.close()
 
+    def _full(self) -> bool:
+        """Due runs wait for a slot (called with the lock held)."""
+        return bool(self._due) and self._running + len(self._due) > self.size
+
     def _executor(self) -> None:
         while True:
             with self._lock:
-                self._idle += 1
-                self._space.notify_all()
-                while not self._due and not self._stopping():
+                while not self._has_work():
+                    if self._stopping() and not self._due and self._running == 0:
+                        return  # stopping, nothing left to start or to finish
                     self._work.wait(STOP_CHECK_S)
-                self._idle -= 1
-                if not self._due:
-                    return  # stopping, nothing left that is due
-                run = self._due.popleft()
-                if self._due:
+                if self._start_next():
+                    run, resumed = self._due.popleft()[1], None
+                    self._running += 1
+                else:
+                    run, resumed = None, self._resumed.popleft()[1]
+                if self._has_work():
                     self._work.notify()
-            if self._stopping():
-                self._give_back(run)
-                continue
-            self._run(run)
+            if run is not None:
+                self._begin(run)
+            else:
+                self._advance(*resumed)
 
-    def _run(self, run: Run) -> None:
+    def _has_work(self) -> bool:
+        return bool(self._resumed) or self._can_start()
+
+    def _can_start(self) -> bool:
+        return bool(self._due) and self._running < self.size
+
+    def _start_next(self) -> bool:
+        """Whether to start a due run next rather than carry a waited-for one on: first
+        come, first served, so a burst of starts does not hold back finishes (a late
+        finish would make the job's next fire meet a run still "running")."""
+        if not self._can_start():
+            return False
+        return not self._resumed or self._due[0][0] < self._resumed[0][0]
+
+    def _begin(self, run: Run) -> None:
+        if self._stopping():
+            self._give_back(run)
+            return
         try:
             close_old_connections()
-            self._execute(run)
+            steps = self._execute(run)
         except Exception:
             logger.exception("run %s could not be executed by this worker", run.pk)
-        finally:
-            self._release()
+            self._end()
+            return
+        if not isinstance(steps, GeneratorType):
+            self._end()  # done already
+            return
+        self._advance(steps, None, None)
+
+    def _advance(self, steps: _Running, value: Any, error: BaseException | None) -> None:
+        """Run ``steps`` up to its next wait, which goes to a waiter; or to its end."""
+        try:
+            step = steps.send(value) if error is None else steps.throw(error)
+        except StopIteration:
+            self._end()
+            return
+        except Exception:
+            logger.exception("a run could not be executed by this worker")
+            self._end()
+            return
+        self._waiters.submit(steps, step)
+
+    def _resume(self, steps: _Running, value: Any, error: BaseException | None) -> None:
+        """A waiter's step ended: an executor carries the run on."""
+        with self._lock:
+            self._resumed.append((next(self._order), (steps, value, error)))
+            self._work.notify()
+
+    def _end(self) -> None:
+        with self._lock:
+            self._running -= 1
+            self._work.notify()
+            self._space.notify_all()
+        self._release()
 
     def _timer(self) -> None:
         with self._lock:
             while not self._stopping():
                 if self._waiting and _seconds_until(self._waiting[0][0]) <= 0:
-                    self._due.append(heapq.heappop(self._waiting)[2])
+                    self._due.append((next(self._order), heapq.heappop(self._waiting)[2]))
                     self._work.notify()
                     continue
                 wait = _seconds_until(self._waiting[0][0]) if self._waiting else STOP_CHECK_S
                 self._timer_wake.wait(min(wait, STOP_CHECK_S))
             waiting, self._waiting = self._waiting, []
         for _at, _n, run in waiting:
-            self._give_back(run)
+            self._give_back(run, started=False)
 
     def _stopping(self) -> bool:
         return self._closed or worker_state.STOPPING.is_set()
 
-    def _give_back(self, run: Run) -> None:
+    def _give_back(self, run: Run, started: bool = True) -> None:
+        """Hand back a run not begun; ``started``: it had taken a slot."""
         try:
             self._hand_back(run.pk)
         except Exception:
             logger.exception("run %s could not be handed back; liveness will", run.pk)
         finally:
-            self._release()
+            if started:
+                self._end()
+            else:
+                self._release()
 
     def _release(self) -> None:
         worker_state.release()
@@ -181,6 +257,48 @@ class RunPool:
     def _refuse(self, run: Run) -> bool:
         self._hand_back(run.pk)
         return False
+
+
+class _Waiters:
+    """Threads that run the blocking steps of runs, made as needed; they hold no
+    database connection (one a session's step opened is closed after the step)."""
+
+    def __init__(self, done: Callable[[_Running, Any, BaseException | None], None]) -> None:
+        self._done = done
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._jobs: deque[tuple[_Running, Step]] = deque()
+        self._idle = 0
+        self._count = itertools.count()
+
+    def submit(self, steps: _Running, step: Step) -> None:
+        """Call ``step`` on a waiter thread, then hand its outcome to ``done``."""
+        with self._lock:
+            self._jobs.append((steps, step))
+            if self._idle >= len(self._jobs):
+                self._wake.notify()
+                return
+        name = f"run-waiter-{next(self._count)}"
+        threading.Thread(target=self._loop, name=name, daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+                while not self._jobs:
+                    if not self._wake.wait(WAITER_IDLE_S) and not self._jobs:
+                        self._idle -= 1
+                        return
+                self._idle -= 1
+                steps, step = self._jobs.popleft()
+            value, error = None, None
+            try:
+                value = step()
+            except BaseException as exc:  # thrown into the run, where it would have raised
+                error = exc
+            finally:
+                connection.close()
+            self._done(steps, value, error)
 
 
 def _start_at(scheduled_for: datetime | None) -> datetime:

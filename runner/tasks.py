@@ -15,9 +15,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from runner import coalesce, dispatch, pool, worker_state
-from runner.execution.executor import execute_run
+from runner.execution.executor import execute_run_steps
 from runner.execution.scripts import Cancellation
 from runner.execution.sessions import resume_session_run
+from runner.execution.steps import Steps
 from runner.models import Run, RunStatus, RunTrigger
 
 logger = logging.getLogger(__name__)
@@ -76,14 +77,14 @@ def _make_pool() -> pool.RunPool:
     return pool.RunPool(settings.RUNNER.max_concurrency, _execute, hand_back)
 
 
-def _execute(run: Run) -> None:
-    """What a pool slot does with a due run: skip it if overtaken (``runner.coalesce``),
-    else execute it."""
+def _execute(run: Run) -> Steps[None]:
+    """What the pool does with a due run: skip it if overtaken (``runner.coalesce``),
+    else execute it, as steps (``runner.execution.steps``) the pool drives."""
     if coalesce.skip_if_stale(run.pk, _rule_fields(run), timezone.now()):
         return
     cancel = Cancellation()
     with worker_state.holding(cancel):
-        execute_run(run, cancel=cancel)
+        yield from execute_run_steps(run, cancel=cancel)
 
 
 def _rule_fields(run: Run) -> dict:

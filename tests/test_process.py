@@ -4,6 +4,7 @@ Every script gets an environment carrying a per-test marker; after each test no
 live process may carry it (the `env` fixture checks, and kills any it finds).
 """
 
+import math
 import os
 import stat
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from runner.execution import process
 from runner.execution.process import (
     MAX_LINE_BYTES,
     ScriptNotRunnable,
@@ -507,3 +509,22 @@ def test_while_a_fast_spawn_is_under_way_the_runner_is_out_of_its_group(fast_spa
             os._exit(1)
         os._exit(0)
     assert os.waitpid(pid, 0)[1] == 0
+
+
+def test_children_tracked_at_about_the_same_moment_share_one_scan(monkeypatch):
+    scans = []
+
+    def scan():
+        scans.append(1)
+        return {}
+
+    monkeypatch.setattr(process, "_scan_processes", scan)
+    monkeypatch.setattr(process, "_last_scan", (-math.inf, {}))
+    first, second = process._ProcessTree(10**7), process._ProcessTree(10**7 + 1)
+    started = time.monotonic()
+    first.track(not_before=started)
+    second.track(not_before=started)
+    assert len(scans) == 1
+    # A child started after that scan never uses it: the scan could not show its tree.
+    process._ProcessTree(10**7 + 2).track(not_before=time.monotonic() + 1e-6)
+    assert len(scans) == 2

@@ -115,7 +115,7 @@ def warnings_of(problems):
 def test_defaults_apply_without_a_config_file():
     config, problems = load_runner_config({})
     assert problems == []
-    assert (config.port, config.host, config.max_concurrency) == (1937, "127.0.0.1", 16)
+    assert (config.port, config.host, config.max_concurrency) == (1937, "127.0.0.1", 128)
     assert config.gateway_url == "http://127.0.0.1:18789"
     assert config.jobs_dir == ""
 
@@ -236,7 +236,7 @@ def test_a_config_json_in_the_data_directory_is_read_when_jeeves_config_is_unset
 def test_bad_config_values_are_reported_with_where_they_are(tmp_path, data, where, needle):
     config, problems = load_runner_config(write_config(tmp_path, data))
     assert any(w.endswith(f": {where}") and needle in m for w, m in errors_of(problems)), problems
-    assert config.max_concurrency == 16  # a bad value falls back to its default
+    assert config.max_concurrency == 128  # a bad value falls back to its default
 
 
 def test_a_path_under_an_unknown_users_home_stays_as_written_as_in_a_shell(tmp_path):

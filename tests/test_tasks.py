@@ -111,7 +111,11 @@ def test_a_manual_run_of_a_disabled_job_runs():
 
 def test_a_failure_inside_the_task_is_caught(monkeypatch):
     run = scheduled_run()
-    monkeypatch.setattr("runner.tasks.Run.objects", None)
+
+    def broken(run_id):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("runner.tasks.Run.load", broken)
     assert run_task(run.pk) == "failed"
     monkeypatch.undo()
 
@@ -122,7 +126,7 @@ def test_a_failure_inside_the_pool_leaves_the_pool_working(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr("runner.tasks.execute_run", broken)
+    monkeypatch.setattr("runner.tasks.execute_run_steps", broken)
     run_task(first.pk)
     settled(first)
     monkeypatch.undo()

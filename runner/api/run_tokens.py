@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
 
 from runner.api.models import RunToken
 from runner.api.tokens import hash_secret
@@ -27,13 +29,27 @@ RUN_TOKEN_PREFIX = "jrr_"
 def issued_for(run: Run) -> Iterator[dict[str, str]]:
     """Make the run's token; yield ``{"JR_API_URL", "JR_API_TOKEN"}``; revoke it on exit."""
     secret = RUN_TOKEN_PREFIX + secrets.token_urlsafe(32)
-    # A run resumed after its worker died gets a new token; the old one goes.
-    RunToken.objects.filter(run=run).delete()
-    token = RunToken.objects.create(run=run, secret_hash=hash_secret(secret))
+    hashed = hash_secret(secret)
+    # A run resumed after its worker died gets a new token; the old one goes. Plain
+    # statements in one transaction: every script run pays for them (issue 12).
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_REVOKE_RUN_SQL, [run.pk])
+        cursor.execute(_ISSUE_SQL, [run.pk, hashed, *_now()])
     try:
         yield {"JR_API_URL": settings.RUN_API_URL, "JR_API_TOKEN": secret}
     finally:
-        RunToken.objects.filter(pk=token.pk).delete()
+        with connection.cursor() as cursor:
+            cursor.execute(_REVOKE_SQL, [hashed])
+
+
+_TABLE = RunToken._meta.db_table
+_REVOKE_RUN_SQL = f"DELETE FROM {_TABLE} WHERE run_id = %s"
+_REVOKE_SQL = f"DELETE FROM {_TABLE} WHERE secret_hash = %s"
+_ISSUE_SQL = f"INSERT INTO {_TABLE} (run_id, secret_hash, created_at) VALUES (%s, %s, %s)"
+
+
+def _now() -> list:
+    return [connection.ops.adapt_datetimefield_value(timezone.now())]
 
 
 def is_run_secret(secret: str) -> bool:

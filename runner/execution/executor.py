@@ -15,12 +15,14 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 
 from django.utils import timezone
 
 from runner import notify
 from runner.execution import live
-from runner.execution.scripts import Cancellation, run_script_job
+from runner.execution.scripts import Cancellation, script_job_steps
+from runner.execution.steps import Steps, blocking, drive
 from runner.models import JobType, Run, RunOutcome, RunStatus, StartResult
 
 logger = logging.getLogger(__name__)
@@ -31,15 +33,17 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _run_session_job(run: Run, cancel: threading.Event) -> RunOutcome:
+def _session_job_steps(run: Run, cancel: threading.Event) -> Steps[RunOutcome]:
     from runner.execution.sessions import run_session_job
 
-    return run_session_job(run, cancel)
+    return (yield partial(run_session_job, run, cancel))
 
 
-OUTCOME_BY_TYPE: dict[str, Callable[[Run, threading.Event], RunOutcome]] = {
-    JobType.SCRIPT: run_script_job,
-    JobType.SESSION: _run_session_job,
+# A job type's work, as steps (``runner.execution.steps``): a script's child is waited
+# for in a step, a session is followed in one.
+STEPS_BY_TYPE: dict[str, Callable[[Run, threading.Event], Steps[RunOutcome]]] = {
+    JobType.SCRIPT: script_job_steps,
+    JobType.SESSION: _session_job_steps,
 }
 
 
@@ -52,6 +56,13 @@ def execute_run(
     ``Cancellation.cancel``) ends the job early; the run ends as ``error`` with the
     given reason.
     """
+    return drive(execute_run_steps(run_id, worker, cancel))
+
+
+def execute_run_steps(
+    run_id: int | Run, worker: str | None = None, cancel: Cancellation | None = None
+) -> Steps[Run | None]:
+    """``execute_run`` as steps: the database work where it is driven, the waits yielded."""
     run = run_id if isinstance(run_id, Run) else Run.load(run_id)
     if run is None:
         return None
@@ -62,7 +73,7 @@ def execute_run(
         run.refresh_from_db()
         notify.run_finished(run)
         return run
-    return complete_run(run, _by_type, cancel)
+    return (yield from complete_run_steps(run, _by_type, cancel))
 
 
 def complete_run(
@@ -76,9 +87,22 @@ def complete_run(
     ``execute_run`` uses it after starting a run, and a resumed session run after
     taking one over.
     """
+
+    def steps(run: Run, cancel: threading.Event) -> Steps[RunOutcome]:
+        return (yield from blocking(partial(work, run, cancel)))
+
+    return drive(complete_run_steps(run, steps, cancel))
+
+
+def complete_run_steps(
+    run: Run,
+    work: Callable[[Run, threading.Event], Steps[RunOutcome]],
+    cancel: Cancellation | None = None,
+) -> Steps[Run]:
+    """``complete_run`` with ``work`` given as steps."""
     cancel = cancel or Cancellation()
     with live.current().holding(run, cancel):
-        outcome = _outcome(run, cancel, work)
+        outcome = yield from _outcome(run, cancel, work)
     if not run.finish(outcome, timezone.now()):
         logger.warning("run %s was finished elsewhere before its worker reported", run.pk)
         run.refresh_from_db()
@@ -87,15 +111,15 @@ def complete_run(
     return run
 
 
-def _by_type(run: Run, cancel: threading.Event) -> RunOutcome:
-    return OUTCOME_BY_TYPE[run.job.type](run, cancel)
+def _by_type(run: Run, cancel: threading.Event) -> Steps[RunOutcome]:
+    return (yield from STEPS_BY_TYPE[run.job.type](run, cancel))
 
 
 def _outcome(
-    run: Run, cancel: threading.Event, work: Callable[[Run, threading.Event], RunOutcome]
-) -> RunOutcome:
+    run: Run, cancel: threading.Event, work: Callable[[Run, threading.Event], Steps[RunOutcome]]
+) -> Steps[RunOutcome]:
     try:
-        return work(run, cancel)
+        return (yield from work(run, cancel))
     except Exception as exc:  # the run must end recorded, whatever broke
         logger.exception("run %s failed inside the runner", run.pk)
         return RunOutcome(status=RunStatus.ERROR, error=f"runner error: {exc!r}")

@@ -352,6 +352,27 @@ def _read_stat(pid: int) -> _Proc | None:
     )
 
 
+_scan_lock = threading.Lock()
+_last_scan: tuple[float, dict[int, _Proc]] = (-math.inf, {})
+# A scan of /proc reads every process's stat file: milliseconds on a busy host. The
+# periodic tracking of every child of this process shares one scan this recent.
+_SHARED_SCAN_S = 0.05
+
+
+def _shared_scan(not_before: float) -> dict[int, _Proc]:
+    """A scan of every process, taken at ``not_before`` or later and at most
+    ``_SHARED_SCAN_S`` ago; one for all the children this process tracks at about the
+    same moment (a burst of runs), instead of one each (issue 12). Read-only."""
+    global _last_scan
+    with _scan_lock:  # a thread that finds the scan too old scans; the others wait for it
+        taken, processes = _last_scan
+        now = time.monotonic()
+        if taken < not_before or now - taken > _SHARED_SCAN_S:
+            processes = _scan_processes()
+            _last_scan = (now, processes)
+        return processes
+
+
 class _ProcessTree:
     """The child's session and every live process known to descend from it.
 
@@ -365,9 +386,10 @@ class _ProcessTree:
         self.root = root
         self._known: dict[int, int] = {}  # pid -> start time
 
-    def track(self) -> None:
-        """Record the current members, so orphans can be found later."""
-        self._known = self._members(_scan_processes())
+    def track(self, not_before: float) -> None:
+        """Record the current members, so orphans can be found later, from a scan of
+        /proc taken at ``not_before`` (time.monotonic) or later, maybe shared."""
+        self._known = self._members(_shared_scan(not_before))
 
     def alive(self) -> bool:
         """Whether any member other than the child itself is still alive."""
@@ -494,6 +516,7 @@ class _Supervisor:
         self._cancel = cancel
         self._clock = clock
         self._tree = _ProcessTree(proc.pid)
+        self._started_mono = time.monotonic()  # scans for tracking: none older than this
         self._track_interval = _FIRST_TRACK_S
         self._track_at = clock() + _FIRST_TRACK_S
         self._selector = selectors.DefaultSelector()
@@ -504,10 +527,11 @@ class _Supervisor:
         if self._pidfd is not None:
             self._selector.register(self._pidfd, selectors.EVENT_READ, None)
 
-    def run(self, timeout_s: float | None, grace_s: float) -> None:
-        """Supervise the child until it and its tree are gone and output is read."""
+    def run(self, timeout_s: float | None, grace_s: float, started: float | None = None) -> None:
+        """Supervise the child until it and its tree are gone and output is read; the
+        timeout counts from ``started`` (on ``clock``; default: now)."""
         try:
-            self._wait_for_exit(timeout_s, grace_s)
+            self._wait_for_exit(timeout_s, grace_s, started)
             if self._tree.kill_rest():
                 self._await_tree_gone()
             self.proc.wait()
@@ -519,8 +543,11 @@ class _Supervisor:
         finally:
             self._close()
 
-    def _wait_for_exit(self, timeout_s: float | None, grace_s: float) -> None:
-        deadline = self._clock() + timeout_s if timeout_s is not None else math.inf
+    def _wait_for_exit(
+        self, timeout_s: float | None, grace_s: float, started: float | None
+    ) -> None:
+        since = self._clock() if started is None else started
+        deadline = since + timeout_s if timeout_s is not None else math.inf
         if self._wait(until=deadline, cancellable=True):
             return
         if self._cancel is not None and self._cancel.is_set():
@@ -552,7 +579,7 @@ class _Supervisor:
             self._pump(wait if self._pidfd is not None else min(wait, _POLL_S))
 
     def _track(self, now: float) -> None:
-        self._tree.track()
+        self._tree.track(not_before=self._started_mono)
         self._track_interval = min(self._track_interval * 2, _TRACK_EVERY_S)
         self._track_at = now + self._track_interval
 
@@ -649,6 +676,59 @@ def run_process(
     a function that any thread may call for the output so far (``LiveTails``: the
     same bounded tails as the result's stdout and stderr).
     """
+    started = start_process(
+        argv, env=env, cwd=cwd, timeout_s=timeout_s, grace_s=grace_s,
+        tail_lines=tail_lines, clock=clock, cancel=cancel, umask=umask,
+    )  # fmt: skip
+    if isinstance(started, ProcessResult):
+        return started
+    if on_start is not None:
+        on_start(started.tails)
+    return started.wait()
+
+
+class RunningProcess:
+    """A child ``start_process`` started: ``wait`` supervises it to its end.
+
+    ``wait`` may be called on any thread (once); ``tails`` from any thread, any time.
+    """
+
+    def __init__(
+        self, supervisor: _Supervisor, started: float, timeout_s: float | None, grace_s: float
+    ) -> None:
+        self._supervisor = supervisor
+        self._started = started
+        self._timeout_s = timeout_s
+        self._grace_s = grace_s
+        self.tails = supervisor.tails
+
+    @property
+    def pid(self) -> int:
+        """The child's process id (also its session and process group id)."""
+        return self._supervisor.proc.pid
+
+    def wait(self) -> ProcessResult:
+        """Read its output until it and its tree are gone (ended at the timeout or
+        on cancel, as ``run_process`` says); return what it did."""
+        self._supervisor.run(self._timeout_s, self._grace_s, self._started)
+        return _result(self._supervisor, self._supervisor._clock() - self._started)
+
+
+def start_process(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None = None,
+    timeout_s: float | None,
+    grace_s: float,
+    tail_lines: int,
+    clock: Callable[[], float] = time.monotonic,
+    cancel: _Flag | None = None,
+    umask: int = -1,
+) -> RunningProcess | ProcessResult:
+    """Start `argv` as ``run_process`` does and return it running, without waiting:
+    the caller (or another thread) calls its ``wait``. A child that cannot start is
+    returned as its ``ProcessResult`` (with `error`) at once; nothing is raised."""
     if tail_lines < 0:
         raise ValueError(f"tail_lines must be >= 0, not {tail_lines}")
     started = clock()
@@ -666,11 +746,7 @@ def run_process(
             )
     except OSError as exc:
         return _not_started(_spawn_error_text(argv, cwd, exc), clock() - started)
-    supervisor = _Supervisor(proc, tail_lines, clock, cancel)
-    if on_start is not None:
-        on_start(supervisor.tails)
-    supervisor.run(timeout_s, grace_s)
-    return _result(supervisor, clock() - started)
+    return RunningProcess(_Supervisor(proc, tail_lines, clock, cancel), started, timeout_s, grace_s)
 
 
 def _spawn_error_text(argv: Sequence[str], cwd: str | None, exc: OSError) -> str:

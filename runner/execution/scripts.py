@@ -7,7 +7,6 @@ import shlex
 import signal
 import threading
 from contextlib import ExitStack
-from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -23,8 +22,9 @@ from runner.execution.process import (
     ScriptNotRunnable,
     inline_script_file,
     resolve_command,
-    run_process,
+    start_process,
 )
+from runner.execution.steps import Steps, drive
 from runner.models import Run, RunOutcome, RunStatus, SourceType
 from runner.validation import resolve_script_path, scripts_dir
 
@@ -85,6 +85,12 @@ def file_command(path: str, interpreter: str = "") -> list[str]:
 
 def run_script_job(run: Run, cancel: threading.Event) -> RunOutcome:
     """Run the job's script once as a child process and describe the outcome."""
+    return drive(script_job_steps(run, cancel))
+
+
+def script_job_steps(run: Run, cancel: threading.Event) -> Steps[RunOutcome]:
+    """``run_script_job`` as steps (``runner.execution.steps``): it starts the child
+    where it runs and yields the wait for it, so the wait may happen on another thread."""
     job = run.job
     with ExitStack() as stack:
         try:
@@ -92,7 +98,7 @@ def run_script_job(run: Run, cancel: threading.Event) -> RunOutcome:
         except ScriptNotRunnable as exc:
             return RunOutcome(status=RunStatus.ERROR, error=str(exc))
         api_access = stack.enter_context(run_tokens.issued_for(run))
-        result = run_process(
+        started = start_process(
             [*argv, *job.args],
             env={**script_environment(run), **api_access},
             cwd=cwd,
@@ -102,8 +108,12 @@ def run_script_job(run: Run, cancel: threading.Event) -> RunOutcome:
             cancel=cancel,
             # The runner's own processes run under umask 077; scripts get the operator's.
             umask=inherited_umask(),
-            on_start=partial(live.current().watch_output, run.pk),
         )
+        if isinstance(started, ProcessResult):
+            result = started
+        else:
+            live.current().watch_output(run.pk, started.tails)
+            result = yield started.wait
     return outcome_of(result, job.timeout_ms, getattr(cancel, "reason", "cancelled"))
 
 

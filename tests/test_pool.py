@@ -1,0 +1,120 @@
+"""The run pool drives runs as steps: few executors, ``size`` runs waiting at once.
+
+Runs here are stand-ins (a pk, no instant) and their execution is a generator whose
+one step waits on an event the test sets, so nothing depends on timing.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import pytest
+
+from runner import pool as pool_module
+from runner import worker_state
+from runner.pool import RunPool
+from tests.test_sessions import wait_until
+
+
+class Runs:
+    """Executions that each wait on their own gate; counts what runs at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most = 0
+        self.gates: dict[int, threading.Event] = {}
+        self.outcomes: dict[int, object] = {}
+
+    def execute(self, run):
+        gate = self.gates.setdefault(run.pk, threading.Event())
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            self.outcomes[run.pk] = yield lambda: gate.wait(10) and run.pk
+        except RuntimeError as exc:
+            self.outcomes[run.pk] = exc
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+@pytest.fixture
+def runs():
+    worker_state.STOPPING.clear()
+    made: list[RunPool] = []
+    executions = Runs()
+
+    def start(size: int) -> RunPool:
+        made.append(RunPool(size, executions.execute, lambda pk: None).start())
+        return made[-1]
+
+    executions.start = start
+    yield executions
+    for gate in executions.gates.values():
+        gate.set()
+    for made_pool in made:
+        made_pool.close(5)
+    worker_state.STOPPING.clear()
+
+
+def run(pk: int) -> SimpleNamespace:
+    return SimpleNamespace(pk=pk, scheduled_for=None)
+
+
+def submit_all(pool: RunPool, pks: range) -> threading.Thread:
+    """Submit from a thread: ``submit`` blocks while every slot is taken."""
+    thread = threading.Thread(target=lambda: [pool.submit(run(pk)) for pk in pks], daemon=True)
+    thread.start()
+    return thread
+
+
+def test_waiting_runs_hold_slots_but_not_executors(runs, monkeypatch):
+    monkeypatch.setattr(pool_module, "EXECUTORS", 2)
+    pool = runs.start(size=10)
+    submit_all(pool, range(10))
+
+    wait_until(lambda: runs.running == 10)  # ten waits at once on two executors
+
+    for gate in runs.gates.values():
+        gate.set()
+    assert pool.wait_idle(10)
+    assert runs.outcomes == {pk: pk for pk in range(10)}
+
+
+def test_no_more_than_size_runs_execute_at_once(runs):
+    pool = runs.start(size=3)
+    submitter = submit_all(pool, range(5))
+
+    wait_until(lambda: runs.running == 3)
+    assert submitter.is_alive()  # the fifth run waits for a slot, so submit blocks
+    for pk in range(5):
+        wait_until(lambda pk=pk: pk in runs.gates)
+        runs.gates[pk].set()
+    assert pool.wait_idle(10)
+    assert runs.most == 3 and len(runs.outcomes) == 5
+
+
+def test_a_failing_step_is_thrown_into_its_run():
+    outcomes = {}
+
+    def broken():
+        raise RuntimeError("child vanished")
+
+    def execute(r):
+        try:
+            yield broken
+        except RuntimeError as exc:
+            outcomes[r.pk] = str(exc)
+
+    worker_state.STOPPING.clear()
+    pool = RunPool(2, execute, lambda pk: None).start()
+    try:
+        pool.submit(run(7))
+        assert pool.wait_idle(10)
+    finally:
+        pool.close(5)
+        worker_state.STOPPING.clear()
+    assert outcomes == {7: "child vanished"}
