@@ -53,3 +53,26 @@ def test_a_timed_out_script_ends_as_timeout():
     run = RunFactory(job=JobFactory(script="sleep 30", timeout_ms=200))
     finished = execute_run(run.pk, worker="test:1")
     assert finished.status == "timeout" and "timed out after 200 ms" in finished.error
+
+
+def test_an_outcome_the_database_refuses_still_ends_the_run_as_an_error(monkeypatch, caplog):
+    # A value past BIGINT, as an unbounded JR_RESULT "tokens" once was (probe finding A11):
+    # the run must not stay "running" until the liveness check calls its worker dead.
+    from dataclasses import replace
+
+    from runner.models import RunOutcome
+
+    storable = RunOutcome.storable
+    monkeypatch.setattr(
+        RunOutcome,
+        "storable",
+        lambda self: replace(storable(self), tokens=10**23 if self.status == "ok" else None),
+    )
+    run = RunFactory(job=JobFactory(script="echo hello"))
+
+    finished = execute_run(run.pk, worker="test:1")
+
+    stored = Run.objects.get(pk=run.pk)
+    assert (stored.status, stored.exit_code, stored.tokens) == ("error", 0, None)
+    assert stored.error.startswith("runner error: the run's outcome could not be recorded")
+    assert finished.status == "error" and stored.finished_at is not None

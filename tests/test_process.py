@@ -118,6 +118,14 @@ def test_a_missing_interpreter_is_reported_as_an_error_instead_of_raising(env, t
     assert result.error == "interpreter 'jr-no-such-node' not found"
 
 
+def test_an_environment_too_large_for_exec_is_named_as_such(env):
+    result = run(["bash", "-c", "echo never"], {**env, "BIG": "x" * 200_000})
+
+    assert result.exit_code is None
+    assert "too large to start a program" in result.error
+    assert "put large data in a file" in result.error
+
+
 def test_a_missing_shebang_interpreter_is_reported_as_an_error(env, tmp_path):
     script = write_script(tmp_path, "tool", "#!/nonexistent/bin/jr-sh\n", mode=0o755)
 

@@ -103,12 +103,31 @@ def complete_run_steps(
     cancel = cancel or Cancellation()
     with live.current().holding(run, cancel):
         outcome = yield from _outcome(run, cancel, work)
-    if not run.finish(outcome, timezone.now()):
+    if not _record(run, outcome):
         logger.warning("run %s was finished elsewhere before its worker reported", run.pk)
         run.refresh_from_db()
         return run
-    notify.run_finished(run)
+    try:
+        notify.run_finished(run)
+    except Exception:  # the run is recorded; a broken announcement must not undo that
+        logger.exception("run %s finished, but announcing it failed", run.pk)
     return run
+
+
+def _record(run: Run, outcome: RunOutcome) -> bool:
+    """``run.finish(outcome)``; if the outcome cannot be stored (a value the database
+    refuses), the run still ends: as ``error`` with its exit code, saying why, rather
+    than staying ``running`` until the liveness check calls its worker dead."""
+    try:
+        return run.finish(outcome, timezone.now())
+    except Exception as exc:
+        logger.exception("run %s: its outcome could not be recorded", run.pk)
+        fallback = RunOutcome(
+            status=RunStatus.ERROR,
+            exit_code=outcome.exit_code,
+            error=f"runner error: the run's outcome could not be recorded: {exc!r}"[:2000],
+        )
+        return run.finish(fallback, timezone.now())
 
 
 def _by_type(run: Run, cancel: threading.Event) -> Steps[RunOutcome]:

@@ -7,6 +7,7 @@ and makes sure nothing it started outlives it. Linux only (it reads /proc).
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import selectors
@@ -745,12 +746,39 @@ def start_process(
                 umask=umask,
             )
     except OSError as exc:
-        return _not_started(_spawn_error_text(argv, cwd, exc), clock() - started)
+        return _not_started(_spawn_error_text(argv, env, cwd, exc), clock() - started)
     return RunningProcess(_Supervisor(proc, tail_lines, clock, cancel), started, timeout_s, grace_s)
 
 
-def _spawn_error_text(argv: Sequence[str], cwd: str | None, exc: OSError) -> str:
+# Linux's MAX_ARG_STRLEN: the longest single argument or NAME=value exec takes.
+_MAX_EXEC_STRING = 32 * 4096 - 1
+
+
+def _exec_too_large(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
+    """Why exec would refuse ``argv`` and ``env`` with E2BIG, or None.
+
+    Searching PATH, the kernel's E2BIG can be hidden behind a later directory's
+    EACCES, so the size is judged here rather than read from the error."""
+    strings = [os.fsencode(arg) for arg in argv]
+    strings += [os.fsencode(f"{name}={value}") for name, value in env.items()]
+    longest = max((len(item) for item in strings), default=0)
+    total = sum(len(item) + 1 for item in strings)
+    limit = os.sysconf("SC_ARG_MAX") if "SC_ARG_MAX" in os.sysconf_names else 2**21
+    if longest <= _MAX_EXEC_STRING and total <= limit:
+        return None
+    return (
+        f"its arguments and environment are too large to start a program ({total:,} bytes, "
+        f"the longest {longest:,}; the kernel takes {_MAX_EXEC_STRING:,} a string and "
+        f"{limit:,} in all): put large data in a file"
+    )
+
+
+def _spawn_error_text(
+    argv: Sequence[str], env: Mapping[str, str], cwd: str | None, exc: OSError
+) -> str:
     program = argv[0] if argv else ""
+    if exc.errno in (errno.E2BIG, errno.EACCES) and (why := _exec_too_large(argv, env)):
+        return f"cannot start {program!r}: {why}"
     if isinstance(exc, FileNotFoundError):
         if cwd is not None and exc.filename == cwd:
             return f"working directory not found: {cwd}"
