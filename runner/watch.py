@@ -64,6 +64,7 @@ class Watch:
         self._retries = retry_dispatcher or retries.RetryDispatcher()
         self._next_check: float | None = None
         self._next_retries: float | None = None
+        self._fires = lateness.FireCache()
 
     def tick(self, now: datetime) -> bool:
         """Dispatch due retries (every ``RETRY_INTERVAL_S``); check late jobs and slow runs
@@ -75,7 +76,8 @@ class Watch:
             found = self._retries.dispatch_due(now, timedelta(seconds=RETRY_INTERVAL_S))
         if self._next_check is None or mono >= self._next_check:
             self._next_check = mono + CHECK_INTERVAL_S
-            alerts = check_late(now) + check_slow(now)
+            self._fires = self._fires.carried()
+            alerts = check_late(now, self._fires) + check_slow(now)
             notify.send_alerts(alerts[:MAX_POSTS_PER_CHECK])
             if len(alerts) > MAX_POSTS_PER_CHECK:
                 logger.warning(
@@ -91,9 +93,10 @@ class Watch:
 # --- late ------------------------------------------------------------------------
 
 
-def check_late(now: datetime) -> list[Alert]:
-    """Open, remind and close ``late`` incidents to match ``runner.lateness`` at ``now``."""
-    fires = lateness.FireCache()
+def check_late(now: datetime, fires: lateness.FireCache | None = None) -> list[Alert]:
+    """Open, remind and close ``late`` incidents to match ``runner.lateness`` at ``now``;
+    ``fires`` is the schedule arithmetic the previous check carried (see ``FireCache``)."""
+    fires = fires or lateness.FireCache()
     late = {job.job_id: job for job in lateness.late_jobs(now, fires)}
     open_ = {
         incident.job_id: incident

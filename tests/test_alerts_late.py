@@ -237,3 +237,37 @@ def test_one_check_posts_at_most_its_cap_and_counts_the_rest_in_one_warning(
     assert len(texts(slack)) == 5
     assert Incident.objects.filter(kind="late", closed_at=None).count() == 8
     assert "3 more late/slow alerts in this check were recorded but not posted" in caplog.text
+
+
+# -- the check's cost over time ---------------------------------------------------------
+
+
+def test_a_carried_fire_cache_answers_the_next_check_without_schedule_arithmetic(monkeypatch):
+    for n in range(5):
+        job_since(T0, id=f"daily-{n}", schedule=f"{n} 3 * * *")
+    computed = []
+    real = lateness.schedule.next_fire_after
+
+    def counting(cron, zone, moment):
+        computed.append(cron)
+        return real(cron, zone, moment)
+
+    monkeypatch.setattr(lateness.schedule, "next_fire_after", counting)
+    first = lateness.FireCache()
+    assert check_late(T0 + 10 * MINUTE, first) == []
+    assert len(computed) == 5
+
+    computed.clear()
+    assert check_late(T0 + 11 * MINUTE, first.carried()) == []
+    assert computed == []
+
+
+def test_a_changed_schedule_is_not_answered_from_the_carried_cache():
+    job = job_since(T0, schedule="0 3 * * *")
+    fires = lateness.FireCache()
+    assert check_late(T0 + 10 * MINUTE, fires) == []
+    Job.objects.filter(pk=job.pk).update(schedule="*/5 * * * *", schedule_effective_at=T0)
+
+    late = lateness.late_jobs(T0 + 20 * MINUTE, fires.carried())
+
+    assert [(found.job_id, found.due) for found in late] == [(job.pk, T0 + 5 * MINUTE)]
