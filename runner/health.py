@@ -23,7 +23,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from runner import validation
-from runner.lateness import LateJob, late_jobs
+from runner.lateness import LateJob, late_jobs_now
 from runner.models import Job, Run, RunStatus, SchedulerHeartbeat
 
 NAME = "runner"
@@ -134,7 +134,7 @@ def health_summary(now: datetime | None = None) -> Health:
         errors_last_hour=recent["failed"],
         pending=backlog["n"],
         oldest_pending_s=max(0.0, (now - oldest).total_seconds()) if oldest else None,
-        late=tuple(late_jobs(now)),
+        late=tuple(late_jobs_now(now)),
     )
 
 

@@ -109,6 +109,21 @@ class FireCache:
         return max(count, 1)
 
 
+# The arithmetic the last ``late_jobs_now`` call in this process used (see ``carried``).
+_last_pass = FireCache()
+
+
+def late_jobs_now(now: datetime) -> list[LateJob]:
+    """``late_jobs`` for readers polled again and again (``/api/status``, the dashboard):
+    each call starts from the fires the previous call in this process looked up. Two
+    threads at once each compute their own pass; either's cache serves the next."""
+    global _last_pass
+    fires = _last_pass.carried()
+    late = late_jobs(now, fires)
+    _last_pass = fires
+    return late
+
+
 def _floor(cron: str, moment: datetime) -> datetime:
     """``moment`` down to its schedule's granularity: the next fire after it is the same."""
     if looks_like_recurrence(cron):

@@ -271,3 +271,22 @@ def test_a_changed_schedule_is_not_answered_from_the_carried_cache():
     late = lateness.late_jobs(T0 + 20 * MINUTE, fires.carried())
 
     assert [(found.job_id, found.due) for found in late] == [(job.pk, T0 + 5 * MINUTE)]
+
+
+def test_status_polled_again_reuses_the_previous_calls_schedule_arithmetic(monkeypatch):
+    for n in range(3):
+        job_since(T0, id=f"hourly-{n}", schedule=f"{n} * * * *")
+    computed = []
+    real = lateness.schedule.next_fire_after
+    monkeypatch.setattr(
+        lateness.schedule,
+        "next_fire_after",
+        lambda cron, zone, moment: computed.append(cron) or real(cron, zone, moment),
+    )
+    with time_machine.travel(T0 + 2 * MINUTE, tick=False):
+        health_summary(T0 + 2 * MINUTE)
+        computed.clear()
+        again = health_summary(T0 + 2 * MINUTE + timedelta(seconds=30))
+
+    assert computed == []
+    assert again.late == ()
