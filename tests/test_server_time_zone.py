@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,12 @@ TOKYO_FILE = ZONEINFO_ROOT / "Asia" / "Tokyo"
 pytestmark = pytest.mark.skipif(not TOKYO_FILE.is_file(), reason="needs the system tzdata")
 
 
-def zone_of(environ, localtime=Path("/nonexistent/localtime")):
+# Under a directory nobody creates: "/nonexistent" may exist (useradd's home for
+# system users).
+MISSING_LOCALTIME = Path(tempfile.gettempdir(), f"jeeves-no-zone-{uuid.uuid4().hex}", "localtime")
+
+
+def zone_of(environ, localtime=MISSING_LOCALTIME):
     return server_time_zone(environ, localtime=localtime)
 
 
@@ -68,8 +75,8 @@ def test_without_tz_a_copied_localtime_is_recognised_by_its_content(tmp_path):
     assert zone_of({}, localtime=copy).name == "Asia/Tokyo"
 
 
-def test_without_tz_or_localtime_the_zone_is_utc():
-    assert zone_of({}) == server_time_zone({}, localtime=Path("/nonexistent"))
+def test_without_tz_or_localtime_the_zone_is_utc(tmp_path):
+    assert zone_of({}) == server_time_zone({}, localtime=tmp_path / "no-localtime")
     assert zone_of({}).name == "UTC" and zone_of({}).problem == ""
 
 

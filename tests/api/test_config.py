@@ -14,6 +14,7 @@ from django.db import connection
 from django.test import Client
 
 from jeeves_site import config_live
+from jeeves_site.runner_config import RunnerConfig
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -159,6 +160,10 @@ def test_apply_deep_merges_writes_0600_and_applies_at_once(config_file, token, s
     assert settings.RUNNER.notifications.default_on_success == "C2"
 
 
+# A pydantic dataclass: the field's default is the class attribute.
+DEFAULT_CONCURRENCY = RunnerConfig.max_concurrency
+
+
 def test_settings_read_at_start_wait_for_a_restart_and_say_so(config_file, token, settings):
     answer = root(
         Client(),
@@ -168,7 +173,7 @@ def test_settings_read_at_start_wait_for_a_restart_and_say_so(config_file, token
         token=token,
     )
     assert answer.json()["restartRequired"] == ["port", "maxConcurrency"]
-    assert (settings.RUNNER.port, settings.RUNNER.max_concurrency) == (1937, 16)
+    assert (settings.RUNNER.port, settings.RUNNER.max_concurrency) == (1937, DEFAULT_CONCURRENCY)
     assert answer.json()["config"]["port"] == 1937
 
 
@@ -271,7 +276,7 @@ def test_another_process_picks_up_a_changed_file_at_its_next_check(config_file, 
     path.write_text(json.dumps({"runRetentionDays": 11, "maxConcurrency": 2, "extra": 1}))
     assert config_live.refresh_runner_config() == ["maxConcurrency"]
     assert settings.RUNNER.run_retention_days == 11
-    assert settings.RUNNER.max_concurrency == 16
+    assert settings.RUNNER.max_concurrency == DEFAULT_CONCURRENCY
 
 
 def test_a_changed_file_with_errors_is_not_applied(config_file, settings):
