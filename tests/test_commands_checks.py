@@ -34,6 +34,15 @@ def stderr_of(*argv: str) -> str:
     return err.getvalue()
 
 
+@pytest.fixture(autouse=True)
+def private_data_dir(settings, tmp_path):
+    """The checks these commands run include runner.E010 (loose data-dir modes): give
+    them a data dir of their own, whatever the suite's is."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    settings.DATA_DIR = data
+
+
 @pytest.fixture
 def missing_script(tmp_path):
     return JobFactory(id="inbox", source_type="path", script=str(tmp_path / "gone.py"))
