@@ -29,6 +29,17 @@ def script_file(tmp_path: Path):
 
 
 @pytest.fixture(autouse=True)
+def fresh_late_reads():
+    """``/api/status`` and the dashboard reuse a recent late-jobs answer; each test's
+    database is new, so none is carried from one test into the next."""
+    from runner import lateness
+
+    lateness.forget_reads()
+    yield
+    lateness.forget_reads()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """Tests log users in constantly; the production hasher is slow on purpose."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -290,3 +290,20 @@ def test_status_polled_again_reuses_the_previous_calls_schedule_arithmetic(monke
 
     assert computed == []
     assert again.late == ()
+
+
+def test_a_recent_late_answer_is_reused_until_a_job_changes_or_it_is_old():
+    job = job_since(T0, id="nightly")
+    first = lateness.late_jobs_now(T0 + 12 * MINUTE)
+    assert [found.job_id for found in first] == ["nightly"]
+    started(job, T0 + 12 * MINUTE)
+
+    # Within READ_REUSE and no job changed: the same answer (the start is seen later).
+    assert lateness.late_jobs_now(T0 + 12 * MINUTE + timedelta(seconds=5)) is first
+    # A job added: computed again at once.
+    job_since(T0, id="second")
+    again = lateness.late_jobs_now(T0 + 12 * MINUTE + timedelta(seconds=6))
+    assert [found.job_id for found in again] == ["second"]
+    # Older than READ_REUSE: computed again.
+    started(Job.objects.get(pk="second"), T0 + 12 * MINUTE)
+    assert lateness.late_jobs_now(T0 + 13 * MINUTE) == []
