@@ -14,6 +14,9 @@ from runner.execution import sessions
 from tests.fakes.dispatch import Dispatched
 from tests.moments import NOW
 
+# drained_outbox and servers: the alert tests' Slack, webhook and outbox.
+pytest_plugins = ["tests.fakes.alerting"]
+
 
 @pytest.fixture
 def script_file(tmp_path: Path):

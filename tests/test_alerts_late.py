@@ -4,7 +4,6 @@ dashboard too (issue 16). Slack and the webhook are real loopback servers."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,32 +11,20 @@ import time_machine
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from runner import coalesce, lateness, notify
+from runner import coalesce, lateness
 from runner.daemon import Daemon
 from runner.health import health_summary
 from runner.models import Incident, Job, Run, StartResult
 from runner.watch import CHECK_INTERVAL_S, Watch, check_late
 from tests.factories import JobFactory, RunFactory
 from tests.fakes import refused_url
-from tests.fakes.alerting import alert_servers, events, texts
+from tests.fakes.alerting import events, texts
 from tests.fakes.clocks import FakeClocks
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("drained_outbox")]
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
-
-
-@pytest.fixture(autouse=True)
-def drained_outbox() -> Iterator[None]:
-    yield
-    assert notify.flush(10)
-
-
-@pytest.fixture
-def servers(settings, tmp_path):
-    with alert_servers(settings, tmp_path) as pair:
-        yield pair
 
 
 def job_since(at: datetime, **fields) -> Job:

@@ -4,7 +4,6 @@ loopback servers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,25 +14,13 @@ from runner import notify
 from runner.models import Incident, Job, Run, RunOutcome
 from runner.watch import CHECK_INTERVAL_S, Watch, check_slow, p95, slow_bound
 from tests.factories import JobFactory, RunFactory
-from tests.fakes.alerting import alert_servers, events, texts
+from tests.fakes.alerting import events, texts
 from tests.fakes.clocks import FakeClocks
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("drained_outbox")]
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
-
-
-@pytest.fixture(autouse=True)
-def drained_outbox() -> Iterator[None]:
-    yield
-    assert notify.flush(10)
-
-
-@pytest.fixture
-def servers(settings, tmp_path):
-    with alert_servers(settings, tmp_path) as pair:
-        yield pair
 
 
 def history(job: Job, durations_s: list[float]) -> None:

@@ -19,16 +19,10 @@ from runner.models import Incident, Job, Run
 from tests.factories import JobFactory, RunFactory
 from tests.fakes.slack_server import FakeSlack
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("drained_outbox")]
 
 TOKEN = "xoxb-incident-test-token"
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def drained_outbox() -> Iterator[None]:
-    yield
-    assert notify.flush(10)
 
 
 @pytest.fixture

@@ -24,12 +24,7 @@ SLACK_TOKEN = "xoxb-notify-test-0d9e-keep-secret"
 NOT_DELAYED_S = 1.5
 SLACK_TIMEOUT_S = 2.0
 
-
-@pytest.fixture(autouse=True)
-def drained_outbox() -> Iterator[None]:
-    """Let every queued post finish inside the test that queued it."""
-    yield
-    assert notify.flush(10)
+pytestmark = pytest.mark.usefixtures("drained_outbox")
 
 
 @pytest.fixture

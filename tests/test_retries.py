@@ -4,7 +4,6 @@ of a skip job; the incident counts the final failure once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,24 +17,12 @@ from runner import notify, retries
 from runner.execution.executor import execute_run
 from runner.models import Incident, Job, Run, StartResult
 from tests.factories import JobFactory, RunFactory
-from tests.fakes.alerting import alert_servers, events, texts
+from tests.fakes.alerting import events, texts
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("drained_outbox")]
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
-
-
-@pytest.fixture(autouse=True)
-def drained_outbox() -> Iterator[None]:
-    yield
-    assert notify.flush(10)
-
-
-@pytest.fixture
-def servers(settings, tmp_path):
-    with alert_servers(settings, tmp_path) as pair:
-        yield pair
 
 
 def failed(job: Job, at: datetime, status: str = "error", **fields) -> Run:

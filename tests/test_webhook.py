@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,24 +16,12 @@ from runner import notify, webhook
 from runner.models import Incident
 from tests.factories import JobFactory, RunFactory
 from tests.fakes import refused_url
-from tests.fakes.alerting import alert_servers, events
+from tests.fakes.alerting import events
 from tests.fakes.webhook_server import FakeWebhook
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("drained_outbox")]
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def drained_outbox() -> Iterator[None]:
-    yield
-    assert notify.flush(10)
-
-
-@pytest.fixture
-def servers(settings, tmp_path):
-    with alert_servers(settings, tmp_path) as pair:
-        yield pair
 
 
 @pytest.fixture

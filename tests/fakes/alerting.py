@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from runner import notify
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.webhook_server import FakeWebhook
@@ -32,6 +34,20 @@ def alert_servers(settings, tmp_path: Path) -> Iterator[tuple[FakeSlack, FakeWeb
         )
         settings.RUNNER = dataclasses.replace(config, notifications=notifications, base_url="")
         yield slack, hook
+
+
+@pytest.fixture
+def drained_outbox() -> Iterator[None]:
+    """Let every queued post finish inside the test that queued it."""
+    yield
+    assert notify.flush(10)
+
+
+@pytest.fixture
+def servers(settings, tmp_path: Path) -> Iterator[tuple[FakeSlack, FakeWebhook]]:
+    """``alert_servers`` as a fixture."""
+    with alert_servers(settings, tmp_path) as pair:
+        yield pair
 
 
 def texts(slack: FakeSlack) -> list[str]:
