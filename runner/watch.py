@@ -31,6 +31,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 
 from runner import incidents, lateness, notify, retries
 from runner.incidents import Alert, Event
@@ -93,17 +95,17 @@ class Watch:
 # --- late ------------------------------------------------------------------------
 
 
+def _open_by_job(kind: str) -> dict[str, Incident]:
+    """The open incidents of ``kind``, by job id (at most one each: a constraint)."""
+    return {incident.job_id: incident for incident in incidents.open_incidents().filter(kind=kind)}
+
+
 def check_late(now: datetime, fires: lateness.FireCache | None = None) -> list[Alert]:
     """Open, remind and close ``late`` incidents to match ``runner.lateness`` at ``now``;
     ``fires`` is the schedule arithmetic the previous check carried (see ``FireCache``)."""
     fires = fires or lateness.FireCache()
     late = {job.job_id: job for job in lateness.late_jobs(now, fires)}
-    open_ = {
-        incident.job_id: incident
-        for incident in Incident.objects.filter(
-            kind=IncidentKind.LATE, closed_at__isnull=True
-        ).select_related("job")
-    }
+    open_ = _open_by_job(IncidentKind.LATE)
     alerts: list[Alert] = []
     for job_id, incident in open_.items():
         if job_id not in late:
@@ -170,17 +172,30 @@ def p95(durations: list[int]) -> int:
 def slow_bound(job_id: str, factor: float) -> tuple[timedelta, timedelta] | None:
     """How long a run of the job may run before it is slow, and the p95 it comes
     from; None while there is too little history (or slow alerts are off)."""
-    if not factor:
-        return None
-    durations = list(
-        Run.objects.filter(job_id=job_id, status=RunStatus.OK, duration_ms__isnull=False)
-        .order_by("-id")
-        .values_list("duration_ms", flat=True)[:SLOW_SAMPLE]
+    return slow_bounds({job_id: factor})[job_id]
+
+
+def slow_bounds(
+    factors: dict[str, float],
+) -> dict[str, tuple[timedelta, timedelta] | None]:
+    """``slow_bound`` for each ``{job id: slow factor}``, from one query: each job's
+    last ``SLOW_SAMPLE`` ok durations, numbered per job by a window function."""
+    wanted = [job_id for job_id, factor in factors.items() if factor]
+    recent = (
+        Run.objects.filter(job_id__in=wanted, status=RunStatus.OK, duration_ms__isnull=False)
+        .annotate(newest=Window(RowNumber(), partition_by=[F("job_id")], order_by=F("id").desc()))
+        .filter(newest__lte=SLOW_SAMPLE)
+        .values_list("job_id", "duration_ms")
     )
-    if len(durations) < SLOW_MIN_SAMPLE:
-        return None
-    usual = timedelta(milliseconds=p95(durations))
-    return max(MIN_SLOW_BOUND, usual * factor), usual
+    durations: dict[str, list[int]] = {job_id: [] for job_id in wanted}
+    for job_id, duration_ms in recent:
+        durations[job_id].append(duration_ms)
+    bounds: dict[str, tuple[timedelta, timedelta] | None] = dict.fromkeys(factors)
+    for job_id, found in durations.items():
+        if len(found) >= SLOW_MIN_SAMPLE:
+            usual = timedelta(milliseconds=p95(found))
+            bounds[job_id] = max(MIN_SLOW_BOUND, usual * factors[job_id]), usual
+    return bounds
 
 
 def check_slow(now: datetime) -> list[Alert]:
@@ -190,21 +205,14 @@ def check_slow(now: datetime) -> list[Alert]:
         .select_related("job")
         .order_by("id")
     )
-    open_ = {
-        incident.job_id: incident
-        for incident in Incident.objects.filter(
-            kind=IncidentKind.SLOW, closed_at__isnull=True
-        ).select_related("job")
-    }
+    open_ = _open_by_job(IncidentKind.SLOW)
     alerts: list[Alert] = []
     still = {run.pk for run in running}
     for incident in open_.values():
         if incident.last_run_id not in still:  # None: its run was deleted
             alerts += _close_slow_without_run(incident, now)
-    bounds: dict[str, tuple[timedelta, timedelta] | None] = {}
+    bounds = slow_bounds({run.job_id: run.job.slow_factor for run in running})
     for run in running:
-        if run.job_id not in bounds:  # one query per job with a running run
-            bounds[run.job_id] = slow_bound(run.job_id, run.job.slow_factor)
         found = bounds[run.job_id]
         if found is None or now - run.started_at <= found[0]:
             continue

@@ -147,3 +147,19 @@ def test_p95_is_a_value_of_the_list_with_at_least_95_percent_at_or_below_it(dura
     assert value in durations
     assert sum(d <= value for d in durations) >= 0.95 * len(durations)
     assert sum(d < value for d in durations) < 0.95 * len(durations)
+
+
+def test_the_check_reads_every_running_jobs_history_in_one_query(django_assert_num_queries):
+    # Under the bound, so nothing is raised: what is left is the reads.
+    def jobs_running(count: int, prefix: str) -> None:
+        for n in range(count):
+            job = JobFactory(id=f"{prefix}-{n}")
+            history(job, [10] * 12)
+            running(job, T0)
+
+    jobs_running(1, "one")
+    with django_assert_num_queries(3):  # running runs, open incidents, the histories
+        assert check_slow(T0 + 5 * SECOND) == []
+    jobs_running(4, "more")
+    with django_assert_num_queries(3):
+        assert check_slow(T0 + 5 * SECOND) == []
