@@ -18,8 +18,6 @@ Goal (issue 15): every page < 300 ms, no query per row.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,7 +25,7 @@ from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file
 
-from bench.support import print_table, scratch_database, write_results
+from bench.support import db_choice_arguments, on_each_db, print_table, write_results
 
 GOAL_MS = 300.0
 # Schedules the jobs cycle through: a realistic spread of distinct expressions.
@@ -44,7 +42,7 @@ ZONES = ["", "Europe/Berlin", "America/New_York", "Asia/Tokyo"]
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
+    db_choice_arguments(parser)
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=30, help="the runs span this many days")
@@ -56,24 +54,11 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="give every job its own expression (the worst case for next-fire work)",
     )
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("JEEVES_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432"),
-        help="server to create a scratch database on (dropped afterwards)",
-    )
     return parser.parse_args()
 
 
 def main() -> None:
-    args = parse_args()
-    if args.db == "both":
-        for db in ("sqlite", "postgres"):
-            argv = [a for a in sys.argv[1:] if a not in ("--db", "both", "--db=both")]
-            subprocess.run([sys.executable, __file__, "--db", db, *argv], check=True)
-        return
-    server = args.postgres_url if args.db == "postgres" else None
-    with scratch_database(server, "c1"):
-        bench(args)
+    on_each_db(parse_args(), __file__, "c1", bench)
 
 
 def bench(args: argparse.Namespace) -> None:

@@ -16,8 +16,6 @@ maintenance runs beside it). Goal (benchmarks.md P5): no fire blocked > 1 s.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -27,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file
 
-from bench.support import print_table, scratch_database, summary_ms, write_results
+from bench.support import db_choice_arguments, on_each_db, print_table, summary_ms, write_results
 
 RECENT_RUNS = 1_000
 ACTIVE_RUNS = 10
@@ -35,31 +33,18 @@ ACTIVE_RUNS = 10
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
+    db_choice_arguments(parser)
     parser.add_argument("--runs", type=int, default=1_000_000, help="runs to prune")
     parser.add_argument("--jobs", type=int, default=100, help="jobs the runs belong to")
     parser.add_argument("--stdout-bytes", type=int, default=200, help="captured output per run")
     parser.add_argument("--budget", type=float, default=0.2, help="seconds per maintenance call")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--probe-interval", type=float, default=0.05)
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("JEEVES_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432"),
-        help="server to create a scratch database on (dropped afterwards)",
-    )
     return parser.parse_args()
 
 
 def main() -> None:
-    args = parse_args()
-    if args.db == "both":
-        for db in ("sqlite", "postgres"):
-            argv = [a for a in sys.argv[1:] if a not in ("--db", "both", "--db=both")]
-            subprocess.run([sys.executable, __file__, "--db", db, *argv], check=True)
-        return
-    server = args.postgres_url if args.db == "postgres" else None
-    with scratch_database(server, "p5"):
-        bench(args)
+    on_each_db(parse_args(), __file__, "p5", bench)
 
 
 def bench(args: argparse.Namespace) -> None:
@@ -105,7 +90,7 @@ def insert_old_runs(count: int, jobs: int, newest: datetime, stdout_bytes: int) 
     columns = (
         'job_id, status, "trigger", scheduled_for, created_at, started_at, finished_at, '
         "worker, duration_ms, exit_code, stdout, stderr, stdout_bytes, stderr_bytes, "
-        "output_truncated, error"
+        "output_truncated, error, notes"
     )
     if connection.vendor == "sqlite":
         at = "datetime(%s, '+' || n || ' seconds')"
@@ -114,7 +99,7 @@ def insert_old_runs(count: int, jobs: int, newest: datetime, stdout_bytes: int) 
             f"INSERT INTO runs ({columns}) SELECT printf('p5-%%03d', n %% %s), "
             "CASE WHEN n %% 10 = 0 THEN 'error' ELSE 'ok' END, 'schedule', "
             f"{at}, {at}, {at}, {at}, 'bench', 1000, 0, substr(hex(zeroblob(%s)), 1, %s), "
-            "'', %s, 0, 0, '' FROM seq"
+            "'', %s, 0, 0, '', '' FROM seq"
         )
         stamp = base.strftime("%Y-%m-%d %H:%M:%S")
         params = [count - 1, jobs, *[stamp] * 4, stdout_bytes, stdout_bytes, stdout_bytes]
@@ -123,7 +108,7 @@ def insert_old_runs(count: int, jobs: int, newest: datetime, stdout_bytes: int) 
         sql = (
             f"INSERT INTO runs ({columns}) SELECT 'p5-' || lpad((n %% %s)::text, 3, '0'), "
             "CASE WHEN n %% 10 = 0 THEN 'error' ELSE 'ok' END, 'schedule', "
-            f"{at}, {at}, {at}, {at}, 'bench', 1000, 0, repeat('0', %s), '', %s, 0, false, '' "
+            f"{at}, {at}, {at}, {at}, 'bench', 1000, 0, repeat('0', %s), '', %s, 0, false, '', '' "
             "FROM generate_series(0, %s) AS n"
         )
         params = [jobs, base, base, base, base, stdout_bytes, stdout_bytes, count - 1]

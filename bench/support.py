@@ -60,6 +60,28 @@ def db_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def db_choice_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--db sqlite|postgres|both`` and ``--postgres-url`` (see ``on_each_db``)."""
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("JEEVES_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432"),
+        help="server to create a scratch database on (dropped afterwards)",
+    )
+
+
+def on_each_db(args: argparse.Namespace, script: str, name: str, bench: Callable) -> None:
+    """Run ``bench(args)`` on a scratch database of ``args.db``; for ``both``, run
+    ``script`` again once per database, each in a fresh process (Django is set up once)."""
+    if args.db == "both":
+        argv = [a for a in sys.argv[1:] if a not in ("--db", "both", "--db=both")]
+        for db in ("sqlite", "postgres"):
+            subprocess.run([sys.executable, script, "--db", db, *argv], check=True)
+        return
+    with scratch_database(args.postgres_url if args.db == "postgres" else None, name):
+        bench(args)
+
+
 @dataclass
 class Scratch:
     """A scratch database in use: its URL, a temporary directory, the environment to pass on."""
