@@ -107,10 +107,7 @@ def complete_run_steps(
         logger.warning("run %s was finished elsewhere before its worker reported", run.pk)
         run.refresh_from_db()
         return run
-    try:
-        notify.run_finished(run)
-    except Exception:  # the run is recorded; a broken announcement must not undo that
-        logger.exception("run %s finished, but announcing it failed", run.pk)
+    notify.run_finished(run)
     return run
 
 
