@@ -22,7 +22,7 @@ from django_q.models import OrmQ
 from queues.operations import dequeue, enqueue
 from runner import dispatch
 from runner.broker import RunnerORM
-from runner.models import StartResult
+from runner.models import Run, StartResult
 from tests.factories import JobFactory, RunFactory
 from tests.moments import NOW
 
@@ -98,3 +98,18 @@ def test_a_task_claim_beside_an_open_task_claim_takes_the_next_task(monkeypatch)
         wait_until_waiting_on_a_lock_or_done(second)
     second.join(REACH_LOCK_S)
     assert second.result == first_ids[1:]
+
+
+def test_a_batch_start_waits_for_a_running_start_of_the_same_skip_job():
+    """``Run.start_many`` locks the jobs' rows as ``start`` does: a fire of a skip job whose
+    other run is starting in an open transaction is skipped, its neighbour still starts."""
+    job = JobFactory(overlap_policy="skip")
+    first, other = RunFactory(job=job), RunFactory(job=job, trigger="schedule")
+    neighbour = RunFactory(job=JobFactory(overlap_policy="skip"), trigger="schedule")
+    second = Second(lambda: Run.start_many([other, neighbour], "host:2", NOW))
+    with transaction.atomic():
+        assert first.start("host:1", NOW) == StartResult.STARTED
+        second.start()
+        wait_until_waiting_on_a_lock_or_done(second)
+    second.join(REACH_LOCK_S)
+    assert second.result == {other.pk: StartResult.SKIPPED, neighbour.pk: StartResult.STARTED}
