@@ -97,7 +97,7 @@ def script_job_steps(run: Run, cancel: threading.Event) -> Steps[RunOutcome]:
             argv, cwd = _command(job, stack)
         except ScriptNotRunnable as exc:
             return RunOutcome(status=RunStatus.ERROR, error=str(exc))
-        api_access = stack.enter_context(run_tokens.issued_for(run))
+        api_access = run_tokens.environment_for(run)
         started = start_process(
             [*argv, *job.args],
             env={**script_environment(run), **api_access},
