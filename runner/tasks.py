@@ -16,10 +16,11 @@ from django.utils import timezone
 
 from runner import coalesce, dispatch, pool, worker_state
 from runner.execution.executor import execute_run_steps, worker_name
+from runner.execution import scripts
 from runner.execution.scripts import Cancellation
 from runner.execution.sessions import resume_session_run
 from runner.execution.steps import Steps
-from runner.models import Run, RunStatus, RunTrigger, StartResult
+from runner.models import JobType, Run, RunStatus, RunTrigger, StartResult
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,19 @@ def _run(run_id: int) -> str:
         return _skip_disabled(run)
     if coalesce.skip_if_stale(run_id, _rule_fields(run), timezone.now()):  # see runner.coalesce
         return "skipped"
+    if run.job.type == JobType.SCRIPT:
+        _prepare(run)
     return "accepted" if pool.current(_make_pool).submit(run) else "handed back"
+
+
+def _prepare(run: Run) -> None:
+    """Make a script run's launch while it waits for its instant (``scripts.prepare``),
+    so that starting it is only the spawn. One that cannot be made now is made, and its
+    error recorded, when the run starts."""
+    try:
+        run.launch = scripts.prepare(run)
+    except Exception:
+        logger.debug("run %s: its launch is made when it starts", run.pk, exc_info=True)
 
 
 def _make_pool() -> pool.RunPool:
