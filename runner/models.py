@@ -609,17 +609,14 @@ class Run(models.Model):
         """The batch's one UPDATE; the notes of each run it started, by id."""
         ids = [run.pk for run in runs]
         started: dict[int, str] = {}
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                if connection.vendor != "sqlite":
-                    job_ids = sorted({run.job_id for run in runs})
-                    cursor.execute(_lock_jobs_sql(len(job_ids)), job_ids)
-                for chunk in range(0, len(ids), _INSERT_CHUNK):
-                    part = ids[chunk : chunk + _INSERT_CHUNK]
-                    cursor.execute(
-                        _start_many_sql(len(part)), [*_adapt_times(now, now), worker, *part]
-                    )
-                    started.update(cursor.fetchall())
+        with transaction.atomic(), connection.cursor() as cursor:
+            if connection.vendor != "sqlite":
+                job_ids = sorted({run.job_id for run in runs})
+                cursor.execute(_lock_jobs_sql(len(job_ids)), job_ids)
+            for chunk in range(0, len(ids), _INSERT_CHUNK):
+                part = ids[chunk : chunk + _INSERT_CHUNK]
+                cursor.execute(_start_many_sql(len(part)), [*_adapt_times(now, now), worker, *part])
+                started.update(cursor.fetchall())
         return started
 
     def _start_statement(self, worker: str, now: datetime) -> int:
@@ -781,7 +778,6 @@ _START_SQL = (
 )
 
 
-
 @lru_cache(maxsize=64)
 def _start_many_sql(count: int) -> str:
     """``_START_SQL`` for ``count`` runs at once, returning each started run's id."""
@@ -794,6 +790,7 @@ def _start_many_sql(count: int) -> str:
 def _lock_jobs_sql(count: int) -> str:
     marks = ", ".join(["%s"] * count)
     return f"SELECT id FROM jobs WHERE id IN ({marks}) ORDER BY id FOR UPDATE"
+
 
 @lru_cache(maxsize=1)
 def _finish_sql() -> tuple[tuple[str, ...], str]:

@@ -227,9 +227,7 @@ class RunPool:
                 self._end()  # overtaken: skipped before it started (``runner.coalesce``)
         self._waiters.submit(waits)
 
-    def _carry(
-        self, run: Run, started: StartResult, waits: list[tuple[_Running, Step]]
-    ) -> None:
+    def _carry(self, run: Run, started: StartResult, waits: list[tuple[_Running, Step]]) -> None:
         try:
             steps = self._execute(run, started)
         except Exception:

@@ -15,8 +15,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from runner import coalesce, dispatch, pool, worker_state
-from runner.execution.executor import execute_run_steps, worker_name
 from runner.execution import scripts
+from runner.execution.executor import execute_run_steps, worker_name
 from runner.execution.scripts import Cancellation
 from runner.execution.sessions import resume_session_run
 from runner.execution.steps import Steps

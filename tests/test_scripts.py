@@ -18,8 +18,8 @@ from django.conf import settings
 from django.db import connection
 
 from jeeves_site.database import database_url
-from runner.execution.executor import execute_run
 from runner import tasks
+from runner.execution.executor import execute_run
 from runner.execution.scripts import Cancellation, prepare
 from runner.models import Run
 from tests.factories import JobFactory, RunFactory
