@@ -563,7 +563,8 @@ class Run(models.Model):
             changed = self._start_statement(worker, now)
         else:
             with transaction.atomic():
-                Job.objects.select_for_update().filter(pk=self.job_id).values("pk").first()
+                with connection.cursor() as cursor:
+                    cursor.execute(_lock_jobs_sql(1), [self.job_id])
                 changed = self._start_statement(worker, now)
         if not changed:
             return self._start_or_skip(worker, now)
