@@ -501,16 +501,18 @@ class Run(models.Model):
     def load(cls, run_id: int) -> Run | None:
         """The run with its job, as a worker reads it; None if either is gone.
 
-        Two plain statements: compiling ``select_related("job")`` cost the worker
-        about three times as much CPU as running them (issue 12's profile).
+        One plain statement made once: compiling ``select_related("job")`` cost the
+        worker about three times as much CPU as running it (issue 12's profile).
         """
-        run = _load_one(cls, run_id)
-        if run is None:
+        sql, run_loader, job_loader = _run_with_job_loader(connection.vendor)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [run_id])
+            row = cursor.fetchone()
+        if row is None:
             return None
-        job = _load_one(Job, run.job_id)
-        if job is None:
-            return None
-        run.job = job
+        width = len(run_loader[1])
+        run = _from_row(cls, run_loader[2], row[:width])
+        run.job = _from_row(Job, job_loader[2], row[width:])
         return run
 
     @classmethod
@@ -810,16 +812,8 @@ def _db_value(name: str, value: Any) -> Any:
     return Run._meta.get_field(name).get_db_prep_save(value, connection)
 
 
-def _load_one(model: type[models.Model], pk: Any) -> Any:
-    """The ``model`` row with primary key ``pk`` (None if there is none), read with a
-    statement and converters made once per database vendor: ``objects.get`` and even
-    ``objects.raw`` compile and look them up again for every run (issue 12)."""
-    sql, converters = _loader(model, connection.vendor)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [pk])
-        row = cursor.fetchone()
-    if row is None:
-        return None
+def _from_row(model: type[models.Model], converters: list, row: tuple) -> Any:
+    """A ``model`` instance from its columns as the database gave them (``_loader``)."""
     values = list(row)
     for index, column, field_converters in converters:
         value = values[index]
@@ -830,18 +824,32 @@ def _load_one(model: type[models.Model], pk: Any) -> Any:
 
 
 @lru_cache(maxsize=8)
-def _loader(model: type[models.Model], vendor: str) -> tuple[str, list[tuple[int, Any, list]]]:
+def _loader(model: type[models.Model], vendor: str) -> tuple[str, list[str], list]:
+    """The ``model``'s table, its columns (qualified by the table), and the converters of
+    the columns that have any, made once per database vendor: ``objects.get`` and even
+    ``objects.raw`` compile and look them up again for every run (issue 12)."""
     fields = model._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     table = connection.ops.quote_name(model._meta.db_table)
-    sql = f"SELECT {columns} FROM {table} WHERE {model._meta.pk.column} = %s"
+    columns = [f"{table}.{connection.ops.quote_name(field.column)}" for field in fields]
     converters = []
     for index, field in enumerate(fields):
         column = field.cached_col
         found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
         if found:
             converters.append((index, column, found))
-    return sql, converters
+    return table, columns, converters
+
+
+@lru_cache(maxsize=4)
+def _run_with_job_loader(vendor: str) -> tuple[str, tuple, tuple]:
+    """``Run.load``'s statement (a run and its job in one row) and each side's loader."""
+    run_loader, job_loader = _loader(Run, vendor), _loader(Job, vendor)
+    runs, jobs = run_loader[0], job_loader[0]
+    sql = (
+        f"SELECT {', '.join(run_loader[1] + job_loader[1])} FROM {runs} "
+        f"JOIN {jobs} ON {jobs}.id = {runs}.job_id WHERE {runs}.id = %s"
+    )
+    return sql, run_loader, job_loader
 
 
 # Three parameters a row: SQLite builds before 3.32 allow 999 per statement.
