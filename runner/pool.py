@@ -271,7 +271,8 @@ class RunPool:
     def _end(self) -> None:
         with self._lock:
             self._running -= 1
-            self._work.notify()
+            if self._due or self._stopping():  # a slot for a due run, or the last to end
+                self._work.notify()
             self._space.notify_all()
         self._release()
 
