@@ -156,3 +156,33 @@ def test_runs_due_together_are_started_in_one_call_and_only_started_ones_execute
     assert sorted(pk for batch in batches for pk in batch) == [0, 1, 2, 3, 4]
     assert len(batches) <= 2  # the first due run, then those that came while it started
     assert sorted(executed) == [(pk, StartResult.STARTED) for pk in (0, 1, 2, 4)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_deliveries_of_one_run_due_in_one_batch_execute_it_once():
+    """A run delivered twice to one worker (a broker redelivery, the liveness check's
+    re-dispatch, ``dispatch`` called again) whose copies come due in the same batch is
+    executed once: the second copy gets GONE, as when each delivery started alone."""
+    from django.utils import timezone
+
+    from runner import tasks
+    from runner.models import Run
+    from tests.factories import JobFactory
+
+    made = Run.create_scheduled(JobFactory(overlap_policy="allow"), timezone.now())
+    executed: list[tuple[int, StartResult]] = []
+
+    def execute(r, started):
+        executed.append((r.pk, started))
+
+    worker_state.STOPPING.clear()
+    pool = RunPool(4, execute, lambda pk: None, tasks._start)
+    try:
+        for _delivery in range(2):
+            assert pool.submit(Run.load(made.pk))  # both due, queued before any executor runs
+        pool.start()
+        assert pool.wait_idle(10)
+    finally:
+        pool.close(5)
+        worker_state.STOPPING.clear()
+    assert [started for _pk, started in executed].count(StartResult.STARTED) == 1
