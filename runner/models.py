@@ -634,7 +634,7 @@ class Run(models.Model):
         """The start that did not happen in one statement: gone, skipped, or (a sibling
         finished meanwhile) started after all; decided under the job's row lock."""
         with transaction.atomic():
-            job = Job.objects.select_for_update().filter(pk=self.job_id).first()
+            job = Job.objects.select_for_update(no_key=True).filter(pk=self.job_id).first()
             if job is None:
                 return StartResult.GONE
             pending = Run.objects.filter(pk=self.pk, status=RunStatus.PENDING)
@@ -792,7 +792,11 @@ def _start_many_sql(count: int) -> str:
 @lru_cache(maxsize=64)
 def _lock_jobs_sql(count: int) -> str:
     marks = ", ".join(["%s"] * count)
-    return f"SELECT id FROM jobs WHERE id IN ({marks}) ORDER BY id FOR UPDATE"
+    # NO KEY UPDATE: starts of one job still wait for each other, but not for the
+    # scheduler's INSERTs of runs, whose foreign-key checks take KEY SHARE on the same
+    # rows (at commit: Django defers them) in another order; with FOR UPDATE a batch of
+    # starts and a batch of fires could deadlock.
+    return f"SELECT id FROM jobs WHERE id IN ({marks}) ORDER BY id FOR NO KEY UPDATE"
 
 
 @lru_cache(maxsize=1)

@@ -209,6 +209,7 @@ class RunPool:
             for run in runs:
                 self._give_back(run)
             return
+        runs = self._without_repeats(runs)
         close_old_connections()
         try:
             started = self._start(runs)
@@ -226,6 +227,20 @@ class RunPool:
             else:
                 self._end()  # overtaken: skipped before it started (``runner.coalesce``)
         self._waiters.submit(waits)
+
+    def _without_repeats(self, runs: list[Run]) -> list[Run]:
+        """``runs`` with one copy of each: a run delivered twice (a redelivery, the
+        liveness check's re-dispatch) that came due in one batch starts once; a
+        repeat gives up its slot."""
+        seen: set[int] = set()
+        kept = []
+        for run in runs:
+            if run.pk in seen:
+                self._end()
+            else:
+                seen.add(run.pk)
+                kept.append(run)
+        return kept
 
     def _carry(self, run: Run, started: StartResult, waits: list[tuple[_Running, Step]]) -> None:
         try:
