@@ -171,10 +171,11 @@ if RUNNER.broker == "redis":
     Q_CLUSTER["redis"] = RUNNER.redis_url
 else:
     Q_CLUSTER["orm"] = "default"
-    # Claims a batch of tasks in one statement instead of three writes a task; the
-    # batch is what one host takes ahead (django-q2's prefetch), so it stays small.
+    # Claims tasks in one statement instead of three writes a task. A task carries up
+    # to 8 runs (runner.dispatch), so one at a time: what a host takes ahead (the task
+    # claimed, one queued, one executing) stays about 24 runs.
     Q_CLUSTER["broker_class"] = "runner.broker.RunnerORM"
-    Q_CLUSTER["bulk"] = 8
+    Q_CLUSTER["bulk"] = 1
 
 LOGGING = {
     "version": 1,

@@ -1,9 +1,12 @@
-"""Hand runs to django-q2 workers: one task per run, naming only the run.
+"""Hand runs to django-q2 workers: one task per up to ``RUNS_PER_TASK`` runs, naming
+only the runs.
 
-django-q2 delivers, the ``runs`` table decides: a task carries a run id, and the
-worker that receives it starts the run only if ``Run.start`` moves it from
-``pending`` to ``running``. So a task delivered twice, or dispatched again by the
-liveness check, is harmless.
+django-q2 delivers, the ``runs`` table decides: a task carries run ids, and the
+worker that receives it starts a run only if ``Run.start`` moves it from ``pending``
+to ``running``. So a task delivered twice, or dispatched again by the liveness check,
+is harmless. A task carries several runs because each task costs a claim, a signed
+package, two hand-offs between processes and a result (issue 12); few enough that
+several worker hosts still share a burst.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from django_q.tasks import async_task
 
 logger = logging.getLogger(__name__)
 
-TASK = "runner.tasks.run_task"
+TASK = "runner.tasks.run_task"  # one run: tasks queued before ``BATCH_TASK`` existed
+BATCH_TASK = "runner.tasks.run_tasks"
+RUNS_PER_TASK = 8
 RESUME_TASK = "runner.tasks.resume_task"
 
 _broker: tuple[int, Broker] | None = None
@@ -52,7 +57,7 @@ def enqueue_in_transaction() -> bool:
 
 
 def dispatch(run_ids: Iterable[int]) -> int:
-    """Queue one task per run; return how many were queued.
+    """Queue the runs, ``RUNS_PER_TASK`` a task; return how many runs were queued.
 
     Inside an atomic block with the ORM broker the tasks commit with it; with
     Redis they are pushed when the surrounding transaction commits. A broker
@@ -89,20 +94,21 @@ def dispatch_resume(resumes: Iterable[tuple[int, str]]) -> int:
 
 
 def _enqueue(run_ids: list[int]) -> int:
+    batches = [run_ids[at : at + RUNS_PER_TASK] for at in range(0, len(run_ids), RUNS_PER_TASK)]
     if enqueue_in_transaction():
-        return _enqueue_rows(run_ids)
+        return _enqueue_rows(batches)
     queued = 0
-    for run_id in run_ids:
+    for batch in batches:
         try:
-            async_task(TASK, run_id, task_name=f"run-{run_id}", broker=broker())
+            async_task(BATCH_TASK, batch, task_name=_task_name(batch), broker=broker())
         except Exception:
-            logger.exception("could not queue run %s; it will be dispatched again", run_id)
+            logger.exception("could not queue runs %s; they will be dispatched again", batch)
             continue
-        queued += 1
+        queued += len(batch)
     return queued
 
 
-def _enqueue_rows(run_ids: list[int]) -> int:
+def _enqueue_rows(batches: list[list[int]]) -> int:
     """The ORM broker's enqueue for many tasks at once: one INSERT instead of one a task.
 
     Each row carries the package ``async_task`` would have signed for it, so the
@@ -110,25 +116,30 @@ def _enqueue_rows(run_ids: list[int]) -> int:
     """
     now = timezone.now()
     key = broker().list_key or Conf.CLUSTER_NAME
-    rows = [OrmQ(key=key, payload=_package(run_id, now), lock=now) for run_id in run_ids]
+    rows = [OrmQ(key=key, payload=_package(batch, now), lock=now) for batch in batches]
+    runs = sum(len(batch) for batch in batches)
     try:
         OrmQ.objects.using(Conf.ORM).bulk_create(rows, batch_size=500)
     except DatabaseError:
         if transaction.get_connection().in_atomic_block:
             raise  # the caller's transaction is broken; it records and retries the fires
-        logger.exception("could not queue %d runs; they will be dispatched again", len(rows))
+        logger.exception("could not queue %d runs; they will be dispatched again", runs)
         return 0
-    return len(rows)
+    return runs
 
 
-def _package(run_id: int, now) -> str:
-    """The signed task ``async_task(TASK, run_id, task_name=...)`` would enqueue."""
+def _task_name(batch: list[int]) -> str:
+    return f"run-{batch[0]}" if len(batch) == 1 else f"runs-{batch[0]}-{batch[-1]}"
+
+
+def _package(batch: list[int], now) -> str:
+    """The signed task ``async_task(BATCH_TASK, batch, task_name=...)`` would enqueue."""
     _name, task_id = uuid()
     task = {
         "id": task_id,
-        "name": f"run-{run_id}",
-        "func": TASK,
-        "args": (run_id,),
+        "name": _task_name(batch),
+        "func": BATCH_TASK,
+        "args": (batch,),
         "kwargs": {},
         "started": now,
     }

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from runner import dispatch, pool, worker_state
 from runner.models import Run
-from runner.tasks import run_task
+from runner.tasks import run_task, run_tasks
 from tests.factories import JobFactory, RunFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -132,3 +132,22 @@ def test_a_failure_inside_the_pool_leaves_the_pool_working(monkeypatch):
     monkeypatch.undo()
     run_task(second.pk)
     assert settled(second).status == "ok"
+
+
+def test_a_task_of_several_runs_takes_each_as_its_own_task_would():
+    """``run_tasks``, the task ``dispatch`` queues for up to eight runs: each run is
+    accepted, left alone or skipped exactly as ``run_task`` alone would do it."""
+    done = scheduled_run()
+    run_task(done.pk)
+    settled(done)
+    fresh, disabled = scheduled_run(script="echo fresh"), scheduled_run(enabled=False)
+    assert run_tasks([fresh.pk, done.pk, disabled.pk]) == "accepted, gone, skipped"
+    assert (settled(fresh).status, settled(fresh).stdout) == ("ok", "fresh")
+    assert Run.objects.get(pk=disabled.pk).status == "skipped"
+
+
+def test_a_stopping_worker_hands_back_every_run_of_a_task(stopping, handed_back):
+    runs = [scheduled_run() for _ in range(3)]
+    assert run_tasks([run.pk for run in runs]) == ", ".join(["handed back"] * 3)
+    assert handed_back == [run.pk for run in runs]
+    assert set(Run.objects.values_list("status", flat=True)) == {"pending"}
