@@ -98,8 +98,10 @@ class RunPool:
     def submit(self, run: Run) -> bool:
         """Take ``run`` (pending, its job loaded); False if it was handed back instead.
 
-        Returns at once for a run not yet due. For a due run, blocks while every
-        slot is taken (or until a stop, when the run is handed back).
+        Returns at once for a run not yet due. A due run with a slot free and none
+        ahead of it starts on the caller's thread, without a hand-off to an executor;
+        otherwise ``submit`` blocks while every slot is taken (or until a stop, when
+        the run is handed back).
         """
         with self._lock:
             if self._closed or worker_state.STOPPING.is_set():
@@ -111,11 +113,18 @@ class RunPool:
                 if self._waiting[0][2] is run:
                     self._timer_wake.notify()
                 return True
-            self._due.append((next(self._order), run))
-            self._work.notify()
-            while self._full() and not worker_state.STOPPING.is_set():
-                self._space.wait(STOP_CHECK_S)
-            return True
+            start_here = not self._due and self._running < self.size
+            if start_here:
+                self._running += 1
+                self._starting += 1
+            else:
+                self._due.append((next(self._order), run))
+                self._work.notify()
+                while self._full() and not worker_state.STOPPING.is_set():
+                    self._space.wait(STOP_CHECK_S)
+        if start_here:
+            self._begin([run])
+        return True
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until this pool holds no run; False if ``timeout_s`` passed first."""

@@ -7,9 +7,11 @@ one step waits on an event the test sets, so nothing depends on timing.
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from django.utils import timezone
 
 from runner import pool as pool_module
 from runner import worker_state
@@ -126,15 +128,14 @@ def test_a_failing_step_is_thrown_into_its_run():
     assert outcomes == {7: "child vanished"}
 
 
-def test_runs_due_together_are_started_in_one_call_and_only_started_ones_execute(monkeypatch):
-    """A burst's runs reach ``start`` together (one statement, ``Run.start_many``); a
-    run left out of its answer (overtaken) is not executed and frees its slot."""
+def test_runs_due_together_are_started_in_one_call_and_only_started_ones_execute():
+    """Runs handed over ahead of one instant reach ``start`` together when it comes (one
+    statement, ``Run.start_many``); a run left out of its answer (overtaken) is not
+    executed and frees its slot."""
     batches: list[list[int]] = []
     executed: list[tuple[int, StartResult]] = []
-    release = threading.Event()
 
     def start(runs):
-        release.wait(10)
         batches.append([r.pk for r in runs])
         return {r.pk: StartResult.STARTED for r in runs if r.pk != 3}
 
@@ -142,47 +143,71 @@ def test_runs_due_together_are_started_in_one_call_and_only_started_ones_execute
         executed.append((r.pk, started))
         yield lambda: None
 
-    monkeypatch.setattr(pool_module, "EXECUTORS", 1)
     worker_state.STOPPING.clear()
     pool = RunPool(10, execute, lambda pk: None, start).start()
+    instant = timezone.now() + timedelta(seconds=1)
     try:
         for pk in range(5):
-            pool.submit(run(pk))  # due at once; the first call to start holds the rest back
-        release.set()
+            assert pool.submit(SimpleNamespace(pk=pk, scheduled_for=instant))
         assert pool.wait_idle(10)
     finally:
         pool.close(5)
         worker_state.STOPPING.clear()
-    assert sorted(pk for batch in batches for pk in batch) == [0, 1, 2, 3, 4]
-    assert len(batches) <= 2  # the first due run, then those that came while it started
+    assert batches == [[0, 1, 2, 3, 4]]
     assert sorted(executed) == [(pk, StartResult.STARTED) for pk in (0, 1, 2, 4)]
+
+
+def test_a_due_run_with_a_slot_free_starts_on_the_submitting_thread():
+    """A run due now (a manual run, a late fire) starts without a hand-off to an
+    executor thread: ``submit`` returns once it is on its way."""
+    threads: list[str] = []
+
+    def execute(r, started):
+        threads.append(threading.current_thread().name)
+        yield lambda: None
+
+    worker_state.STOPPING.clear()
+    pool = RunPool(4, execute, lambda pk: None, start_all).start()
+    try:
+        assert pool.submit(run(1))
+        assert threads == [threading.current_thread().name]
+        assert pool.wait_idle(10)
+    finally:
+        pool.close(5)
+        worker_state.STOPPING.clear()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_two_deliveries_of_one_run_due_in_one_batch_execute_it_once():
     """A run delivered twice to one worker (a broker redelivery, the liveness check's
     re-dispatch, ``dispatch`` called again) whose copies come due in the same batch is
-    executed once: the second copy gets GONE, as when each delivery started alone."""
-    from django.utils import timezone
-
+    executed once: the second copy gives up its slot, as a second delivery starting
+    alone gets GONE (probe finding)."""
     from runner import tasks
     from runner.models import Run
     from tests.factories import JobFactory
 
-    made = Run.create_scheduled(JobFactory(overlap_policy="allow"), timezone.now())
+    instant = timezone.now() + timedelta(seconds=1)
+    made = Run.create_scheduled(JobFactory(overlap_policy="allow"), instant)
+    batches: list[list[int]] = []
     executed: list[tuple[int, StartResult]] = []
+
+    def start(runs):
+        batches.append([r.pk for r in runs])
+        return tasks._start(runs)
 
     def execute(r, started):
         executed.append((r.pk, started))
+        yield lambda: None
 
     worker_state.STOPPING.clear()
-    pool = RunPool(4, execute, lambda pk: None, tasks._start)
+    pool = RunPool(4, execute, lambda pk: None, start).start()
     try:
         for _delivery in range(2):
-            assert pool.submit(Run.load(made.pk))  # both due, queued before any executor runs
-        pool.start()
+            assert pool.submit(Run.load(made.pk))  # both wait for the same instant
         assert pool.wait_idle(10)
     finally:
         pool.close(5)
         worker_state.STOPPING.clear()
-    assert [started for _pk, started in executed].count(StartResult.STARTED) == 1
+    assert batches == [[made.pk]]
+    assert executed == [(made.pk, StartResult.STARTED)]
