@@ -6,12 +6,19 @@ one also pays for a new cursor, two wrappers, a regular expression turning
 ``%s`` into ``?`` and the datetime adapter's settings look-ups: about 60 us of
 Python on SQLite, more than the statement itself (benchmark P4). So on SQLite a
 statement runs on the connection's own ``sqlite3`` handle, with its ``?`` form
-made once, still inside ``wrap_database_errors`` (the same exceptions as
-everywhere) and refused in a broken transaction as Django refuses it.
+made once, its errors turned into Django's by ``wrap_database_errors`` (the
+same exceptions as everywhere), refused in a broken transaction as Django
+refuses it.
 
 The wrapper is kept whenever it does more than cost: on PostgreSQL, before the
 thread's connection is open (it opens it), and while queries are logged
 (``DEBUG``, or a test counting queries), so every statement is still seen.
+``DEBUG`` is read once (``cached_setting``), not per statement: through the lazy
+settings object a read costs as much as formatting a timestamp. It is read
+again after ``setting_changed`` names it, as ``override_settings`` and
+pytest-django's ``settings`` fixture send; an assignment to ``settings.DEBUG``
+that sends no signal is not seen (Django's ``setup_test_environment`` makes its
+own before any statement runs).
 """
 
 from __future__ import annotations
@@ -22,25 +29,50 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
+from django.conf import settings
+from django.core.signals import setting_changed
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.dispatch import receiver
 
 T = TypeVar("T")
 _FORMAT = re.compile(r"(?<!%)%s")  # Django's own, sqlite3/base.py FORMAT_QMARK_REGEX
+_read_once: dict[str, Any] = {}  # settings by name, as in the module's docstring
+
+
+def cached_setting(name: str) -> Any:
+    """``settings.<name>``, read once and again after ``setting_changed`` names it."""
+    try:
+        return _read_once[name]
+    except KeyError:
+        value = _read_once[name] = getattr(settings, name)
+        return value
+
+
+@receiver(setting_changed)
+def _forget_setting(*, setting: str, **kwargs: Any) -> None:
+    _read_once.pop(setting, None)
 
 
 def run(conn: BaseDatabaseWrapper, sql: str, params: Sequence[Any], read: Callable[[Any], T]) -> T:
     """Execute ``sql`` (``%s`` placeholders) on ``conn``; return ``read(cursor)``."""
-    if conn.vendor != "sqlite" or conn.connection is None or conn.queries_logged:
+    handle = conn.connection
+    logged = conn.force_debug_cursor or cached_setting("DEBUG")  # Django's queries_logged
+    if conn.vendor != "sqlite" or handle is None or logged:
         with conn.cursor() as cursor:
             cursor.execute(sql, params)
             return read(cursor)
-    conn.validate_no_broken_transaction()
-    with conn.wrap_database_errors:
-        cursor = conn.connection.execute(_qmark(sql), params)
+    if conn.needs_rollback:
+        conn.validate_no_broken_transaction()
+    try:
+        cursor = handle.execute(_qmark(sql), params)
         try:
             return read(cursor)
         finally:
             cursor.close()
+    except Exception:
+        # Entered only on an error, where it turns the driver's into Django's.
+        with conn.wrap_database_errors:
+            raise
 
 
 def adapt_datetime(moment: datetime | None, conn: BaseDatabaseWrapper) -> Any:
@@ -55,7 +87,7 @@ def adapt_datetime(moment: datetime | None, conn: BaseDatabaseWrapper) -> Any:
         return conn.ops.adapt_datetimefield_value(moment)
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return str(moment.replace(tzinfo=None))
+    return moment.isoformat(" ")[:-6]  # str() of the naive moment: "+00:00" cut off
 
 
 @lru_cache(maxsize=64)
