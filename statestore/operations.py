@@ -2,8 +2,9 @@
 
 Values are JSON values in and out. A value or item past its ``expires_at`` reads
 as absent at once; maintenance deletes it later. Time comes from
-``django.utils.timezone.now``, the clock tests freeze. Single-row reads and
-writes go through ``statestore.sql``; the rest through the ORM.
+``statestore.runtime.now`` (Django's ``timezone.now``, its setting read once),
+the clock tests freeze. Single-row reads and writes go through
+``statestore.sql``; the rest through the ORM.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils.timezone import now
 
 from statestore.models import StateEntry, StateItem
+from statestore.runtime import now
 from statestore.sql import read_live, write_value
 from statestore.ttl import expiry
 from statestore.values import check_count, check_json, check_name

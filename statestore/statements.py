@@ -13,12 +13,7 @@ refuses it.
 The wrapper is kept whenever it does more than cost: on PostgreSQL, before the
 thread's connection is open (it opens it), and while queries are logged
 (``DEBUG``, or a test counting queries), so every statement is still seen.
-``DEBUG`` is read once (``cached_setting``), not per statement: through the lazy
-settings object a read costs as much as formatting a timestamp. It is read
-again after ``setting_changed`` names it, as ``override_settings`` and
-pytest-django's ``settings`` fixture send; an assignment to ``settings.DEBUG``
-that sends no signal is not seen (Django's ``setup_test_environment`` makes its
-own before any statement runs).
+``DEBUG`` is read once, not per statement (``statestore.runtime``).
 """
 
 from __future__ import annotations
@@ -29,28 +24,12 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from django.conf import settings
-from django.core.signals import setting_changed
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.dispatch import receiver
+
+from statestore.runtime import cached_setting
 
 T = TypeVar("T")
 _FORMAT = re.compile(r"(?<!%)%s")  # Django's own, sqlite3/base.py FORMAT_QMARK_REGEX
-_read_once: dict[str, Any] = {}  # settings by name, as in the module's docstring
-
-
-def cached_setting(name: str) -> Any:
-    """``settings.<name>``, read once and again after ``setting_changed`` names it."""
-    try:
-        return _read_once[name]
-    except KeyError:
-        value = _read_once[name] = getattr(settings, name)
-        return value
-
-
-@receiver(setting_changed)
-def _forget_setting(*, setting: str, **kwargs: Any) -> None:
-    _read_once.pop(setting, None)
 
 
 def run(conn: BaseDatabaseWrapper, sql: str, params: Sequence[Any], read: Callable[[Any], T]) -> T:
