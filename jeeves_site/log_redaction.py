@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import re
 
-# Our tokens are "jr_" or "jrr_" and 43 URL-safe characters; a shorter run of them is
-# kept, so the prefix shown in the admin ("jr_Ab12cd3") stays readable.
-_TOKEN = re.compile(r"\b(jrr?_)[A-Za-z0-9_-]{16,}")
+# Our tokens are "jr_" and 43 URL-safe characters, or "jrr_<run id>." and 43 (see
+# ``runner.api.run_tokens``); a shorter run of them is kept, so the prefix shown in the
+# admin ("jr_Ab12cd3") stays readable.
+_TOKEN = re.compile(r"\b(jrr?_)(?:[0-9]+\.)?[A-Za-z0-9_-]{16,}")
 
 
 def redact(text: str) -> str:

@@ -501,16 +501,18 @@ class Run(models.Model):
     def load(cls, run_id: int) -> Run | None:
         """The run with its job, as a worker reads it; None if either is gone.
 
-        Two plain statements: compiling ``select_related("job")`` cost the worker
-        about three times as much CPU as running them (issue 12's profile).
+        One plain statement made once: compiling ``select_related("job")`` cost the
+        worker about three times as much CPU as running it (issue 12's profile).
         """
-        run = _load_one(cls, run_id)
-        if run is None:
+        sql, run_loader, job_loader = _run_with_job_loader(connection.vendor)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [run_id])
+            row = cursor.fetchone()
+        if row is None:
             return None
-        job = _load_one(Job, run.job_id)
-        if job is None:
-            return None
-        run.job = job
+        width = len(run_loader[1])
+        run = _from_row(cls, run_loader[2], row[:width])
+        run.job = _from_row(Job, job_loader[2], row[width:])
         return run
 
     @classmethod
@@ -563,7 +565,8 @@ class Run(models.Model):
             changed = self._start_statement(worker, now)
         else:
             with transaction.atomic():
-                Job.objects.select_for_update().filter(pk=self.job_id).values("pk").first()
+                with connection.cursor() as cursor:
+                    cursor.execute(_lock_jobs_sql(1), [self.job_id])
                 changed = self._start_statement(worker, now)
         if not changed:
             return self._start_or_skip(worker, now)
@@ -572,6 +575,52 @@ class Run(models.Model):
             RunStatus.RUNNING, now, now, worker,
         )  # fmt: skip
         return StartResult.STARTED
+
+    @classmethod
+    def start_many(cls, runs: list[Run], worker: str, now: datetime) -> dict[int, StartResult]:
+        """``start`` for runs due together, in one statement; what became of each, by id.
+
+        A burst of fires at one instant (100 jobs every second, 200 on the minute)
+        would otherwise take the write lock once a run, one after the other, while the
+        last of them waits (issue 12). Runs of distinct jobs start in one conditional
+        UPDATE with the same conditions as ``start`` (on PostgreSQL after locking their
+        jobs' rows, in id order, so two hosts cannot deadlock); a run that did not
+        start there, or whose job has another run in the batch, goes through ``start``
+        alone, which decides gone, skipped or started as it always does.
+        """
+        by_job: dict[str, int] = {}
+        for run in runs:
+            by_job[run.job_id] = by_job.get(run.job_id, 0) + 1
+        together = [run for run in runs if by_job[run.job_id] == 1]
+        results: dict[int, StartResult] = {}
+        if len(together) > 1:
+            notes = cls._start_together(together, worker, now)
+            for run in together:
+                if run.pk in notes:
+                    run.notes = notes[run.pk]
+                    run.status, run.started_at, run.heartbeat_at, run.worker = (
+                        RunStatus.RUNNING, now, now, worker,
+                    )  # fmt: skip
+                    results[run.pk] = StartResult.STARTED
+        for run in runs:
+            if run.pk not in results:
+                results[run.pk] = run.start(worker, now)
+        return results
+
+    @staticmethod
+    def _start_together(runs: list[Run], worker: str, now: datetime) -> dict[int, str]:
+        """The batch's one UPDATE; the notes of each run it started, by id."""
+        ids = [run.pk for run in runs]
+        started: dict[int, str] = {}
+        with transaction.atomic(), connection.cursor() as cursor:
+            if connection.vendor != "sqlite":
+                job_ids = sorted({run.job_id for run in runs})
+                cursor.execute(_lock_jobs_sql(len(job_ids)), job_ids)
+            for chunk in range(0, len(ids), _INSERT_CHUNK):
+                part = ids[chunk : chunk + _INSERT_CHUNK]
+                cursor.execute(_start_many_sql(len(part)), [*_adapt_times(now, now), worker, *part])
+                started.update(cursor.fetchall())
+        return started
 
     def _start_statement(self, worker: str, now: datetime) -> int:
         with connection.cursor() as cursor:
@@ -585,7 +634,7 @@ class Run(models.Model):
         """The start that did not happen in one statement: gone, skipped, or (a sibling
         finished meanwhile) started after all; decided under the job's row lock."""
         with transaction.atomic():
-            job = Job.objects.select_for_update().filter(pk=self.job_id).first()
+            job = Job.objects.select_for_update(no_key=True).filter(pk=self.job_id).first()
             if job is None:
                 return StartResult.GONE
             pending = Run.objects.filter(pk=self.pk, status=RunStatus.PENDING)
@@ -732,6 +781,24 @@ _START_SQL = (
 )
 
 
+@lru_cache(maxsize=64)
+def _start_many_sql(count: int) -> str:
+    """``_START_SQL`` for ``count`` runs at once, returning each started run's id."""
+    marks = ", ".join(["%s"] * count)
+    single = _START_SQL.replace("WHERE id = %s AND", f"WHERE id IN ({marks}) AND")
+    return single.replace("RETURNING notes", "RETURNING id, notes")
+
+
+@lru_cache(maxsize=64)
+def _lock_jobs_sql(count: int) -> str:
+    marks = ", ".join(["%s"] * count)
+    # NO KEY UPDATE: starts of one job still wait for each other, but not for the
+    # scheduler's INSERTs of runs, whose foreign-key checks take KEY SHARE on the same
+    # rows (at commit: Django defers them) in another order; with FOR UPDATE a batch of
+    # starts and a batch of fires could deadlock.
+    return f"SELECT id FROM jobs WHERE id IN ({marks}) ORDER BY id FOR NO KEY UPDATE"
+
+
 @lru_cache(maxsize=1)
 def _finish_sql() -> tuple[tuple[str, ...], str]:
     """``Run.finish``'s UPDATE: the outcome's columns and the times, if still ours."""
@@ -749,16 +816,8 @@ def _db_value(name: str, value: Any) -> Any:
     return Run._meta.get_field(name).get_db_prep_save(value, connection)
 
 
-def _load_one(model: type[models.Model], pk: Any) -> Any:
-    """The ``model`` row with primary key ``pk`` (None if there is none), read with a
-    statement and converters made once per database vendor: ``objects.get`` and even
-    ``objects.raw`` compile and look them up again for every run (issue 12)."""
-    sql, converters = _loader(model, connection.vendor)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [pk])
-        row = cursor.fetchone()
-    if row is None:
-        return None
+def _from_row(model: type[models.Model], converters: list, row: tuple) -> Any:
+    """A ``model`` instance from its columns as the database gave them (``_loader``)."""
     values = list(row)
     for index, column, field_converters in converters:
         value = values[index]
@@ -769,18 +828,32 @@ def _load_one(model: type[models.Model], pk: Any) -> Any:
 
 
 @lru_cache(maxsize=8)
-def _loader(model: type[models.Model], vendor: str) -> tuple[str, list[tuple[int, Any, list]]]:
+def _loader(model: type[models.Model], vendor: str) -> tuple[str, list[str], list]:
+    """The ``model``'s table, its columns (qualified by the table), and the converters of
+    the columns that have any, made once per database vendor: ``objects.get`` and even
+    ``objects.raw`` compile and look them up again for every run (issue 12)."""
     fields = model._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     table = connection.ops.quote_name(model._meta.db_table)
-    sql = f"SELECT {columns} FROM {table} WHERE {model._meta.pk.column} = %s"
+    columns = [f"{table}.{connection.ops.quote_name(field.column)}" for field in fields]
     converters = []
     for index, field in enumerate(fields):
         column = field.cached_col
         found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
         if found:
             converters.append((index, column, found))
-    return sql, converters
+    return table, columns, converters
+
+
+@lru_cache(maxsize=4)
+def _run_with_job_loader(vendor: str) -> tuple[str, tuple, tuple]:
+    """``Run.load``'s statement (a run and its job in one row) and each side's loader."""
+    run_loader, job_loader = _loader(Run, vendor), _loader(Job, vendor)
+    runs, jobs = run_loader[0], job_loader[0]
+    sql = (
+        f"SELECT {', '.join(run_loader[1] + job_loader[1])} FROM {runs} "
+        f"JOIN {jobs} ON {jobs}.id = {runs}.job_id WHERE {runs}.id = %s"
+    )
+    return sql, run_loader, job_loader
 
 
 # Three parameters a row: SQLite builds before 3.32 allow 999 per statement.

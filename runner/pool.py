@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from runner import worker_state
 from runner.execution.steps import Step
-from runner.models import Run
+from runner.models import Run, StartResult
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +61,14 @@ class RunPool:
     def __init__(
         self,
         size: int,
-        execute: Callable[[Run], _Running | None],
+        execute: Callable[[Run, StartResult], _Running | None],
         hand_back: Callable[[int], None],
+        start: Callable[[list[Run]], dict[int, StartResult]],
     ) -> None:
         self.size = size
         self._execute = execute
         self._hand_back = hand_back
+        self._start = start
         self._lock = threading.Lock()
         # One condition per kind of waiter, so a change wakes only those it concerns:
         # executors wait for work, the timer for an earlier instant, ``submit`` for a
@@ -80,6 +82,7 @@ class RunPool:
         # Runs whose step ended: (their steps, the step's value, its exception).
         self._resumed: deque[tuple[int, tuple[_Running, Any, BaseException | None]]] = deque()
         self._running = 0  # slots taken: runs begun and not yet ended
+        self._starting = 0  # batches of due runs being started right now
         self._order = itertools.count()
         self._threads: list[threading.Thread] = []
         self._waiters = _Waiters(self._resume)
@@ -154,19 +157,23 @@ class RunPool:
                         return  # stopping, nothing left to start or to finish
                     self._work.wait(STOP_CHECK_S)
                 if self._start_next():
-                    run, resumed = self._due.popleft()[1], None
-                    self._running += 1
+                    runs, resumed = self._take_due(), None
                 else:
-                    run, resumed = None, self._resumed.popleft()[1]
+                    runs, resumed = None, self._resumed.popleft()[1]
                 if self._has_work():
                     self._work.notify()
-            if run is not None:
-                self._begin(run)
+            if runs is not None:
+                self._begin(runs)
             else:
                 self._advance(*resumed)
 
     def _has_work(self) -> bool:
-        return bool(self._resumed) or self._can_start()
+        return self._can_carry_on() or self._can_start()
+
+    def _can_carry_on(self) -> bool:
+        """Whether a waited-for run may be carried on (finished) now: not while a batch
+        of due runs is being started, whose spawns need the process to themselves."""
+        return bool(self._resumed) and not self._starting
 
     def _can_start(self) -> bool:
         return bool(self._due) and self._running < self.size
@@ -177,15 +184,67 @@ class RunPool:
         finish would make the job's next fire meet a run still "running")."""
         if not self._can_start():
             return False
-        return not self._resumed or self._due[0][0] < self._resumed[0][0]
+        return not self._can_carry_on() or self._due[0][0] < self._resumed[0][0]
 
-    def _begin(self, run: Run) -> None:
-        if self._stopping():
-            self._give_back(run)
-            return
+    def _take_due(self) -> list[Run]:
+        """Every due run a slot is free for, taking their slots (called with the lock
+        held): runs due at one instant start together (``Run.start_many``)."""
+        count = min(len(self._due), self.size - self._running)
+        self._running += count
+        self._starting += 1
+        return [self._due.popleft()[1] for _ in range(count)]
+
+    def _begin(self, runs: list[Run]) -> None:
+        """Start ``runs`` in one statement, then carry each to its first wait."""
         try:
-            close_old_connections()
-            steps = self._execute(run)
+            self._begin_batch(runs)
+        finally:
+            with self._lock:
+                self._starting -= 1
+                if self._has_work():
+                    self._work.notify()
+
+    def _begin_batch(self, runs: list[Run]) -> None:
+        if self._stopping():
+            for run in runs:
+                self._give_back(run)
+            return
+        runs = self._without_repeats(runs)
+        close_old_connections()
+        try:
+            started = self._start(runs)
+        except Exception:
+            logger.exception("%d due run(s) could not be started by this worker", len(runs))
+            for _run in runs:
+                self._end()
+            return
+        # The waits go to the waiters once every run of the batch is on its way: woken
+        # one by one, they would take turns with the spawns for this process's time.
+        waits: list[tuple[_Running, Step]] = []
+        for run in runs:
+            if run.pk in started:
+                self._carry(run, started[run.pk], waits)
+            else:
+                self._end()  # overtaken: skipped before it started (``runner.coalesce``)
+        self._waiters.submit(waits)
+
+    def _without_repeats(self, runs: list[Run]) -> list[Run]:
+        """``runs`` with one copy of each: a run delivered twice (a redelivery, the
+        liveness check's re-dispatch) that came due in one batch starts once; a
+        repeat gives up its slot."""
+        seen: set[int] = set()
+        kept = []
+        for run in runs:
+            if run.pk in seen:
+                self._end()
+            else:
+                seen.add(run.pk)
+                kept.append(run)
+        return kept
+
+    def _carry(self, run: Run, started: StartResult, waits: list[tuple[_Running, Step]]) -> None:
+        try:
+            steps = self._execute(run, started)
         except Exception:
             logger.exception("run %s could not be executed by this worker", run.pk)
             self._end()
@@ -193,10 +252,17 @@ class RunPool:
         if not isinstance(steps, GeneratorType):
             self._end()  # done already
             return
-        self._advance(steps, None, None)
+        self._advance(steps, None, None, waits)
 
-    def _advance(self, steps: _Running, value: Any, error: BaseException | None) -> None:
-        """Run ``steps`` up to its next wait, which goes to a waiter; or to its end."""
+    def _advance(
+        self,
+        steps: _Running,
+        value: Any,
+        error: BaseException | None,
+        waits: list[tuple[_Running, Step]] | None = None,
+    ) -> None:
+        """Run ``steps`` up to its next wait, which goes to a waiter (or onto ``waits``,
+        for the caller to hand over); or to its end."""
         try:
             step = steps.send(value) if error is None else steps.throw(error)
         except StopIteration:
@@ -206,7 +272,10 @@ class RunPool:
             logger.exception("a run could not be executed by this worker")
             self._end()
             return
-        self._waiters.submit(steps, step)
+        if waits is None:
+            self._waiters.submit([(steps, step)])
+        else:
+            waits.append((steps, step))
 
     def _resume(self, steps: _Running, value: Any, error: BaseException | None) -> None:
         """A waiter's step ended: an executor carries the run on."""
@@ -217,7 +286,8 @@ class RunPool:
     def _end(self) -> None:
         with self._lock:
             self._running -= 1
-            self._work.notify()
+            if self._due or self._stopping():  # a slot for a due run, or the last to end
+                self._work.notify()
             self._space.notify_all()
         self._release()
 
@@ -271,15 +341,19 @@ class _Waiters:
         self._idle = 0
         self._count = itertools.count()
 
-    def submit(self, steps: _Running, step: Step) -> None:
-        """Call ``step`` on a waiter thread, then hand its outcome to ``done``."""
+    def submit(self, waits: list[tuple[_Running, Step]]) -> None:
+        """Call each ``step`` on a waiter thread, then hand its outcome to ``done``."""
+        if not waits:
+            return
         with self._lock:
-            self._jobs.append((steps, step))
-            if self._idle >= len(self._jobs):
-                self._wake.notify()
-                return
-        name = f"run-waiter-{next(self._count)}"
-        threading.Thread(target=self._loop, name=name, daemon=True).start()
+            self._jobs.extend(waits)
+            wake = min(self._idle, len(waits))
+            if wake:
+                self._wake.notify(wake)
+            missing = len(self._jobs) - self._idle
+        for _ in range(missing):
+            name = f"run-waiter-{next(self._count)}"
+            threading.Thread(target=self._loop, name=name, daemon=True).start()
 
     def _loop(self) -> None:
         while True:

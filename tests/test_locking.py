@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from django.db import connection, connections, transaction
@@ -22,7 +23,7 @@ from django_q.models import OrmQ
 from queues.operations import dequeue, enqueue
 from runner import dispatch
 from runner.broker import RunnerORM
-from runner.models import StartResult
+from runner.models import Run, StartResult
 from tests.factories import JobFactory, RunFactory
 from tests.moments import NOW
 
@@ -98,3 +99,40 @@ def test_a_task_claim_beside_an_open_task_claim_takes_the_next_task(monkeypatch)
         wait_until_waiting_on_a_lock_or_done(second)
     second.join(REACH_LOCK_S)
     assert second.result == first_ids[1:]
+
+
+def test_a_batch_start_waits_for_a_running_start_of_the_same_skip_job():
+    """``Run.start_many`` locks the jobs' rows as ``start`` does: a fire of a skip job whose
+    other run is starting in an open transaction is skipped, its neighbour still starts."""
+    job = JobFactory(overlap_policy="skip")
+    first, other = RunFactory(job=job), RunFactory(job=job, trigger="schedule")
+    neighbour = RunFactory(job=JobFactory(overlap_policy="skip"), trigger="schedule")
+    second = Second(lambda: Run.start_many([other, neighbour], "host:2", NOW))
+    with transaction.atomic():
+        assert first.start("host:1", NOW) == StartResult.STARTED
+        second.start()
+        wait_until_waiting_on_a_lock_or_done(second)
+    second.join(REACH_LOCK_S)
+    assert second.result == {other.pk: StartResult.SKIPPED, neighbour.pk: StartResult.STARTED}
+
+
+def test_a_start_does_not_wait_for_a_fire_being_recorded_for_the_same_job():
+    """The scheduler's INSERT of a run takes a key-share lock on its job's row for its
+    foreign-key check (at commit, or at once as here) and holds it until it commits. A
+    start must not wait for it: with ``FOR UPDATE`` it would, and a batch of starts
+    locking several jobs could deadlock with a batch of fires locking them in another
+    order (probe finding). Starts of one job still wait for each other (the test above)."""
+    job, other_job = JobFactory(overlap_policy="skip"), JobFactory()
+    runs = [RunFactory(job=job, trigger="schedule"), RunFactory(job=other_job, trigger="schedule")]
+    second = Second(lambda: Run.start_many(runs, "host:2", NOW))
+    with transaction.atomic():
+        if connection.vendor == "postgresql":  # the check (and its lock) now, not at commit
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        RunFactory(job=job, trigger="schedule", scheduled_for=NOW + timedelta(seconds=1))
+        second.start()
+        if connection.vendor == "postgresql":  # on SQLite the INSERT holds the write lock
+            second.join(REACH_LOCK_S)
+            assert not second.is_alive(), "the start waited for the INSERT's transaction"
+    second.join(REACH_LOCK_S)
+    assert second.result == {run.pk: StartResult.STARTED for run in runs}

@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 
 from jeeves_site.log_redaction import RedactTokens, redact
+from runner.api.run_tokens import token_for
 from runner.api.tokens import new_secret
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +22,12 @@ def test_a_token_and_a_runs_token_are_redacted_and_a_short_prefix_is_kept():
     assert redact(f"Not Found: /api/t/{secret}/jobs") == "Not Found: /api/t/jr_***/jobs"
     assert redact("jrr_3hyZPnL-8R29i8FJ_6oIRRexx8gnXf5MFxYJJBKxhf4 x") == "jrr_*** x"
     assert redact("token jr_Ab12cd3 (prefix)") == "token jr_Ab12cd3 (prefix)"
+
+
+def test_a_runs_token_is_redacted_whole_with_its_run_id():
+    secret = token_for(1234, "host:99")
+    assert redact(f"Not Found: /api/t/{secret}/state.") == "Not Found: /api/t/jrr_***/state."
+    assert redact(f"Bearer {secret}") == "Bearer jrr_***"
 
 
 @pytest.fixture

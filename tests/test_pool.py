@@ -13,6 +13,7 @@ import pytest
 
 from runner import pool as pool_module
 from runner import worker_state
+from runner.models import StartResult
 from runner.pool import RunPool
 from tests.test_sessions import wait_until
 
@@ -27,7 +28,7 @@ class Runs:
         self.gates: dict[int, threading.Event] = {}
         self.outcomes: dict[int, object] = {}
 
-    def execute(self, run):
+    def execute(self, run, started):
         gate = self.gates.setdefault(run.pk, threading.Event())
         with self.lock:
             self.running += 1
@@ -48,7 +49,7 @@ def runs():
     executions = Runs()
 
     def start(size: int) -> RunPool:
-        made.append(RunPool(size, executions.execute, lambda pk: None).start())
+        made.append(RunPool(size, executions.execute, lambda pk: None, start_all).start())
         return made[-1]
 
     executions.start = start
@@ -58,6 +59,11 @@ def runs():
     for made_pool in made:
         made_pool.close(5)
     worker_state.STOPPING.clear()
+
+
+def start_all(runs) -> dict:
+    """A pool's start that starts every run it is given."""
+    return {run.pk: StartResult.STARTED for run in runs}
 
 
 def run(pk: int) -> SimpleNamespace:
@@ -103,14 +109,14 @@ def test_a_failing_step_is_thrown_into_its_run():
     def broken():
         raise RuntimeError("child vanished")
 
-    def execute(r):
+    def execute(r, started):
         try:
             yield broken
         except RuntimeError as exc:
             outcomes[r.pk] = str(exc)
 
     worker_state.STOPPING.clear()
-    pool = RunPool(2, execute, lambda pk: None).start()
+    pool = RunPool(2, execute, lambda pk: None, start_all).start()
     try:
         pool.submit(run(7))
         assert pool.wait_idle(10)
@@ -118,3 +124,65 @@ def test_a_failing_step_is_thrown_into_its_run():
         pool.close(5)
         worker_state.STOPPING.clear()
     assert outcomes == {7: "child vanished"}
+
+
+def test_runs_due_together_are_started_in_one_call_and_only_started_ones_execute(monkeypatch):
+    """A burst's runs reach ``start`` together (one statement, ``Run.start_many``); a
+    run left out of its answer (overtaken) is not executed and frees its slot."""
+    batches: list[list[int]] = []
+    executed: list[tuple[int, StartResult]] = []
+    release = threading.Event()
+
+    def start(runs):
+        release.wait(10)
+        batches.append([r.pk for r in runs])
+        return {r.pk: StartResult.STARTED for r in runs if r.pk != 3}
+
+    def execute(r, started):
+        executed.append((r.pk, started))
+        yield lambda: None
+
+    monkeypatch.setattr(pool_module, "EXECUTORS", 1)
+    worker_state.STOPPING.clear()
+    pool = RunPool(10, execute, lambda pk: None, start).start()
+    try:
+        for pk in range(5):
+            pool.submit(run(pk))  # due at once; the first call to start holds the rest back
+        release.set()
+        assert pool.wait_idle(10)
+    finally:
+        pool.close(5)
+        worker_state.STOPPING.clear()
+    assert sorted(pk for batch in batches for pk in batch) == [0, 1, 2, 3, 4]
+    assert len(batches) <= 2  # the first due run, then those that came while it started
+    assert sorted(executed) == [(pk, StartResult.STARTED) for pk in (0, 1, 2, 4)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_deliveries_of_one_run_due_in_one_batch_execute_it_once():
+    """A run delivered twice to one worker (a broker redelivery, the liveness check's
+    re-dispatch, ``dispatch`` called again) whose copies come due in the same batch is
+    executed once: the second copy gets GONE, as when each delivery started alone."""
+    from django.utils import timezone
+
+    from runner import tasks
+    from runner.models import Run
+    from tests.factories import JobFactory
+
+    made = Run.create_scheduled(JobFactory(overlap_policy="allow"), timezone.now())
+    executed: list[tuple[int, StartResult]] = []
+
+    def execute(r, started):
+        executed.append((r.pk, started))
+
+    worker_state.STOPPING.clear()
+    pool = RunPool(4, execute, lambda pk: None, tasks._start)
+    try:
+        for _delivery in range(2):
+            assert pool.submit(Run.load(made.pk))  # both due, queued before any executor runs
+        pool.start()
+        assert pool.wait_idle(10)
+    finally:
+        pool.close(5)
+        worker_state.STOPPING.clear()
+    assert [started for _pk, started in executed].count(StartResult.STARTED) == 1

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from runner.execution.sessions import _take_over
 from runner.models import Run, RunOutcome, RunStatus, StartResult
@@ -164,3 +165,50 @@ def test_concurrent_starts_of_one_skip_job_start_only_one_run():
     assert results.count(StartResult.STARTED) == 1
     assert results.count(StartResult.SKIPPED) == 5
     assert job.runs.filter(status="running").count() == 1
+
+
+def test_runs_due_together_start_in_one_statement():
+    runs = [RunFactory(job=JobFactory(), trigger="schedule") for _ in range(5)]
+    with CaptureQueriesContext(connection) as queries:
+        results = Run.start_many(runs, "host:1", NOW)
+    statements = [q["sql"] for q in queries if "SAVEPOINT" not in q["sql"]]
+    assert len([sql for sql in statements if sql.startswith("UPDATE")]) == 1
+    assert len(statements) == (1 if connection.vendor == "sqlite" else 2)  # + the jobs' lock
+    assert results == {run.pk: StartResult.STARTED for run in runs}
+    assert set(Run.objects.values_list("status", "worker", "started_at")) == {
+        (RunStatus.RUNNING, "host:1", NOW)
+    }
+    assert all(run.status == RunStatus.RUNNING and run.worker == "host:1" for run in runs)
+
+
+def test_a_batch_start_keeps_every_rule_of_a_single_start():
+    """Overlap skip, a manual run's note, a run another delivery won, a deleted job, and
+    two runs of one job in the same batch: each ends as ``start`` alone would end it."""
+    busy = JobFactory(overlap_policy="skip")
+    running = RunFactory(job=busy, trigger="schedule")
+    running.start("host:0", NOW)
+    skipped = RunFactory(job=busy, trigger="schedule")
+    manual_job = JobFactory(overlap_policy="skip")
+    RunFactory(job=manual_job, trigger="schedule").start("host:0", NOW)
+    manual = RunFactory(job=manual_job, trigger="manual")
+    won = RunFactory(job=JobFactory())
+    stale = Run.objects.get(pk=won.pk)
+    won.start("host:0", NOW)
+    doomed = RunFactory(job=JobFactory())
+    doomed_copy = Run.objects.get(pk=doomed.pk)
+    doomed.job.delete()
+    pair_job = JobFactory(overlap_policy="skip")
+    pair = [RunFactory(job=pair_job, trigger="schedule") for _ in range(2)]
+    free = RunFactory(job=JobFactory(), trigger="schedule")
+
+    results = Run.start_many([skipped, manual, stale, doomed_copy, *pair, free], "host:1", NOW)
+
+    assert results[skipped.pk] == StartResult.SKIPPED
+    assert f"run #{running.pk}" in Run.objects.get(pk=skipped.pk).error
+    assert results[manual.pk] == StartResult.STARTED
+    assert "overlap skip applies to scheduled fires only" in Run.objects.get(pk=manual.pk).notes
+    assert results[stale.pk] == StartResult.GONE
+    assert Run.objects.get(pk=won.pk).worker == "host:0"
+    assert results[doomed.pk] == StartResult.GONE
+    assert sorted(results[run.pk] for run in pair) == [StartResult.SKIPPED, StartResult.STARTED]
+    assert results[free.pk] == StartResult.STARTED

@@ -7,6 +7,7 @@ nothing the script started survives it.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import textwrap
@@ -17,8 +18,9 @@ from django.conf import settings
 from django.db import connection
 
 from jeeves_site.database import database_url
+from runner import tasks
 from runner.execution.executor import execute_run
-from runner.execution.scripts import Cancellation
+from runner.execution.scripts import Cancellation, prepare
 from runner.models import Run
 from tests.factories import JobFactory, RunFactory
 from tests.processes import pid_alive, rss_growth, survivors
@@ -127,6 +129,41 @@ def test_an_inline_script_lives_in_a_private_directory_of_the_data_dir_named_for
     path, parent_mode = finished.stdout.splitlines()
     assert os.path.basename(os.path.dirname(path)).startswith(f"jr-inline-{os.getpid()}-")
     assert parent_mode == "700"
+
+
+def test_a_run_prepared_ahead_of_its_instant_runs_as_one_prepared_at_it():
+    """A worker makes a script run's launch while the run waits for its instant
+    (``scripts.prepare``, issue 12): same command, environment and file rules."""
+    job = JobFactory(script='echo "$0 $JR_RUN_ID $GREETING"', env={"GREETING": "hi"})
+    run = Run.load(RunFactory(job=job).pk)
+    run.launch = prepare(run)
+    path = run.launch.argv[-1]
+    assert os.path.exists(path)
+    finished = execute_run(run, worker="test:1")
+    assert (finished.status, finished.stdout) == ("ok", f"{path} {run.pk} hi")
+    assert not os.path.exists(os.path.dirname(path))
+
+
+def test_a_launch_that_is_never_used_removes_its_file():
+    """A run handed back or overtaken before its instant drops its launch: the inline
+    script's directory goes with it."""
+    launch = prepare(Run.load(RunFactory(job=JobFactory(script="echo never")).pk))
+    directory = os.path.dirname(launch.argv[-1])
+    assert os.path.isdir(directory)
+    del launch
+    gc.collect()
+    assert not os.path.exists(directory)
+
+
+def test_a_script_written_after_its_run_was_prepared_for_still_runs(tmp_path):
+    """A launch that could not be made ahead (the file was not there yet) is made when
+    the run starts, and only then is a missing script an error."""
+    path = tmp_path / "late.sh"
+    run = Run.load(RunFactory(job=JobFactory(source_type="path", script=str(path))).pk)
+    tasks._prepare(run)
+    assert not hasattr(run, "launch")
+    path.write_text("echo arrived\n")
+    assert execute_run(run, worker="test:1").stdout == "arrived"
 
 
 def test_a_script_runs_with_the_umask_the_runner_was_started_with(monkeypatch):

@@ -62,12 +62,14 @@ class BearerToken(AuthBase):
         return token
 
     def _run_token(self, secret: str) -> Any:
-        token = run_tokens.authenticate(secret)
-        if token is None:
-            raise AuthenticationError(message="the run's API token is not valid: its run has ended")
+        access = run_tokens.authenticate(secret)
+        if access is None:
+            raise AuthenticationError(
+                message="the run's API token is not valid, or its run has ended"
+            )
         if not self.run_tokens:
             raise HttpError(403, RUN_TOKEN_SCOPE)
-        return token
+        return access
 
 
 class StaffSession(AuthBase):

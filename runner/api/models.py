@@ -72,25 +72,6 @@ class ApiToken(models.Model):
         return self.revoked_at is not None
 
 
-class RunToken(models.Model):
-    """A run's own API token, given to its script as ``JR_API_TOKEN``.
-
-    It authenticates only while its run is ``running`` and only for the state and
-    queue operations; the row is deleted when the run ends (see ``runner.api.run_tokens``).
-    """
-
-    run = models.ForeignKey("runner.Run", on_delete=models.CASCADE, related_name="api_tokens")
-    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        db_table = "api_run_tokens"
-        verbose_name = "run API token"
-
-    def __str__(self) -> str:
-        return f"run {self.run_id}"
-
-
 class ConfigAccess(models.Model):
     """No table: it carries the permissions to read and to change the runner's
     configuration over HTTP (``GET /config``, ``POST /config/apply``)."""

@@ -21,7 +21,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest
 
 from runner.api.errors import ApiError
-from runner.api.models import RunToken
+from runner.api.run_tokens import RunAccess
 
 # operation -> the permissions it needs (all of them). ``status`` (health counts, no
 # rows) needs only a working credential.
@@ -109,7 +109,7 @@ def require(request: HttpRequest, operation: str, *extra: str) -> None:
     a queue by its first enqueue included, as a script could through the client) and
     nothing else.
     """
-    if isinstance(getattr(request, "auth", None), RunToken):
+    if isinstance(getattr(request, "auth", None), RunAccess):
         if operation.partition(".")[0] not in RUN_TOKEN_GROUPS:
             raise Forbidden(RUN_TOKEN_SCOPE)
         return

@@ -1,55 +1,51 @@
 """Per-run API tokens: what a script in any language uses to reach state and queues.
 
 Each script run gets ``JR_API_URL`` (this server's ``/api``) and ``JR_API_TOKEN``,
-a token made for that run: stored as its SHA-256 like every API token, accepted
-only while the run is ``running``, only by the state and queue operations, and
-deleted when the run ends. A run that dies without cleaning up leaves a row that
-no longer authenticates (its run is no longer running) and goes with the run.
+``jrr_<run id>.<mac>``: an HMAC-SHA256, keyed by ``SECRET_KEY``, of the run's id and
+the worker holding it. Nothing is stored: issuing is pure computation and there is
+nothing to revoke, because every script run would otherwise pay for two writes, and
+on SQLite those take the write lock a burst of starts needs too (issue 12). A token
+is accepted only while its run is ``running`` for that same worker, so it stops
+working when the run ends or another worker takes the run over, and a new
+``SECRET_KEY`` invalidates every token of the runs running at that moment.
 """
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+import base64
+import re
+from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 
-from runner.api.models import RunToken
-from runner.api.tokens import hash_secret
 from runner.models import Run, RunStatus
 
-# Not "jr_": one lookup decides which table a presented secret belongs to.
+# Not "jr_": one lookup decides which kind of token a presented secret is.
 RUN_TOKEN_PREFIX = "jrr_"
+_SALT = "jeeves-runner.run-token"
+# A run id as it is written (no sign, no leading zero, ASCII digits, fits a bigint),
+# a dot, and the unpadded URL-safe base64 of a SHA-256 MAC (43 characters).
+_TOKEN = re.compile(r"jrr_([1-9][0-9]{0,18})\.([A-Za-z0-9_-]{43})")
+_MAX_RUN_ID = 2**63 - 1
 
 
-@contextmanager
-def issued_for(run: Run) -> Iterator[dict[str, str]]:
-    """Make the run's token; yield ``{"JR_API_URL", "JR_API_TOKEN"}``; revoke it on exit."""
-    secret = RUN_TOKEN_PREFIX + secrets.token_urlsafe(32)
-    hashed = hash_secret(secret)
-    # A run resumed after its worker died gets a new token; the old one goes. Plain
-    # statements in one transaction: every script run pays for them (issue 12).
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_REVOKE_RUN_SQL, [run.pk])
-        cursor.execute(_ISSUE_SQL, [run.pk, hashed, *_now()])
-    try:
-        yield {"JR_API_URL": settings.RUN_API_URL, "JR_API_TOKEN": secret}
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(_REVOKE_SQL, [hashed])
+@dataclass(frozen=True)
+class RunAccess:
+    """``request.auth`` for a run's own token: the run it belongs to, and no user."""
+
+    run_id: int
 
 
-_TABLE = RunToken._meta.db_table
-_REVOKE_RUN_SQL = f"DELETE FROM {_TABLE} WHERE run_id = %s"
-_REVOKE_SQL = f"DELETE FROM {_TABLE} WHERE secret_hash = %s"
-_ISSUE_SQL = f"INSERT INTO {_TABLE} (run_id, secret_hash, created_at) VALUES (%s, %s, %s)"
+def token_for(run_id: int, worker: str) -> str:
+    """The token of run ``run_id`` while ``worker`` (host:pid) holds it. No query."""
+    return f"{RUN_TOKEN_PREFIX}{run_id}.{_mac(run_id, worker)}"
 
 
-def _now() -> list:
-    return [connection.ops.adapt_datetimefield_value(timezone.now())]
+def environment_for(run: Run) -> dict[str, str]:
+    """``{"JR_API_URL", "JR_API_TOKEN"}`` for a script of ``run``, which must have been
+    started (``Run.start`` sets its ``worker``). No query, nothing to revoke."""
+    return {"JR_API_URL": settings.RUN_API_URL, "JR_API_TOKEN": token_for(run.pk, run.worker)}
 
 
 def is_run_secret(secret: str) -> bool:
@@ -57,12 +53,23 @@ def is_run_secret(secret: str) -> bool:
     return secret.startswith(RUN_TOKEN_PREFIX)
 
 
-def authenticate(secret: str) -> RunToken | None:
-    """The token with this secret while its run is running, else None."""
-    if not is_run_secret(secret):
+def authenticate(secret: str) -> RunAccess | None:
+    """The run's access while the run ``secret`` names is running for the worker the
+    token was made for; else None. A malformed secret costs no query, a well-formed one
+    one small query (the run's status and worker)."""
+    match = _TOKEN.fullmatch(secret)
+    if match is None or int(match[1]) > _MAX_RUN_ID:
         return None
-    return (
-        RunToken.objects.select_related("run")
-        .filter(secret_hash=hash_secret(secret), run__status=RunStatus.RUNNING)
-        .first()
-    )
+    run_id = int(match[1])
+    row = Run.objects.filter(pk=run_id).values_list("status", "worker").first()
+    if row is None or row[0] != RunStatus.RUNNING:
+        return None
+    if not constant_time_compare(match[2], _mac(run_id, row[1])):
+        return None
+    return RunAccess(run_id)
+
+
+def _mac(run_id: int, worker: str) -> str:
+    # The id has no ":", so "<id>:<worker>" names exactly one (run, worker) pair.
+    digest = salted_hmac(_SALT, f"{run_id}:{worker}", algorithm="sha256").digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")

@@ -60,13 +60,20 @@ def execute_run(
 
 
 def execute_run_steps(
-    run_id: int | Run, worker: str | None = None, cancel: Cancellation | None = None
+    run_id: int | Run,
+    worker: str | None = None,
+    cancel: Cancellation | None = None,
+    started: StartResult | None = None,
 ) -> Steps[Run | None]:
-    """``execute_run`` as steps: the database work where it is driven, the waits yielded."""
+    """``execute_run`` as steps: the database work where it is driven, the waits yielded.
+
+    ``started``: the run's start was tried already (``Run.start_many``), with this result.
+    """
     run = run_id if isinstance(run_id, Run) else Run.load(run_id)
     if run is None:
         return None
-    started = run.start(worker or worker_name(), timezone.now())
+    if started is None:
+        started = run.start(worker or worker_name(), timezone.now())
     if started == StartResult.GONE:
         return None
     if started == StartResult.SKIPPED:

@@ -6,6 +6,7 @@ import os
 import shlex
 import signal
 import threading
+import weakref
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -88,20 +89,47 @@ def run_script_job(run: Run, cancel: threading.Event) -> RunOutcome:
     return drive(script_job_steps(run, cancel))
 
 
+class Launch:
+    """What starting a script run takes besides its API token: the command, the working
+    directory and the environment, made ahead of the run's instant (``prepare``) so that
+    at the instant only the spawn is left (issue 12). It owns the run's inline-script
+    file, removed by ``close``, or when a launch that was never used is collected."""
+
+    def __init__(self, argv: list[str], cwd: str, env: dict[str, str], files: ExitStack):
+        self.argv, self.cwd, self.env = argv, cwd, env
+        self.close = weakref.finalize(self, files.close)
+
+
+def prepare(run: Run) -> Launch:
+    """The launch of script run ``run`` (its job loaded); raises ``ScriptNotRunnable``.
+
+    A worker prepares a run while it waits for its instant and hands the launch to
+    ``script_job_steps`` as ``run.launch``; a run without one is prepared when it starts.
+    """
+    files = ExitStack()
+    try:
+        argv, cwd = _command(run.job, files)
+        return Launch([*argv, *run.job.args], cwd, script_environment(run), files)
+    except BaseException:
+        files.close()
+        raise
+
+
 def script_job_steps(run: Run, cancel: threading.Event) -> Steps[RunOutcome]:
     """``run_script_job`` as steps (``runner.execution.steps``): it starts the child
     where it runs and yields the wait for it, so the wait may happen on another thread."""
     job = run.job
-    with ExitStack() as stack:
+    launch = vars(run).pop("launch", None)
+    if launch is None:
         try:
-            argv, cwd = _command(job, stack)
+            launch = prepare(run)
         except ScriptNotRunnable as exc:
             return RunOutcome(status=RunStatus.ERROR, error=str(exc))
-        api_access = stack.enter_context(run_tokens.issued_for(run))
+    try:
         started = start_process(
-            [*argv, *job.args],
-            env={**script_environment(run), **api_access},
-            cwd=cwd,
+            launch.argv,
+            env={**launch.env, **run_tokens.environment_for(run)},
+            cwd=launch.cwd,
             timeout_s=job.timeout_ms / 1000 if job.timeout_ms else None,
             grace_s=settings.RUNNER.kill_grace_ms / 1000,
             tail_lines=settings.RUNNER.output_tail_lines,
@@ -114,6 +142,8 @@ def script_job_steps(run: Run, cancel: threading.Event) -> Steps[RunOutcome]:
         else:
             live.current().watch_output(run.pk, started.tails)
             result = yield started.wait
+    finally:
+        launch.close()
     return outcome_of(result, job.timeout_ms, getattr(cancel, "reason", "cancelled"))
 
 
