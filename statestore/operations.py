@@ -2,8 +2,9 @@
 
 Values are JSON values in and out. A value or item past its ``expires_at`` reads
 as absent at once; maintenance deletes it later. Time comes from
-``django.utils.timezone.now``, the clock tests freeze. Single-row reads and
-writes go through ``statestore.sql``; the rest through the ORM.
+``statestore.runtime.now`` (Django's ``timezone.now``, its setting read once),
+the clock tests freeze. Single-row reads and writes go through
+``statestore.sql``; the rest through the ORM.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils.timezone import now
 
 from statestore.models import StateEntry, StateItem
-from statestore.sql import read_live, upsert
+from statestore.runtime import now
+from statestore.sql import read_live, write_value
 from statestore.ttl import expiry
 from statestore.values import check_count, check_json, check_name
 
@@ -39,27 +40,15 @@ def _check_item_key(namespace: object, key: object, item_key: object) -> None:
 def get_state(namespace: str, key: str) -> Any:
     """The value at (namespace, key), or None when absent or expired."""
     _check_key(namespace, key)
-    return read_live(StateEntry, {"namespace": namespace, "key": key}, now())[1]
+    return read_live(StateEntry, (namespace, key), now())[1]
 
 
 def set_state(namespace: str, key: str, value: Any, ttl: str | None = None) -> None:
     """Store ``value`` at (namespace, key); with ``ttl`` it expires, without it never does."""
     _check_key(namespace, key)
-    check_json(value, "value")
+    text = check_json(value, "value")
     moment = now()
-    upsert(
-        StateEntry,
-        {
-            "namespace": namespace,
-            "key": key,
-            "value": value,
-            "expires_at": expiry(ttl, moment),
-            "created_at": moment,
-            "updated_at": moment,
-        },
-        unique=("namespace", "key"),
-        update=("value", "expires_at", "updated_at"),
-    )
+    write_value(StateEntry, (namespace, key), value, text, expiry(ttl, moment), moment)
 
 
 def delete_state(namespace: str, key: str) -> bool:
@@ -76,20 +65,16 @@ def _items(namespace: str, key: str):
     return StateItem.objects.filter(namespace=namespace, key=key)
 
 
-def _item(namespace: str, key: str, item_key: str) -> dict[str, str]:
-    return {"namespace": namespace, "key": key, "item_key": item_key}
-
-
 def has_item(namespace: str, key: str, item_key: str) -> bool:
     """Whether the collection at (namespace, key) holds a live ``item_key``."""
     _check_item_key(namespace, key, item_key)
-    return read_live(StateItem, _item(namespace, key, item_key), now())[0]
+    return read_live(StateItem, (namespace, key, item_key), now())[0]
 
 
 def get_item(namespace: str, key: str, item_key: str) -> Any:
     """The item's value, or None when it is absent, expired or stored without a value."""
     _check_item_key(namespace, key, item_key)
-    return read_live(StateItem, _item(namespace, key, item_key), now())[1]
+    return read_live(StateItem, (namespace, key, item_key), now())[1]
 
 
 def set_item(
@@ -97,23 +82,12 @@ def set_item(
 ) -> None:
     """Add or replace an item of the collection at (namespace, key), creating the key."""
     _check_item_key(namespace, key, item_key)
-    check_json(value, "value")
+    text = check_json(value, "value")
     moment = now()
-    stamps = {"created_at": moment, "updated_at": moment}
+    expires_at = expiry(ttl, moment)
     with transaction.atomic():
-        upsert(
-            StateEntry,
-            {"namespace": namespace, "key": key, "value": None, "expires_at": None, **stamps},
-            unique=("namespace", "key"),
-            update=(),
-        )
-        upsert(
-            StateItem,
-            {**_item(namespace, key, item_key), "value": value, "expires_at": expiry(ttl, moment)}
-            | stamps,
-            unique=("namespace", "key", "item_key"),
-            update=("value", "expires_at", "updated_at"),
-        )
+        write_value(StateEntry, (namespace, key), None, None, None, moment, replace=False)
+        write_value(StateItem, (namespace, key, item_key), value, text, expires_at, moment)
 
 
 def delete_item(namespace: str, key: str, item_key: str) -> bool:

@@ -6,12 +6,14 @@ one also pays for a new cursor, two wrappers, a regular expression turning
 ``%s`` into ``?`` and the datetime adapter's settings look-ups: about 60 us of
 Python on SQLite, more than the statement itself (benchmark P4). So on SQLite a
 statement runs on the connection's own ``sqlite3`` handle, with its ``?`` form
-made once, still inside ``wrap_database_errors`` (the same exceptions as
-everywhere) and refused in a broken transaction as Django refuses it.
+made once, its errors turned into Django's by ``wrap_database_errors`` (the
+same exceptions as everywhere), refused in a broken transaction as Django
+refuses it.
 
 The wrapper is kept whenever it does more than cost: on PostgreSQL, before the
 thread's connection is open (it opens it), and while queries are logged
 (``DEBUG``, or a test counting queries), so every statement is still seen.
+``DEBUG`` is read once, not per statement (``statestore.runtime``).
 """
 
 from __future__ import annotations
@@ -24,23 +26,32 @@ from typing import Any, TypeVar
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from statestore.runtime import cached_setting
+
 T = TypeVar("T")
 _FORMAT = re.compile(r"(?<!%)%s")  # Django's own, sqlite3/base.py FORMAT_QMARK_REGEX
 
 
 def run(conn: BaseDatabaseWrapper, sql: str, params: Sequence[Any], read: Callable[[Any], T]) -> T:
     """Execute ``sql`` (``%s`` placeholders) on ``conn``; return ``read(cursor)``."""
-    if conn.vendor != "sqlite" or conn.connection is None or conn.queries_logged:
+    handle = conn.connection
+    logged = conn.force_debug_cursor or cached_setting("DEBUG")  # Django's queries_logged
+    if conn.vendor != "sqlite" or handle is None or logged:
         with conn.cursor() as cursor:
             cursor.execute(sql, params)
             return read(cursor)
-    conn.validate_no_broken_transaction()
-    with conn.wrap_database_errors:
-        cursor = conn.connection.execute(_qmark(sql), params)
+    if conn.needs_rollback:
+        conn.validate_no_broken_transaction()
+    try:
+        cursor = handle.execute(_qmark(sql), params)
         try:
             return read(cursor)
         finally:
             cursor.close()
+    except Exception:
+        # Entered only on an error, where it turns the driver's into Django's.
+        with conn.wrap_database_errors:
+            raise
 
 
 def adapt_datetime(moment: datetime | None, conn: BaseDatabaseWrapper) -> Any:
@@ -55,7 +66,7 @@ def adapt_datetime(moment: datetime | None, conn: BaseDatabaseWrapper) -> Any:
         return conn.ops.adapt_datetimefield_value(moment)
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return str(moment.replace(tzinfo=None))
+    return moment.isoformat(" ")[:-6]  # str() of the naive moment: "+00:00" cut off
 
 
 @lru_cache(maxsize=64)

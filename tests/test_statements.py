@@ -84,3 +84,16 @@ def test_timestamps_are_adapted_as_djangos_adapter_adapts_them(moment, zone):
 
 def test_no_timestamp_is_null():
     assert adapt_datetime(None, connection) is None
+
+
+def test_statements_are_logged_once_debug_is_turned_on_and_not_after(settings):
+    connection.ensure_connection()
+    operations.get_state("ns", "k")  # DEBUG read while off
+    settings.DEBUG = True
+    connection.queries_log.clear()
+    operations.set_state("ns", "k", 1)
+    assert [query["sql"] for query in connection.queries if "INSERT" in query["sql"]]
+    settings.DEBUG = False
+    connection.queries_log.clear()
+    operations.set_state("ns", "k", 2)
+    assert not connection.queries_log
