@@ -586,7 +586,8 @@ class Run(models.Model):
         UPDATE with the same conditions as ``start`` (on PostgreSQL after locking their
         jobs' rows, in id order, so two hosts cannot deadlock); a run that did not
         start there, or whose job has another run in the batch, goes through ``start``
-        alone, which decides gone, skipped or started as it always does.
+        alone, which decides gone, skipped or started as it always does. ``runs`` must be
+        distinct runs: the answer has one entry a run (the pool drops a second delivery).
         """
         by_job: dict[str, int] = {}
         for run in runs:
