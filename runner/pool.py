@@ -51,6 +51,10 @@ STOP_CHECK_S = 0.5
 EXECUTORS = 8
 # A waiter thread idle this long ends.
 WAITER_IDLE_S = 60.0
+# Threads that spawn a batch's scripts together: the GIL is released around vfork, so
+# while one waits for its child's exec, another makes the next spawn (more did not
+# help on two cores; bench/README.md, issue 12, round three).
+SPAWNERS = 2
 
 _Running = Generator[Step, Any, Any]
 
@@ -83,6 +87,8 @@ class RunPool:
         self._resumed: deque[tuple[int, tuple[_Running, Any, BaseException | None]]] = deque()
         self._running = 0  # slots taken: runs begun and not yet ended
         self._starting = 0  # batches of due runs being started right now
+        self._batches: deque[_Batch] = deque()  # started batches still being spawned
+        self._batch_done = threading.Condition(self._lock)
         self._order = itertools.count()
         self._threads: list[threading.Thread] = []
         self._waiters = _Waiters(self._resume)
@@ -165,19 +171,32 @@ class RunPool:
                     if self._stopping() and not self._due and self._running == 0:
                         return  # stopping, nothing left to start or to finish
                     self._work.wait(STOP_CHECK_S)
-                if self._start_next():
-                    runs, resumed = self._take_due(), None
+                batch = self._batch_to_help()
+                runs, resumed = None, None
+                if batch is not None:
+                    batch.helpers += 1
+                elif self._start_next():
+                    runs = self._take_due()
                 else:
-                    runs, resumed = None, self._resumed.popleft()[1]
+                    resumed = self._resumed.popleft()[1]
                 if self._has_work():
                     self._work.notify()
-            if runs is not None:
+            if batch is not None:
+                self._help(batch)
+            elif runs is not None:
                 self._begin(runs)
             else:
                 self._advance(*resumed)
 
     def _has_work(self) -> bool:
-        return self._can_carry_on() or self._can_start()
+        return self._batch_to_help() is not None or self._can_carry_on() or self._can_start()
+
+    def _batch_to_help(self) -> _Batch | None:
+        """A batch being spawned that another thread may help with (lock held)."""
+        for batch in self._batches:
+            if batch.todo and batch.helpers < SPAWNERS - 1:
+                return batch
+        return None
 
     def _can_carry_on(self) -> bool:
         """Whether a waited-for run may be carried on (finished) now: not while a batch
@@ -227,15 +246,48 @@ class RunPool:
             for _run in runs:
                 self._end()
             return
-        # The waits go to the waiters once every run of the batch is on its way: woken
-        # one by one, they would take turns with the spawns for this process's time.
-        waits: list[tuple[_Running, Step]] = []
+        batch = _Batch()
         for run in runs:
             if run.pk in started:
-                self._carry(run, started[run.pk], waits)
+                batch.todo.append((run, started[run.pk]))
             else:
                 self._end()  # overtaken: skipped before it started (``runner.coalesce``)
-        self._waiters.submit(waits)
+        with self._lock:
+            self._batches.append(batch)
+            self._work.notify(SPAWNERS - 1)
+        self._carry_batch(batch)
+        with self._lock:
+            while batch.carrying:
+                self._batch_done.wait()
+            self._batches.remove(batch)
+        # The waits go to the waiters once every run of the batch is on its way: woken
+        # one by one, they would take turns with the spawns for this process's time.
+        self._waiters.submit(batch.waits)
+
+    def _help(self, batch: _Batch) -> None:
+        """Spawn some of another thread's batch."""
+        try:
+            self._carry_batch(batch)
+        finally:
+            with self._lock:
+                batch.helpers -= 1
+
+    def _carry_batch(self, batch: _Batch) -> None:
+        """Carry runs of ``batch`` to their first wait until none is left to take."""
+        while True:
+            with self._lock:
+                if not batch.todo:
+                    return
+                run, started = batch.todo.popleft()
+                batch.carrying += 1
+            waits: list[tuple[_Running, Step]] = []
+            try:
+                self._carry(run, started, waits)
+            finally:
+                with self._lock:
+                    batch.waits.extend(waits)
+                    batch.carrying -= 1
+                    self._batch_done.notify_all()
 
     def _without_repeats(self, runs: list[Run]) -> list[Run]:
         """``runs`` with one copy of each: a run delivered twice (a redelivery, the
@@ -336,6 +388,17 @@ class RunPool:
     def _refuse(self, run: Run) -> bool:
         self._hand_back(run.pk)
         return False
+
+
+class _Batch:
+    """Runs started together, being carried to their first wait (spawned) by the thread
+    that started them and up to ``SPAWNERS - 1`` helpers."""
+
+    def __init__(self) -> None:
+        self.todo: deque[tuple[Run, StartResult]] = deque()
+        self.waits: list[tuple[_Running, Step]] = []
+        self.carrying = 0  # runs being carried right now
+        self.helpers = 0  # threads helping now
 
 
 class _Waiters:

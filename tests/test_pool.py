@@ -211,3 +211,32 @@ def test_two_deliveries_of_one_run_due_in_one_batch_execute_it_once():
         worker_state.STOPPING.clear()
     assert batches == [[made.pk]]
     assert executed == [(made.pk, StartResult.STARTED)]
+
+
+def test_a_batch_is_spawned_by_two_threads():
+    """While the thread that started a batch waits for one child's exec, an idle
+    executor spawns the next run of the batch (``SPAWNERS``): the first run's carry
+    here only ends once another thread has carried a run of the same batch."""
+    threads: dict[int, str] = {}
+    other_thread_carried = threading.Event()
+
+    def execute(r, started):
+        threads[r.pk] = threading.current_thread().name
+        if r.pk == 0:
+            other_thread_carried.wait(10)
+        elif threads[r.pk] != threads.get(0):
+            other_thread_carried.set()
+        yield lambda: None
+
+    worker_state.STOPPING.clear()
+    pool = RunPool(10, execute, lambda pk: None, start_all).start()
+    instant = timezone.now() + timedelta(seconds=1)
+    try:
+        for pk in range(6):
+            assert pool.submit(SimpleNamespace(pk=pk, scheduled_for=instant))
+        assert pool.wait_idle(10)
+    finally:
+        pool.close(5)
+        worker_state.STOPPING.clear()
+    assert other_thread_carried.is_set()
+    assert sorted(threads) == list(range(6)) and len(set(threads.values())) == 2
