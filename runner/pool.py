@@ -254,19 +254,23 @@ class RunPool:
                 self._end()  # overtaken: skipped before it started (``runner.coalesce``)
         with self._lock:
             self._batches.append(batch)
-            self._work.notify(SPAWNERS - 1)
-        self._carry_batch(batch)
-        with self._lock:
-            while batch.carrying:
-                self._batch_done.wait()
-            self._batches.remove(batch)
-        # The waits go to the waiters once every run of the batch is on its way: woken
-        # one by one, they would take turns with the spawns for this process's time.
-        self._waiters.submit(batch.waits)
+            if len(batch.todo) > 1:
+                self._work.notify(SPAWNERS - 1)
+        try:
+            self._carry_batch(batch)
+        finally:  # whatever ended this thread's part, the helpers' runs are waited for
+            with self._lock:
+                while batch.carrying:
+                    self._batch_done.wait()
+                self._batches.remove(batch)
+            # The waits go to the waiters once every run of the batch is on its way: woken
+            # one by one, they would take turns with the spawns for this process's time.
+            self._waiters.submit(batch.waits)
 
     def _help(self, batch: _Batch) -> None:
         """Spawn some of another thread's batch."""
         try:
+            close_old_connections()  # a skipped run's or a failed spawn's record needs it
             self._carry_batch(batch)
         finally:
             with self._lock:
