@@ -55,6 +55,10 @@ WAITER_IDLE_S = 60.0
 # while one waits for its child's exec, another makes the next spawn (more did not
 # help on two cores; bench/README.md, issue 12, round three).
 SPAWNERS = 2
+# A batch starts its first few runs in a statement of their own, and their spawns
+# begin while the rest of the batch is started: the start of a hundred runs takes a
+# few milliseconds, in which a helper spawns about as many runs as this.
+HEAD_START = 4
 
 _Running = Generator[Step, Any, Any]
 
@@ -216,7 +220,8 @@ class RunPool:
 
     def _take_due(self) -> list[Run]:
         """Every due run a slot is free for, taking their slots (called with the lock
-        held): runs due at one instant start together (``Run.start_many``)."""
+        held): runs due at one instant start together (``Run.start_many``), in two
+        statements (``HEAD_START``)."""
         count = min(len(self._due), self.size - self._running)
         self._running += count
         self._starting += 1
@@ -239,24 +244,13 @@ class RunPool:
             return
         runs = self._without_repeats(runs)
         close_old_connections()
-        try:
-            started = self._start(runs)
-        except Exception:
-            logger.exception("%d due run(s) could not be started by this worker", len(runs))
-            for _run in runs:
-                self._end()
-            return
         batch = _Batch()
-        for run in runs:
-            if run.pk in started:
-                batch.todo.append((run, started[run.pk]))
-            else:
-                self._end()  # overtaken: skipped before it started (``runner.coalesce``)
         with self._lock:
             self._batches.append(batch)
-            if len(batch.todo) > 1:
-                self._work.notify(SPAWNERS - 1)
         try:
+            self._start_into(batch, runs[:HEAD_START])
+            if len(runs) > HEAD_START:
+                self._start_into(batch, runs[HEAD_START:])  # a helper spawns the head
             self._carry_batch(batch)
         finally:  # whatever ended this thread's part, the helpers' runs are waited for
             with self._lock:
@@ -266,6 +260,26 @@ class RunPool:
             # The waits go to the waiters once every run of the batch is on its way: woken
             # one by one, they would take turns with the spawns for this process's time.
             self._waiters.submit(batch.waits)
+
+    def _start_into(self, batch: _Batch, runs: list[Run]) -> None:
+        """Start ``runs`` in one statement and add those started to ``batch``, waking a
+        helper to spawn them; a run not started (overtaken, skipped, gone; or the
+        statement failed) gives its slot back."""
+        try:
+            started = self._start(runs)
+        except Exception:
+            logger.exception("%d due run(s) could not be started by this worker", len(runs))
+            started = {}
+        ready = []
+        for run in runs:
+            if run.pk in started:
+                ready.append((run, started[run.pk]))
+            else:
+                self._end()  # overtaken: skipped before it started (``runner.coalesce``)
+        with self._lock:
+            batch.todo.extend(ready)
+            if len(batch.todo) > 1:
+                self._work.notify(SPAWNERS - 1)
 
     def _help(self, batch: _Batch) -> None:
         """Spawn some of another thread's batch."""

@@ -128,16 +128,17 @@ def test_a_failing_step_is_thrown_into_its_run():
     assert outcomes == {7: "child vanished"}
 
 
-def test_runs_due_together_are_started_in_one_call_and_only_started_ones_execute():
-    """Runs handed over ahead of one instant reach ``start`` together when it comes (one
-    statement, ``Run.start_many``); a run left out of its answer (overtaken) is not
-    executed and frees its slot."""
+def test_runs_due_together_are_started_in_two_calls_and_only_started_ones_execute():
+    """Runs handed over ahead of one instant reach ``start`` together when it comes: a
+    head of ``HEAD_START`` runs, then the rest (one statement each, ``Run.start_many``);
+    a run left out of an answer (overtaken) is not executed and frees its slot."""
     batches: list[list[int]] = []
     executed: list[tuple[int, StartResult]] = []
+    count = pool_module.HEAD_START + 3
 
     def start(runs):
         batches.append([r.pk for r in runs])
-        return {r.pk: StartResult.STARTED for r in runs if r.pk != 3}
+        return {r.pk: StartResult.STARTED for r in runs if r.pk not in (1, count - 1)}
 
     def execute(r, started):
         executed.append((r.pk, started))
@@ -147,14 +148,82 @@ def test_runs_due_together_are_started_in_one_call_and_only_started_ones_execute
     pool = RunPool(10, execute, lambda pk: None, start).start()
     instant = timezone.now() + timedelta(seconds=1)
     try:
-        for pk in range(5):
+        for pk in range(count):
+            assert pool.submit(SimpleNamespace(pk=pk, scheduled_for=instant))
+        assert pool.wait_idle(10)
+        assert pool._running == 0  # the runs not started gave their slots back
+    finally:
+        pool.close(5)
+        worker_state.STOPPING.clear()
+    head = list(range(pool_module.HEAD_START))
+    assert batches == [head, list(range(pool_module.HEAD_START, count))]
+    assert sorted(executed) == [
+        (pk, StartResult.STARTED) for pk in range(count) if pk not in (1, count - 1)
+    ]
+
+
+def test_the_head_of_a_batch_is_spawned_while_the_rest_is_started():
+    """The rest of a burst is started while a helper spawns its head: the second start
+    here returns only once a run of the head has been carried by another thread (it
+    would wait in vain if the head were spawned after the whole batch had started)."""
+    rest_starting, head_carried = threading.Event(), threading.Event()
+    calls: list[list[int]] = []
+
+    def start(runs):
+        calls.append([r.pk for r in runs])
+        if len(calls) == 2:
+            rest_starting.set()
+            assert head_carried.wait(10), "nothing of the head was spawned meanwhile"
+        return {r.pk: StartResult.STARTED for r in runs}
+
+    def execute(r, started):
+        if r.pk < pool_module.HEAD_START and rest_starting.wait(10):
+            head_carried.set()
+        yield lambda: None
+
+    worker_state.STOPPING.clear()
+    pool = RunPool(20, execute, lambda pk: None, start).start()
+    instant = timezone.now() + timedelta(seconds=1)
+    try:
+        for pk in range(pool_module.HEAD_START + 6):
             assert pool.submit(SimpleNamespace(pk=pk, scheduled_for=instant))
         assert pool.wait_idle(10)
     finally:
         pool.close(5)
         worker_state.STOPPING.clear()
-    assert batches == [[0, 1, 2, 3, 4]]
-    assert sorted(executed) == [(pk, StartResult.STARTED) for pk in (0, 1, 2, 4)]
+    assert head_carried.is_set() and len(calls) == 2
+
+
+def test_a_failed_start_gives_back_its_runs_slots_and_the_rest_still_run():
+    """A start statement that fails (a database error) ends that part of the batch
+    without executing it; the other part is unaffected and every slot is freed."""
+    executed: list[int] = []
+    calls = 0
+
+    def start(runs):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("database is locked")
+        return {r.pk: StartResult.STARTED for r in runs}
+
+    def execute(r, started):
+        executed.append(r.pk)
+        yield lambda: None
+
+    worker_state.STOPPING.clear()
+    pool = RunPool(20, execute, lambda pk: None, start).start()
+    instant = timezone.now() + timedelta(seconds=1)
+    count = pool_module.HEAD_START + 2
+    try:
+        for pk in range(count):
+            assert pool.submit(SimpleNamespace(pk=pk, scheduled_for=instant))
+        assert pool.wait_idle(10)
+        assert pool._running == 0
+    finally:
+        pool.close(5)
+        worker_state.STOPPING.clear()
+    assert sorted(executed) == list(range(pool_module.HEAD_START, count))
 
 
 def test_a_due_run_with_a_slot_free_starts_on_the_submitting_thread():
