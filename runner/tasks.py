@@ -87,7 +87,7 @@ def _prepare(run: Run) -> None:
     so that starting it is only the spawn. One that cannot be made now is made, and its
     error recorded, when the run starts."""
     try:
-        run.launch = scripts.prepare(run)
+        run.launch = scripts.prepare(run, worker_name())
     except Exception:
         logger.debug("run %s: its launch is made when it starts", run.pk, exc_info=True)
 

@@ -19,6 +19,7 @@ from django.db import connection
 
 from jeeves_site.database import database_url
 from runner import tasks
+from runner.api import run_tokens
 from runner.execution.executor import execute_run
 from runner.execution.scripts import Cancellation, prepare
 from runner.models import Run
@@ -142,6 +143,17 @@ def test_a_run_prepared_ahead_of_its_instant_runs_as_one_prepared_at_it():
     finished = execute_run(run, worker="test:1")
     assert (finished.status, finished.stdout) == ("ok", f"{path} {run.pk} hi")
     assert not os.path.exists(os.path.dirname(path))
+
+
+@pytest.mark.parametrize("prepared_for", ["test:1", "another-host:9"])
+def test_a_prepared_run_gets_the_token_of_the_worker_that_started_it(prepared_for):
+    """The run's API token is made with its launch, for the worker preparing it; a run
+    started by another worker (it was handed back and taken elsewhere) gets that
+    worker's token instead: only the holder's token is accepted."""
+    run = Run.load(RunFactory(job=JobFactory(script='echo "$JR_API_TOKEN"')).pk)
+    run.launch = prepare(run, prepared_for)
+    finished = execute_run(run, worker="test:1")
+    assert finished.stdout == run_tokens.token_for(run.pk, "test:1")
 
 
 def test_a_launch_that_is_never_used_removes_its_file():

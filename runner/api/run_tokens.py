@@ -45,7 +45,13 @@ def token_for(run_id: int, worker: str) -> str:
 def environment_for(run: Run) -> dict[str, str]:
     """``{"JR_API_URL", "JR_API_TOKEN"}`` for a script of ``run``, which must have been
     started (``Run.start`` sets its ``worker``). No query, nothing to revoke."""
-    return {"JR_API_URL": settings.RUN_API_URL, "JR_API_TOKEN": token_for(run.pk, run.worker)}
+    return environment(run.pk, run.worker)
+
+
+def environment(run_id: int, worker: str) -> dict[str, str]:
+    """``environment_for`` the run ``run_id`` while ``worker`` holds it: what a worker
+    can make ahead of the start for a run it is about to start."""
+    return {"JR_API_URL": settings.RUN_API_URL, "JR_API_TOKEN": token_for(run_id, worker)}
 
 
 def is_run_secret(secret: str) -> bool:

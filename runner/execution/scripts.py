@@ -95,21 +95,41 @@ class Launch:
     at the instant only the spawn is left (issue 12). It owns the run's inline-script
     file, removed by ``close``, or when a launch that was never used is collected."""
 
-    def __init__(self, argv: list[str], cwd: str, env: dict[str, str], files: ExitStack):
+    def __init__(
+        self,
+        argv: list[str],
+        cwd: str,
+        env: dict[str, str],
+        files: ExitStack,
+        token_worker: str | None = None,
+    ):
         self.argv, self.cwd, self.env = argv, cwd, env
+        self.token_worker = token_worker  # the worker whose run token ``env`` holds
         self.close = weakref.finalize(self, files.close)
 
+    def environment(self, run: Run) -> dict[str, str]:
+        """The child's environment: ``env`` with the API token of started ``run`` for
+        the worker that started it (made ahead when that worker prepared the launch)."""
+        if run.worker == self.token_worker:
+            return self.env
+        return {**self.env, **run_tokens.environment_for(run)}
 
-def prepare(run: Run) -> Launch:
+
+def prepare(run: Run, worker: str | None = None) -> Launch:
     """The launch of script run ``run`` (its job loaded); raises ``ScriptNotRunnable``.
 
     A worker prepares a run while it waits for its instant and hands the launch to
     ``script_job_steps`` as ``run.launch``; a run without one is prepared when it starts.
+    Given the ``worker`` that will start the run (``executor.worker_name``), the run's
+    API token for it is made now too.
     """
     files = ExitStack()
     try:
         argv, cwd = _command(run.job, files)
-        return Launch([*argv, *run.job.args], cwd, script_environment(run), files)
+        env = script_environment(run)
+        if worker is not None:
+            env.update(run_tokens.environment(run.pk, worker))
+        return Launch([*argv, *run.job.args], cwd, env, files, worker)
     except BaseException:
         files.close()
         raise
@@ -128,7 +148,7 @@ def script_job_steps(run: Run, cancel: threading.Event) -> Steps[RunOutcome]:
     try:
         started = start_process(
             launch.argv,
-            env={**launch.env, **run_tokens.environment_for(run)},
+            env=launch.environment(run),
             cwd=launch.cwd,
             timeout_s=job.timeout_ms / 1000 if job.timeout_ms else None,
             grace_s=settings.RUNNER.kill_grace_ms / 1000,
