@@ -520,11 +520,17 @@ class _Supervisor:
         self._started_mono = time.monotonic()  # scans for tracking: none older than this
         self._track_interval = _FIRST_TRACK_S
         self._track_at = clock() + _FIRST_TRACK_S
+        # Made by ``run``, on the thread that waits: a burst's spawns do not pay for them.
+        self._selector: selectors.BaseSelector | None = None
+        self._pidfd: int | None = None
+
+    def _watch(self) -> None:
         self._selector = selectors.DefaultSelector()
-        self._selector.register(proc.stdout.fileno(), selectors.EVENT_READ, self.stdout)
-        self._selector.register(proc.stderr.fileno(), selectors.EVENT_READ, self.stderr)
-        # Readable when the child exits, so no polling is needed to notice it.
-        self._pidfd = _open_pidfd(proc.pid)
+        self._selector.register(self.proc.stdout.fileno(), selectors.EVENT_READ, self.stdout)
+        self._selector.register(self.proc.stderr.fileno(), selectors.EVENT_READ, self.stderr)
+        # Readable when the child exits, so no polling is needed to notice it. Until
+        # the child is waited for it cannot be reaped, so opening it late is safe.
+        self._pidfd = _open_pidfd(self.proc.pid)
         if self._pidfd is not None:
             self._selector.register(self._pidfd, selectors.EVENT_READ, None)
 
@@ -532,6 +538,7 @@ class _Supervisor:
         """Supervise the child until it and its tree are gone and output is read; the
         timeout counts from ``started`` (on ``clock``; default: now)."""
         try:
+            self._watch()
             self._wait_for_exit(timeout_s, grace_s, started)
             if self._tree.kill_rest():
                 self._await_tree_gone()
@@ -640,7 +647,8 @@ class _Supervisor:
             self._pump(next_step - elapsed)
 
     def _close(self) -> None:
-        self._selector.close()
+        if self._selector is not None:
+            self._selector.close()
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
