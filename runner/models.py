@@ -773,9 +773,12 @@ _RUNNING_SIBLING_OF_A_SKIP_JOB = (
 )
 _START_SQL = (
     f"UPDATE runs SET status = '{_RUNNING}', started_at = %s, heartbeat_at = %s, worker = %s, "
-    "notes = COALESCE('manual run: started while run #' || "
-    f"(SELECT CAST(MIN(sibling.id) AS TEXT) {_RUNNING_SIBLING_OF_A_SKIP_JOB}) || "
-    "' was running; overlap skip applies to scheduled fires only', '') "
+    f"notes = CASE WHEN trigger = '{RunTrigger.MANUAL.value}' THEN "
+    "COALESCE('manual run: started while run #' || "
+    # "+ 0": MIN(id) must not walk the job's whole history in id order (SQLite's
+    # min/max shortcut); the (job, status) index finds the running few at once.
+    f"(SELECT CAST(MIN(sibling.id + 0) AS TEXT) {_RUNNING_SIBLING_OF_A_SKIP_JOB}) || "
+    "' was running; overlap skip applies to scheduled fires only', '') ELSE '' END "
     f"WHERE id = %s AND status = '{_PENDING}' AND (trigger = '{RunTrigger.MANUAL.value}' "
     f"OR NOT EXISTS (SELECT 1 {_RUNNING_SIBLING_OF_A_SKIP_JOB})) "
     "RETURNING notes"

@@ -212,3 +212,80 @@ def test_a_batch_start_keeps_every_rule_of_a_single_start():
     assert results[doomed.pk] == StartResult.GONE
     assert sorted(results[run.pk] for run in pair) == [StartResult.SKIPPED, StartResult.STARTED]
     assert results[free.pk] == StartResult.STARTED
+
+
+def _start_work(start) -> int:
+    """The database's work for ``start()``: SQLite's virtual-machine steps, or the
+    buffers PostgreSQL touched (its plan, run inside a rolled-back savepoint first)."""
+    if connection.vendor == "sqlite":
+        steps = 0
+
+        def count() -> int:
+            nonlocal steps
+            steps += 1
+            return 0
+
+        connection.ensure_connection()
+        connection.connection.set_progress_handler(count, 1)
+        try:
+            start()
+        finally:
+            connection.connection.set_progress_handler(None, 1)
+        return steps
+    with CaptureQueriesContext(connection) as queries:
+        start()
+    sql = [query["sql"] for query in queries.captured_queries if query["sql"][:6] == "UPDATE"][-1]
+    with connection.cursor() as cursor:
+        cursor.execute("SAVEPOINT work")
+        cursor.execute("UPDATE runs SET status = 'pending', worker = '' WHERE status = 'running'")
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}")
+        plan = cursor.fetchone()[0]
+        cursor.execute("ROLLBACK TO SAVEPOINT work")
+    plan = plan[0]["Plan"] if isinstance(plan, list) else plan
+    return _buffers(plan)
+
+
+def _buffers(node: dict) -> int:
+    return node.get("Shared Hit Blocks", 0) + node.get("Shared Read Blocks", 0)
+
+
+@pytest.mark.parametrize("trigger", ["schedule", "manual"])
+@pytest.mark.parametrize("together", [False, True])
+def test_starting_a_run_costs_no_more_for_a_job_with_a_long_history(trigger, together):
+    """The start's overlap check and its manual-run note look only at the job's running
+    runs: a job that fires every second keeps 86,400 runs a day, and a start that
+    walked them (SQLite took MIN(id) in id order) grew with every one (issue 12)."""
+    fresh, busy = JobFactory(), JobFactory()
+    Run.objects.bulk_create(
+        Run(job=busy, trigger="manual", status=RunStatus.OK, started_at=NOW, finished_at=NOW)
+        for _ in range(3000)
+    )
+
+    def work(job) -> int:
+        runs = [RunFactory(job=job, trigger=trigger, scheduled_for=None) for _ in range(2)]
+        if together:
+            runs.append(RunFactory(job=JobFactory(), trigger=trigger, scheduled_for=None))
+            return _start_work(lambda: Run.start_many([runs[0], runs[2]], "host:1", NOW))
+        return _start_work(lambda: runs[0].start("host:1", NOW))
+
+    assert work(busy) < 2 * work(fresh) + 50
+
+
+def test_skipping_an_overlapping_fire_costs_no_more_for_a_job_with_a_long_history():
+    """The overlap skip (``_start_or_skip``) finds the running sibling without reading
+    the job's finished runs either."""
+    fresh, busy = JobFactory(), JobFactory()
+    Run.objects.bulk_create(
+        Run(job=busy, trigger="manual", status=RunStatus.OK, started_at=NOW, finished_at=NOW)
+        for _ in range(3000)
+    )
+
+    def work(job) -> int:
+        RunFactory(job=job, trigger="manual", scheduled_for=None).start("host:1", NOW)
+        fire = RunFactory(job=job, trigger="schedule", scheduled_for=NOW)
+        steps = _start_work(lambda: fire.start("host:1", NOW))
+        fire.refresh_from_db()
+        assert fire.status == RunStatus.SKIPPED
+        return steps
+
+    assert work(busy) < 2 * work(fresh) + 50
