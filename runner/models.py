@@ -504,16 +504,25 @@ class Run(models.Model):
         One plain statement made once: compiling ``select_related("job")`` cost the
         worker about three times as much CPU as running it (issue 12's profile).
         """
-        sql, run_loader, job_loader = _run_with_job_loader(connection.vendor)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [run_id])
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        width = len(run_loader[1])
-        run = _from_row(cls, run_loader[2], row[:width])
-        run.job = _from_row(Job, job_loader[2], row[width:])
-        return run
+        return cls.load_many([run_id]).get(run_id)
+
+    @classmethod
+    def load_many(cls, run_ids: list[int]) -> dict[int, Run]:
+        """``load`` for several runs in one statement (a task's runs): each run found,
+        with its job, by id; a run or job gone is left out."""
+        loaded: dict[int, Run] = {}
+        for chunk in range(0, len(run_ids), _INSERT_CHUNK):
+            part = run_ids[chunk : chunk + _INSERT_CHUNK]
+            sql, run_loader, job_loader = _run_with_job_loader(connection.vendor, len(part))
+            with connection.cursor() as cursor:
+                cursor.execute(sql, part)
+                rows = cursor.fetchall()
+            width = len(run_loader[1])
+            for row in rows:
+                run = _from_row(cls, run_loader[2], row[:width])
+                run.job = _from_row(Job, job_loader[2], row[width:])
+                loaded[run.pk] = run
+        return loaded
 
     @classmethod
     def create_scheduled_many(
@@ -848,14 +857,16 @@ def _loader(model: type[models.Model], vendor: str) -> tuple[str, list[str], lis
     return table, columns, converters
 
 
-@lru_cache(maxsize=4)
-def _run_with_job_loader(vendor: str) -> tuple[str, tuple, tuple]:
-    """``Run.load``'s statement (a run and its job in one row) and each side's loader."""
+@lru_cache(maxsize=64)
+def _run_with_job_loader(vendor: str, count: int) -> tuple[str, tuple, tuple]:
+    """``Run.load_many``'s statement for ``count`` ids (a run and its job a row) and
+    each side's loader."""
     run_loader, job_loader = _loader(Run, vendor), _loader(Job, vendor)
     runs, jobs = run_loader[0], job_loader[0]
+    ids = "= %s" if count == 1 else f"IN ({', '.join(['%s'] * count)})"
     sql = (
         f"SELECT {', '.join(run_loader[1] + job_loader[1])} FROM {runs} "
-        f"JOIN {jobs} ON {jobs}.id = {runs}.job_id WHERE {runs}.id = %s"
+        f"JOIN {jobs} ON {jobs}.id = {runs}.job_id WHERE {runs}.id {ids}"
     )
     return sql, run_loader, job_loader
 

@@ -113,28 +113,45 @@ class RunPool:
         otherwise ``submit`` blocks while every slot is taken (or until a stop, when
         the run is handed back).
         """
+        return self.submit_many([run])[0]
+
+    def submit_many(self, runs: list[Run]) -> list[bool]:
+        """``submit`` for several runs (a task's): those due now start together, as the
+        runs due at one instant do (``Run.start_many``), on the caller's thread while
+        slots are free; whether each was taken, in order."""
+        taken: list[bool] = []
+        here: list[Run] = []
         with self._lock:
-            if self._closed or worker_state.STOPPING.is_set():
-                return self._refuse(run)
-            worker_state.accept()
-            at = _start_at(run.scheduled_for)
-            if at > timezone.now():
-                heapq.heappush(self._waiting, (at, next(self._order), run))
-                if self._waiting[0][2] is run:
-                    self._timer_wake.notify()
-                return True
-            start_here = not self._due and self._running < self.size
-            if start_here:
-                self._running += 1
+            due: list[Run] = []
+            for run in runs:
+                if self._closed or worker_state.STOPPING.is_set():
+                    taken.append(self._refuse(run))
+                    continue
+                taken.append(True)
+                worker_state.accept()
+                at = _start_at(run.scheduled_for)
+                if at > timezone.now():
+                    heapq.heappush(self._waiting, (at, next(self._order), run))
+                    if self._waiting[0][2] is run:
+                        self._timer_wake.notify()
+                else:
+                    due.append(run)
+            if due and not self._due:
+                here = due[: max(self.size - self._running, 0)]
+                due = due[len(here) :]
+            if here:
+                self._running += len(here)
                 self._starting += 1
-            else:
-                self._due.append((next(self._order), run))
+            if due:
+                self._due.extend((next(self._order), run) for run in due)
                 self._work.notify()
+        if here:
+            self._begin(here)
+        if due:
+            with self._lock:
                 while self._full() and not worker_state.STOPPING.is_set():
                     self._space.wait(STOP_CHECK_S)
-        if start_here:
-            self._begin([run])
-        return True
+        return taken
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until this pool holds no run; False if ``timeout_s`` passed first."""

@@ -33,17 +33,19 @@ def run_task(run_id: int) -> str:
     before it ran. A worker that is stopping claims nothing and puts the run back
     on the queue for the next worker.
     """
-    try:
-        return _run(run_id)
-    except Exception:
-        logger.exception("run %s could not be executed by this worker", run_id)
-        return "failed"
+    return run_tasks([run_id])
 
 
 def run_tasks(run_ids: list[int]) -> str:
-    """``run_task`` for each of ``run_ids``, in order: the task ``runner.dispatch`` queues
-    for up to ``RUNS_PER_TASK`` runs. Never raises; says what became of each run."""
-    return ", ".join(run_task(run_id) for run_id in run_ids)
+    """``run_task`` for each of ``run_ids``: the task ``runner.dispatch`` queues for up
+    to ``RUNS_PER_TASK`` runs, read in one statement and handed to the pool together,
+    so that those already due (a task that arrived late) start together too. Never
+    raises; says what became of each run, in order."""
+    try:
+        return ", ".join(_run(run_ids))
+    except Exception:
+        logger.exception("runs %s could not be executed by this worker", run_ids)
+        return "failed"
 
 
 def resume_task(run_id: int, holder: str | None = None) -> str:
@@ -67,19 +69,36 @@ def resume_task(run_id: int, holder: str | None = None) -> str:
         return "failed"
 
 
-def _run(run_id: int) -> str:
+def _run(run_ids: list[int]) -> list[str]:
     if worker_state.STOPPING.is_set():
-        return hand_back(run_id)
-    run = Run.load(run_id)
+        return [hand_back(run_id) for run_id in run_ids]
+    loaded = Run.load_many(run_ids)
+    outcomes: dict[int, str] = {}
+    ready: list[Run] = []
+    for run_id in dict.fromkeys(run_ids):
+        outcome = _screen(loaded.get(run_id))
+        if outcome is None:
+            ready.append(loaded[run_id])
+        else:
+            outcomes[run_id] = outcome
+    taken = pool.current(_make_pool).submit_many(ready) if ready else []
+    for run, accepted in zip(ready, taken, strict=True):
+        outcomes[run.pk] = "accepted" if accepted else "handed back"
+    return [outcomes[run_id] for run_id in run_ids]
+
+
+def _screen(run: Run | None) -> str | None:
+    """What became of ``run`` before the pool: gone, skipped (its job disabled, or
+    overtaken: ``runner.coalesce``); None for a run to submit (its launch made)."""
     if run is None or run.status != RunStatus.PENDING:
         return "gone"
     if run.trigger != RunTrigger.MANUAL and not run.job.enabled:  # fires and retries
         return _skip_disabled(run)
-    if coalesce.skip_if_stale(run_id, _rule_fields(run), timezone.now()):  # see runner.coalesce
+    if coalesce.skip_if_stale(run.pk, _rule_fields(run), timezone.now()):
         return "skipped"
     if run.job.type == JobType.SCRIPT:
         _prepare(run)
-    return "accepted" if pool.current(_make_pool).submit(run) else "handed back"
+    return None
 
 
 def _prepare(run: Run) -> None:

@@ -72,6 +72,13 @@ def run(pk: int) -> SimpleNamespace:
     return SimpleNamespace(pk=pk, scheduled_for=None)
 
 
+def submit_all_at_once(pool: RunPool, pks: range) -> threading.Thread:
+    """``submit_many`` from a thread: it blocks while the runs it could not start wait."""
+    thread = threading.Thread(target=lambda: pool.submit_many([run(pk) for pk in pks]), daemon=True)
+    thread.start()
+    return thread
+
+
 def submit_all(pool: RunPool, pks: range) -> threading.Thread:
     """Submit from a thread: ``submit`` blocks while every slot is taken."""
     thread = threading.Thread(target=lambda: [pool.submit(run(pk)) for pk in pks], daemon=True)
@@ -224,6 +231,46 @@ def test_a_failed_start_gives_back_its_runs_slots_and_the_rest_still_run():
         pool.close(5)
         worker_state.STOPPING.clear()
     assert sorted(executed) == list(range(pool_module.HEAD_START, count))
+
+
+def test_runs_submitted_together_after_their_instant_start_together():
+    """A task's runs that are due already (it arrived late) start in one call, as runs
+    due at one instant do, on the submitting thread while slots are free."""
+    batches: list[list[int]] = []
+
+    def start(runs):
+        batches.append([r.pk for r in runs])
+        return {r.pk: StartResult.STARTED for r in runs}
+
+    def execute(r, started):
+        yield lambda: None
+
+    worker_state.STOPPING.clear()
+    pool = RunPool(10, execute, lambda pk: None, start).start()
+    try:
+        assert pool.submit_many([run(pk) for pk in range(3)]) == [True] * 3
+        assert batches == [[0, 1, 2]]  # started before submit_many returned
+        assert pool.wait_idle(10)
+    finally:
+        pool.close(5)
+        worker_state.STOPPING.clear()
+
+
+def test_runs_submitted_together_beyond_the_free_slots_wait_for_one(runs):
+    """More due runs than free slots: those that fit start at once, ``submit_many``
+    blocks until the rest has a slot, and every run executes."""
+    pool = runs.start(2)
+    thread = submit_all_at_once(pool, range(3))
+    wait_until(lambda: runs.running == 2)
+    assert thread.is_alive()  # the third waits for a slot, and so does its task
+    runs.gates[0].set()
+    thread.join(10)
+    assert not thread.is_alive()
+    for pk in (1, 2):
+        wait_until(lambda pk=pk: pk in runs.gates)
+        runs.gates[pk].set()
+    assert pool.wait_idle(10)
+    assert sorted(runs.outcomes) == [0, 1, 2] and runs.most == 2
 
 
 def test_a_due_run_with_a_slot_free_starts_on_the_submitting_thread():

@@ -289,3 +289,13 @@ def test_skipping_an_overlapping_fire_costs_no_more_for_a_job_with_a_long_histor
         return steps
 
     assert work(busy) < 2 * work(fresh) + 50
+
+
+def test_runs_are_read_with_their_jobs_in_one_statement_and_missing_ones_left_out():
+    first, second = RunFactory(), RunFactory(job=JobFactory(name="second job"))
+    with CaptureQueriesContext(connection) as queries:
+        loaded = Run.load_many([second.pk, 10**9, first.pk])
+    assert len(queries) == 1
+    assert sorted(loaded) == sorted([first.pk, second.pk])
+    assert loaded[second.pk].job.name == "second job"
+    assert Run.load(10**9) is None and Run.load(first.pk).job_id == first.job_id

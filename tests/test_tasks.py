@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from runner import dispatch, pool, worker_state
+from runner import dispatch, pool, tasks, worker_state
 from runner.models import Run
 from runner.tasks import run_task, run_tasks
 from tests.factories import JobFactory, RunFactory
@@ -115,7 +117,7 @@ def test_a_failure_inside_the_task_is_caught(monkeypatch):
     def broken(run_id):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr("runner.tasks.Run.load", broken)
+    monkeypatch.setattr("runner.tasks.Run.load_many", broken)
     assert run_task(run.pk) == "failed"
     monkeypatch.undo()
 
@@ -144,6 +146,27 @@ def test_a_task_of_several_runs_takes_each_as_its_own_task_would():
     assert run_tasks([fresh.pk, done.pk, disabled.pk]) == "accepted, gone, skipped"
     assert (settled(fresh).status, settled(fresh).stdout) == ("ok", "fresh")
     assert Run.objects.get(pk=disabled.pk).status == "skipped"
+
+
+def test_a_task_reads_its_runs_in_one_statement_and_starts_those_due_together(monkeypatch):
+    """A task that arrives after its runs' instant (a burst the broker delivered late)
+    reads them with their jobs in one statement and starts them in one (``_start``),
+    not one read and one start a run."""
+    runs = [scheduled_run(script=f"echo {n}") for n in range(3)]
+    starts: list[list[int]] = []
+    real_start = tasks._start
+
+    def start(batch):
+        starts.append(sorted(run.pk for run in batch))
+        return real_start(batch)
+
+    monkeypatch.setattr(tasks, "_start", start)
+    with CaptureQueriesContext(connection) as queries:
+        assert run_tasks([run.pk for run in runs]) == "accepted, accepted, accepted"
+    reads = [q for q in queries.captured_queries if 'FROM "runs" JOIN' in q["sql"]]
+    assert len(reads) == 1
+    assert [settled(run).stdout for run in runs] == ["0", "1", "2"]
+    assert starts == [sorted(run.pk for run in runs)]
 
 
 def test_a_stopping_worker_hands_back_every_run_of_a_task(stopping, handed_back):
