@@ -118,40 +118,52 @@ class RunPool:
     def submit_many(self, runs: list[Run]) -> list[bool]:
         """``submit`` for several runs (a task's): those due now start together, as the
         runs due at one instant do (``Run.start_many``), on the caller's thread while
-        slots are free; whether each was taken, in order."""
-        taken: list[bool] = []
+        slots are free; whether each was taken, in order. A stop while the call waits
+        for a slot hands back at once the call's runs still waiting for one."""
         here: list[Run] = []
+        due: list[Run] = []
         with self._lock:
-            due: list[Run] = []
-            for run in runs:
-                if self._closed or worker_state.STOPPING.is_set():
-                    taken.append(self._refuse(run))
-                    continue
-                taken.append(True)
-                worker_state.accept()
-                at = _start_at(run.scheduled_for)
-                if at > timezone.now():
-                    heapq.heappush(self._waiting, (at, next(self._order), run))
-                    if self._waiting[0][2] is run:
-                        self._timer_wake.notify()
-                else:
-                    due.append(run)
-            if due and not self._due:
-                here = due[: max(self.size - self._running, 0)]
-                due = due[len(here) :]
-            if here:
-                self._running += len(here)
-                self._starting += 1
-            if due:
-                self._due.extend((next(self._order), run) for run in due)
-                self._work.notify()
+            refused = self._closed or worker_state.STOPPING.is_set()
+            if not refused:
+                for run in runs:
+                    worker_state.accept()
+                    at = _start_at(run.scheduled_for)
+                    if at > timezone.now():
+                        heapq.heappush(self._waiting, (at, next(self._order), run))
+                        if self._waiting[0][2] is run:
+                            self._timer_wake.notify()
+                    else:
+                        due.append(run)
+                if due and not self._due:
+                    here = due[: max(self.size - self._running, 0)]
+                    due = due[len(here) :]
+                if here:
+                    self._running += len(here)
+                    self._starting += 1
+                if due:
+                    self._due.extend((next(self._order), run) for run in due)
+                    self._work.notify()
+        if refused:
+            return [self._refuse(run) for run in runs]
         if here:
             self._begin(here)
         if due:
-            with self._lock:
-                while self._full() and not worker_state.STOPPING.is_set():
-                    self._space.wait(STOP_CHECK_S)
-        return taken
+            self._wait_for_space(due)
+        return [True] * len(runs)
+
+    def _wait_for_space(self, queued: list[Run]) -> None:
+        """Block while every slot is taken; at a stop, hand back those of ``queued``
+        still waiting for a slot (they hold none)."""
+        with self._lock:
+            while self._full() and not worker_state.STOPPING.is_set():
+                self._space.wait(STOP_CHECK_S)
+            if not self._stopping():
+                return
+            mine = {id(run) for run in queued}
+            back = [run for _n, run in self._due if id(run) in mine]
+            self._due = deque(entry for entry in self._due if id(entry[1]) not in mine)
+        for run in back:
+            self._give_back(run, started=False)
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until this pool holds no run; False if ``timeout_s`` passed first."""
@@ -421,7 +433,10 @@ class RunPool:
             self._emptied.notify_all()
 
     def _refuse(self, run: Run) -> bool:
-        self._hand_back(run.pk)
+        try:
+            self._hand_back(run.pk)
+        except Exception:
+            logger.exception("run %s could not be handed back; liveness will", run.pk)
         return False
 
 

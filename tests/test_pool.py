@@ -273,6 +273,62 @@ def test_runs_submitted_together_beyond_the_free_slots_wait_for_one(runs):
     assert sorted(runs.outcomes) == [0, 1, 2] and runs.most == 2
 
 
+def test_a_stop_hands_back_at_once_a_tasks_runs_waiting_for_a_slot(runs):
+    """A task's due runs that found every slot taken wait in the pool; when the worker
+    is told to stop they go back to the queue at once, not when a slot frees (the
+    running run may outlast the stop's grace), and none of them executes (probe 3)."""
+    handed: list[int] = []
+    three_back = threading.Event()
+
+    def hand_back(pk):
+        handed.append(pk)
+        if len(handed) == 3:
+            three_back.set()
+
+    pool = RunPool(1, runs.execute, hand_back, start_all).start()
+    try:
+        pool.submit(run(0))
+        wait_until(lambda: runs.running == 1)
+        thread = submit_all_at_once(pool, range(1, 4))
+        wait_until(lambda: len(pool._due) == 3)
+        worker_state.STOPPING.set()
+        thread.join(10)
+        assert not thread.is_alive()
+        assert three_back.wait(10), f"handed back so far: {handed}"
+        assert sorted(handed) == [1, 2, 3] and runs.running == 1
+    finally:
+        for gate in runs.gates.values():
+            gate.set()
+        pool.close(5)
+        worker_state.STOPPING.clear()
+    assert sorted(runs.outcomes) == [0]
+
+
+def test_a_stop_in_the_middle_of_a_submission_loses_no_run(monkeypatch, runs):
+    """The stop flag rises while a task's runs are being taken (a signal between two
+    runs) and handing back fails (the broker is down): every run taken is still
+    accounted for, so the worker's count of runs it holds drops to 0 (probe 3)."""
+
+    def hand_back(pk):
+        raise RuntimeError("broker down")
+
+    real_accept = worker_state.accept
+
+    def accept_then_stop():
+        real_accept()
+        worker_state.STOPPING.set()
+
+    pool = RunPool(2, runs.execute, hand_back, start_all).start()
+    monkeypatch.setattr(worker_state, "accept", accept_then_stop)
+    try:
+        assert pool.submit_many([run(1), run(2)]) == [True, True]
+        assert pool.wait_idle(10), "a run is counted as held for ever"
+        assert pool._running == 0 and not runs.gates  # handed back, not executed
+    finally:
+        pool.close(5)
+        worker_state.STOPPING.clear()
+
+
 def test_a_due_run_with_a_slot_free_starts_on_the_submitting_thread():
     """A run due now (a manual run, a late fire) starts without a hand-off to an
     executor thread: ``submit`` returns once it is on its way."""
