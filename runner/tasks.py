@@ -45,7 +45,7 @@ def run_tasks(run_ids: list[int]) -> str:
         return ", ".join(_run(run_ids))
     except Exception:
         logger.exception("runs %s could not be executed by this worker", run_ids)
-        return "failed"
+        return ", ".join("failed" for _run_id in run_ids)
 
 
 def resume_task(run_id: int, holder: str | None = None) -> str:
@@ -76,7 +76,11 @@ def _run(run_ids: list[int]) -> list[str]:
     outcomes: dict[int, str] = {}
     ready: list[Run] = []
     for run_id in dict.fromkeys(run_ids):
-        outcome = _screen(loaded.get(run_id))
+        try:
+            outcome = _screen(loaded.get(run_id))
+        except Exception:  # this run only: the task's others still go to the pool
+            logger.exception("run %s could not be executed by this worker", run_id)
+            outcome = "failed"
         if outcome is None:
             ready.append(loaded[run_id])
         else:

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from runner import dispatch, pool, tasks, worker_state
+from runner import coalesce, dispatch, pool, tasks, worker_state
 from runner.models import Run
 from runner.tasks import run_task, run_tasks
 from tests.factories import JobFactory, RunFactory
@@ -167,6 +167,26 @@ def test_a_task_reads_its_runs_in_one_statement_and_starts_those_due_together(mo
     assert len(reads) == 1
     assert [settled(run).stdout for run in runs] == ["0", "1", "2"]
     assert starts == [sorted(run.pk for run in runs)]
+
+
+def test_a_runs_failure_before_the_pool_fails_that_run_only(monkeypatch):
+    """One run of a task meets a database error while it is screened ("database is
+    locked"): the task says so for that run, and its other runs still execute; a run
+    skipped before the error stays reported as skipped (probe 3)."""
+    disabled = scheduled_run(enabled=False)
+    runs = [scheduled_run(script=f"echo {n}") for n in range(3)]
+    real = coalesce.skip_if_stale
+
+    def flaky(run_id, *args, **kwargs):
+        if run_id == runs[1].pk:
+            raise RuntimeError("database is locked")
+        return real(run_id, *args, **kwargs)
+
+    monkeypatch.setattr(coalesce, "skip_if_stale", flaky)
+    outcome = run_tasks([disabled.pk, *(run.pk for run in runs)])
+    assert outcome == "skipped, accepted, failed, accepted"
+    assert [settled(run).stdout for run in (runs[0], runs[2])] == ["0", "2"]
+    assert Run.objects.get(pk=runs[1].pk).status == "pending"  # liveness re-dispatches it
 
 
 def test_a_stopping_worker_hands_back_every_run_of_a_task(stopping, handed_back):
