@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, replace
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ from django.utils import timezone as django_timezone
 
 from runner import schedule, validation
 from statestore.values import replace_surrogates
+
+logger = logging.getLogger(__name__)
 
 
 class JobType(models.TextChoices):
@@ -504,15 +507,16 @@ class Run(models.Model):
         One plain statement made once: compiling ``select_related("job")`` cost the
         worker about three times as much CPU as running it (issue 12's profile).
         """
-        return cls.load_many([run_id]).get(run_id)
+        return cls.load_many([run_id]).get(int(run_id))
 
     @classmethod
     def load_many(cls, run_ids: list[int]) -> dict[int, Run]:
         """``load`` for several runs in one statement (a task's runs): each run found,
         with its job, by id; a run or job gone is left out."""
         loaded: dict[int, Run] = {}
-        for chunk in range(0, len(run_ids), _INSERT_CHUNK):
-            part = run_ids[chunk : chunk + _INSERT_CHUNK]
+        ids = [int(run_id) for run_id in run_ids]
+        for chunk in range(0, len(ids), _INSERT_CHUNK):
+            part = ids[chunk : chunk + _INSERT_CHUNK]
             sql, run_loader, job_loader = _run_with_job_loader(connection.vendor, len(part))
             with connection.cursor() as cursor:
                 cursor.execute(sql, part)
@@ -614,7 +618,10 @@ class Run(models.Model):
                     results[run.pk] = StartResult.STARTED
         for run in runs:
             if run.pk not in results:
-                results[run.pk] = run.start(worker, now)
+                try:
+                    results[run.pk] = run.start(worker, now)
+                except Exception:  # its own transaction: not started; the others were
+                    logger.exception("run %s could not be started", run.pk)
         return results
 
     @staticmethod

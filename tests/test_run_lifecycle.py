@@ -299,3 +299,27 @@ def test_runs_are_read_with_their_jobs_in_one_statement_and_missing_ones_left_ou
     assert sorted(loaded) == sorted([first.pk, second.pk])
     assert loaded[second.pk].job.name == "second job"
     assert Run.load(10**9) is None and Run.load(first.pk).job_id == first.job_id
+    assert Run.load(str(first.pk)).pk == first.pk  # an id as text, as JSON may carry it
+
+
+def test_a_start_that_fails_for_one_run_of_a_batch_still_reports_the_others(monkeypatch):
+    """The batch's one statement commits; a run that then starts alone (its job has
+    another run in the batch) meets an error in its own transaction: it is left out of
+    the answer (not started, still pending), and the runs that did start are reported,
+    so the worker executes them instead of leaving them "running" (probe 3)."""
+    job = JobFactory(overlap_policy="allow")
+    first, second = RunFactory(job=job), RunFactory(job=job)
+    others = [RunFactory(), RunFactory()]
+    real_start = Run.start
+
+    def flaky(self, worker, now):
+        if self.pk == second.pk:
+            raise RuntimeError("database is locked")
+        return real_start(self, worker, now)
+
+    monkeypatch.setattr(Run, "start", flaky)
+    results = Run.start_many([first, second, *others], "host:1", NOW)
+    assert results == {run.pk: StartResult.STARTED for run in (first, *others)}
+    statuses = dict(Run.objects.values_list("pk", "status"))
+    assert statuses[second.pk] == RunStatus.PENDING
+    assert {statuses[run.pk] for run in (first, *others)} == {RunStatus.RUNNING}
