@@ -78,6 +78,19 @@ def normalized_schedule(value: str) -> str:
     return text
 
 
+def validate_printable_name(value: str) -> None:
+    """A name shown in lists, logs and terminals: no control characters (line breaks,
+    tabs, terminal escapes) and no lone surrogates, which would forge or garble what an
+    operator reads."""
+    bad = next((ch for ch in value if not ch.isprintable()), None)
+    if bad is not None:
+        raise ValidationError(
+            f"must not contain control characters (found \\x{ord(bad):02x})"
+            if ord(bad) < 0x100
+            else f"must not contain unprintable characters (found \\u{ord(bad):04x})"
+        )
+
+
 def validate_slow_factor(value: float) -> None:
     """0 (no slow alerts) or a finite factor from 1 to ``MAX_SLOW_FACTOR``."""
     if value != value or not (value == 0 or 1 <= value <= MAX_SLOW_FACTOR):  # NaN != NaN

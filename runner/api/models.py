@@ -7,6 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from runner.validation import validate_printable_name
+
 
 class ApiToken(models.Model):
     """A bearer token for the HTTP API, identified by its name and the secret's first characters.
@@ -17,7 +19,11 @@ class ApiToken(models.Model):
     for as long as the user is active and staff.
     """
 
-    name = models.CharField(max_length=100, help_text="Who or what uses this token.")
+    name = models.CharField(
+        max_length=100,
+        validators=[validate_printable_name],
+        help_text="Who or what uses this token.",
+    )
     # Null only for tokens made before tokens had owners: those no longer authenticate.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

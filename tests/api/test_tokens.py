@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -49,6 +50,27 @@ def test_create_api_token_refuses_a_name_an_active_token_has():
 def test_create_api_token_refuses_an_empty_name():
     with pytest.raises(CommandError, match="name: This field cannot be blank"):
         _create("  ")
+
+
+@pytest.mark.parametrize(
+    "name, shown",
+    [("ci\nINFO token revoked", "\\x0a"), ("ci\x1b[2Jx", "\\x1b"), ("ci\tbot", "\\x09")],
+)
+def test_create_api_token_refuses_a_name_with_control_characters(name, shown):
+    """A token's name is shown in the admin, the command's output and logs: a line
+    break or a terminal escape in it would forge or garble what an operator reads."""
+    expected = f"name: must not contain control characters (found {shown})"
+    with pytest.raises(CommandError, match=re.escape(expected)):
+        _create(name)
+    assert not ApiToken.objects.exists()
+
+
+def test_the_admin_refuses_a_token_name_with_control_characters(admin_client, owner):
+    response = admin_client.post(
+        "/admin/api/apitoken/add/", {"name": "dash\x1b[31mboard", "user": owner.pk}
+    )
+    assert response.status_code == 200 and not ApiToken.objects.exists()
+    assert "control characters" in str(response.context["adminform"].form.errors["name"])
 
 
 def test_revoke_api_token_stops_the_token_at_once():
