@@ -9,6 +9,7 @@ exists"); ``manage.py import_original_db PATH`` copies its rows into ours.
 from __future__ import annotations
 
 import sqlite3
+import stat
 from pathlib import Path
 
 from django.db import DatabaseError, connections
@@ -24,8 +25,9 @@ class NotAnOriginalDatabase(Exception):
 
 def open_original(path: Path) -> tuple[sqlite3.Connection, int]:
     """Open an original ``runner.sqlite`` read-only; return it with its schema version."""
-    if not path.is_file():
-        raise NotAnOriginalDatabase(f"{path}: no such file")
+    problem = _file_problem(path)
+    if problem:
+        raise NotAnOriginalDatabase(f"{path}: {problem}")
     try:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         db.row_factory = sqlite3.Row
@@ -45,6 +47,21 @@ def open_original(path: Path) -> tuple[sqlite3.Connection, int]:
             "the original jeeves-runner once so that it migrates its database, then import it"
         )
     return db, version
+
+
+def _file_problem(path: Path) -> str | None:
+    """Why ``path`` is not a regular file to read a database from, or None."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a database file"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file (a device, a pipe or a socket), not a database file"
+    return None
 
 
 def _sqlite_tables(db: sqlite3.Connection) -> set[str]:

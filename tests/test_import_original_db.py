@@ -237,6 +237,9 @@ def test_every_job_of_a_full_original_installation_is_imported_or_listed(tmp_pat
     "make,needle",
     [
         (lambda p: p, "no such file"),
+        (lambda p: (p.mkdir(), p)[1], "is a directory, not a database file"),
+        (lambda p: (os.mkfifo(p), p)[1], "is not a regular file"),
+        (lambda p: p.parent / ("x" * 300), "cannot be read"),
         (lambda p: (p.write_text("hello"), p)[1], "not an SQLite database"),
         (lambda p: _sqlite_with(p, "CREATE TABLE jobs (id TEXT)"), "no schema_version table"),
     ],
