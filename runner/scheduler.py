@@ -129,12 +129,14 @@ class Scheduler:
         self._last_full_sync = self._monotonic()
         last_fires = _last_scheduled_fires()
         fires: list[Fire] = []
+        missed: list[tuple[str, int, str]] = []
         for row in Job.objects.filter(enabled=True).values(*_PLAN_FIELDS).iterator(2000):
             plan = self._plan(row, now)
             if plan is not None:
                 effective = row["schedule_effective_at"] or row["created_at"]
                 since = max(filter(None, (last_fires.get(plan.job_id), effective)))
-                fires += self._catch_up(plan, since, now)
+                fires += self._catch_up(plan, since, now, missed=missed)
+        _log_missed(missed)
         self._report_failures(list(self.failed.items()))
         recorded = self._record(fires, now)
         logger.info("%d jobs planned, %d cannot be scheduled", len(self._plans), len(self.failed))
@@ -329,8 +331,15 @@ class Scheduler:
         return True
 
     def _catch_up(
-        self, plan: Plan, since: datetime, now: datetime, quiet: bool = False
+        self,
+        plan: Plan,
+        since: datetime,
+        now: datetime,
+        quiet: bool = False,
+        missed: list[tuple[str, int, str]] | None = None,
     ) -> list[Fire]:
+        """The missed fires of ``plan`` from ``since`` to ``now``, by its policy; each
+        job's count is logged, or added to ``missed`` for one report (``_log_missed``)."""
         bounds = CatchUpBounds(
             window=timedelta(milliseconds=settings.RUNNER.missed_fire_window_ms),
             max_runs=settings.RUNNER.missed_fire_max,
@@ -341,7 +350,9 @@ class Scheduler:
             )
         except (ValueError, KeyError):
             return []  # _push_next records why this schedule cannot be computed
-        if fires:
+        if fires and missed is not None:
+            missed.append((plan.job_id, len(fires), plan.policy))
+        elif fires:
             logger.log(
                 logging.DEBUG if quiet else logging.WARNING,
                 "job %s: %d missed-fire run(s) recorded (policy %s)",
@@ -423,3 +434,22 @@ def _last_scheduled_fires() -> dict[str, datetime]:
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+# Jobs named one by one in the start's missed-fire report; the rest are counted.
+MISSED_LOG_JOBS = 10
+
+
+def _log_missed(missed: list[tuple[str, int, str]]) -> None:
+    """Report the missed-fire runs recorded at a start: a line for each of the first
+    ``MISSED_LOG_JOBS`` jobs, then one for the rest (thousands of jobs after an outage
+    would otherwise bury the log)."""
+    for job_id, count, policy in missed[:MISSED_LOG_JOBS]:
+        logger.warning("job %s: %d missed-fire run(s) recorded (policy %s)", job_id, count, policy)
+    rest = missed[MISSED_LOG_JOBS:]
+    if rest:
+        logger.warning(
+            "%d more jobs: %d missed-fire run(s) recorded in all (each is in the run list)",
+            len(rest),
+            sum(count for _job, count, _policy in rest),
+        )

@@ -374,3 +374,19 @@ def test_time_passing_on_both_clocks_keeps_the_iterators(scheduler, clocks):
     for _ in range(5):
         scheduler.fire_due(clocks.advance(1))
     assert fires_of(scheduler).fast == 5  # the first fire came from the uncached path
+
+
+def test_a_start_after_an_outage_names_ten_jobs_and_counts_the_rest(scheduler, caplog):
+    """Thousands of jobs missing fires after an outage give a readable log: a line for
+    each of the first ten jobs, one for the rest, with the runs counted."""
+    for number in range(13):
+        outage(
+            make_job(f"job-{number:02d}", schedule="* * * * *", created=DAY_AGO), NOW - 3 * MINUTE
+        )
+    with caplog.at_level("WARNING", logger="runner.scheduler"):
+        scheduler.start(NOW)
+    lines = [r.getMessage() for r in caplog.records if "missed-fire" in r.getMessage()]
+    assert len(lines) == 11
+    assert lines[0] == "job job-00: 1 missed-fire run(s) recorded (policy skip)"
+    assert lines[-1].startswith("3 more jobs: 3 missed-fire run(s) recorded in all")
+    assert Run.objects.filter(status=RunStatus.SKIPPED).count() == 13
