@@ -167,6 +167,8 @@ class Scheduler:
         due = self._pop_due(now + self.lead)
         fires: list[Fire] = []
         resume_after: list[tuple[Plan, datetime]] = []
+        missed: list[tuple[str, int, str]] = []
+        held_back: list[tuple[str, int, str]] = []
         for at, plan in due:
             if now - at > LATE_FIRE_IS_MISSED:
                 # After an outage the daemon sums up what was held back, in one line.
@@ -175,12 +177,16 @@ class Scheduler:
                     logger.warning(
                         "job %s: reached its fire at %s late; catching up", plan.job_id, at
                     )
-                fires += self._catch_up(plan, at - _JUST_BEFORE, now, quiet)
+                fires += self._catch_up(
+                    plan, at - _JUST_BEFORE, now, held_back if quiet else missed
+                )
                 resume_after.append((plan, now))
             else:
                 slots = self._due_slots(plan, at, now + self.lead)
                 fires += slots
                 resume_after.append((plan, slots[-1].at))
+        _log_missed(missed)
+        _log_missed(held_back, logging.DEBUG)
         try:
             recorded = self._record(fires, now)
         except DatabaseError:
@@ -331,15 +337,10 @@ class Scheduler:
         return True
 
     def _catch_up(
-        self,
-        plan: Plan,
-        since: datetime,
-        now: datetime,
-        quiet: bool = False,
-        missed: list[tuple[str, int, str]] | None = None,
+        self, plan: Plan, since: datetime, now: datetime, missed: list[tuple[str, int, str]]
     ) -> list[Fire]:
-        """The missed fires of ``plan`` from ``since`` to ``now``, by its policy; each
-        job's count is logged, or added to ``missed`` for one report (``_log_missed``)."""
+        """The missed fires of ``plan`` from ``since`` to ``now``, by its policy; the
+        job's count goes onto ``missed``, for one report (``_log_missed``)."""
         bounds = CatchUpBounds(
             window=timedelta(milliseconds=settings.RUNNER.missed_fire_window_ms),
             max_runs=settings.RUNNER.missed_fire_max,
@@ -350,16 +351,8 @@ class Scheduler:
             )
         except (ValueError, KeyError):
             return []  # _push_next records why this schedule cannot be computed
-        if fires and missed is not None:
+        if fires:
             missed.append((plan.job_id, len(fires), plan.policy))
-        elif fires:
-            logger.log(
-                logging.DEBUG if quiet else logging.WARNING,
-                "job %s: %d missed-fire run(s) recorded (policy %s)",
-                plan.job_id,
-                len(fires),
-                plan.policy,
-            )
         return fires
 
     # -- recording ----------------------------------------------------------------
@@ -440,15 +433,18 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 MISSED_LOG_JOBS = 10
 
 
-def _log_missed(missed: list[tuple[str, int, str]]) -> None:
-    """Report the missed-fire runs recorded at a start: a line for each of the first
-    ``MISSED_LOG_JOBS`` jobs, then one for the rest (thousands of jobs after an outage
-    would otherwise bury the log)."""
+def _log_missed(missed: list[tuple[str, int, str]], level: int = logging.WARNING) -> None:
+    """Report missed-fire runs recorded, as ``(job id, runs, policy)``: a line for each of
+    the first ``MISSED_LOG_JOBS`` jobs, then one for the rest (thousands of jobs after
+    an outage would otherwise bury the log)."""
     for job_id, count, policy in missed[:MISSED_LOG_JOBS]:
-        logger.warning("job %s: %d missed-fire run(s) recorded (policy %s)", job_id, count, policy)
+        logger.log(
+            level, "job %s: %d missed-fire run(s) recorded (policy %s)", job_id, count, policy
+        )
     rest = missed[MISSED_LOG_JOBS:]
     if rest:
-        logger.warning(
+        logger.log(
+            level,
             "%d more jobs: %d missed-fire run(s) recorded in all (each is in the run list)",
             len(rest),
             sum(count for _job, count, _policy in rest),
