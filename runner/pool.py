@@ -418,9 +418,7 @@ class RunPool:
     def _give_back(self, run: Run, started: bool = True) -> None:
         """Hand back a run not begun; ``started``: it had taken a slot."""
         try:
-            self._hand_back(run.pk)
-        except Exception:
-            logger.exception("run %s could not be handed back; liveness will", run.pk)
+            self._refuse(run)
         finally:
             if started:
                 self._end()
@@ -433,6 +431,7 @@ class RunPool:
             self._emptied.notify_all()
 
     def _refuse(self, run: Run) -> bool:
+        """Put ``run`` back on the queue for another worker (never raises); False."""
         try:
             self._hand_back(run.pk)
         except Exception:
