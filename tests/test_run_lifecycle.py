@@ -216,7 +216,8 @@ def test_a_batch_start_keeps_every_rule_of_a_single_start():
 
 def _start_work(start) -> int:
     """The database's work for ``start()``: SQLite's virtual-machine steps, or the
-    buffers PostgreSQL touched (its plan, run inside a rolled-back savepoint first)."""
+    buffers PostgreSQL touches for its reads and its last write, each run again under
+    EXPLAIN ANALYZE inside a savepoint rolled back after."""
     if connection.vendor == "sqlite":
         steps = 0
 
@@ -234,15 +235,24 @@ def _start_work(start) -> int:
         return steps
     with CaptureQueriesContext(connection) as queries:
         start()
-    sql = [query["sql"] for query in queries.captured_queries if query["sql"][:6] == "UPDATE"][-1]
+    statements = [query["sql"] for query in queries.captured_queries]
+    reads = [sql for sql in statements if sql[:6] == "SELECT"]
+    last_write = [sql for sql in statements if sql[:6] == "UPDATE"][-1]
     with connection.cursor() as cursor:
         cursor.execute("SAVEPOINT work")
+        work = sum(_explained_buffers(cursor, sql) for sql in reads)
+        # The start's UPDATE again, from where it began: its runs pending once more.
         cursor.execute("UPDATE runs SET status = 'pending', worker = '' WHERE status = 'running'")
-        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}")
-        plan = cursor.fetchone()[0]
+        work += _explained_buffers(cursor, last_write)
         cursor.execute("ROLLBACK TO SAVEPOINT work")
-    plan = plan[0]["Plan"] if isinstance(plan, list) else plan
-    return _buffers(plan)
+    return work
+
+
+def _explained_buffers(cursor, sql: str) -> int:
+    """The buffers PostgreSQL touches running ``sql`` (EXPLAIN ANALYZE runs it)."""
+    cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}")
+    plan = cursor.fetchone()[0]
+    return _buffers(plan[0]["Plan"] if isinstance(plan, list) else plan)
 
 
 def _buffers(node: dict) -> int:
