@@ -96,10 +96,15 @@ def json_problem(value: Any, strings: bool = True) -> str | None:
     """Why ``value`` cannot be stored as a JSON value, or None. Walks iteratively, so any
     depth is safe to check. ``strings=False`` leaves text to the caller (a run's output,
     whose NULs are replaced rather than refused)."""
-    if isinstance(value, str):  # a plain text field: say what is wrong with it directly
-        return text_problem(value) if strings else None
     if type(value) in (dict, list) and _plainly_storable(value, 0, strings):
         return None
+    return _walk_problem(value, strings)
+
+
+def _walk_problem(value: Any, strings: bool) -> str | None:
+    """``json_problem`` by the general walk, for any value."""
+    if isinstance(value, str):  # a plain text field: say what is wrong with it directly
+        return text_problem(value) if strings else None
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()

@@ -2,9 +2,9 @@
 
 ``statestore.values`` decides the common case (plain dicts and lists of ASCII text and
 numbers) without its general walk, and encodes a value once (benchmark P4). These
-properties hold it to the code it replaced, kept here as the reference: the same
-refusals in the same words for any value, and on both back-ends the same stored JSON
-as Django's JSONField writes.
+properties hold it to the code it replaced (the general walk alone, and the encoding
+and name checks kept here): the same refusals in the same words for any value, and on
+both back-ends the same stored JSON as Django's JSONField writes.
 """
 
 from __future__ import annotations
@@ -18,19 +18,17 @@ from django.db import DatabaseError, connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from statestore import operations
+from statestore import operations, values
 from statestore.models import StateEntry
 from statestore.statements import run
 from statestore.values import (
     MAX_JSON_BYTES,
     MAX_JSON_DEPTH,
     HugeInteger,
-    _scalar_problem,
     check_json,
     check_name,
     check_text,
     json_problem,
-    text_problem,
 )
 
 
@@ -54,28 +52,8 @@ class Sequence(list):
 
 
 def reference_json_problem(value, strings=True):
-    if isinstance(value, str):
-        return text_problem(value) if strings else None
-    stack = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth >= MAX_JSON_DEPTH:
-                return f"is nested more than {MAX_JSON_DEPTH} levels deep"
-            if isinstance(item, dict):
-                for key in item:
-                    problem = _scalar_problem(key) if strings and isinstance(key, str) else None
-                    if problem:
-                        return f"has a key that {problem}"
-                children = item.values()
-            else:
-                children = item
-            stack.extend((child, depth + 1) for child in children)
-        elif strings or not isinstance(item, str):
-            problem = _scalar_problem(item)
-            if problem:
-                return problem
-    return None
+    """``json_problem`` by its general walk alone, without the fast path."""
+    return values._walk_problem(value, strings)
 
 
 def reference_check_json(value, field):
