@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from statestore.values import MAX_JSON_DEPTH, json_problem
+
 
 class RecurrenceError(ValueError):
     """A recurrence object that is malformed or never fires; the message says where."""
@@ -30,13 +32,20 @@ def canonical_text(value: Mapping | str) -> str:
 
 
 def load_object(text: str) -> dict:
-    """The JSON object in ``text``; RecurrenceError when it is not one."""
+    """The JSON object in ``text``; RecurrenceError when it is not one, or is not a
+    value the runner stores (``statestore.values.json_problem``: nested more than
+    ``MAX_JSON_DEPTH`` levels, say)."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise RecurrenceError(f"is not valid JSON: {exc}") from None
+    except RecursionError:  # Python's parser recurses: deeper than it can, far past ours
+        raise RecurrenceError(f"is nested more than {MAX_JSON_DEPTH} levels deep") from None
     if not isinstance(data, dict):
         raise RecurrenceError("a recurrence schedule must be a JSON object")
+    problem = json_problem(data)
+    if problem:
+        raise RecurrenceError(problem)
     return data
 
 

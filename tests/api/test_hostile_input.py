@@ -84,6 +84,23 @@ def test_json_nested_too_deep_is_refused_naming_the_field(api, path, raw, field)
     assert counts() == (0, 0, 0, 0, 0)
 
 
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 2000], ids=["65", "2000"])
+def test_a_schedule_nested_too_deep_is_refused_at_every_entrance(api, admin_client, depth):
+    """A recurrence schedule is JSON text: nested past the limit, or past what Python's
+    parser can read, it is refused in one line by the API, ``add_job`` and the admin
+    (newcomer probe: a 500 and a traceback)."""
+    schedule = '{"a": ' * depth + "1" + "}" * depth
+    response = api.post("/jobs", {**NEW_JOB, "schedule": schedule})
+    assert "nested more than 64 levels" in refused(response, "schedule")
+    with pytest.raises(CommandError, match=r"schedule: .*nested more than 64 levels"):
+        call_command("add_job", *_argv({**NEW_JOB, "schedule": schedule}), stdout=StringIO())
+    page = admin_client.post(
+        "/admin/runner/job/add/", {**NEW_JOB, "schedule": schedule, "type": "script"}
+    )
+    assert page.status_code == 200 and "nested more than 64 levels" in page.content.decode()
+    assert not Job.objects.exists()
+
+
 def test_a_payload_at_the_depth_limit_is_accepted_and_reads_back(api):
     payload = nested(MAX_JSON_DEPTH - 1)
     assert api.post("/queues/q/enqueue", {"payload": payload}).status_code == 201
