@@ -169,7 +169,7 @@ class Job(models.Model):
     """A cron schedule plus something to run: a script, or a session prompt."""
 
     id = models.CharField(primary_key=True, max_length=200, validators=[job_id_validator])
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validation.validate_printable_name])
     description = models.TextField(blank=True, default="")
     type = models.CharField(max_length=16, choices=JobType.choices, default=JobType.SCRIPT)
     schedule = models.TextField(

@@ -101,6 +101,17 @@ def test_a_schedule_nested_too_deep_is_refused_at_every_entrance(api, admin_clie
     assert not Job.objects.exists()
 
 
+def test_a_job_name_with_control_characters_is_refused_by_the_api_and_add_job(api):
+    """A job's name is shown in lists and logs ("run 12 of <name>"): a terminal escape
+    or a line break in it would forge what an operator reads (newcomer probe)."""
+    name = "Inbox\x1b[2J"
+    reason = refused(api.post("/jobs", {**NEW_JOB, "name": name}), "name")
+    assert "control characters (found \\x1b)" in reason
+    with pytest.raises(CommandError, match=r"name: must not contain control characters"):
+        call_command("add_job", *_argv({**NEW_JOB, "name": "a\nb"}), stdout=StringIO())
+    assert not Job.objects.exists()
+
+
 def test_a_payload_at_the_depth_limit_is_accepted_and_reads_back(api):
     payload = nested(MAX_JSON_DEPTH - 1)
     assert api.post("/queues/q/enqueue", {"payload": payload}).status_code == 201
