@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -729,14 +729,15 @@ class Run(models.Model):
         if outcome.status not in FINAL_RUN_STATUSES:
             raise ValueError(f"{outcome.status!r} is not a final run status")
         started = self.started_at or now
-        fields = asdict(outcome.storable()) | {
+        storable = outcome.storable()
+        fields = {name: getattr(storable, name) for name in _OUTCOME_FIELDS} | {
             "finished_at": now,
             "heartbeat_at": now,
             "duration_ms": max(0, int((now - started).total_seconds() * 1000)),
         }
         # One precompiled statement: the ORM's update() compiled it anew for every run.
-        names, sql = _finish_sql()
-        params = [_db_value(name, fields[name]) for name in names]
+        sql, columns = _finish_sql()
+        params = [_db_value(field, fields[name]) for name, field in columns]
         with connection.cursor() as cursor:
             cursor.execute(sql, [*params, self.pk, self.worker])
             changed = cursor.rowcount
@@ -820,20 +821,30 @@ def _lock_jobs_sql(count: int) -> str:
 
 
 @lru_cache(maxsize=1)
-def _finish_sql() -> tuple[tuple[str, ...], str]:
-    """``Run.finish``'s UPDATE: the outcome's columns and the times, if still ours."""
-    outcome = tuple(f.name for f in dataclass_fields(RunOutcome))
-    names = (*outcome, "finished_at", "heartbeat_at", "duration_ms")
-    columns = ", ".join(f"{Run._meta.get_field(name).column} = %s" for name in names)
+def _finish_sql() -> tuple[str, tuple[tuple[str, models.Field | None], ...]]:
+    """``Run.finish``'s UPDATE: the outcome's columns and the times, if still ours; and
+    each column's name with its field when its values need converting (``_db_value``)."""
+    names = (*_OUTCOME_FIELDS, "finished_at", "heartbeat_at", "duration_ms")
+    fields = [Run._meta.get_field(name) for name in names]
+    columns = ", ".join(f"{field.column} = %s" for field in fields)
     sql = f"UPDATE runs SET {columns} WHERE id = %s AND status = '{_RUNNING}' AND worker = %s"
-    return names, sql
+    converted = tuple(
+        (name, field if isinstance(field, models.DateTimeField | models.JSONField) else None)
+        for name, field in zip(names, fields, strict=True)
+    )
+    return sql, converted
 
 
-def _db_value(name: str, value: Any) -> Any:
-    """``value`` as the ``runs`` column ``name`` stores it (datetimes, JSON)."""
-    if value is None:
-        return None
-    return Run._meta.get_field(name).get_db_prep_save(value, connection)
+_OUTCOME_FIELDS = tuple(f.name for f in dataclass_fields(RunOutcome))
+
+
+def _db_value(field: models.Field | None, value: Any) -> Any:
+    """``value`` as the ``runs`` column of ``field`` stores it: datetimes and JSON are
+    converted; text, numbers and flags (``RunOutcome``'s types) go as they are, as their
+    fields' own preparation would leave them."""
+    if value is None or field is None:
+        return value
+    return field.get_db_prep_save(value, connection)
 
 
 def _from_row(model: type[models.Model], converters: list, row: tuple) -> Any:

@@ -349,6 +349,33 @@ def test_a_due_run_with_a_slot_free_starts_on_the_submitting_thread():
         worker_state.STOPPING.clear()
 
 
+def test_the_executor_that_ends_a_run_starts_the_run_waiting_for_its_slot(monkeypatch):
+    """A run's end frees its slot for a due run: the executor that ended the run starts
+    that one itself, rather than waking another thread to do it (issue 12)."""
+    monkeypatch.setattr(pool_module, "STOP_CHECK_S", 60)  # no executor wakes on its own
+    ended_on: list[str] = []
+    started_on: list[str] = []
+    gate = threading.Event()
+
+    def execute(r, started):
+        started_on.append(threading.current_thread().name)
+        yield (lambda: gate.wait(10)) if r.pk == 1 else (lambda: None)
+        ended_on.append(threading.current_thread().name)
+
+    worker_state.STOPPING.clear()
+    pool = RunPool(1, execute, lambda pk: None, start_all).start()
+    try:
+        submitter = submit_all(pool, range(1, 3))
+        wait_until(lambda: len(pool._due) == 1)  # run 2 waits for run 1's slot
+        gate.set()
+        submitter.join(10)
+        assert pool.wait_idle(10)
+        assert started_on[1] == ended_on[0] and started_on[1].startswith("run-executor")
+    finally:
+        pool.close(5)
+        worker_state.STOPPING.clear()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_deliveries_of_one_run_due_in_one_batch_execute_it_once():
     """A run delivered twice to one worker (a broker redelivery, the liveness check's

@@ -15,7 +15,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
+from functools import lru_cache, partial
 
 from django.utils import timezone
 
@@ -30,7 +30,14 @@ logger = logging.getLogger(__name__)
 
 def worker_name() -> str:
     """This process's name in ``runs.worker``: host and pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return _worker_name(os.getpid())
+
+
+@lru_cache(maxsize=1)
+def _worker_name(pid: int) -> str:
+    # Once per process (a forked child has another pid): gethostname is a system call,
+    # and every run asks for the name two or three times (issue 12).
+    return f"{socket.gethostname()}:{pid}"
 
 
 def _session_job_steps(run: Run, cancel: threading.Event) -> Steps[RunOutcome]:

@@ -525,7 +525,9 @@ class _Supervisor:
         self._pidfd: int | None = None
 
     def _watch(self) -> None:
-        self._selector = selectors.DefaultSelector()
+        # poll(2), not epoll: three descriptors, and no epoll instance to make and close
+        # for every child (issue 12).
+        self._selector = selectors.PollSelector()
         self._selector.register(self.proc.stdout.fileno(), selectors.EVENT_READ, self.stdout)
         self._selector.register(self.proc.stderr.fileno(), selectors.EVENT_READ, self.stderr)
         # Readable when the child exits, so no polling is needed to notice it. Until

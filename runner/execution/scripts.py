@@ -8,10 +8,10 @@ import signal
 import threading
 import weakref
 from contextlib import ExitStack
+from functools import lru_cache
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
 
 from jeeves_site.database import database_url
 from jeeves_site.private_files import inherited_umask
@@ -48,14 +48,24 @@ def runner_environment(run: Run) -> dict[str, str]:
     """The variables the runner always sets (``environment.SET`` and ``JR_*``); a job's
     env cannot override them."""
     db = settings.DATABASES["default"]
-    python_path = [str(settings.BASE_DIR), os.environ.get("PYTHONPATH", "")]
+    database = tuple(db.get(key) for key in _DATABASE_KEYS)
+    shared = _shared_environment(database, str(settings.BASE_DIR), os.environ.get("PYTHONPATH"))
+    return {"JR_JOB_ID": run.job_id, "JR_RUN_ID": str(run.pk), **shared}
+
+
+_DATABASE_KEYS = ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT")
+
+
+@lru_cache(maxsize=4)
+def _shared_environment(database: tuple, base_dir: str, python_path: str | None) -> dict[str, str]:
+    """What ``runner_environment`` sets for every run alike, made once per database: the
+    URL resolves a file's path, system calls for every run otherwise (issue 12)."""
+    db = dict(zip(_DATABASE_KEYS, database, strict=True))
     return {
-        "JR_JOB_ID": run.job_id,
-        "JR_RUN_ID": str(run.pk),
-        "JR_DB_PATH": db["NAME"] if connection.vendor == "sqlite" else "",
-        "DATABASE_URL": database_url(),
+        "JR_DB_PATH": db["NAME"] if db["ENGINE"].endswith("sqlite3") else "",
+        "DATABASE_URL": database_url(db),
         "DJANGO_SETTINGS_MODULE": "jeeves_site.settings",
-        "PYTHONPATH": os.pathsep.join(part for part in python_path if part),
+        "PYTHONPATH": os.pathsep.join(part for part in (base_dir, python_path) if part),
     }
 
 
