@@ -25,6 +25,7 @@ Three things stock django-q2 1.11 gets wrong for a job runner, fixed here:
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -95,6 +96,10 @@ def _child_main(target: Callable, *args) -> None:
     django-q2's worker loop ends (a poison pill at a stop) the process waits for
     them: runs not yet started are handed back, running ones get the shutdown grace.
     """
+    # What the process holds now (Django, the settings, django-q2) lives as long as it
+    # does: out of the collector's full passes, which otherwise walk it again and again
+    # as runs churn through objects (issue 12).
+    gc.freeze()
     if target != q_cluster.worker:
         ParentWatch(on_orphaned=lambda: os._exit(0)).start()
         target(*args)
