@@ -142,7 +142,8 @@ class RunPool:
                     self._starting += 1
                 if due:
                     self._due.extend((next(self._order), run) for run in due)
-                    self._work.notify()
+                    if self._can_start():  # else the next run to end wakes an executor
+                        self._work.notify()
         if refused:
             return [self._refuse(run) for run in runs]
         if here:
@@ -219,7 +220,7 @@ class RunPool:
             elif runs is not None:
                 self._begin(runs)
             else:
-                self._advance(*resumed)
+                self._advance(*resumed, looping=True)
 
     def _has_work(self) -> bool:
         return self._batch_to_help() is not None or self._can_carry_on() or self._can_start()
@@ -368,17 +369,19 @@ class RunPool:
         value: Any,
         error: BaseException | None,
         waits: list[tuple[_Running, Step]] | None = None,
+        looping: bool = False,
     ) -> None:
         """Run ``steps`` up to its next wait, which goes to a waiter (or onto ``waits``,
-        for the caller to hand over); or to its end."""
+        for the caller to hand over); or to its end. ``looping``: the caller is an
+        executor, which looks for work again next (``_end``)."""
         try:
             step = steps.send(value) if error is None else steps.throw(error)
         except StopIteration:
-            self._end()
+            self._end(wake=not looping)
             return
         except Exception:
             logger.exception("a run could not be executed by this worker")
-            self._end()
+            self._end(wake=not looping)
             return
         if waits is None:
             self._waiters.submit([(steps, step)])
@@ -391,10 +394,13 @@ class RunPool:
             self._resumed.append((next(self._order), (steps, value, error)))
             self._work.notify()
 
-    def _end(self) -> None:
+    def _end(self, wake: bool = True) -> None:
+        """A run gave its slot back. ``wake``: an executor is woken for a due run; an
+        executor ending a run itself takes the next one (a wake costs a thread switch,
+        several a run before, issue 12)."""
         with self._lock:
             self._running -= 1
-            if self._due or self._stopping():  # a slot for a due run, or the last to end
+            if (wake and self._due) or self._stopping():  # a due run's slot, or the last
                 self._work.notify()
             self._space.notify_all()
         self._release()

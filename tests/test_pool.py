@@ -349,9 +349,20 @@ def test_a_due_run_with_a_slot_free_starts_on_the_submitting_thread():
         worker_state.STOPPING.clear()
 
 
-def test_the_executor_that_ends_a_run_starts_the_run_waiting_for_its_slot(monkeypatch):
-    """A run's end frees its slot for a due run: the executor that ended the run starts
-    that one itself, rather than waking another thread to do it (issue 12)."""
+class CountingCondition(threading.Condition):
+    """A condition that counts the threads its ``notify`` calls asked to wake."""
+
+    wakes = 0
+
+    def notify(self, n: int = 1) -> None:
+        self.wakes += n
+        super().notify(n)
+
+
+def test_executors_are_woken_only_for_work_they_can_do(monkeypatch):
+    """A run that must wait for a slot wakes no executor, and the executor that ends a
+    run starts the one waiting for its slot itself: an executor is woken only when a
+    run's wait ended. Each wake is a thread switch, several a run before (issue 12)."""
     monkeypatch.setattr(pool_module, "STOP_CHECK_S", 60)  # no executor wakes on its own
     ended_on: list[str] = []
     started_on: list[str] = []
@@ -363,14 +374,18 @@ def test_the_executor_that_ends_a_run_starts_the_run_waiting_for_its_slot(monkey
         ended_on.append(threading.current_thread().name)
 
     worker_state.STOPPING.clear()
-    pool = RunPool(1, execute, lambda pk: None, start_all).start()
+    pool = RunPool(1, execute, lambda pk: None, start_all)
+    pool._work = CountingCondition(pool._lock)
+    pool.start()
     try:
         submitter = submit_all(pool, range(1, 3))
         wait_until(lambda: len(pool._due) == 1)  # run 2 waits for run 1's slot
+        assert pool._work.wakes == 0
         gate.set()
         submitter.join(10)
         assert pool.wait_idle(10)
         assert started_on[1] == ended_on[0] and started_on[1].startswith("run-executor")
+        assert pool._work.wakes == 2  # run 1's wait ended, then run 2's
     finally:
         pool.close(5)
         worker_state.STOPPING.clear()
