@@ -264,4 +264,6 @@ def _timeout_ms(seconds: Any) -> int | None:
         raise ValidationError(
             {"timeout_seconds": f"must be at most {MAX_TIMEOUT_MS // 1000} seconds (a year)"}
         )
-    return max(1, round(seconds * 1000))
+    if seconds < 0.001:  # a timeout is kept in whole milliseconds
+        raise ValidationError({"timeout_seconds": "must be at least 0.001 seconds (1 ms)"})
+    return round(seconds * 1000)

@@ -83,6 +83,20 @@ def test_a_zero_ttl_is_refused(jr):
         jr.set_state("mail", "token", 1, ttl="0s")
 
 
+@pytest.mark.parametrize("ttl", ["1000000000d", "99999999999999999999s", "9" * 5000 + "s"])
+def test_a_ttl_too_long_is_refused_as_too_long(jr, ttl):
+    """A number too large is a duration still: the refusal says what is wrong with it."""
+    with pytest.raises(ValidationError) as refused:
+        jr.set_state("mail", "token", 1, ttl=ttl)
+    assert refused.value.message_dict["ttl"][0].endswith("is longer than 1000 years")
+    assert not StateEntry.objects.exists()
+
+
+def test_leading_zeros_do_not_make_a_ttl_too_long(jr, clock):
+    jr.set_state("mail", "token", 1, ttl="0000000000090s")
+    assert StateEntry.objects.get().expires_at == NOW + timedelta(seconds=90)
+
+
 def test_setting_a_value_without_a_ttl_removes_an_earlier_expiry(jr, clock):
     jr.set_state("mail", "token", "short", ttl="90s")
     jr.set_state("mail", "token", "forever")

@@ -87,6 +87,7 @@ BAD_FIELDS = [
     ("overlap_policy", {"overlap_policy": "queue"}, "one of: skip, allow"),
     ("timeout_ms", {"timeout_ms": -5}, ""),
     ("timeout_seconds", {"timeout_seconds": -1}, "positive number"),
+    ("timeout_seconds", {"timeout_seconds": 0.0004}, "at least 0.001 seconds (1 ms)"),
     ("enabled", {"enabled": "yes"}, "true or false"),
     ("name", {"name": None}, ""),
     ("colour", {"colour": "blue"}, "unknown field"),

@@ -136,6 +136,13 @@ def test_dequeue_refuses_a_bad_count_or_lease(api, body, field):
     assert response.status_code == 400 and field in response.json()["fields"]
 
 
+def test_a_lease_too_long_is_refused_as_too_long(api):
+    QueueFactory(id="emails")
+    response = api.post("/queues/emails/dequeue", {"lease": "99999999999d"})
+    assert response.status_code == 400
+    assert "longer than 1000 years" in str(response.json()["fields"]["lease"])
+
+
 def test_done_completes_a_claimed_item(api):
     QueueItemFactory(queue=QueueFactory(id="emails"))
     item = _claim(api)
