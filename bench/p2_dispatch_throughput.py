@@ -85,6 +85,20 @@ def tree_cpu(pid: int, kind: str = "both") -> dict[int, float]:
     return used
 
 
+def tree_switches(pid: int) -> int:
+    """Context switches so far of the threads alive now in ``pid`` and the Python
+    processes below it (Linux: /proc/PID/task/*/status). Each is a thread handing the
+    CPU or the GIL to another; a thread that ended is not counted."""
+    total = 0
+    for process in tree_cpu(pid):
+        for status in Path(f"/proc/{process}/task").glob("*/status"):
+            with contextlib.suppress(OSError):
+                for line in status.read_text().splitlines():
+                    if "ctxt_switches:" in line:  # voluntary and nonvoluntary
+                        total += int(line.split()[-1])
+    return total
+
+
 def bare_loop(argv: list[str], cwd: Path, runs: int, threads: int) -> float:
     """Seconds for ``threads`` threads to run ``argv`` ``runs`` times in all."""
     left = iter(range(runs))
@@ -168,7 +182,9 @@ def main() -> None:
             through_runner(job, args.warmup, timeout=120)
             spy = start_profiler(scheduler.pid, scratch.directory) if args.profile else None
             cpu_before, sys_before = tree_cpu(scheduler.pid), tree_cpu(scheduler.pid, "system")
+            switches_before = tree_switches(scheduler.pid)
             seconds, ids = through_runner(job, args.runs, timeout=600)
+            switches = tree_switches(scheduler.pid) - switches_before
             cpu_after, sys_after = tree_cpu(scheduler.pid), tree_cpu(scheduler.pid, "system")
             profile = finish_profiler(spy, scratch.directory, args.runs) if spy else None
         finally:
@@ -202,6 +218,7 @@ def main() -> None:
         "runner_cpu_s": cpu_total,
         "runner_cpu_ms_per_run": cpu_total * 1000 / args.runs,
         "runner_system_cpu_ms_per_run": system_total * 1000 / args.runs,
+        "runner_context_switches_per_run": switches / args.runs,
         "cpu_s_by_process": sorted(cpu.values(), reverse=True),
         "statuses": statuses,
         "run_duration": summary_ms([d / 1000 for d in durations if d is not None]),
@@ -222,7 +239,8 @@ def main() -> None:
     print(f"bare before / after: {bare_before:.2f} s / {bare_after:.2f} s")
     print(
         f"CPU by process, s: {', '.join(f'{s:.2f}' for s in figures['cpu_s_by_process'])}; "
-        f"of it in the kernel: {figures['runner_system_cpu_ms_per_run']:.2f} ms a run"
+        f"of it in the kernel: {figures['runner_system_cpu_ms_per_run']:.2f} ms a run; "
+        f"{figures['runner_context_switches_per_run']:.1f} context switches a run"
     )
     print(f"run statuses: {statuses}; run duration_ms {figures['run_duration']}")
     if problems:
