@@ -400,7 +400,9 @@ class RunPool:
         several a run before, issue 12)."""
         with self._lock:
             self._running -= 1
-            if (wake and self._due) or self._stopping():  # a due run's slot, or the last
+            if self._stopping():  # the last run to end lets every executor go
+                self._work.notify_all()
+            elif wake and self._due:  # a due run's slot
                 self._work.notify()
             self._space.notify_all()
         self._release()

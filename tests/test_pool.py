@@ -391,6 +391,54 @@ def test_executors_are_woken_only_for_work_they_can_do(monkeypatch):
         worker_state.STOPPING.clear()
 
 
+class WaitCountingCondition(threading.Condition):
+    """A condition that counts the threads waiting on it and the waits begun."""
+
+    waiting = 0
+    begun = 0
+
+    def wait(self, timeout=None):
+        self.waiting += 1
+        self.begun += 1
+        try:
+            return super().wait(timeout)
+        finally:
+            self.waiting -= 1
+
+
+def test_a_stop_ends_every_executor_once_the_last_run_ends(monkeypatch):
+    """A stop while a run is running: when it ends, every executor ends at once, not
+    when its wait times out (the worker's shutdown waits for them; probe finding)."""
+    monkeypatch.setattr(pool_module, "STOP_CHECK_S", 60)  # no executor wakes on its own
+    monkeypatch.setattr(pool_module, "EXECUTORS", 3)
+    gate = threading.Event()
+
+    def execute(r, started):
+        yield lambda: gate.wait(10)
+
+    worker_state.STOPPING.clear()
+    pool = RunPool(3, execute, lambda pk: None, start_all)
+    pool._work = WaitCountingCondition(pool._lock)
+    pool.start()
+    closer = threading.Thread(target=pool.close, daemon=True)
+    try:
+        wait_until(lambda: pool._work.waiting == 3)
+        assert pool.submit(run(1))
+        closer.start()
+        # each executor woke for the stop, found the run still running, and waits again
+        wait_until(lambda: pool._work.begun >= 6 and pool._work.waiting == 3)
+        gate.set()
+        closer.join(5)
+        assert not closer.is_alive()
+        assert not [thread.name for thread in pool._threads if thread.is_alive()]
+    finally:
+        gate.set()
+        with pool._lock:
+            pool._work.notify_all()
+        closer.join(5)
+        worker_state.STOPPING.clear()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_deliveries_of_one_run_due_in_one_batch_execute_it_once():
     """A run delivered twice to one worker (a broker redelivery, the liveness check's
