@@ -64,10 +64,16 @@ def lease_duration(lease: object) -> timedelta:
         return DEFAULT_LEASE
     if isinstance(lease, str):
         return parse_duration(lease, "lease")
-    if isinstance(lease, bool) or not isinstance(lease, int | float) or not math.isfinite(lease):
+    if (
+        isinstance(lease, bool)
+        or not isinstance(lease, int | float)
+        or (isinstance(lease, float) and not math.isfinite(lease))  # an int may be too big
+    ):
         raise ValidationError({"lease": [f"must be seconds or a duration like 90s, not {lease!r}"]})
-    if not 0 < lease <= MAX_SECONDS:
-        raise ValidationError({"lease": [f"must be a positive number of seconds, not {lease}"]})
+    if not 0 < lease <= MAX_SECONDS:  # not echoed: an int may have too many digits to print
+        raise ValidationError(
+            {"lease": [f"must be more than 0 and at most {MAX_SECONDS} seconds (1000 years)"]}
+        )
     return timedelta(seconds=lease)
 
 

@@ -255,7 +255,8 @@ def _timeout_ms(seconds: Any) -> int | None:
     if (
         isinstance(seconds, bool)
         or not isinstance(seconds, int | float)
-        or not (math.isfinite(seconds) and seconds > 0)
+        or (isinstance(seconds, float) and not math.isfinite(seconds))  # an int may be too big
+        or not seconds > 0
     ):
         raise ValidationError(
             {"timeout_seconds": "must be a positive number of seconds, or null for no timeout"}

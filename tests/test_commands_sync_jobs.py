@@ -204,6 +204,7 @@ def vars_of(config) -> dict:
         (original(timeout_seconds=-1), "timeout_seconds: must be a positive number of seconds"),
         (original(timeout_seconds="60"), "timeout_seconds: must be a positive number of seconds"),
         (original(timeout_seconds=0.0001), "timeout_seconds: must be at least 0.001 seconds"),
+        (original(timeout_seconds=10**400), "timeout_seconds: must be at most"),
         (original(timeout_ms=5), "timeout_seconds: give timeout_seconds or timeout_ms, not both"),
         (original(enabled="yes"), "enabled: must be true or false"),
         (original(schedule={"freq": "fortnightly"}), "schedule: freq: Input should be 'yearly'"),

@@ -149,6 +149,17 @@ def test_a_lease_may_be_given_in_seconds(jr, clock):
     assert item.lease_expires_at == NOW + timedelta(seconds=2.5)
 
 
+@pytest.mark.parametrize(
+    "lease", [10**400, -(10**400), 10**5000, 2**63], ids=["1e400", "-1e400", "1e5000", "2^63"]
+)
+def test_a_lease_of_too_many_seconds_is_refused_not_a_crash(jr, lease):
+    """An int beyond a float's range, or with too many digits to print (probe finding)."""
+    QueueFactory(id="mail")
+    with pytest.raises(ValidationError) as refused:
+        jr.dequeue("mail", lease=lease)
+    assert "at most" in refused.value.message_dict["lease"][0]
+
+
 def test_the_default_lease_is_five_minutes(jr, clock):
     jr.enqueue("mail", {"id": 1})
     [item] = jr.dequeue("mail")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from runner.models import Job, Run
@@ -94,6 +96,14 @@ BAD_FIELDS = [
     ("schedule", {"schedule": {"freq": "hourly", "byminute": 60}}, "byminute: Input should"),
     ("schedule", {"schedule": '{"freq": "daily", "timezone": "Nowhere"}'}, "timezone: 'Nowhere'"),
 ]
+
+
+def test_a_timeout_of_too_many_seconds_is_refused_not_a_crash(api):
+    """A JSON integer beyond a float's range (probe finding: a 500 before)."""
+    body = json.dumps(INLINE)[:-1] + ', "timeout_seconds": 1' + "0" * 400 + "}"
+    response = api.post("/jobs", raw=body.encode())
+    assert response.status_code == 400
+    assert "at most" in str(response.json()["fields"]["timeout_seconds"])
 
 
 @pytest.mark.parametrize(("field", "change", "reason"), BAD_FIELDS)

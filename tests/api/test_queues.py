@@ -136,6 +136,15 @@ def test_dequeue_refuses_a_bad_count_or_lease(api, body, field):
     assert response.status_code == 400 and field in response.json()["fields"]
 
 
+@pytest.mark.parametrize("lease", ["1" + "0" * 400, "-1" + "0" * 400, "1e400"])
+def test_a_lease_number_too_large_is_refused_not_a_crash(api, lease):
+    """A JSON number beyond a float's range (probe finding: a 500 before)."""
+    QueueFactory(id="emails")
+    body = f'{{"lease": {lease}}}'.encode()
+    response = api.post("/queues/emails/dequeue", raw=body)
+    assert response.status_code == 400 and "lease" in response.json()["fields"]
+
+
 def test_a_lease_too_long_is_refused_as_too_long(api):
     QueueFactory(id="emails")
     response = api.post("/queues/emails/dequeue", {"lease": "99999999999d"})
