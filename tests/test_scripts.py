@@ -257,6 +257,31 @@ def test_the_runner_gives_a_script_this_database():
     assert db_path == f"[{sqlite_file}]"
 
 
+def test_the_database_a_script_is_given_follows_a_change_of_settings(monkeypatch, tmp_path):
+    """The run-independent variables are made once (issue 12), but anew when what they
+    come from changes: the database, and the working directory a relative SQLite name
+    resolves against (probe finding)."""
+    from types import SimpleNamespace
+
+    from runner.execution.scripts import runner_environment
+
+    run = SimpleNamespace(job_id="j", pk=7)
+    db = dict(settings.DATABASES["default"])
+    for name in ("one.sqlite3", "two.sqlite3"):
+        sqlite = {**db, "ENGINE": "django.db.backends.sqlite3", "NAME": name}
+        monkeypatch.setattr(settings, "DATABASES", {"default": sqlite})
+        for directory in ("a", "b"):
+            (tmp_path / directory).mkdir(exist_ok=True)
+            monkeypatch.chdir(tmp_path / directory)
+            env = runner_environment(run)
+            assert env["DATABASE_URL"] == f"sqlite:///{tmp_path / directory / name}"
+            assert env["JR_DB_PATH"] == name
+    monkeypatch.setattr(settings, "DATABASES", {"default": db})
+    assert runner_environment(run)["DATABASE_URL"] == database_url()
+    monkeypatch.setenv("PYTHONPATH", "/extra")
+    assert runner_environment(run)["PYTHONPATH"].endswith(f"{os.pathsep}/extra")
+
+
 # Timeouts, cancellation and leftovers
 
 

@@ -49,7 +49,12 @@ def runner_environment(run: Run) -> dict[str, str]:
     env cannot override them."""
     db = settings.DATABASES["default"]
     database = tuple(db.get(key) for key in _DATABASE_KEYS)
-    shared = _shared_environment(database, str(settings.BASE_DIR), os.environ.get("PYTHONPATH"))
+    # A relative SQLite name resolves against the working directory, so it is part of the key.
+    relative = db["ENGINE"].endswith("sqlite3") and not os.path.isabs(db["NAME"])
+    where = os.getcwd() if relative else None
+    shared = _shared_environment(
+        database, where, str(settings.BASE_DIR), os.environ.get("PYTHONPATH")
+    )
     return {"JR_JOB_ID": run.job_id, "JR_RUN_ID": str(run.pk), **shared}
 
 
@@ -57,9 +62,12 @@ _DATABASE_KEYS = ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT")
 
 
 @lru_cache(maxsize=4)
-def _shared_environment(database: tuple, base_dir: str, python_path: str | None) -> dict[str, str]:
-    """What ``runner_environment`` sets for every run alike, made once per database: the
-    URL resolves a file's path, system calls for every run otherwise (issue 12)."""
+def _shared_environment(
+    database: tuple, where: str | None, base_dir: str, python_path: str | None
+) -> dict[str, str]:
+    """What ``runner_environment`` sets for every run alike, made once per database (and
+    working directory ``where``, for a relative SQLite name): the URL resolves a file's
+    path, system calls for every run otherwise (issue 12)."""
     db = dict(zip(_DATABASE_KEYS, database, strict=True))
     return {
         "JR_DB_PATH": db["NAME"] if db["ENGINE"].endswith("sqlite3") else "",
