@@ -75,7 +75,7 @@ def record(run: Run, admin_url: str | None = None, retried: bool = False) -> lis
     """
     if run.status not in FINAL_RUN_STATUSES:
         return []
-    if run.status == RunStatus.OK and not _has_open_incident(run.job_id):
+    if run.status == RunStatus.OK and not _has_open_incident(run):
         return []  # the common case, in one plain read: nothing to close
     moment = run.finished_at or run.created_at
     return with_retry_on_conflict(lambda: _record(run, moment, admin_url, retried))
@@ -99,14 +99,17 @@ _OPEN_INCIDENT_SQL = (
 )
 
 
-def _has_open_incident(job_id: str) -> bool:
-    """Whether the job has an open incident of any kind: one indexed read, no ORM, no
-    transaction (on SQLite a transaction here would take the write lock for every run;
-    issue 12). Without one, an ok run has nothing to close (``_close_slow``,
-    ``_count_failing``). A success racing a failure that opens one is the same as the
-    success finishing just before it."""
+def _has_open_incident(run: Run) -> bool:
+    """Whether the run's job has an open incident of any kind: as ``Run.finish`` read it
+    in its own statement, else one indexed read, no ORM, no transaction (on SQLite a
+    transaction here would take the write lock for every run; issue 12). Without one,
+    an ok run has nothing to close (``_close_slow``, ``_count_failing``). A success
+    racing a failure that opens one is the same as the success finishing just before it."""
+    known = vars(run).get("job_had_open_incident")
+    if known is not None:
+        return known
     with connection.cursor() as cursor:
-        cursor.execute(_OPEN_INCIDENT_SQL, [job_id])
+        cursor.execute(_OPEN_INCIDENT_SQL, [run.job_id])
         return cursor.fetchone() is not None
 
 

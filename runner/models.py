@@ -724,7 +724,9 @@ class Run(models.Model):
         """Record how the run ended; False when it was not running for this worker.
 
         A run the liveness check already finished (its worker looked dead) keeps
-        that verdict rather than being overwritten twice.
+        that verdict rather than being overwritten twice. The same statement reads
+        whether the job has an open incident (``job_had_open_incident``, for
+        ``runner.incidents.record``): a read of its own cost a run as much again.
         """
         if outcome.status not in FINAL_RUN_STATUSES:
             raise ValueError(f"{outcome.status!r} is not a final run status")
@@ -740,11 +742,13 @@ class Run(models.Model):
         params = [_db_value(field, fields[name]) for name, field in columns]
         with connection.cursor() as cursor:
             cursor.execute(sql, [*params, self.pk, self.worker])
-            changed = cursor.rowcount
-        if changed:
-            for name, value in fields.items():
-                setattr(self, name, value)
-        return bool(changed)
+            row = cursor.fetchone()
+        if row is None:
+            return False
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self.job_had_open_incident = row[0] is not None
+        return True
 
     def abandon(self, reason: str, now: datetime, status: str = RunStatus.ERROR) -> bool:
         """Finish a pending or running run whose worker is gone, saying why."""
@@ -827,7 +831,14 @@ def _finish_sql() -> tuple[str, tuple[tuple[str, models.Field | None], ...]]:
     names = (*_OUTCOME_FIELDS, "finished_at", "heartbeat_at", "duration_ms")
     fields = [Run._meta.get_field(name) for name in names]
     columns = ", ".join(f"{field.column} = %s" for field in fields)
-    sql = f"UPDATE runs SET {columns} WHERE id = %s AND status = '{_RUNNING}' AND worker = %s"
+    open_incident = (
+        f"SELECT 1 FROM {Incident._meta.db_table} AS incident "
+        "WHERE incident.job_id = runs.job_id AND incident.closed_at IS NULL LIMIT 1"
+    )
+    sql = (
+        f"UPDATE runs SET {columns} WHERE id = %s AND status = '{_RUNNING}' AND worker = %s "
+        f"RETURNING ({open_incident})"
+    )
     converted = tuple(
         (name, field if isinstance(field, models.DateTimeField | models.JSONField) else None)
         for name, field in zip(names, fields, strict=True)

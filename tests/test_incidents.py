@@ -15,7 +15,7 @@ from django.test import Client
 
 from runner import incidents, notify
 from runner.execution.executor import execute_run
-from runner.models import Incident, Job, Run
+from runner.models import Incident, Job, Run, RunOutcome
 from tests.factories import JobFactory, RunFactory
 from tests.fakes.slack_server import FakeSlack
 
@@ -91,6 +91,27 @@ def test_fifty_failures_post_once_and_the_recovery_once(slack):
     finish(job, "error", T0 + timedelta(hours=5))
     assert len(posts(slack)) == 3
     assert Incident.objects.count() == 2
+
+
+def test_a_runs_finish_reads_whether_its_job_has_an_open_incident(slack, django_assert_num_queries):
+    """The finish statement says whether the job has an open incident, so an ok run of a
+    job without one costs no further read, and one with one still closes it (issue 12)."""
+    troubled, fine = JobFactory(id="troubled"), JobFactory(id="fine")
+    finish(troubled, "error", T0)
+    done = {}
+    for job in (troubled, fine):
+        run = RunFactory(job=job, status="pending")
+        run.start("host:1", T0 + timedelta(hours=1))
+        assert run.finish(RunOutcome(status="ok", exit_code=0), T0 + timedelta(hours=1, seconds=1))
+        done[job.pk] = run
+    assert (done["troubled"].job_had_open_incident, done["fine"].job_had_open_incident) == (
+        True,
+        False,
+    )
+    with django_assert_num_queries(0):
+        assert incidents.record(done["fine"]) == []
+    incidents.record(done["troubled"])
+    assert Incident.objects.get(job=troubled).closed_at == T0 + timedelta(hours=1, seconds=1)
 
 
 def test_alert_after_n_consecutive_failures(slack):
