@@ -105,9 +105,8 @@ def _has_open_incident(run: Run) -> bool:
     transaction here would take the write lock for every run; issue 12). Without one,
     an ok run has nothing to close (``_close_slow``, ``_count_failing``). A success
     racing a failure that opens one is the same as the success finishing just before it."""
-    known = vars(run).get("job_had_open_incident")
-    if known is not None:
-        return known
+    if run.job_had_open_incident is not None:
+        return run.job_had_open_incident
     with connection.cursor() as cursor:
         cursor.execute(_OPEN_INCIDENT_SQL, [run.job_id])
         return cursor.fetchone() is not None

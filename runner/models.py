@@ -428,6 +428,9 @@ class Run(models.Model):
     attempt = models.PositiveSmallIntegerField(
         default=1, db_default=1, help_text="1 for a first try, 2 for its first retry, ..."
     )
+    # Not a column: whether the job had an open incident when ``finish`` recorded this
+    # run, read by the same statement (``runner.incidents.record``); None: not read.
+    job_had_open_incident: bool | None = None
 
     class Meta:
         db_table = "runs"

@@ -350,13 +350,24 @@ def test_a_due_run_with_a_slot_free_starts_on_the_submitting_thread():
 
 
 class CountingCondition(threading.Condition):
-    """A condition that counts the threads its ``notify`` calls asked to wake."""
+    """A condition that counts the threads its ``notify`` calls asked to wake, the
+    threads waiting on it now, and the waits begun."""
 
     wakes = 0
+    waiting = 0
+    begun = 0
 
     def notify(self, n: int = 1) -> None:
         self.wakes += n
         super().notify(n)
+
+    def wait(self, timeout=None):
+        self.waiting += 1
+        self.begun += 1
+        try:
+            return super().wait(timeout)
+        finally:
+            self.waiting -= 1
 
 
 def test_executors_are_woken_only_for_work_they_can_do(monkeypatch):
@@ -391,21 +402,6 @@ def test_executors_are_woken_only_for_work_they_can_do(monkeypatch):
         worker_state.STOPPING.clear()
 
 
-class WaitCountingCondition(threading.Condition):
-    """A condition that counts the threads waiting on it and the waits begun."""
-
-    waiting = 0
-    begun = 0
-
-    def wait(self, timeout=None):
-        self.waiting += 1
-        self.begun += 1
-        try:
-            return super().wait(timeout)
-        finally:
-            self.waiting -= 1
-
-
 def test_a_stop_ends_every_executor_once_the_last_run_ends(monkeypatch):
     """A stop while a run is running: when it ends, every executor ends at once, not
     when its wait times out (the worker's shutdown waits for them; probe finding)."""
@@ -418,7 +414,7 @@ def test_a_stop_ends_every_executor_once_the_last_run_ends(monkeypatch):
 
     worker_state.STOPPING.clear()
     pool = RunPool(3, execute, lambda pk: None, start_all)
-    pool._work = WaitCountingCondition(pool._lock)
+    pool._work = CountingCondition(pool._lock)
     pool.start()
     closer = threading.Thread(target=pool.close, daemon=True)
     try:
