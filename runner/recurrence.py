@@ -127,13 +127,22 @@ def compile_schedule(text: str, zone_name: str) -> Schedule:
     zone_name = stack.timezone or zone_name
     check_zone(zone_name)
     zone = ZoneInfo(zone_name)
-    rules = [_compile_rule(rule, index, stack, zone) for index, rule in enumerate(stack.rules)]
+    try:
+        rules = [_compile_rule(rule, index, stack, zone) for index, rule in enumerate(stack.rules)]
+    except OverflowError as exc:
+        raise _too_large(exc) from None
     return Schedule(
         zone_name=zone_name,
         events=[rule for rule in rules if rule.effect == "event"],
         coverage=[rule for rule in rules if rule.effect != "event"],
         baseline=_baseline(stack),
     )
+
+
+def _too_large(exc: OverflowError) -> RecurrenceError:
+    """The refusal of a schedule whose numbers overflow date arithmetic (an interval of
+    10^20 minutes, a duration of a billion years): Python's message names no field."""
+    return RecurrenceError(f"holds a number too large to compute its fires with ({exc})")
 
 
 def _baseline(stack: Stack) -> str:
@@ -289,6 +298,12 @@ class Schedule:
 
     def next_fire_after(self, after: datetime) -> datetime:
         """The first event strictly after ``after`` that no blackout suppresses (UTC)."""
+        try:
+            return self._next_fire_after(after)
+        except OverflowError as exc:  # an interval or a duration beyond what dates can hold
+            raise _too_large(exc) from None
+
+    def _next_fire_after(self, after: datetime) -> datetime:
         after = after.astimezone(UTC)
         limit = after + HORIZON
         moment = after

@@ -112,6 +112,43 @@ def test_a_job_name_with_control_characters_is_refused_by_the_api_and_add_job(ap
     assert not Job.objects.exists()
 
 
+TOO_LARGE = [
+    '{"freq": "minutely", "interval": 100000000000000000000}',
+    '{"freq": "minutely", "interval": 1' + "0" * 400 + "}",
+    '{"freq": "daily", "interval": 1000000000}',
+    '{"rules": [{"effect": "event", "options": {"freq": "daily"}}, {"effect": "blackout",'
+    ' "duration": {"years": 1000000000}, "options": {"freq": "daily"}}]}',
+]
+
+
+@pytest.mark.parametrize(
+    "schedule", TOO_LARGE, ids=["interval-1e20", "interval-400", "days", "dur"]
+)
+def test_a_schedule_with_numbers_too_large_is_refused_at_every_entrance(
+    api, admin_client, tmp_path, schedule
+):
+    """A recurrence whose interval or duration overflows date arithmetic is refused in
+    one line by the API, ``add_job``, ``sync_jobs`` (which goes on with the other jobs)
+    and the admin's form and preview (newcomer probe: an OverflowError, a 500)."""
+    reason = "holds a number too large to compute its fires with"
+    assert reason in refused(api.post("/jobs", {**NEW_JOB, "schedule": schedule}), "schedule")
+    with pytest.raises(CommandError, match=f"schedule: {reason}"):
+        call_command("add_job", *_argv({**NEW_JOB, "schedule": schedule}), stdout=StringIO())
+    page = admin_client.post(
+        "/admin/runner/job/add/", {**NEW_JOB, "schedule": schedule, "type": "script"}
+    )
+    assert page.status_code == 200 and reason in page.content.decode()
+    preview = admin_client.get(reverse("admin:runner_job_preview"), {"schedule": schedule})
+    assert preview.status_code == 400 and reason in preview.content.decode()
+    jobs = [{**NEW_JOB, "schedule": json.loads(schedule)}, {**NEW_JOB, "id": "good"}]
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs))
+    out = StringIO()
+    with pytest.raises(CommandError, match="1 skipped"):
+        call_command("sync_jobs", str(tmp_path), stdout=out, stderr=out)
+    assert reason in out.getvalue()
+    assert list(Job.objects.values_list("id", flat=True)) == ["good"]
+
+
 def test_a_payload_at_the_depth_limit_is_accepted_and_reads_back(api):
     payload = nested(MAX_JSON_DEPTH - 1)
     assert api.post("/queues/q/enqueue", {"payload": payload}).status_code == 201
