@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Case, F, Q, Value, When
 
@@ -19,6 +19,10 @@ from queues.definitions import (
 )
 from statestore.ttl import parse_duration
 from statestore.values import check_storable
+
+# The largest max_attempts: PostgreSQL's integer column; SQLite's would hold more, and
+# the same value must get the same answer on both.
+MAX_ATTEMPTS = 2**31 - 1
 
 
 class ItemStatus(models.TextChoices):
@@ -58,7 +62,9 @@ class Queue(models.Model):
         help_text='How long finished items are kept, e.g. {"completed": "7d", "failed": "30d"} '
         "(the defaults); null keeps them forever.",
     )
-    max_attempts = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1)])
+    max_attempts = models.PositiveIntegerField(
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(MAX_ATTEMPTS)]
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -157,7 +163,9 @@ class QueueItem(models.Model):
     priority = models.IntegerField(default=0)
     dedup_key = models.CharField(max_length=500, null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
-    max_attempts = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1)])
+    max_attempts = models.PositiveIntegerField(
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(MAX_ATTEMPTS)]
+    )
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
