@@ -75,6 +75,12 @@ class RunnerSentinel(q_cluster.Sentinel):
         _signal_children(os.getpid(), signal.SIGTERM)
         self.stop_event.set()
 
+    def reincarnate(self, process) -> None:
+        """As django-q2's, but a dead worker's hold on the task queue is let go first."""
+        if process in self.pool:
+            free_task_queue(self.task_queue, Conf.WORKERS)
+        super().reincarnate(process)
+
     def spawn_process(self, target: Callable, *args) -> q_cluster.Process:
         """As django-q2 1.11.1's, but each child starts through ``_child_main``."""
         process = q_cluster.get_mp_context().Process(
@@ -87,6 +93,24 @@ class RunnerSentinel(q_cluster.Sentinel):
             self.pool.append(process)
         process.start()
         return process
+
+
+def free_task_queue(task_queue, workers: int) -> bool:
+    """Release the task queue's reader lock if a worker died holding it; True if it did.
+
+    A worker waits for its next task inside ``Queue.get`` holding that lock, so a
+    worker killed while idle (``kill -9``, the OOM killer) dies holding it, and the
+    worker spawned in its place waits on the lock for ever: no run starts again until
+    a restart (newcomer probe). With one worker, the only reader, a lock taken while
+    that worker is dead can only be the dead one's; with several, whose it is cannot be
+    told, and it is left alone.
+    """
+    lock = task_queue._rlock
+    if workers != 1 or lock is None or lock._semlock._get_value() != 0:
+        return False
+    lock.release()
+    logger.warning("the dead worker held the task queue's lock; released it")
+    return True
 
 
 def _child_main(target: Callable, *args) -> None:

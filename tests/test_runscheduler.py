@@ -16,6 +16,7 @@ import redis
 from django.utils import timezone
 from django_q.models import OrmQ
 
+from runner.manual import request_runs
 from runner.models import Job, Run
 from tests.daemons import Daemons, scripts_of_this_database, wait_for
 from tests.factories import JobFactory
@@ -312,6 +313,24 @@ def test_a_worker_cluster_that_dies_is_started_again(daemons, tmp_path):
     )
     assert "the worker cluster died; starting it again" in daemons.logs()
     assert max(executions(ran).values()) == 1
+
+
+def test_a_worker_killed_while_idle_is_replaced_and_runs_go_on(daemons, tmp_path):
+    """``kill -9`` of the worker process alone while it waits for a task (the OOM
+    killer's pick): it dies holding the task queue's lock, and the worker spawned in its
+    place must not wait on that lock for ever (newcomer probe: no run started again)."""
+    ran = tmp_path / "ran"
+    job = JobFactory(id="manual", schedule="0 0 1 1 *", script=record_script(ran))
+    ready(daemons, daemons.start())
+    [first] = request_runs([job], timezone.now())
+    wait_for("the first run", lambda: runs_of("manual", status="ok"), timeout=30)
+    # Its task returned when the run was handed to the pool: the worker's main thread
+    # has been waiting for the next task since, holding the queue's reader lock.
+    os.kill(int(Run.objects.get(pk=first.pk).worker.split(":")[1]), signal.SIGKILL)
+    wait_for("a new worker", lambda: "reincarnated worker" in daemons.logs(), timeout=30)
+    [second] = request_runs([job], timezone.now())
+    wait_for("a run after the kill", lambda: Run.objects.get(pk=second.pk).status == "ok")
+    assert executions(ran) == {first.pk: 1, second.pk: 1}
 
 
 def test_the_redis_broker_delivers_runs(daemons, tmp_path):
