@@ -18,18 +18,22 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Min, Q
+from django.db.models import Count, F, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from runner import validation
 from runner.lateness import LateJob, late_jobs_now
 from runner.models import Job, Run, RunStatus, SchedulerHeartbeat
+from runner.scheduler import LATE_FIRE_IS_MISSED
 
 NAME = "runner"
 ERROR_STATUSES = (RunStatus.ERROR, RunStatus.TIMEOUT)
 # The backlog (runs waiting for a worker) makes the status "degraded" beyond either
-# bound: more pending runs than this, or the oldest waiting longer than this.
+# bound: more pending runs than this, or the oldest waiting longer than this. Runs
+# that waited for a worker and were skipped unstarted within the last
+# BACKLOG_MAX_AGE_S degrade it too: overload coalescing skips a run once it is 10 s
+# late, which keeps the oldest pending run young while no run starts at all.
 BACKLOG_MAX_PENDING = 1000
 BACKLOG_MAX_AGE_S = 60.0
 # /api/status lists at most this many late jobs (the count is always whole).
@@ -50,13 +54,21 @@ class Health:
     errors_last_hour: int
     pending: int = 0  # runs waiting for a worker
     oldest_pending_s: float | None = None  # how long past its instant the oldest has waited
+    # runs skipped unstarted after waiting LATE_FIRE_IS_MISSED or more, in the last
+    # BACKLOG_MAX_AGE_S (overtaken by their schedule, or by a sibling that started first)
+    skipped_waiting: int = 0
     late: tuple[LateJob, ...] = ()  # jobs due to fire with no run past their grace
 
     @property
     def backlogged(self) -> bool:
-        """More runs wait, or wait longer, than ``BACKLOG_MAX_PENDING``/``BACKLOG_MAX_AGE_S``."""
+        """More runs wait, or wait longer, than ``BACKLOG_MAX_PENDING``/``BACKLOG_MAX_AGE_S``,
+        or runs that waited for a worker were skipped unstarted within ``BACKLOG_MAX_AGE_S``."""
         age = self.oldest_pending_s or 0.0
-        return self.pending > BACKLOG_MAX_PENDING or age > BACKLOG_MAX_AGE_S
+        return (
+            self.pending > BACKLOG_MAX_PENDING
+            or age > BACKLOG_MAX_AGE_S
+            or self.skipped_waiting > 0
+        )
 
     @property
     def status(self) -> str:
@@ -92,6 +104,7 @@ class Health:
                         if self.oldest_pending_s is None
                         else round(self.oldest_pending_s * 1000)
                     ),
+                    "skippedWaiting": self.skipped_waiting,
                     "maxPending": BACKLOG_MAX_PENDING,
                     "maxAge": round(BACKLOG_MAX_AGE_S * 1000),
                 },
@@ -123,6 +136,19 @@ def health_summary(now: datetime | None = None) -> Health:
         n=Count("id"), oldest=Min(Coalesce("scheduled_for", "created_at"))
     )
     oldest = backlog["oldest"]
+    # Skipped runs that never started yet were created LATE_FIRE_IS_MISSED or more
+    # before they finished waited that long for a worker. Missed-fire summaries and
+    # overlap skips at dispatch are created and finished at once, so they are not
+    # counted. The runs_finished_at index serves the window.
+    skipped_waiting = (
+        Run.objects.filter(
+            finished_at__gte=now - timedelta(seconds=BACKLOG_MAX_AGE_S),
+            status=RunStatus.SKIPPED,
+            started_at__isnull=True,
+        )
+        .filter(finished_at__gte=F("created_at") + LATE_FIRE_IS_MISSED)
+        .count()
+    )
     return Health(
         version=version(),
         uptime_s=round((now - since).total_seconds(), 3) if since else None,
@@ -134,6 +160,7 @@ def health_summary(now: datetime | None = None) -> Health:
         errors_last_hour=recent["failed"],
         pending=backlog["n"],
         oldest_pending_s=max(0.0, (now - oldest).total_seconds()) if oldest else None,
+        skipped_waiting=skipped_waiting,
         late=tuple(late_jobs_now(now)),
     )
 
@@ -185,7 +212,7 @@ def describe(health: Health) -> str:
             f"jobs: {health.total_jobs}, running now: {health.running}",
             f"failed registrations: {len(health.failed_registrations)} ({failed})",
             f"last hour: {health.ok_last_hour} ok, {health.errors_last_hour} errors",
-            f"backlog: {health.pending} pending{_oldest(health)}"
+            f"backlog: {health.pending} pending{_oldest(health)}{_skipped(health)}"
             + (" (over its bounds)" if health.backlogged else ""),
             f"late jobs: {len(health.late)}"
             + (f" ({', '.join(job.job_id for job in health.late[:10])})" if health.late else ""),
@@ -197,3 +224,12 @@ def _oldest(health: Health) -> str:
     if health.oldest_pending_s is None:
         return ""
     return f", the oldest {health.oldest_pending_s:.0f} s past its instant"
+
+
+def _skipped(health: Health) -> str:
+    if not health.skipped_waiting:
+        return ""
+    return (
+        f"; {health.skipped_waiting} skipped unstarted after waiting for a worker "
+        f"in the last {BACKLOG_MAX_AGE_S:g} s"
+    )

@@ -9,7 +9,8 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 from django.utils import timezone
 
-from runner.models import Job
+from runner import coalesce
+from runner.models import Job, Run
 from tests.factories import JobFactory, QueueFactory, QueueItemFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
@@ -54,6 +55,18 @@ def test_the_home_page_counts_the_workers_whose_running_runs_beat_lately(admin_c
     RunFactory(status="ok", worker="host:4", heartbeat_at=now)
     health = home(admin_client).split('id="jr-health"')[1].split("</table>")[0]
     assert "<th>workers busy</th><td>2</td>" in health  # host:3 went silent an hour ago
+
+
+def test_the_home_page_shows_runs_skipped_while_waiting_for_a_worker(admin_client, clock):
+    job = JobFactory(id="busy", schedule="* * * * * *")
+    clock.shift(-15)
+    waited = RunFactory(job=job, trigger="schedule", scheduled_for=timezone.now())
+    clock.shift(15)
+    coalesce.sweep(timezone.now())  # overtaken: skipped unstarted
+    assert Run.objects.get(pk=waited.pk).status == "skipped"
+    health = home(admin_client).split('id="jr-health"')[1].split("</table>")[0]
+    assert "1 skipped</span> unstarted after waiting for a worker in the last minute" in health
+    assert "degraded" in health
 
 
 def test_the_home_page_lists_next_fires_failed_schedules_and_queue_depths(admin_client, clock):

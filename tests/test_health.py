@@ -8,10 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.utils.timezone import now as timezone_now
 
-from runner.health import health_summary
-from runner.models import Job, SchedulerHeartbeat
+from runner import coalesce
+from runner.health import BACKLOG_MAX_AGE_S, BACKLOG_MAX_PENDING, health_summary
+from runner.models import Job, Run, RunStatus, SchedulerHeartbeat
+from runner.scheduler import Scheduler
 from tests.factories import JobFactory, RunFactory
+from tests.fakes.clocks import FakeClocks
 
 pytestmark = pytest.mark.django_db
 
@@ -86,3 +90,86 @@ def test_runner_status_prints_the_summary_for_a_person():
     text = out.getvalue()
     assert "degraded" in text and "no scheduler running" in text
     assert "failed registrations: 1 (broken)" in text
+
+
+def test_runs_skipped_while_no_worker_starts_any_make_the_status_degraded():
+    """Every-second jobs, a live scheduler with its sweep and no worker: coalescing keeps
+    the backlog small and young, yet the status must not say ok while nothing starts."""
+    for n in range(5):
+        JobFactory(id=f"j{n}", schedule="* * * * * *")  # overlap skip, missed-fire skip
+    Job.objects.update(created_at=NOW, schedule_effective_at=NOW, updated_at=NOW)
+    clocks = FakeClocks(NOW)
+    with time_machine.travel(NOW, tick=False) as traveller:  # Run.created_at follows
+        scheduler = Scheduler(dispatcher=lambda ids: 0, monotonic=clocks.monotonic)
+        scheduler.start(NOW)
+        seen = []
+        for _ in range(40):
+            now = clocks.advance(1)
+            traveller.move_to(now)
+            SchedulerHeartbeat.beat("host:1", NOW, now)
+            scheduler.fire_due(now)
+            coalesce.sweep(now)
+            health = health_summary(now)
+            seen.append(health.status)
+            # within the bounds that used to be the only test of a backlog
+            assert health.pending <= BACKLOG_MAX_PENDING
+            assert health.oldest_pending_s is None or health.oldest_pending_s <= 12
+    # ok until the first run has waited 10 s and been skipped, then degraded for good
+    assert seen[:10] == ["ok"] * 10
+    assert set(seen[12:]) == {"degraded"}
+    assert health.skipped_waiting > 0
+    assert health.as_json()["health"]["backlog"]["skippedWaiting"] == health.skipped_waiting
+
+
+@time_machine.travel(NOW, tick=False)
+def test_runs_skipped_unstarted_count_for_the_backlog_window_only():
+    SchedulerHeartbeat.beat("host:1", NOW, NOW)
+    job = JobFactory(id="busy", schedule="* * * * * *")
+    with time_machine.travel(NOW - timedelta(seconds=100), tick=False):
+        waited = Run.objects.create(job=job, trigger="schedule", scheduled_for=timezone_now())
+    window = timedelta(seconds=BACKLOG_MAX_AGE_S)
+    Run.objects.filter(pk=waited.pk).update(
+        status=RunStatus.SKIPPED, finished_at=NOW - window + timedelta(seconds=1)
+    )
+    assert (health_summary().skipped_waiting, health_summary().status) == (1, "degraded")
+    Run.objects.filter(pk=waited.pk).update(finished_at=NOW - window - timedelta(seconds=1))
+    assert (health_summary().skipped_waiting, health_summary().status) == (0, "ok")
+
+
+@time_machine.travel(NOW, tick=False)
+def test_skips_decided_at_once_do_not_degrade_the_status():
+    """An overlap skip at dispatch, a missed-fire summary at start-up and a run that
+    started and was then stopped are recorded and finished without waiting for a worker."""
+    SchedulerHeartbeat.beat("host:1", NOW, NOW)
+    job = JobFactory(id="busy", schedule="* * * * *")
+    RunFactory(job=job, trigger="schedule", scheduled_for=NOW, status="skipped", finished_at=NOW)
+    RunFactory(
+        job=job,
+        trigger="schedule",
+        scheduled_for=NOW - timedelta(hours=3),
+        status="skipped",
+        finished_at=NOW,
+    )
+    with time_machine.travel(NOW - timedelta(seconds=30), tick=False):
+        ran = RunFactory(job=job, trigger="schedule", scheduled_for=timezone_now())
+    Run.objects.filter(pk=ran.pk).update(
+        status=RunStatus.SKIPPED, started_at=NOW - timedelta(seconds=29), finished_at=NOW
+    )
+    health = health_summary()
+    assert (health.skipped_waiting, health.status) == (0, "ok")
+
+
+@time_machine.travel(NOW, tick=False)
+def test_runner_status_says_how_many_runs_were_skipped_unstarted():
+    SchedulerHeartbeat.beat("host:1", NOW, NOW)
+    job = JobFactory(id="busy", schedule="* * * * * *")
+    with time_machine.travel(NOW - timedelta(seconds=12), tick=False):
+        waited = RunFactory(job=job, trigger="schedule", scheduled_for=timezone_now())
+    coalesce.sweep(NOW)
+    assert Run.objects.get(pk=waited.pk).status == "skipped"
+    out = io.StringIO()
+    call_command("runner_status", stdout=out)
+    assert (
+        "backlog: 0 pending; 1 skipped unstarted after waiting for a worker in the last 60 s "
+        "(over its bounds)"
+    ) in out.getvalue()

@@ -40,6 +40,7 @@ def test_status_has_the_original_runners_shape(api):
             "backlog": {
                 "pending": 0,
                 "oldestPendingAge": None,
+                "skippedWaiting": 0,
                 "maxPending": 1000,
                 "maxAge": 60000,
             },
