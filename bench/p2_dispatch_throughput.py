@@ -49,6 +49,8 @@ from bench.support import (
 NOOP = "#!/bin/sh\nexit 0\n"
 # py-spy: only threads holding the GIL (CPU); P2_PROFILE_WALL=1 samples every thread.
 PYSPY_MODE = ["--idle"] if os.environ.get("P2_PROFILE_WALL") else ["--gil"]
+# Samples a second; P2_PROFILE_RATE=1000 for a finer breakdown of a short run.
+PYSPY_RATE = os.environ.get("P2_PROFILE_RATE", "100")
 
 
 def parse_args() -> argparse.Namespace:
@@ -251,7 +253,7 @@ def main() -> None:
 def start_profiler(pid: int, work: Path) -> subprocess.Popen:
     command = [
         str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
-        "--subprocesses", "--rate", "100", "--format", "raw", "--nonblocking", *PYSPY_MODE,
+        "--subprocesses", "--rate", PYSPY_RATE, "--format", "raw", "--nonblocking", *PYSPY_MODE,
         "--output", str(work / "profile.txt"),
     ]  # fmt: skip
     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

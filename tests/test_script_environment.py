@@ -6,6 +6,7 @@ What a script's environment then holds is tested with real scripts in test_scrip
 from __future__ import annotations
 
 import json
+import os
 from io import StringIO
 
 import pytest
@@ -14,8 +15,9 @@ from django.urls import reverse
 
 from jeeves_site import runner_config
 from runner import tokens
-from runner.execution import environment
+from runner.execution import environment, scripts
 from runner.models import Job
+from tests.factories import JobFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +52,28 @@ def test_every_secret_bearing_setting_is_removed_from_scripts():
 def test_a_variable_the_runner_neither_sets_nor_removes_is_the_jobs():
     assert not environment.is_reserved("GREETING")
     assert not environment.is_reserved("JEEVES_TIME_ZONE")
+
+
+def test_a_script_sees_the_runners_environment_as_it_is_when_the_run_is_prepared(monkeypatch):
+    """The inherited part is made once and kept while os.environ is unchanged; a change
+    (a variable set, changed or removed) is seen by the next run, and a secret set
+    later is still removed."""
+    run = RunFactory(job=JobFactory(env={"GREETING": "hello"}))
+    monkeypatch.setenv("JR_TEST_EXTRA", "one")
+    first = scripts.script_environment(run)
+    assert (first["JR_TEST_EXTRA"], first["GREETING"]) == ("one", "hello")
+    first["GREETING"] = "changed by the first run's caller"
+    monkeypatch.setenv("JR_TEST_EXTRA", "two")
+    monkeypatch.setenv("TEST_ONLY_ADDED", "yes")
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "never-passed-on")
+    second = scripts.script_environment(run)
+    assert (second["JR_TEST_EXTRA"], second["TEST_ONLY_ADDED"]) == ("two", "yes")
+    assert second["GREETING"] == "hello" and "DJANGO_SECRET_KEY" not in second
+    monkeypatch.delenv("TEST_ONLY_ADDED")
+    assert "TEST_ONLY_ADDED" not in scripts.script_environment(run)
+    assert scripts.script_environment(run) == environment.script_environment(
+        os.environ, run.job.env, scripts.runner_environment(run)
+    )
 
 
 @pytest.mark.parametrize("name,reason", RESERVED)

@@ -48,7 +48,19 @@ def script_environment(
 ) -> dict[str, str]:
     """``inherited`` minus ``REMOVED``, plus the job's env (reserved names left out:
     validation refused them already), plus ``runner_set``, which always wins."""
-    env = {name: value for name, value in inherited.items() if name not in REMOVED}
+    return with_job(inheritable(inherited), job_env, runner_set)
+
+
+def inheritable(inherited: Mapping[str, str]) -> dict[str, str]:
+    """``inherited`` minus ``REMOVED``: what every script inherits alike."""
+    return {name: value for name, value in inherited.items() if name not in REMOVED}
+
+
+def with_job(
+    inheritable_env: Mapping[str, str], job_env: Mapping[str, str], runner_set: Mapping[str, str]
+) -> dict[str, str]:
+    """``script_environment`` from an environment ``inheritable`` already made (a copy)."""
+    env = dict(inheritable_env)
     env.update({name: value for name, value in job_env.items() if not is_reserved(name)})
     env.update(runner_set)
     return env

@@ -80,7 +80,24 @@ def _shared_environment(
 def script_environment(run: Run) -> dict[str, str]:
     """The runner's environment without its secrets, then the job's env, then the
     runner's own variables (see ``runner.execution.environment``)."""
-    return environment.script_environment(os.environ, run.job.env, runner_environment(run))
+    return environment.with_job(_inheritable(), run.job.env, runner_environment(run))
+
+
+_inherited: tuple[dict[bytes, bytes], dict[str, str]] = ({}, {})
+
+
+def _inheritable() -> dict[str, str]:
+    """``environment.inheritable(os.environ)``, made again only when ``os.environ``
+    changed: reading it decodes every variable, and with the filtering that was a
+    third of the CPU of preparing a run (issue 12). ``os.environ`` keeps its variables
+    encoded in ``_data``, which one comparison in C checks."""
+    global _inherited
+    raw, made = _inherited
+    if os.environ._data != raw:  # type: ignore[attr-defined]
+        raw = dict(os.environ._data)  # type: ignore[attr-defined]
+        made = environment.inheritable(os.environ)
+        _inherited = (raw, made)
+    return made
 
 
 def inline_command(text: str, path: str, interpreter: str = "") -> list[str]:

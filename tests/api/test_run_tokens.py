@@ -8,11 +8,13 @@ another worker takes it over, and no forged or mangled token ever gets more than
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+from django.utils.crypto import salted_hmac
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -136,6 +138,15 @@ def test_a_run_taken_over_by_another_worker_refuses_the_old_holders_token(runnin
 def test_a_new_secret_key_refuses_the_tokens_of_running_runs(run_token, settings):
     settings.SECRET_KEY = "another-test-only-key"
     assert refused(run_token)
+
+
+def test_a_runs_token_is_djangos_salted_sha256_hmac_of_its_id_and_worker(settings):
+    """The token's form is fixed: runs started before an upgrade keep working after it."""
+    for secret in ("test-only-key-one", "test-only-key-two"):
+        settings.SECRET_KEY = secret
+        mac = salted_hmac("jeeves-runner.run-token", "42:host:7", algorithm="sha256").digest()
+        expected = base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+        assert token_for(42, "host:7") == f"jrr_42.{expected}"
 
 
 @pytest.mark.django_db
