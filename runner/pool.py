@@ -218,7 +218,7 @@ class RunPool:
             if batch is not None:
                 self._help(batch)
             elif runs is not None:
-                self._begin(runs)
+                self._begin(runs, looping=True)
             else:
                 self._advance(*resumed, looping=True)
 
@@ -257,14 +257,16 @@ class RunPool:
         self._starting += 1
         return [self._due.popleft()[1] for _ in range(count)]
 
-    def _begin(self, runs: list[Run]) -> None:
-        """Start ``runs`` in one statement, then carry each to its first wait."""
+    def _begin(self, runs: list[Run], looping: bool = False) -> None:
+        """Start ``runs`` in one statement, then carry each to its first wait.
+        ``looping``: the caller is an executor, which looks for work again next; else an
+        executor is woken for the work the start held back (finishes wait for it)."""
         try:
             self._begin_batch(runs)
         finally:
             with self._lock:
                 self._starting -= 1
-                if self._has_work():
+                if not looping and self._has_work():
                     self._work.notify()
 
     def _begin_batch(self, runs: list[Run]) -> None:
@@ -404,7 +406,10 @@ class RunPool:
                 self._work.notify_all()
             elif wake and self._due:  # a due run's slot
                 self._work.notify()
-            self._space.notify_all()
+            # ``submit`` waits for this, not for every end: a wake that finds every slot
+            # still taken is a thread switch for nothing (several a task before, issue 12).
+            if self._stopping() or not self._full():
+                self._space.notify_all()
         self._release()
 
     def _timer(self) -> None:

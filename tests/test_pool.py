@@ -402,6 +402,81 @@ def test_executors_are_woken_only_for_work_they_can_do(monkeypatch):
         worker_state.STOPPING.clear()
 
 
+def test_a_submit_waiting_for_slots_is_woken_once_they_are_free(runs, monkeypatch):
+    """A task's runs beyond the free slots make ``submit_many`` wait. Runs that end while
+    the rest of the task's runs still fill every slot do not wake it; the end that leaves
+    a slot free does, once, and it returns. Each wake is a thread switch (issue 12)."""
+    monkeypatch.setattr(pool_module, "STOP_CHECK_S", 60)  # no wait ends on its own
+    pool = runs.start(2)
+    pool._space = CountingCondition(pool._lock)
+    for pk in range(1, 7):
+        runs.gates[pk] = threading.Event()
+    submitter = submit_all_at_once(pool, range(1, 7))
+    wait_until(lambda: pool._space.waiting == 1)
+    for pk in range(1, 4):  # each end lets a waiting run take the slot: still full
+        runs.gates[pk].set()
+        wait_until(lambda pk=pk: _started(pool, pk + 2) and runs.running == 2)
+    assert pool._space.wakes == 0 and submitter.is_alive()
+    runs.gates[4].set()  # run 6, the last waiting, takes its slot: no run waits any more
+    submitter.join(10)
+    assert not submitter.is_alive()
+    assert pool._space.wakes == 1 and pool._space.begun == 1
+    runs.gates[5].set()
+    runs.gates[6].set()
+    assert pool.wait_idle(10)
+    assert sorted(runs.outcomes) == [1, 2, 3, 4, 5, 6] and runs.most == 2
+
+
+def test_an_executor_that_started_a_batch_carries_on_a_held_back_run_itself(monkeypatch):
+    """A run whose wait ends while a batch is being started is held back until the start
+    is over; the executor that started the batch then carries it on itself, waking no
+    other executor for it (a wake is a thread switch, issue 12)."""
+    monkeypatch.setattr(pool_module, "STOP_CHECK_S", 60)  # no executor wakes on its own
+    starting, go_on = threading.Event(), threading.Event()
+    gates = {1: threading.Event(), 2: threading.Event()}
+    carried_on: list[int] = []
+
+    def start(runs):
+        if any(r.pk == 2 for r in runs):
+            starting.set()
+            go_on.wait(10)
+        return start_all(runs)
+
+    def execute(r, started):
+        yield lambda: gates[r.pk].wait(10)
+        carried_on.append(r.pk)
+
+    worker_state.STOPPING.clear()
+    pool = RunPool(2, execute, lambda pk: None, start)
+    pool._work = CountingCondition(pool._lock)
+    pool.start()
+    try:
+        assert pool.submit(run(1))  # started on this thread; it waits on its gate
+        later = SimpleNamespace(pk=2, scheduled_for=timezone.now() + timedelta(seconds=0.2))
+        assert pool.submit(later)  # the timer makes it due and wakes an executor
+        assert starting.wait(10)
+        gates[1].set()  # run 1's wait ends while run 2 is being started
+        wait_until(lambda: len(pool._resumed) == 1)
+        wakes = pool._work.wakes  # the timer's and run 1's resume
+        go_on.set()
+        wait_until(lambda: carried_on == [1])
+        gates[2].set()
+        assert pool.wait_idle(10)
+        assert pool._work.wakes == wakes + 1  # run 2's own wait's end
+        assert carried_on == [1, 2]
+    finally:
+        go_on.set()
+        for gate in gates.values():
+            gate.set()
+        pool.close(5)
+        worker_state.STOPPING.clear()
+
+
+def _started(pool: RunPool, pk: int) -> bool:
+    with pool._lock:
+        return all(run.pk != pk for _n, run in pool._due)
+
+
 def test_a_stop_ends_every_executor_once_the_last_run_ends(monkeypatch):
     """A stop while a run is running: when it ends, every executor ends at once, not
     when its wait times out (the worker's shutdown waits for them; probe finding)."""
