@@ -472,6 +472,34 @@ def test_an_executor_that_started_a_batch_carries_on_a_held_back_run_itself(monk
         worker_state.STOPPING.clear()
 
 
+def test_runs_coming_due_together_wake_one_executor(monkeypatch):
+    """At the instant of a burst the timer wakes one executor, which starts every due run
+    a slot is free for, not one executor a run (the others woke for nothing)."""
+    monkeypatch.setattr(pool_module, "STOP_CHECK_S", 60)  # no executor wakes on its own
+    monkeypatch.setattr(pool_module, "SPAWNERS", 1)  # no helper is woken to spawn
+    started: list[int] = []
+
+    def execute(r, started_as):
+        started.append(r.pk)
+        return
+        yield
+
+    worker_state.STOPPING.clear()
+    pool = RunPool(10, execute, lambda pk: None, start_all)
+    pool._work = CountingCondition(pool._lock)
+    pool.start()
+    try:
+        wait_until(lambda: pool._work.waiting == pool_module.EXECUTORS)
+        at = timezone.now() + timedelta(seconds=0.2)
+        assert pool.submit_many([SimpleNamespace(pk=pk, scheduled_for=at) for pk in range(5)])
+        assert pool.wait_idle(10)
+        assert sorted(started) == [0, 1, 2, 3, 4]
+        assert pool._work.wakes == 1
+    finally:
+        pool.close(5)
+        worker_state.STOPPING.clear()
+
+
 def _started(pool: RunPool, pk: int) -> bool:
     with pool._lock:
         return all(run.pk != pk for _n, run in pool._due)
