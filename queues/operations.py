@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.timezone import now
 
+from jeeves_site.echo import echoed
 from queues.exceptions import ClaimLost
 from queues.maintenance import reclaim_expired_leases
 from queues.models import Queue, QueueItem, queue_id_validator
@@ -45,11 +46,13 @@ class ClaimedItem:
 def check_queue_id(queue_id: object) -> str:
     """A queue id as the ``queues`` table accepts it."""
     if not isinstance(queue_id, str) or not 0 < len(queue_id) <= 200:
-        raise ValidationError({"queue": [f"must be a queue id of 1-200 characters: {queue_id!r}"]})
+        raise ValidationError(
+            {"queue": [f"must be a queue id of 1-200 characters: {echoed(queue_id)}"]}
+        )
     try:
         queue_id_validator(queue_id)
     except ValidationError as exc:
-        raise ValidationError({"queue": [f"{queue_id!r}: {exc.messages[0]}"]}) from None
+        raise ValidationError({"queue": [f"{echoed(queue_id)}: {exc.messages[0]}"]}) from None
     return queue_id
 
 
@@ -69,7 +72,9 @@ def lease_duration(lease: object) -> timedelta:
         or not isinstance(lease, int | float)
         or (isinstance(lease, float) and not math.isfinite(lease))  # an int may be too big
     ):
-        raise ValidationError({"lease": [f"must be seconds or a duration like 90s, not {lease!r}"]})
+        raise ValidationError(
+            {"lease": [f"must be seconds or a duration like 90s, not {echoed(lease)}"]}
+        )
     if not 0 < lease <= MAX_SECONDS:  # not echoed: an int may have too many digits to print
         raise ValidationError(
             {"lease": [f"must be more than 0 and at most {MAX_SECONDS} seconds (1000 years)"]}

@@ -17,6 +17,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import EMPTY_VALUES
 from django.db import models
 
+from jeeves_site.echo import echoed
 from jeeves_site.paths import expand_user, is_file, path_problem
 from runner.cron import CronError, validate_cron
 from runner.execution import environment
@@ -132,7 +133,7 @@ def validate_timezone(value: str) -> None:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ValidationError(
-            f"'{value}' is not a known IANA time zone (for example Europe/Berlin)",
+            f"{echoed(value)} is not a known IANA time zone (for example Europe/Berlin)",
             code="unknown_timezone",
         ) from None
 

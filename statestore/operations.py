@@ -14,6 +14,7 @@ from typing import Any, Literal
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from jeeves_site.echo import echoed
 from statestore.models import StateEntry, StateItem
 from statestore.runtime import now
 from statestore.sql import read_live, write_value
@@ -123,7 +124,7 @@ def list_item_keys(
     if limit is not None:
         check_count(limit, "limit", minimum=0)
     if order not in ("asc", "desc"):
-        raise ValidationError({"order": f"must be 'asc' or 'desc', not {order!r}"})
+        raise ValidationError({"order": f"must be 'asc' or 'desc', not {echoed(order)}"})
     ordering = ("updated_at", "id") if order == "asc" else ("-updated_at", "-id")
     keys = _items(namespace, key).live(now()).order_by(*ordering).values_list("item_key", flat=True)
     return list(keys if limit is None else keys[:limit])

@@ -20,6 +20,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from jeeves_site.echo import echoed
+
 # Arrays and objects inside one another; the README's API section documents both limits.
 MAX_JSON_DEPTH = 64
 MAX_JSON_BYTES = 1_000_000  # of the value as compact JSON text
@@ -211,7 +213,7 @@ def check_name(value: object, field: str, max_length: int) -> str:
     ):
         return value
     if not isinstance(value, str) or not value:
-        raise ValidationError({field: f"must be a non-empty string, not {value!r}"})
+        raise ValidationError({field: f"must be a non-empty string, not {echoed(value)}"})
     if len(value) > max_length:
         raise ValidationError({field: f"must be at most {max_length} characters"})
     check_text(value, field)

@@ -147,6 +147,13 @@ REFUSALS = [
     (["--thinking", "deep"], "thinking: Value 'deep' is not a valid choice"),
     (["--timeout", "soon"], "timeout_ms: 'soon' is not a whole number of milliseconds"),
     (["--timeout", "-5"], "timeout_ms: Ensure this value is greater than or equal to 1"),
+    (["--timeout", "\uff11\uff10"], "timeout_ms: '\uff11\uff10' is not a whole number"),  # fullwidth
+    (["--timeout", " 10"], "timeout_ms: ' 10' is not a whole number of milliseconds"),
+    (["--timeout", "1_000"], "timeout_ms: '1_000' is not a whole number of milliseconds"),
+    (["--timeout", "9" * 5000], "timeout_ms: '99999"),
+    (["--retries", "\u0663"], "retries: '\u0663' is not a whole number"),  # Arabic-Indic 3
+    (["--slow-factor", "1_5"], "slow_factor: '1_5' is not a number"),
+    (["--slow-factor", "\uff12"], "slow_factor: '\uff12' is not a number"),
     (["--schedule", '{"freq": "weekly", "byweekday": 7}'], "schedule: byweekday: Input should"),
     (["--schedule", '{"freq": "daily", "timezone": "Mars/X"}'], "schedule: timezone: 'Mars/X'"),
     (["--schedule", '{"freq": "daily"'], "schedule: is not valid JSON"),
@@ -158,6 +165,7 @@ REFUSALS = [
 def test_a_new_job_with_bad_input_is_refused_in_one_line_and_not_written(extra, message):
     text = refusal(*INLINE, *extra)
     assert message in text and "\n" not in text
+    assert len(text) < 300  # a long value is named by its start and size
     assert not Job.objects.exists()
 
 

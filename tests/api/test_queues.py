@@ -145,6 +145,23 @@ def test_a_lease_number_too_large_is_refused_not_a_crash(api, lease):
     assert response.status_code == 400 and "lease" in response.json()["fields"]
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/queues/emails/dequeue", {"lease": "9" * 100_000 + "x"}, "lease"),
+        ("/queues/emails/dequeue", {"lease": "9" * 100_000 + "s"}, "lease"),
+        ("/queues/emails/dequeue", {"lease": ["x" * 100_000]}, "lease"),
+    ],
+)
+def test_a_refusal_names_a_huge_value_by_its_start_and_size(api, path, body, field):
+    QueueFactory(id="emails")
+    response = api.post(path, body)
+    assert response.status_code == 400
+    reason = str(response.json()["fields"][field])
+    assert len(reason) < 300
+    assert "999" in reason or "xxx" in reason
+
+
 def test_a_lease_too_long_is_refused_as_too_long(api):
     QueueFactory(id="emails")
     response = api.post("/queues/emails/dequeue", {"lease": "99999999999d"})

@@ -51,6 +51,15 @@ def test_setting_a_value_stores_it(api):
     assert operations.get_state("mail", "cursor") == [1, 2]
 
 
+@pytest.mark.parametrize("ttl", ["9" * 100_000 + "s", "x" * 100_000])
+def test_a_refused_ttl_is_named_by_its_start_and_size(api, ttl):
+    response = api.put("/state/mail/cursor", {"value": 1, "ttl": ttl})
+    assert response.status_code == 400
+    reason = str(response.json()["fields"]["ttl"])
+    assert len(reason) < 300
+    assert f"({len(ttl)} characters)" in reason
+
+
 def test_a_value_set_with_a_ttl_expires(api):
     api.put("/state/mail/cursor", {"value": 1, "ttl": "60m"})
     assert api.get("/state/mail/cursor").status_code == 200

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
+from jeeves_site.echo import echoed
 from runner.jobs import upsert_job
 from runner.management.base import RunnerCommand
 from runner.models import Job
@@ -140,22 +142,34 @@ def fields_from_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _milliseconds(text: str) -> int:
-    try:
-        return int(str(text).strip())
-    except ValueError:
-        raise ValidationError(
-            {"timeout_ms": f"'{text}' is not a whole number of milliseconds"}
-        ) from None
+    return _whole(text, "timeout_ms", "whole number of milliseconds")
 
 
 def _number(text: str, field: str, kind: type) -> int | float | None:
-    if field == "late_grace_s" and text.strip() == "default":
+    if field == "late_grace_s" and text == "default":
         return None
-    try:
-        return kind(str(text).strip())
-    except ValueError:
-        noun = "whole number" if kind is int else "number"
-        raise ValidationError({field: f"'{text}' is not a {noun}"}) from None
+    if kind is int:
+        return _whole(text, field, "whole number")
+    if not _DECIMAL.fullmatch(text):
+        raise ValidationError({field: f"{echoed(text)} is not a number"})
+    return float(text)
+
+
+def _whole(text: str, field: str, noun: str) -> int:
+    if not _WHOLE.fullmatch(text):
+        raise ValidationError({field: f"{echoed(text)} is not a {noun}"})
+    if len(text.lstrip("+-0")) > _MAX_DIGITS:  # beyond every field's range; int() may refuse it
+        raise ValidationError({field: f"{echoed(text)} is far too large"})
+    return int(text)
+
+
+# ASCII digits only: int() and float() also read other scripts' digits (fullwidth ones),
+# underscores ("1_000") and surrounding whitespace.
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+_MAX_DIGITS = 18
+_DECIMAL = re.compile(
+    r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(nan|inf|infinity)", re.I
+)
 
 
 def parse_env(items: list[str]) -> dict[str, Any]:

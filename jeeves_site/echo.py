@@ -1,0 +1,25 @@
+"""How a refusal names the value it refuses: whole when short, else its start and size.
+
+A refused value may be a 100,000-character string, or an integer of thousands of digits
+(``repr`` of one past ``sys.int_max_str_digits`` raises); echoed whole it floods the
+caller, the log and the terminal.
+"""
+
+from __future__ import annotations
+
+ECHO_CHARS = 60  # of a refused value, at most, in a message
+
+
+def echoed(value: object, limit: int = ECHO_CHARS) -> str:
+    """``repr(value)``, or for a long one its first ``limit`` characters and its size."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 3 * limit:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}… ({len(value)} characters)"
+    try:
+        text = repr(value)
+    except ValueError:  # a container holding an integer too long to print
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else f"{text[:limit]}… (a {type(value).__name__})"
