@@ -61,6 +61,10 @@ def check_item_id(item_id: object) -> int:
     return check_count(item_id, "item_id", minimum=1)
 
 
+# A lease shorter than the timestamps' resolution in practice ran out as it was granted.
+MIN_LEASE_S = 0.001
+
+
 def lease_duration(lease: object) -> timedelta:
     """``lease`` as seconds (a positive number) or a duration string; None: the default."""
     if lease is None:
@@ -75,9 +79,14 @@ def lease_duration(lease: object) -> timedelta:
         raise ValidationError(
             {"lease": [f"must be seconds or a duration like 90s, not {echoed(lease)}"]}
         )
-    if not 0 < lease <= MAX_SECONDS:  # not echoed: an int may have too many digits to print
+    if not MIN_LEASE_S <= lease <= MAX_SECONDS:  # not echoed: an int may have too many digits
         raise ValidationError(
-            {"lease": [f"must be more than 0 and at most {MAX_SECONDS} seconds (1000 years)"]}
+            {
+                "lease": [
+                    f"must be at least {MIN_LEASE_S} seconds (1 ms) and at most "
+                    f"{MAX_SECONDS} seconds (1000 years)"
+                ]
+            }
         )
     return timedelta(seconds=lease)
 

@@ -145,6 +145,17 @@ def test_a_lease_number_too_large_is_refused_not_a_crash(api, lease):
     assert response.status_code == 400 and "lease" in response.json()["fields"]
 
 
+@pytest.mark.parametrize("lease", [0.0001, 0.0009, 1e-300])
+def test_a_lease_shorter_than_a_millisecond_is_refused(api, lease):
+    """It would run out as it was granted: the item claimed and free at once."""
+    QueueItemFactory(queue=QueueFactory(id="emails"))
+    response = api.post("/queues/emails/dequeue", {"lease": lease})
+    assert response.status_code == 400
+    assert "at least 0.001 seconds (1 ms)" in str(response.json()["fields"]["lease"])
+    assert QueueItem.objects.get().status == "pending"
+    assert api.post("/queues/emails/dequeue", {"lease": 0.001}).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("path", "body", "field"),
     [
