@@ -20,7 +20,9 @@
   task may have been lost (Redis is at-most-once, a dead cluster held it). A
   duplicate delivery is harmless, since only one can start the run. Each run is
   dispatched again after the bound, then after twice as long each time (capped),
-  so runs that are only waiting for a free worker do not flood the queue.
+  so runs that are only waiting for a free worker do not flood the queue. Catch-up
+  runs waiting for their turn behind a sibling (``runner.catchup``) are left out:
+  they were not lost, and the sibling's end dispatches the next.
 
 Every change is a conditional update, so several schedulers can run these checks
 on one database at once.
@@ -43,7 +45,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from jeeves_site.database import database_url
-from runner import dispatch, notify
+from runner import catchup, dispatch, notify
 from runner.clocks import database_now
 from runner.models import JobType, Run, RunStatus
 
@@ -156,6 +158,7 @@ class Liveness:
         stale = (
             Run.objects.filter(status=RunStatus.PENDING, created_at__lt=cutoff)
             .filter(Q(scheduled_for__isnull=True) | Q(scheduled_for__lt=cutoff))
+            .exclude(catchup.WAITING_THEIR_TURN)
             .order_by("id")
             .values_list("pk", flat=True)[:BATCH]
         )

@@ -5,7 +5,9 @@
 * ``latest``: one run, for the newest missed slot.
 * ``all``: a run for each missed slot within ``missedFireWindowMs``, at most
   ``missedFireMax`` of the newest, oldest first. When older slots are left out, a
-  ``skipped`` run at the newest of them says how many and why.
+  ``skipped`` run at the newest of them says how many and why. These runs are
+  catch-up runs (``Fire.catch_up``): under overlap ``skip`` they run one after
+  another instead of skipping each other (``runner.catchup``).
 
 Every decision is a row in ``runs`` with its slot as ``scheduled_for``, so the unique
 (job, scheduled_for) constraint keeps two schedulers from recording it twice.
@@ -28,11 +30,13 @@ _FIRST_SPAN = timedelta(seconds=2)
 
 @dataclass(frozen=True)
 class Fire:
-    """A run to record for ``job_id`` at ``at``; ``skip_reason`` records it as skipped."""
+    """A run to record for ``job_id`` at ``at``; ``skip_reason`` records it as skipped;
+    ``catch_up``: one of the runs policy ``all`` makes for missed slots."""
 
     job_id: str
     at: datetime
     skip_reason: str = ""
+    catch_up: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ def _all(
 ) -> list[Fire]:
     window_start = max(since, until - bounds.window)
     kept = newest_fires(expression, zone_name, window_start, until, bounds.max_runs)
-    fires = [Fire(job_id, at) for at in kept]
+    fires = [Fire(job_id, at, catch_up=True) for at in kept]
     # Everything missed before the first kept slot was left out.
     left_out_until = kept[0] - timedelta(microseconds=1) if kept else until
     left_out = newest_fires(expression, zone_name, since, left_out_until, 1)

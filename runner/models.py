@@ -73,6 +73,9 @@ class StartResult(models.TextChoices):
     STARTED = "started"
     SKIPPED = "skipped"
     GONE = "gone"  # already started, finished or deleted: another delivery won
+    # A catch-up run behind its job's running run or an older catch-up run: it stays
+    # pending, holds nothing, and is dispatched again when its turn comes (runner.catchup).
+    WAITING = "waiting"
 
 
 @dataclass(frozen=True)
@@ -428,6 +431,13 @@ class Run(models.Model):
     attempt = models.PositiveSmallIntegerField(
         default=1, db_default=1, help_text="1 for a first try, 2 for its first retry, ..."
     )
+    catch_up = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="A run for a fire missed while no scheduler ran (missed-fire policy all), "
+        "or a retry of one: under overlap skip it waits for its turn instead of being "
+        "skipped (runner.catchup).",
+    )
     # Not a column: whether the job had an open incident when ``finish`` recorded this
     # run, read by the same statement (``runner.incidents.record``); None: not read.
     job_had_open_incident: bool | None = None
@@ -566,9 +576,12 @@ class Run(models.Model):
 
         Only the delivery whose conditional update succeeds runs the job; a
         re-delivered task gets GONE. A scheduled run (or a retry, ``runner.retries``) of
-        a job with overlap policy ``skip`` that already has a running run gets a
-        ``skipped`` run instead; this
-        holds across workers and hosts. A manual run always starts, as in the original
+        a job with overlap policy ``skip`` starts only when no run of its job is
+        running and no catch-up run for an earlier instant is still waiting
+        (README, "Missed fires"); otherwise a catch-up run stays pending and gets
+        WAITING (``runner.catchup`` dispatches it again when its turn comes), and any
+        other gets a ``skipped`` run saying which run it gave way to. This holds across
+        workers and hosts. A manual run always starts, as in the original
         runner (overlap ``skip`` applies to scheduled fires), and its ``notes`` say so
         when another run of a skip job was going (for a scheduled run they stay empty:
         it starts only when none is).
@@ -651,21 +664,23 @@ class Run(models.Model):
         return row is not None
 
     def _start_or_skip(self, worker: str, now: datetime) -> StartResult:
-        """The start that did not happen in one statement: gone, skipped, or (a sibling
-        finished meanwhile) started after all; decided under the job's row lock."""
+        """The start that did not happen in one statement: gone, waiting, skipped, or (a
+        sibling finished meanwhile) started after all; decided under the job's row lock."""
         with transaction.atomic():
             job = Job.objects.select_for_update(no_key=True).filter(pk=self.job_id).first()
             if job is None:
                 return StartResult.GONE
             pending = Run.objects.filter(pk=self.pk, status=RunStatus.PENDING)
             # A retry obeys overlap as the fire it retries did; only a manual run does not.
-            busy = self._running_sibling(job) if self.trigger != RunTrigger.MANUAL else None
-            if busy is not None:
+            blocker = self._overlap_blocker(job) if self.trigger != RunTrigger.MANUAL else None
+            if blocker is not None and self.catch_up:
+                return StartResult.WAITING if pending.exists() else StartResult.GONE
+            if blocker is not None:
                 changed = pending.update(
                     status=RunStatus.SKIPPED,
                     finished_at=now,
                     worker=worker,
-                    error=f"skipped: run #{busy} of this job is still running (overlap skip)",
+                    error=f"skipped: {blocker} (overlap skip)",
                 )
                 return StartResult.SKIPPED if changed else StartResult.GONE
             changed = pending.update(
@@ -678,11 +693,27 @@ class Run(models.Model):
         )  # fmt: skip
         return StartResult.STARTED
 
-    def _running_sibling(self, job: Job) -> int | None:
+    def _overlap_blocker(self, job: Job) -> str | None:
+        """Which run this one must give way to under overlap ``skip``: a running run of
+        its job, else a catch-up run for an earlier instant still waiting; None if none."""
         if job.overlap_policy != OverlapPolicy.SKIP:
             return None
         running = job.runs.filter(status=RunStatus.RUNNING).exclude(pk=self.pk)
-        return running.values_list("pk", flat=True).first()
+        busy = running.values_list("pk", flat=True).first()
+        if busy is not None:
+            return f"run #{busy} of this job is still running"
+        if self.scheduled_for is None:
+            return None
+        waiting = job.runs.filter(
+            status=RunStatus.PENDING, catch_up=True, scheduled_for__lt=self.scheduled_for
+        ).order_by("scheduled_for")
+        first = waiting.values_list("pk", "scheduled_for").first()
+        if first is None:
+            return None
+        return (
+            f"run #{first[0]} of this job, catching up on its missed fire at "
+            f"{first[1].strftime('%Y-%m-%dT%H:%M:%SZ')}, waits to run first"
+        )
 
     def beat(self, now: datetime) -> bool:
         """Record that this run's worker is alive; False once the run is no longer ours."""
@@ -789,11 +820,19 @@ class Run(models.Model):
 
 _PENDING, _RUNNING = RunStatus.PENDING.value, RunStatus.RUNNING.value
 # Run.start's one statement: pending -> running unless a scheduled run of a skip job
-# meets a running sibling. The sibling lookup uses the ``runs_active`` index.
+# meets a running sibling, or a catch-up sibling for an earlier instant still waiting
+# (``Run._overlap_blocker`` says the same in Python). Both lookups use the
+# ``runs_job_status_trigger`` index: (job, status) finds the running or pending few.
 _RUNNING_SIBLING_OF_A_SKIP_JOB = (
     "FROM runs AS sibling JOIN jobs ON jobs.id = sibling.job_id "
     f"WHERE sibling.job_id = runs.job_id AND sibling.status = '{_RUNNING}' "
     f"AND sibling.id <> runs.id AND jobs.overlap_policy = '{OverlapPolicy.SKIP.value}'"
+)
+_EARLIER_CATCH_UP_WAITING = (
+    "FROM runs AS sibling JOIN jobs ON jobs.id = sibling.job_id "
+    f"WHERE sibling.job_id = runs.job_id AND sibling.status = '{_PENDING}' "
+    "AND sibling.catch_up AND sibling.scheduled_for < runs.scheduled_for "
+    f"AND jobs.overlap_policy = '{OverlapPolicy.SKIP.value}'"
 )
 _START_SQL = (
     f"UPDATE runs SET status = '{_RUNNING}', started_at = %s, heartbeat_at = %s, worker = %s, "
@@ -804,7 +843,8 @@ _START_SQL = (
     f"(SELECT CAST(MIN(sibling.id + 0) AS TEXT) {_RUNNING_SIBLING_OF_A_SKIP_JOB}) || "
     "' was running; overlap skip applies to scheduled fires only', '') ELSE '' END "
     f"WHERE id = %s AND status = '{_PENDING}' AND (trigger = '{RunTrigger.MANUAL.value}' "
-    f"OR NOT EXISTS (SELECT 1 {_RUNNING_SIBLING_OF_A_SKIP_JOB})) "
+    f"OR (NOT EXISTS (SELECT 1 {_RUNNING_SIBLING_OF_A_SKIP_JOB}) "
+    f"AND NOT EXISTS (SELECT 1 {_EARLIER_CATCH_UP_WAITING}))) "
     "RETURNING notes"
 )
 

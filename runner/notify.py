@@ -21,7 +21,9 @@ refused, 429, 5xx) is tried again after ``WEBHOOK_BACKOFF_S``, doubling, at most
 A Slack post is tried once (``runner.slack`` never waits out a rate limit).
 
 A failed run is first offered to ``runner.retries``: when a retry is recorded,
-the failure does not count into the job's incident (the last attempt does).
+the failure does not count into the job's incident (the last attempt does). Before
+anything else, a run's end hands its job's next waiting catch-up run to the workers
+(``runner.catchup``), so the catch-up goes on without waiting for Slack.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
-from runner import incidents, retries, slack, tokens, webhook
+from runner import catchup, incidents, retries, slack, tokens, webhook
 from runner.incidents import Alert
 from runner.models import Job, Run, RunStatus
 
@@ -55,7 +58,8 @@ WEBHOOK_BACKOFF_S = 1.0
 
 def run_finished(run: Run) -> None:
     """Announce a run that reached a final status (retrying it first if its job says
-    so). Never raises, never waits on Slack."""
+    so; before that, dispatching its job's next catch-up run, ``runner.catchup``).
+    Never raises, never waits on Slack."""
     # A line per run at INFO was a measurable share of a busy worker's CPU (issue 12):
     # runs that end ok say so at DEBUG, the others at INFO.
     logger.log(
@@ -66,6 +70,10 @@ def run_finished(run: Run) -> None:
         run.status,
         f" ({run.error_line})" if run.error_line else "",
     )
+    try:
+        catchup.wake_next(run, timezone.now())
+    except Exception:  # the liveness check's re-dispatch picks the next one up
+        logger.exception("could not dispatch the catch-up run after run %s", run.pk)
     retried = False
     try:
         retried = retries.schedule_retry(run)

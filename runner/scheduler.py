@@ -8,6 +8,9 @@ Fires are recorded through ``Run.create_scheduled_many`` (one statement for a ba
 whose unique (job, instant) constraint leaves out a fire another scheduler already
 recorded: only the runs this process inserted are dispatched. Dispatch happens ``dispatchLeadMs``
 before the instant; the worker waits for the instant itself (see ``runner.tasks``).
+Catch-up runs (missed-fire policy ``all``) of an overlap-``skip`` job are the exception:
+only the oldest is dispatched, the rest wait in the database for their turn
+(``runner.catchup``).
 
 Cron instants are wall-clock times (``now``); the periodic full re-read of the jobs
 runs on the monotonic clock, so a step of the wall clock cannot stall it. The heap
@@ -31,7 +34,7 @@ from django.db.models import Count, Max
 
 from runner import dispatch, notify, schedule
 from runner.missed import CatchUpBounds, Fire, missed_fires
-from runner.models import Job, Run, RunStatus, RunTrigger
+from runner.models import Job, OverlapPolicy, Run, RunStatus, RunTrigger
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +53,12 @@ _JUST_BEFORE = timedelta(microseconds=1)
 CLOCK_STEP_S = 1.0
 
 _PLAN_FIELDS = (
-    "id", "schedule", "timezone", "enabled", "missed_fire_policy", "created_at",
-    "schedule_effective_at",
+    "id", "schedule", "timezone", "enabled", "missed_fire_policy", "overlap_policy",
+    "created_at", "schedule_effective_at",
 )  # fmt: skip
-_SIGNATURE_FIELDS = ("id", "updated_at", "enabled", "schedule", "timezone", "missed_fire_policy")
+_SIGNATURE_FIELDS = (
+    "id", "updated_at", "enabled", "schedule", "timezone", "missed_fire_policy", "overlap_policy",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class Plan:
     schedule: str
     zone_name: str
     policy: str
+    overlap: str = OverlapPolicy.SKIP
     version: int = 0
     fires: schedule.FireIterator | None = field(default=None, compare=False, repr=False)
 
@@ -297,6 +303,7 @@ class Scheduler:
             schedule=row["schedule"],
             zone_name=row["timezone"] or settings.TIME_ZONE,
             policy=row["missed_fire_policy"],
+            overlap=row["overlap_policy"],
             version=next(self._versions),
         )
         self._plans[plan.job_id] = plan
@@ -314,7 +321,9 @@ class Scheduler:
             row["schedule"],
             zone_name,
         ):
-            self._plans[job_id] = replace(current, policy=row["missed_fire_policy"])
+            self._plans[job_id] = replace(
+                current, policy=row["missed_fire_policy"], overlap=row["overlap_policy"]
+            )
             return
         if self._plan(row, now) is not None:
             logger.info("job %s: planned anew from its edited schedule", job_id)
@@ -371,32 +380,57 @@ class Scheduler:
         # (instant, job) order: two schedulers inserting the same fires lock the
         # same rows in the same order and cannot deadlock.
         fires = sorted(fires, key=lambda fire: (fire.at, fire.job_id))
+        waiting = self._waiting_their_turn(fires)
         try:
-            return self._insert(fires, now)
+            return self._insert(fires, now, waiting)
         except IntegrityError:
             logger.info("a job went away meanwhile; recording %d fires one by one", len(fires))
         inserted = 0
         for fire in fires:
             try:
-                inserted += self._insert([fire], now)
+                inserted += self._insert([fire], now, waiting)
             except IntegrityError:
                 logger.info("job %s is gone; its fire at %s is dropped", fire.job_id, fire.at)
         return inserted
 
-    def _insert(self, fires: list[Fire], now: datetime) -> int:
+    def _insert(self, fires: list[Fire], now: datetime, waiting: set[Fire]) -> int:
+        """Insert ``fires``; dispatch those inserted here, but the ``waiting`` ones."""
         with transaction.atomic():
             ids = Run.create_scheduled_many([(fire.job_id, fire.at) for fire in fires], now)
             to_run: list[int] = []
+            catch_up: list[int] = []
             for fire in fires:
                 run_id = ids.get((fire.job_id, fire.at))
                 if run_id is None:
                     continue  # another scheduler recorded this fire
                 if fire.skip_reason:
                     Run(pk=run_id).abandon(fire.skip_reason, now, status=RunStatus.SKIPPED)
-                else:
+                    continue
+                if fire.catch_up:
+                    catch_up.append(run_id)
+                if fire not in waiting:
                     to_run.append(run_id)
+            for chunk in _chunks(catch_up, LOAD_CHUNK):
+                Run.objects.filter(pk__in=chunk).update(catch_up=True)
             self._dispatch(to_run)
         return len(ids)
+
+    def _waiting_their_turn(self, fires: list[Fire]) -> set[Fire]:
+        """The catch-up fires (in time order) not to dispatch now: all but the oldest of
+        each overlap-``skip`` job, which ``runner.catchup`` dispatches one by one."""
+        first_seen: set[str] = set()
+        waiting: set[Fire] = set()
+        for fire in fires:
+            if not fire.catch_up or not self._takes_turns(fire.job_id):
+                continue
+            if fire.job_id in first_seen:
+                waiting.add(fire)
+            first_seen.add(fire.job_id)
+        return waiting
+
+    def _takes_turns(self, job_id: str) -> bool:
+        plan = self._plans.get(job_id)
+        return plan is None or plan.overlap == OverlapPolicy.SKIP
 
     def _report_failures(self, failures: list[tuple[str, str]]) -> None:
         if not failures:
@@ -424,7 +458,7 @@ def _last_scheduled_fires() -> dict[str, datetime]:
     return dict(rows)
 
 
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+def _chunks(items: list, size: int) -> Iterable[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 

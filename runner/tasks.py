@@ -14,7 +14,7 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 
-from runner import coalesce, dispatch, pool, worker_state
+from runner import catchup, coalesce, dispatch, pool, worker_state
 from runner.execution import scripts
 from runner.execution.executor import execute_run_steps, worker_name
 from runner.execution.scripts import Cancellation
@@ -99,7 +99,7 @@ def _screen(run: Run | None) -> str | None:
     if run.trigger != RunTrigger.MANUAL and not run.job.enabled:  # fires and retries
         return _skip_disabled(run)
     if coalesce.skip_if_stale(run.pk, _rule_fields(run), timezone.now()):
-        return "skipped"
+        return _made_way(run)
     if run.job.type == JobType.SCRIPT:
         _prepare(run)
     return None
@@ -122,10 +122,14 @@ def _make_pool() -> pool.RunPool:
 def _start(runs: list[Run]) -> dict[int, StartResult]:
     """What the pool does with runs come due together: skip those overtaken
     (``runner.coalesce``; they are left out of the answer), start the rest in one
-    statement (``Run.start_many``)."""
+    statement (``Run.start_many``). A catch-up run that must wait its turn
+    (``runner.catchup``) is left out too: it stays pending and gives its slot back."""
     now = timezone.now()
     due = [run for run in runs if not coalesce.skip_if_stale(run.pk, _rule_fields(run), now)]
-    return Run.start_many(due, worker_name(), timezone.now()) if due else {}
+    if not due:
+        return {}
+    results = Run.start_many(due, worker_name(), timezone.now())
+    return {pk: result for pk, result in results.items() if result != StartResult.WAITING}
 
 
 def _execute(run: Run, started: StartResult) -> Steps[None]:
@@ -159,4 +163,13 @@ def hand_back(run_id: int) -> str:
 def _skip_disabled(run: Run) -> str:
     reason = "skipped: the job was disabled before this run started"
     run.abandon(reason, timezone.now(), status=RunStatus.SKIPPED)
+    return _made_way(run)
+
+
+def _made_way(run: Run) -> str:
+    """A run skipped before it started: its job's next catch-up run may go now."""
+    try:
+        catchup.wake_next(run, timezone.now())
+    except Exception:  # the liveness check's re-dispatch picks the next one up
+        logger.exception("could not dispatch the catch-up run after run %s", run.pk)
     return "skipped"

@@ -201,11 +201,23 @@ def test_all_runs_each_missed_slot_up_to_the_maximum(scheduler, dispatched, runn
     scheduler.start(NOW)
     _, left_out, *caught_up = runs()
     assert [run.scheduled_for for run in caught_up] == [NOW - 2 * MINUTE, NOW - MINUTE, NOW]
-    assert all(run.status == "pending" for run in caught_up)
-    assert dispatched == [run.pk for run in caught_up]
+    assert all(run.status == "pending" and run.catch_up for run in caught_up)
+    # Overlap skip: one at a time, the oldest first (runner.catchup dispatches the rest).
+    assert dispatched == [caught_up[0].pk]
     assert (left_out.scheduled_for, left_out.status) == (NOW - 3 * MINUTE, "skipped")
     assert left_out.error.startswith("skipped: 7 fires missed up to this one were not run")
     assert "at most 3 runs" in left_out.error
+    assert not left_out.catch_up
+
+
+def test_all_dispatches_every_missed_slot_of_an_overlap_allow_job_at_once(scheduler, dispatched):
+    job = make_job(
+        schedule="* * * * *", missed_fire_policy="all", overlap_policy="allow", created=DAY_AGO
+    )
+    outage(job, NOW - 3 * MINUTE)
+    scheduler.start(NOW)
+    assert dispatched == [run.pk for run in runs() if run.status == "pending"]
+    assert len(dispatched) == 3
 
 
 def test_all_reaches_back_no_further_than_the_window(scheduler, runner_config):

@@ -81,7 +81,7 @@ def execute_run_steps(
         return None
     if started is None:
         started = run.start(worker or worker_name(), timezone.now())
-    if started == StartResult.GONE:
+    if started in (StartResult.GONE, StartResult.WAITING):  # WAITING: runner.catchup
         return None
     if started == StartResult.SKIPPED:
         run.refresh_from_db()

@@ -41,7 +41,7 @@ class InlineWorkers:
                 if left <= 0:
                     return False
                 self._tasks.all_tasks_done.wait(left)
-        if not self.dispatched:
+        if pool._pool is None:  # nothing reached a pool (every run was skipped before)
             return True
         return pool.current(lambda: None).wait_idle(max(0.0, deadline - time.monotonic()))
 
