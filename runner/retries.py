@@ -4,7 +4,9 @@ Per job, ``retries`` (default 0) attempts after the first and ``retry_backoff_s`
 (default 30 s) before the first of them, doubling for each further one, at most
 ``MAX_BACKOFF_S`` apart. A retry is a ``Run`` with trigger ``retry``, ``retry_of``
 the run it tries again and ``attempt`` one more than that run's; its
-``scheduled_for`` is the failed run's end plus the backoff.
+``scheduled_for`` is the failed run's end plus the backoff. A retry of a catch-up
+run is a catch-up run too: under overlap ``skip`` it waits its turn, after the missed
+slots still waiting, as the run it retries did (``runner.catchup``).
 
 * ``schedule_retry`` is called where a run is finished (``notify.run_finished``,
   which every finishing path calls). The unique constraint on ``retry_of`` makes
@@ -73,6 +75,7 @@ def schedule_retry(run: Run) -> bool:
                 scheduled_for=at,
                 retry_of=run,
                 attempt=run.attempt + 1,
+                catch_up=run.catch_up,
             )
     except IntegrityError:  # another process recorded it (or the job is gone)
         return Run.objects.filter(retry_of=run).exists()

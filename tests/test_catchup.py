@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from runner import catchup, dispatch, notify
+from runner import catchup, dispatch, notify, retries
 from runner.liveness import Liveness
 from runner.models import Job, Run, RunStatus, StartResult
 from runner.scheduler import Scheduler
@@ -210,6 +210,21 @@ def test_a_job_without_catch_up_costs_no_query_at_its_runs_end(django_assert_num
     run = Run.objects.select_related("job").get(pk=fire(JobFactory(), NOW).pk)
     with django_assert_num_queries(0):
         assert catchup.wake_next(run, NOW) is None
+
+
+def test_a_failed_catch_up_run_is_retried_after_the_slots_still_waiting(dispatched_now):
+    job = all_job(retries=1, retry_backoff_s=5)
+    failed, waiting = catch_up_run(job, NOW), catch_up_run(job, NOW + MINUTE)
+    Run.objects.filter(pk=failed.pk).update(status="error", finished_at=NOW + 2 * MINUTE)
+    failed.refresh_from_db()
+    assert retries.schedule_retry(failed)
+    retry = Run.objects.get(retry_of=failed)
+    assert (retry.catch_up, retry.scheduled_for) == (True, NOW + 2 * MINUTE + 5 * SECOND)
+    assert retry.start("host:1", retry.scheduled_for) == StartResult.WAITING  # slot 09:01 first
+    assert waiting.start("host:1", NOW) == StartResult.STARTED
+    Run.objects.filter(pk=waiting.pk).update(status="ok")
+    assert catchup.next_in_turn(job.pk, NOW) is None  # the retry's backoff is not over
+    assert catchup.next_in_turn(job.pk, retry.scheduled_for) == retry.pk
 
 
 # -- liveness and restarts -------------------------------------------------------------
