@@ -143,13 +143,15 @@ class RunAdmin(admin.ModelAdmin):
 
     @admin.display(description="trigger", ordering="trigger")
     def trigger_text(self, run: Run):
-        """The trigger; a retry says which attempt it is and links the run it retries."""
+        """The trigger; a catch-up run says so (README, "Missed fires"); a retry says
+        which attempt it is and links the run it retries."""
+        trigger = f"{run.trigger} (catch-up)" if run.catch_up else run.trigger
         if run.retry_of_id is None:
-            return run.trigger if run.attempt <= 1 else f"{run.trigger} (attempt {run.attempt})"
+            return trigger if run.attempt <= 1 else f"{trigger} (attempt {run.attempt})"
         url = reverse("admin:runner_run_change", args=[run.retry_of_id])
         return format_html(
             '{} (attempt {}) of <a href="{}">#{}</a>',
-            run.trigger,
+            trigger,
             run.attempt,
             url,
             run.retry_of_id,

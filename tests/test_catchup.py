@@ -8,6 +8,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from runner import catchup, dispatch, notify, retries
@@ -261,3 +262,13 @@ def test_after_a_restart_the_next_catch_up_run_is_picked_up_again(liveness, disp
     assert liveness.redispatch_pending(NOW)
     assert dispatched == [head.pk]
     assert [status(run) for run in rest] == [("pending", "")] * 2
+
+
+# -- where a reader sees it ------------------------------------------------------------
+
+
+def test_the_api_and_the_run_list_say_which_runs_are_catch_up_runs(admin_client):
+    run = catch_up_run(all_job(), NOW)
+    assert admin_client.get(f"/api/runs/{run.pk}").json()["run"]["catch_up"] is True
+    listing = admin_client.get(reverse("admin:runner_run_changelist")).content.decode()
+    assert "schedule (catch-up)" in listing

@@ -97,6 +97,11 @@ class RunOut(Schema):
     worker: str
     retry_of_id: int | None = Field(None, description="the failed run this one retries")
     attempt: int = Field(1, description="1 for a first try, 2 for its first retry, ...")
+    catch_up: bool = Field(
+        False,
+        description="a run for a fire missed while no scheduler ran (missed-fire policy all), "
+        "or a retry of one: under overlap skip these run one at a time, oldest first",
+    )
 
 
 class RunListOut(Schema):
