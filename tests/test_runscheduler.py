@@ -363,3 +363,30 @@ def test_a_lost_redis_delivery_is_dispatched_again_and_runs_once(daemons, tmp_pa
         assert "dispatching again 1 run(s)" in daemons.logs()
     finally:
         client.delete(queue)
+
+
+def test_a_catch_up_runs_each_missed_slot_in_turn_promptly_and_goes_on_after_a_restart(
+    daemons,
+):
+    day_ago = timezone.now() - timedelta(days=1)
+    job = JobFactory(id="catch", schedule="* * * * *", missed_fire_policy="all", script="sleep 0.4")
+    Job.objects.filter(pk=job.pk).update(created_at=day_ago, schedule_effective_at=day_ago)
+    last = timezone.now().replace(second=0, microsecond=0) - 6 * 60 * SECOND
+    Run.objects.create(job=job, trigger="schedule", scheduled_for=last, status="ok")
+    first = daemons.start()
+    wait_for("two catch-up runs", lambda: len(runs_of("catch", catch_up=True, status="ok")) >= 2)
+    daemons.signal_group(first, signal.SIGTERM)
+    assert daemons.exit_status(first, timeout=15) == 0
+    daemons.start()
+
+    def all_ok() -> list[Run]:
+        done = runs_of("catch", catch_up=True)
+        return done if done and all(run.status == "ok" for run in done) else []
+
+    caught_up = wait_for("every catch-up run", all_ok, timeout=60)
+    assert len(caught_up) >= 6 and caught_up[0].scheduled_for == last + 60 * SECOND
+    by_start = sorted(caught_up, key=lambda run: run.started_at)
+    assert by_start == caught_up  # oldest first
+    gaps = [b.started_at - a.finished_at for a, b in itertools.pairwise(caught_up)]
+    assert all(gap >= timedelta(0) for gap in gaps)  # never two at once
+    assert sorted(gaps)[-2] < SECOND  # promptly: all but the gap across the restart
