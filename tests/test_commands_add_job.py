@@ -147,7 +147,8 @@ REFUSALS = [
     (["--thinking", "deep"], "thinking: Value 'deep' is not a valid choice"),
     (["--timeout", "soon"], "timeout_ms: 'soon' is not a whole number of milliseconds"),
     (["--timeout", "-5"], "timeout_ms: Ensure this value is greater than or equal to 1"),
-    (["--timeout", "\uff11\uff10"], "timeout_ms: '\uff11\uff10' is not a whole number"),  # fullwidth
+    # fullwidth digits
+    (["--timeout", "\uff11\uff10"], "timeout_ms: '\uff11\uff10' is not a whole number"),
     (["--timeout", " 10"], "timeout_ms: ' 10' is not a whole number of milliseconds"),
     (["--timeout", "1_000"], "timeout_ms: '1_000' is not a whole number of milliseconds"),
     (["--timeout", "9" * 5000], "timeout_ms: '99999"),
