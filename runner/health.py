@@ -53,7 +53,8 @@ class Health:
     ok_last_hour: int
     errors_last_hour: int
     pending: int = 0  # runs waiting for a worker
-    oldest_pending_s: float | None = None  # how long past its instant the oldest has waited
+    # how long past its instant the oldest has waited (catch-up runs left out)
+    oldest_pending_s: float | None = None
     # runs skipped unstarted after waiting LATE_FIRE_IS_MISSED or more, in the last
     # BACKLOG_MAX_AGE_S (overtaken by their schedule, or by a sibling that started first)
     skipped_waiting: int = 0
@@ -131,9 +132,12 @@ def health_summary(now: datetime | None = None) -> Health:
     live = SchedulerHeartbeat.heard_since(now - silence)
     schedulers = live.aggregate(n=Count("pk"), since=Min("started_at"))
     since = schedulers["since"]
-    # The runs_active index: only unfinished runs are touched.
+    # The runs_active index: only unfinished runs are touched. Catch-up runs are
+    # counted but not aged: they wait their turn by design (runner.catchup), for hours
+    # after a long downtime, with instants from before it.
     backlog = Run.objects.filter(status=RunStatus.PENDING).aggregate(
-        n=Count("id"), oldest=Min(Coalesce("scheduled_for", "created_at"))
+        n=Count("id"),
+        oldest=Min(Coalesce("scheduled_for", "created_at"), filter=Q(catch_up=False)),
     )
     oldest = backlog["oldest"]
     # Skipped runs that never started yet were created LATE_FIRE_IS_MISSED or more

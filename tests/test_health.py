@@ -173,3 +173,19 @@ def test_runner_status_says_how_many_runs_were_skipped_unstarted():
         "backlog: 0 pending; 1 skipped unstarted after waiting for a worker in the last 60 s "
         "(over its bounds)"
     ) in out.getvalue()
+
+
+@time_machine.travel(NOW, tick=False)
+def test_catch_up_runs_waiting_their_turn_count_as_pending_but_do_not_age_the_backlog():
+    """After a long downtime an ``all`` job's catch-up runs, instants hours old, run one
+    after another: the runner is doing its work, not stuck."""
+    SchedulerHeartbeat.beat("host:1", NOW, NOW)
+    job = JobFactory(id="catch", missed_fire_policy="all")
+    RunFactory(job=job, trigger="schedule", scheduled_for=NOW - timedelta(hours=3),
+               status="running", started_at=NOW, catch_up=True)  # fmt: skip
+    for hours in (2, 1):
+        RunFactory(job=job, trigger="schedule", scheduled_for=NOW - timedelta(hours=hours),
+                   catch_up=True)  # fmt: skip
+    RunFactory(job=job, trigger="schedule", scheduled_for=NOW - timedelta(seconds=5))
+    health = health_summary()
+    assert (health.pending, health.oldest_pending_s, health.status) == (3, 5.0, "ok")
