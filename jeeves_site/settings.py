@@ -56,6 +56,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so nothing after it (logging and redirects included) sees a token in the path.
     "runner.api.prefix.TokenPrefixMiddleware",
+    # Every API refusal is JSON, a method a route does not take included.
+    "runner.api.not_allowed.JsonMethodNotAllowedMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

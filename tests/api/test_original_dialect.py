@@ -387,3 +387,27 @@ def test_a_missing_key_reads_as_empty(root):
 
 def test_unknown_root_paths_are_still_404(root):
     assert root.get("/nothing-here").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [("delete", "/status", "GET"), ("put", "/jobs", "GET, POST"), ("patch", "/queues", "GET")],
+)
+def test_a_method_a_route_does_not_take_is_refused_in_json_with_allow(
+    root, api, method, path, allowed
+):
+    """As every other refusal: the original's clients show ``error`` (probe finding:
+    a plain-text 'Method not allowed' before), in both dialects."""
+    for client in (root, api):
+        response = client.request(method, path)
+        assert response.status_code == 405
+        assert response["Content-Type"].startswith("application/json")
+        assert set(response["Allow"].split(", ")) == set(allowed.split(", "))
+        error = response.json()["error"]
+        assert error.startswith(f"method {method.upper()} is not allowed here; allowed: ")
+
+
+def test_an_admin_page_keeps_djangos_own_405(admin_client):
+    response = admin_client.put("/admin/logout/")
+    assert response.status_code == 405
+    assert not response["Content-Type"].startswith("application/json")
