@@ -40,6 +40,15 @@ BACKLOG_MAX_AGE_S = 60.0
 LATE_LISTED = 100
 
 
+# A skipped run that never started waited for a worker when it was skipped at least
+# LATE_FIRE_IS_MISSED after both its instant and its record: a retry is recorded a
+# backoff before its instant, a missed-fire summary long after its instant, and an
+# overlap skip at dispatch at its instant, so none of those counts.
+_WAITED_FOR_A_WORKER = Q(finished_at__gte=F("created_at") + LATE_FIRE_IS_MISSED) & Q(
+    finished_at__gte=Coalesce("scheduled_for", "created_at") + LATE_FIRE_IS_MISSED
+)
+
+
 @dataclass(frozen=True)
 class Health:
     """One health summary; ``as_json`` gives the original runner's field names."""
@@ -140,17 +149,14 @@ def health_summary(now: datetime | None = None) -> Health:
         oldest=Min(Coalesce("scheduled_for", "created_at"), filter=Q(catch_up=False)),
     )
     oldest = backlog["oldest"]
-    # Skipped runs that never started yet were created LATE_FIRE_IS_MISSED or more
-    # before they finished waited that long for a worker. Missed-fire summaries and
-    # overlap skips at dispatch are created and finished at once, so they are not
-    # counted. The runs_finished_at index serves the window.
     skipped_waiting = (
         Run.objects.filter(
             finished_at__gte=now - timedelta(seconds=BACKLOG_MAX_AGE_S),
             status=RunStatus.SKIPPED,
             started_at__isnull=True,
+            catch_up=False,  # they wait their turn by design (runner.catchup)
         )
-        .filter(finished_at__gte=F("created_at") + LATE_FIRE_IS_MISSED)
+        .filter(_WAITED_FOR_A_WORKER)
         .count()
     )
     return Health(

@@ -10,10 +10,11 @@ import time_machine
 from django.core.management import call_command
 from django.utils.timezone import now as timezone_now
 
-from runner import coalesce
+from runner import coalesce, retries
 from runner.health import BACKLOG_MAX_AGE_S, BACKLOG_MAX_PENDING, health_summary
-from runner.models import Job, Run, RunStatus, SchedulerHeartbeat
+from runner.models import Job, Run, RunStatus, SchedulerHeartbeat, StartResult
 from runner.scheduler import Scheduler
+from runner.tasks import _screen
 from tests.factories import JobFactory, RunFactory
 from tests.fakes.clocks import FakeClocks
 
@@ -189,3 +190,77 @@ def test_catch_up_runs_waiting_their_turn_count_as_pending_but_do_not_age_the_ba
     RunFactory(job=job, trigger="schedule", scheduled_for=NOW - timedelta(seconds=5))
     health = health_summary()
     assert (health.pending, health.oldest_pending_s, health.status) == (3, 5.0, "ok")
+
+
+SECOND = timedelta(seconds=1)
+
+
+def _failed_scheduled_run(job: Job) -> Run:
+    """The job's 12:00 fire, started at once and failed a second later."""
+    run = RunFactory(job=job, trigger="schedule", scheduled_for=NOW)
+    assert run.start("host:1", NOW) == StartResult.STARTED
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.ERROR, finished_at=NOW + SECOND)
+    return Run.objects.select_related("job").get(pk=run.pk)
+
+
+def test_a_retry_skipped_at_its_start_by_overlap_does_not_degrade_the_status():
+    """A retry meets a manual run the operator started meanwhile: overlap skip decides
+    at the retry's start, which never waited for a worker. It was recorded at the
+    failure, its backoff (30 s) before its instant: that is not a wait for a worker."""
+    job = JobFactory(id="hourly", schedule="0 * * * *", retries=1, retry_backoff_s=30)
+    with time_machine.travel(NOW + SECOND, tick=False):
+        failed = _failed_scheduled_run(job)
+        assert retries.schedule_retry(failed)
+    retry = Run.objects.get(retry_of=failed)
+    at = retry.scheduled_for  # 12:00:31
+    with time_machine.travel(at, tick=False):
+        SchedulerHeartbeat.beat("host:1", at, at)
+        manual = RunFactory(job=job, trigger="manual")
+        assert manual.start("host:1", at - SECOND) == StartResult.STARTED
+        assert retry.start("host:2", at) == StartResult.SKIPPED  # decided at dispatch
+        health = health_summary(at)
+    assert (health.skipped_waiting, health.status) == (0, "ok")
+
+
+def test_a_retry_skipped_because_its_job_was_disabled_does_not_degrade_the_status():
+    """The operator disables a failing job: its pending retry is skipped when delivered,
+    at its instant, without waiting for any worker."""
+    job = JobFactory(id="hourly", schedule="0 * * * *", retries=1, retry_backoff_s=30)
+    with time_machine.travel(NOW + SECOND, tick=False):
+        failed = _failed_scheduled_run(job)
+        assert retries.schedule_retry(failed)
+    Job.objects.filter(pk=job.pk).update(enabled=False)
+    retry = Run.objects.select_related("job").get(retry_of=failed)
+    at = retry.scheduled_for
+    with time_machine.travel(at, tick=False):
+        SchedulerHeartbeat.beat("host:1", at, at)
+        assert _screen(retry) == "skipped"  # the worker's screen at delivery
+        health = health_summary(at)
+    assert Run.objects.get(pk=retry.pk).status == "skipped"
+    assert (health.skipped_waiting, health.status) == (0, "ok")
+
+
+def test_catch_up_runs_skipped_after_their_job_was_disabled_do_not_degrade_the_status():
+    """A catch-up recorded at start-up, its job disabled 20 s into it: the remaining
+    catch-up runs are skipped as they come up ("the job was disabled"), none waited for a
+    worker (they waited their turn, by design)."""
+    job = JobFactory(id="catch", schedule="* * * * *", missed_fire_policy="all")
+    start_up = NOW
+    with time_machine.travel(start_up, tick=False):
+        waiting = [
+            RunFactory(
+                job=job,
+                trigger="schedule",
+                catch_up=True,
+                scheduled_for=NOW - timedelta(minutes=10 - n),
+            )
+            for n in range(3)
+        ]
+    Job.objects.filter(pk=job.pk).update(enabled=False)
+    later = start_up + 20 * SECOND
+    with time_machine.travel(later, tick=False):
+        SchedulerHeartbeat.beat("host:1", later, later)
+        for run in waiting:
+            assert _screen(Run.objects.select_related("job").get(pk=run.pk)) == "skipped"
+        health = health_summary(later)
+    assert (health.skipped_waiting, health.status) == (0, "ok")
