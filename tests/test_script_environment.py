@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from io import StringIO
 
 import pytest
@@ -16,7 +17,7 @@ from django.urls import reverse
 from jeeves_site import runner_config
 from runner import tokens
 from runner.execution import environment, scripts
-from runner.models import Job
+from runner.models import Job, Run
 from tests.factories import JobFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
@@ -111,3 +112,79 @@ def test_the_admin_form_refuses_a_reserved_name(admin_client, name, reason):
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["env"] == [f"{name} {reason}"]
     assert not Job.objects.exists()
+
+
+# -- a change of os.environ by another thread while a run is prepared -----------------
+
+WAIT_S = 10
+
+
+@pytest.fixture
+def prepared_run() -> Run:
+    made = RunFactory(job=JobFactory(env={"GREETING": "hello"}))
+    return Run.objects.select_related("job").get(pk=made.pk)
+
+
+@pytest.fixture
+def fresh_cache(monkeypatch):
+    monkeypatch.setattr(scripts, "_inherited", ({}, {}))
+
+
+def _prepare_while_another_thread_changes(monkeypatch, run: Run, change, undo) -> dict:
+    """An executor thread prepares ``run`` while another thread applies ``change`` at the
+    moment the executor reads os.environ; ``undo`` runs once the executor is done."""
+    real = environment.inheritable
+    reading, go = threading.Event(), threading.Event()
+
+    def gated(inherited):
+        reading.set()
+        assert go.wait(WAIT_S)
+        return real(inherited)
+
+    monkeypatch.setattr(environment, "inheritable", gated)
+    seen: dict = {}
+    executor = threading.Thread(target=lambda: seen.update(scripts.script_environment(run)))
+    executor.start()
+    assert reading.wait(WAIT_S)
+    change()  # another thread, e.g. a library setting a variable for a moment
+    go.set()
+    executor.join(WAIT_S)
+    assert not executor.is_alive()
+    monkeypatch.setattr(environment, "inheritable", real)
+    undo()
+    return seen
+
+
+def test_a_variable_changed_and_changed_back_by_another_thread_is_seen_back(
+    monkeypatch, prepared_run, fresh_cache
+):
+    monkeypatch.setenv("TEST_ONLY_PROBE", "original")
+    during = _prepare_while_another_thread_changes(
+        monkeypatch,
+        prepared_run,
+        change=lambda: os.environ.__setitem__("TEST_ONLY_PROBE", "temporary"),
+        undo=lambda: os.environ.__setitem__("TEST_ONLY_PROBE", "original"),
+    )
+    assert during["TEST_ONLY_PROBE"] in ("original", "temporary")  # concurrent: either
+    assert os.environ["TEST_ONLY_PROBE"] == "original"
+    # The next prepared run, well after the change was undone:
+    seen = scripts.script_environment(prepared_run)["TEST_ONLY_PROBE"]
+    assert seen == "original"
+
+
+def test_a_variable_set_for_a_moment_by_another_thread_is_not_passed_on_for_good(
+    monkeypatch, prepared_run, fresh_cache
+):
+    """A library sets a credential for a moment (e.g. under mock.patch.dict or a
+    context manager) and removes it: later scripts must not keep receiving it."""
+    monkeypatch.delenv("TEST_ONLY_CREDENTIAL", raising=False)
+    _prepare_while_another_thread_changes(
+        monkeypatch,
+        prepared_run,
+        change=lambda: os.environ.__setitem__("TEST_ONLY_CREDENTIAL", "s3cr3t"),
+        undo=lambda: os.environ.pop("TEST_ONLY_CREDENTIAL"),
+    )
+    assert "TEST_ONLY_CREDENTIAL" not in os.environ
+    for _ in range(3):  # every later run
+        passed_on = scripts.script_environment(prepared_run).get("TEST_ONLY_CREDENTIAL")
+        assert passed_on is None

@@ -90,12 +90,16 @@ def _inheritable() -> dict[str, str]:
     """``environment.inheritable(os.environ)``, made again only when ``os.environ``
     changed: reading it decodes every variable, and with the filtering that was a
     third of the CPU of preparing a run (issue 12). ``os.environ`` keeps its variables
-    encoded in ``_data``, which one comparison in C checks."""
+    encoded in ``_data``, which one comparison in C checks; what is kept is made from
+    the one copy compared, so a change by another thread meanwhile is never kept
+    under the wrong key."""
     global _inherited
     raw, made = _inherited
     if os.environ._data != raw:  # type: ignore[attr-defined]
         raw = dict(os.environ._data)  # type: ignore[attr-defined]
-        made = environment.inheritable(os.environ)
+        made = environment.inheritable(
+            {os.fsdecode(name): os.fsdecode(value) for name, value in raw.items()}
+        )
         _inherited = (raw, made)
     return made
 
