@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 from django.forms.models import model_to_dict
 
 from runner.jobs import upsert_job
+from runner.management.commands.add_job import fields_from_options
 from runner.models import Job
 
 pytestmark = pytest.mark.django_db
@@ -208,3 +209,24 @@ def test_a_path_job_whose_script_is_missing_is_added_with_a_warning(tmp_path):
         f"job inbox: warning: script: script not found: {script}; "
         "saved anyway, its runs fail until it exists\n"
     )
+
+
+@pytest.mark.parametrize(
+    "flag", ["--timeout", "--alert-after", "--remind-hours", "--late-grace", "--retries",
+             "--retry-backoff"],
+)  # fmt: skip
+def test_a_number_padded_with_thousands_of_zeros_is_read_as_its_value(flag):
+    """int() counts leading zeros against its 4,300-digit limit; the flag reads the value
+    (here 1, refused or kept by the field's own range), never a traceback."""
+    padded = "0" * 5000 + "1"
+    try:
+        add_job(*INLINE, f"{flag}={padded}")
+    except CommandError as refused:
+        assert len(str(refused)) < 300 and "\n" not in str(refused)
+    else:
+        assert Job.objects.filter(pk="inbox").exists()
+
+
+def test_signed_numbers_keep_their_sign():
+    assert fields_from_options({"id": "x", "retries": "+3"})["retries"] == 3
+    assert fields_from_options({"id": "x", "timeout": "-0005"})["timeout_ms"] == -5

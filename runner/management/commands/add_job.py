@@ -158,9 +158,11 @@ def _number(text: str, field: str, kind: type) -> int | float | None:
 def _whole(text: str, field: str, noun: str) -> int:
     if not _WHOLE.fullmatch(text):
         raise ValidationError({field: f"{echoed(text)} is not a {noun}"})
-    if len(text.lstrip("+-0")) > _MAX_DIGITS:  # beyond every field's range; int() may refuse it
+    # Leading zeros are left out: int() would count them against its digit limit.
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > _MAX_DIGITS:  # beyond every field's range
         raise ValidationError({field: f"{echoed(text)} is far too large"})
-    return int(text)
+    return -int(digits) if text.startswith("-") else int(digits)
 
 
 # ASCII digits only: int() and float() also read other scripts' digits (fullwidth ones),
