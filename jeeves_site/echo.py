@@ -23,3 +23,9 @@ def echoed(value: object, limit: int = ECHO_CHARS) -> str:
     except ValueError:  # a container holding an integer too long to print
         return f"a {type(value).__name__}"
     return text if len(text) <= limit else f"{text[:limit]}… (a {type(value).__name__})"
+
+
+def shortened(text: str, limit: int = ECHO_CHARS) -> str:
+    """``text`` as it is, or its first ``limit`` characters and its size (no quotes: for
+    a path or a name that a message shows bare)."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"

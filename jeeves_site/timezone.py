@@ -135,7 +135,7 @@ def _is_zone(name: str) -> bool:
         return False
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a part too long
         return False
     return not ZONEINFO_ROOT.exists() or ZONEINFO_ROOT.joinpath(name).exists()
 

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from jsonpath_ng import JSONPath
 from jsonpath_ng import parse as parse_jsonpath
 
+from jeeves_site.echo import echoed
 from statestore.ttl import parse_duration
 
 DEDUP_SCOPES = ("pending", "all")
@@ -94,7 +95,7 @@ def validate_dedup_config(value: Any) -> None:
     if scope not in DEDUP_SCOPES:
         errors.append(
             f"scope: must be 'pending' (pending and claimed items) or 'all' "
-            f"(completed items too), not {scope!r}"
+            f"(completed items too), not {echoed(scope)}"
         )
     if errors:
         raise ValidationError(errors, code="invalid_dedup_config")

@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import Count, Min
 from django.utils.timezone import now
 
+from jeeves_site.echo import echoed
 from queues.models import ItemStatus, Queue, QueueItem
 from queues.operations import MAX_CLAIM, check_queue_id
 from statestore.values import check_count
@@ -44,7 +45,7 @@ def queue_status(queue_id: str) -> dict[str, Any]:
     check_queue_id(queue_id)
     found = queue_statuses([queue_id])
     if not found:
-        raise Queue.DoesNotExist(f"queue {queue_id!r} does not exist")
+        raise Queue.DoesNotExist(f"queue {echoed(queue_id)} does not exist")
     return found[0]
 
 
@@ -53,7 +54,7 @@ def peek(queue_id: str, limit: int = 10) -> list[dict[str, Any]]:
     check_queue_id(queue_id)
     check_count(limit, "limit", 1, MAX_CLAIM)
     if not Queue.objects.filter(pk=queue_id).exists():
-        raise Queue.DoesNotExist(f"queue {queue_id!r} does not exist")
+        raise Queue.DoesNotExist(f"queue {echoed(queue_id)} does not exist")
     fields = ("id", "payload", "priority", "attempts", "max_attempts", "dedup_key", "created_at")
     return list(QueueItem.objects.claimable(queue_id).values(*fields)[:limit])
 

@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from jeeves_site.echo import echoed
 from runner.recurrence_text import RecurrenceError, load_object
 
 __all__ = ["RecurrenceError", "Stack", "check_zone", "parse", "parse_moment"]
@@ -170,9 +171,9 @@ def check_zone(name: Any) -> None:
     """RecurrenceError unless ``name`` is a known IANA zone."""
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError, OSError):
         raise RecurrenceError(
-            f"timezone: {name!r} is not a known IANA time zone (for example America/Chicago)"
+            f"timezone: {echoed(name)} is not a known IANA time zone (for example America/Chicago)"
         ) from None
 
 

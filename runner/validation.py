@@ -131,7 +131,7 @@ def validate_timezone(value: str) -> None:
         return
     try:
         zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a part too long
         raise ValidationError(
             f"{echoed(value)} is not a known IANA time zone (for example Europe/Berlin)",
             code="unknown_timezone",

@@ -12,6 +12,7 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
+from jeeves_site.echo import shortened
 from runner.api.errors import error_body
 
 # /api/ and the original runner's dialect at the root (runner/api/original/).
@@ -40,7 +41,7 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """404 for a path no route has."""
     if not _is_api(request):
         return defaults.page_not_found(request, exception)
-    return JsonResponse(error_body(f"no such API path: {request.path_info}"), status=404)
+    return JsonResponse(error_body(f"no such API path: {shortened(request.path_info)}"), status=404)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from ninja import Router, Status
 
+from jeeves_site.echo import echoed
 from runner.api.body import json_object
 from runner.api.errors import Conflict, NotFound, bad_input, invalid
 from runner.api.permissions import require
@@ -66,7 +67,7 @@ def get_job(job_id: str) -> Job:
     """The job, or a 404 naming it."""
     job = Job.objects.filter(pk=job_id).first() if could_exist(job_id) else None
     if job is None:
-        raise NotFound(f"job {job_id!r} not found")
+        raise NotFound(f"job {echoed(job_id)} not found")
     return job
 
 
@@ -83,7 +84,7 @@ def job_detail(request: HttpRequest, job_id: str) -> dict:
     require(request, "jobs.detail")
     job = jobs_with_last_run().filter(pk=job_id).first() if could_exist(job_id) else None
     if job is None:
-        raise NotFound(f"job {job_id!r} not found")
+        raise NotFound(f"job {echoed(job_id)} not found")
     return {"job": job}
 
 
@@ -134,7 +135,7 @@ def change_job_fields(job_id: str, fields: dict[str, Any]) -> Job:
         get_job(job_id)
         job, change = write_job({"id": job_id, **fields})
         if change == Change.ADDED:  # deleted meanwhile; do not bring it back
-            raise NotFound(f"job {job_id!r} not found")
+            raise NotFound(f"job {echoed(job_id)} not found")
     return job
 
 
@@ -146,7 +147,7 @@ def delete_job(request: HttpRequest, job_id: str) -> dict:
     require(request, "jobs.delete")
     removed = remove_jobs([job_id]) if could_exist(job_id) else {}
     if job_id not in removed:
-        raise NotFound(f"job {job_id!r} not found")
+        raise NotFound(f"job {echoed(job_id)} not found")
     return {"ok": True, "deletedRuns": removed[job_id]}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Router, Status
 
+from jeeves_site.echo import echoed
 from queues import operations
 from queues.exceptions import ClaimLost
 from queues.models import Queue, QueueItem
@@ -42,7 +43,7 @@ ERRORS = {400: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut}
 def _known_queue(name: str) -> None:
     operations.check_queue_id(name)
     if not Queue.objects.filter(pk=name).exists():
-        raise NotFound(f"queue {name!r} not found")
+        raise NotFound(f"queue {echoed(name)} not found")
 
 
 @router.get("/queues", response=QueueListOut, summary="Every queue's id")
@@ -151,7 +152,7 @@ def _held_item(request: HttpRequest, name: str, item_id: int, allowed: tuple[str
         raise bad_input({"token": "is required: the token that dequeue returned with the item"})
     known = 0 < item_id <= MAX_BIGINT and operations.check_queue_id(name)
     if not known or not QueueItem.objects.filter(pk=item_id, queue_id=name).exists():
-        raise NotFound(f"queue {name!r} has no item {item_id}")
+        raise NotFound(f"queue {echoed(name)} has no item {item_id}")
     return body
 
 

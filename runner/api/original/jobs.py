@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router, Status
 
+from jeeves_site.echo import shortened
 from runner import manual
 from runner.api.body import json_object
 from runner.api.errors import Conflict, NotFound, bad_input
@@ -132,7 +133,7 @@ def trigger_job(request: HttpRequest, job_id: str) -> Status:
     ``{error: "Job not found: <id>"}`` as in the original.
     """
     authorize(request, "jobs.run")
-    job = _job(job_id, f"Job not found: {job_id}")
+    job = _job(job_id, f"Job not found: {shortened(job_id)}")
     longest = settings.API_RUN_WAIT_MAX_S
     run = wait_for_run(start_manual_run(job), longest, limit_s=longest)
     if run.status in FINAL_RUN_STATUSES:
