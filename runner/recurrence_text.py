@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from statestore.values import MAX_JSON_DEPTH, json_problem
+from statestore.values import MAX_JSON_DEPTH, json_loads, json_problem
 
 
 class RecurrenceError(ValueError):
@@ -28,6 +28,9 @@ def canonical_text(value: Mapping | str) -> str:
     Raises RecurrenceError when the text is not a JSON object.
     """
     data = load_object(value) if isinstance(value, str) else value
+    problem = json_problem(data)  # an object read from a job file may hold anything
+    if problem:
+        raise RecurrenceError(problem)
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -36,11 +39,13 @@ def load_object(text: str) -> dict:
     value the runner stores (``statestore.values.json_problem``: nested more than
     ``MAX_JSON_DEPTH`` levels, say)."""
     try:
-        data = json.loads(text)
+        data = json_loads(text)  # an integer too long for int() is named, not raised
     except json.JSONDecodeError as exc:
         raise RecurrenceError(f"is not valid JSON: {exc}") from None
     except RecursionError:  # Python's parser recurses: deeper than it can, far past ours
         raise RecurrenceError(f"is nested more than {MAX_JSON_DEPTH} levels deep") from None
+    except ValueError as exc:  # NaN or Infinity
+        raise RecurrenceError(f"is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise RecurrenceError("a recurrence schedule must be a JSON object")
     problem = json_problem(data)

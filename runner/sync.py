@@ -28,7 +28,7 @@ from jeeves_site.small_files import MIB, read_small_file
 from queues.definitions import sync_queue_definition
 from runner.jobs import JOB_FIELDS, defaults, upsert_job
 from runner.models import Job
-from runner.recurrence_text import canonical_text
+from runner.recurrence_text import RecurrenceError, canonical_text
 from runner.validation import MAX_TIMEOUT_MS, describe
 from statestore.values import json_loads
 
@@ -237,7 +237,10 @@ def job_fields(entry: Any) -> dict[str, Any]:
             )
         fields["timeout_ms"] = _timeout_ms(entry["timeout_seconds"])
     if isinstance(fields.get("schedule"), Mapping):
-        fields["schedule"] = canonical_text(fields["schedule"])
+        try:
+            fields["schedule"] = canonical_text(fields["schedule"])
+        except RecurrenceError as exc:  # it holds what no schedule can (a huge integer)
+            raise ValidationError({"schedule": str(exc)}) from None
     return fields
 
 

@@ -58,6 +58,9 @@ class HugeInteger:
     def __init__(self, digits: int) -> None:
         self.digits = digits
 
+    def __repr__(self) -> str:  # what a message that shows the value says
+        return f"an integer of {self.digits} digits"
+
 
 def _parse_int(text: str) -> int | HugeInteger:
     digits = len(text.lstrip("-"))

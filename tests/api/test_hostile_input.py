@@ -5,6 +5,7 @@ the same answer on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from io import StringIO
 from pathlib import Path
@@ -147,6 +148,35 @@ def test_a_schedule_with_numbers_too_large_is_refused_at_every_entrance(
         call_command("sync_jobs", str(tmp_path), stdout=out, stderr=out)
     assert reason in out.getvalue()
     assert list(Job.objects.values_list("id", flat=True)) == ["good"]
+
+
+HUGE = "9" * 5000  # past Python's int() limit of 4,300 digits
+
+
+def test_a_schedule_holding_an_integer_of_5000_digits_is_refused_at_every_entrance(
+    api, token, tmp_path
+):
+    """As JSON text or as an object (newcomer probe: a 500 from both dialects, a
+    traceback from add_job, and sync_jobs aborted on the object form)."""
+    text = '{"freq": "minutely", "interval": ' + HUGE + "}"
+    reason = "holds an integer of 5000 digits (at most 4300)"
+    assert reason in refused(api.post("/jobs", {**NEW_JOB, "schedule": text}), "schedule")
+    body = json.dumps({**NEW_JOB, "schedule": "@"}).replace('"@"', json.dumps(text))
+    response = ApiClient(token, prefix="").post("/jobs", raw=body.encode())
+    assert response.status_code == 400 and reason in response.json()["error"]
+    with pytest.raises(CommandError, match=re.escape(f"schedule: {reason}")):
+        call_command("add_job", *_argv({**NEW_JOB, "schedule": text}), stdout=StringIO())
+    for form in (json.dumps(text), text):  # in the job file: JSON text, then an object
+        good = json.dumps({**NEW_JOB, "id": "good"})
+        (tmp_path / "jobs.json").write_text(
+            "[" + json.dumps({**NEW_JOB, "schedule": "@"}).replace('"@"', form) + "," + good + "]"
+        )
+        out = StringIO()
+        with pytest.raises(CommandError, match="1 skipped"):
+            call_command("sync_jobs", str(tmp_path), stdout=out, stderr=out)
+        assert reason in out.getvalue() and len(out.getvalue()) < 2000
+        assert list(Job.objects.values_list("id", flat=True)) == ["good"]
+        Job.objects.all().delete()
 
 
 def test_a_payload_at_the_depth_limit_is_accepted_and_reads_back(api):
@@ -765,3 +795,17 @@ def test_env_or_args_no_program_could_be_started_with_are_refused(api, field, va
 def test_env_and_args_up_to_the_limit_run(api):
     body = {**NEW_JOB, "env": {"A": "x" * 131_069}, "args": ["y" * 131_071]}
     assert api.post("/jobs", body).status_code == 201
+
+
+def test_a_5000_digit_integer_is_named_as_such_not_as_an_object(api, tmp_path):
+    """Messages that show the refused value (pydantic's, Django's) say what it is
+    (newcomer probe: ``<statestore.values.HugeInteger object at 0x…>``)."""
+    (tmp_path / "queues.json").write_text(
+        '{"queues": [{"id": "q5", "max_attempts": ' + HUGE + "}]}"
+    )
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("sync_jobs", str(tmp_path), stdout=out, stderr=out)
+    assert "an integer of 5000 digits" in out.getvalue() and "object at 0x" not in out.getvalue()
+    response = api.post("/config/apply", raw=('{"patch": {"port": ' + HUGE + "}}").encode())
+    assert response.status_code == 400 and "object at 0x" not in response.content.decode()
