@@ -116,7 +116,14 @@ class Liveness:
                 f"(none for {timeout.total_seconds():g} s); the run was declared dead"
             )
             found |= _finish_dead(
-                run, reason, now, heartbeat_at__lt=cutoff, heartbeat_at=run.heartbeat_at
+                run,
+                reason,
+                now,
+                # A frozen worker of this host (stopped, swapped out, hung) still has its
+                # script running: ended, or the job's next run would overlap it.
+                end_scripts=run.worker.startswith(f"{self.host}:"),
+                heartbeat_at__lt=cutoff,
+                heartbeat_at=run.heartbeat_at,
             )
         return found
 
@@ -218,8 +225,12 @@ def _resumable(run: Run) -> bool:
     return run.job.type == JobType.SESSION and bool((run.result_meta or {}).get("sessionKey"))
 
 
-def _finish_dead(run: Run, reason: str, now: datetime, **still: object) -> bool:
-    """Finish ``run`` as error if it is still running and matches ``still``; announce it."""
+def _finish_dead(
+    run: Run, reason: str, now: datetime, end_scripts: bool = False, **still: object
+) -> bool:
+    """Finish ``run`` as error if it is still running and matches ``still``; announce it.
+    ``end_scripts``: end what its script runs on this host first (``end_orphaned_scripts``),
+    before the announcement lets the job's next run start."""
     duration_ms = (
         max(0, int((now - run.started_at).total_seconds() * 1000)) if run.started_at else None
     )
@@ -228,6 +239,10 @@ def _finish_dead(run: Run, reason: str, now: datetime, **still: object) -> bool:
     )
     if not changed:
         return False
+    ended = end_orphaned_scripts(run.pk) if end_scripts else []
+    if ended:
+        reason += f"; its processes {', '.join(map(str, ended))} were ended"
+        Run.objects.filter(pk=run.pk).update(error=reason)
     logger.warning("run %s of %s: %s", run.pk, run.job_id, reason)
     finished = Run.objects.select_related("job").filter(pk=run.pk).first()
     if finished is not None:

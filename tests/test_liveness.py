@@ -197,6 +197,40 @@ def test_what_a_dead_workers_script_left_running_is_ended(liveness):
             process.wait()
 
 
+def test_a_silent_worker_of_this_host_has_its_script_ended_with_the_run(liveness, clocks):
+    """A worker frozen (SIGSTOP, swapped out, hung) stops beating while its script runs
+    on: declared dead, the run's script is ended too, or the job's next run, started by
+    another worker, would overlap it (newcomer probe, high). A stranger's is left."""
+    beat = NOW - timedelta(seconds=1)
+    frozen = running(f"{HOST}:{os.getpid()}", NOW - timedelta(minutes=1), beat)
+    far = running("far-host:77", NOW - timedelta(minutes=1), beat)
+    env = dict(
+        os.environ,
+        JR_RUN_ID=str(frozen.pk),
+        DATABASE_URL=database_url(settings.DATABASES["default"]),
+    )
+    far_env = dict(env, JR_RUN_ID=str(far.pk))  # as if it ran here: not this host's run
+    script = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=far_env)
+    try:
+        psutil.Process(script.pid).environ()  # wait until their environments are readable
+        psutil.Process(other.pid).environ()
+        assert not liveness.reap_silent(NOW)
+        assert liveness.reap_silent(clocks.advance(30))
+        script.wait(timeout=10)
+        assert other.poll() is None
+        frozen.refresh_from_db()
+        assert frozen.status == "error"
+        assert frozen.error.endswith(
+            f"the run was declared dead; its processes {script.pid} were ended"
+        )
+        assert Run.objects.get(pk=far.pk).error.endswith("the run was declared dead")
+    finally:
+        for process in (script, other):
+            process.kill()
+            process.wait()
+
+
 def test_a_run_pending_past_the_bound_is_dispatched_again_with_backoff(
     liveness, dispatched, clocks
 ):
