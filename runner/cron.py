@@ -31,6 +31,8 @@ from functools import lru_cache
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
+from jeeves_site.echo import echoed
+
 # How far ahead a schedule may first fire before we call it "never": leap-day
 # schedules fire every 4 years, and 8 covers the century rule's gap.
 NEVER_FIRES_HORIZON_YEARS = 8
@@ -124,6 +126,12 @@ def parse(expression: str) -> Cron:
     text = expression.strip()
     if not text:
         raise CronError("is empty; give a cron expression such as '*/5 * * * *'")
+    if not text.isascii():  # int() reads other scripts' digits: a fullwidth 1 is minute 1
+        odd = next(char for char in text if not char.isascii())
+        raise CronError(
+            f"{echoed(text)} holds {odd!r} (U+{ord(odd):04X}); a cron expression is ASCII "
+            "digits, names and * , - / ? L W #"
+        )
     if text.startswith("@"):
         text = _expand_macro(text)
     fields = tuple(text.split())

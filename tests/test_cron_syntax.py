@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -232,3 +233,21 @@ def test_a_nearest_weekday_past_the_months_end_means_the_weekday_nearest_its_las
     iterator = cron.make_iterator(expression, datetime(2026, 12, 1, tzinfo=UTC))
     fires = [iterator.get_next(datetime).date().isoformat() for _ in first_fires]
     assert fires == first_fires
+
+
+@pytest.mark.parametrize(
+    ("expression", "odd"),
+    [
+        ("\uff11 * * * *", "U+FF11"),  # a fullwidth 1: int() read it as minute 1
+        ("*/\u0661\u0660 * * * * *", "U+0661"),  # Arabic-Indic 10
+        ("0\u30000 * * *", "U+3000"),  # an ideographic space split it into fields
+    ],
+)
+@pytest.mark.django_db
+def test_a_cron_expression_beyond_ascii_is_refused_naming_the_character(expression, odd):
+    with pytest.raises(CronError, match=re.escape(odd) + ".*a cron expression is ASCII"):
+        validate_cron(expression)
+    with pytest.raises(CommandError, match=re.escape(odd)):
+        call_command("add_job", "--id", "fw", "--name", "x", "--schedule", expression,
+                     "--source-type", "inline", "--script", "echo")  # fmt: skip
+    assert not Job.objects.exists()
