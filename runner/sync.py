@@ -30,7 +30,7 @@ from runner.jobs import JOB_FIELDS, defaults, upsert_job
 from runner.models import Job
 from runner.recurrence_text import RecurrenceError, canonical_text
 from runner.validation import MAX_TIMEOUT_MS, describe
-from statestore.values import json_loads
+from statestore.values import HugeInteger, json_loads
 
 # The original's text fields may be null; here they are empty strings.
 _NULLABLE_TEXT = {
@@ -255,6 +255,10 @@ def _null_as_empty(key: str, value: Any) -> Any:
 def _timeout_ms(seconds: Any) -> int | None:
     if seconds is None:
         return None
+    if isinstance(seconds, HugeInteger):
+        raise ValidationError(
+            {"timeout_seconds": f"must be at most {MAX_TIMEOUT_MS // 1000} seconds (a year)"}
+        )
     if (
         isinstance(seconds, bool)
         or not isinstance(seconds, int | float)

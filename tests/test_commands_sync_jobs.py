@@ -331,3 +331,14 @@ def test_a_job_added_by_add_job_is_updated_in_place_by_sync(repo):
     write(repo, "a.json", [original()])
     assert "a.json: job poll: updated" in sync(repo / "jobs").out
     assert Job.objects.get(pk="poll").name == "Poll"
+
+
+def test_a_timeout_of_5000_digits_is_refused_as_longer_than_a_year(repo):
+    """Too long for int(): read as a huge integer, it is too large, not 'not positive'."""
+    text = json.dumps([original()]).replace(
+        '"timeout_seconds": 300', '"timeout_seconds": ' + "9" * 5000
+    )
+    (repo / "jobs" / "a.json").write_text(text)
+    result = sync(repo / "jobs")
+    assert "timeout_seconds: must be at most" in result.err and "positive" not in result.err
+    assert not Job.objects.exists()

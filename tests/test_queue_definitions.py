@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
@@ -192,3 +194,16 @@ def test_add_queue_refuses_bad_input_on_one_line_and_writes_nothing():
     assert "dedup_config: path: '$[' is not a valid JSONPath" in message
     assert "max_attempts:" in message
     assert not Queue.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["\uff13", " 3", "3_0", "9" * 5000, "0" * 5000 + "3x"])
+def test_add_queue_takes_max_attempts_in_ascii_digits_only(value):
+    with pytest.raises(CommandError) as refused:
+        call_command("add_queue", "--id", "qq", "--max-attempts", value, stdout=StringIO())
+    assert "max_attempts" in str(refused.value) and len(str(refused.value)) < 300
+    assert not Queue.objects.exists()
+
+
+def test_add_queue_reads_max_attempts_padded_with_zeros():
+    call_command("add_queue", "--id", "qq", "--max-attempts", "0" * 5000 + "3", stdout=StringIO())
+    assert Queue.objects.get(pk="qq").max_attempts == 3

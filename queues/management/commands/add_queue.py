@@ -7,6 +7,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
+from jeeves_site.cli_numbers import whole_number
 from queues.definitions import upsert_queue_definition
 from queues.models import Queue
 from runner.management.base import RunnerCommand
@@ -33,7 +34,7 @@ class Command(RunnerCommand):
         parser.add_argument("--no-dedup", action="store_true", help="stop de-duplicating")
         parser.add_argument("--retention-completed", help=f"e.g. 7d, or '{FOREVER}'")
         parser.add_argument("--retention-failed", help=f"e.g. 30d, or '{FOREVER}'")
-        parser.add_argument("--max-attempts", type=int)
+        parser.add_argument("--max-attempts", help="claims an item gets, at least 1")
 
     def handle(self, *args, queue_id: str, **options: Any) -> None:
         current = Queue.objects.filter(pk=queue_id).first()
@@ -47,9 +48,11 @@ class Command(RunnerCommand):
 def definition(queue_id: str, current: Queue | None, options: dict[str, Any]) -> dict[str, Any]:
     """The fields the options set, merged into the queue's current nested settings."""
     data: dict[str, Any] = {"id": queue_id}
-    for field in ("name", "description", "max_attempts"):
+    for field in ("name", "description"):
         if options[field] is not None:
             data[field] = options[field]
+    if options["max_attempts"] is not None:
+        data["max_attempts"] = whole_number(options["max_attempts"], "max_attempts")
     if options["no_dedup"]:
         data["dedup_config"] = None
     elif options["dedup_path"] is not None or options["dedup_scope"] is not None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
-from jeeves_site.echo import echoed
+from jeeves_site.cli_numbers import decimal_number, whole_number
 from runner.jobs import upsert_job
 from runner.management.base import RunnerCommand
 from runner.models import Job
@@ -142,36 +141,13 @@ def fields_from_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _milliseconds(text: str) -> int:
-    return _whole(text, "timeout_ms", "whole number of milliseconds")
+    return whole_number(text, "timeout_ms", "whole number of milliseconds")
 
 
 def _number(text: str, field: str, kind: type) -> int | float | None:
     if field == "late_grace_s" and text == "default":
         return None
-    if kind is int:
-        return _whole(text, field, "whole number")
-    if not _DECIMAL.fullmatch(text):
-        raise ValidationError({field: f"{echoed(text)} is not a number"})
-    return float(text)
-
-
-def _whole(text: str, field: str, noun: str) -> int:
-    if not _WHOLE.fullmatch(text):
-        raise ValidationError({field: f"{echoed(text)} is not a {noun}"})
-    # Leading zeros are left out: int() would count them against its digit limit.
-    digits = text.lstrip("+-").lstrip("0") or "0"
-    if len(digits) > _MAX_DIGITS:  # beyond every field's range
-        raise ValidationError({field: f"{echoed(text)} is far too large"})
-    return -int(digits) if text.startswith("-") else int(digits)
-
-
-# ASCII digits only: int() and float() also read other scripts' digits (fullwidth ones),
-# underscores ("1_000") and surrounding whitespace.
-_WHOLE = re.compile(r"[+-]?[0-9]+")
-_MAX_DIGITS = 18
-_DECIMAL = re.compile(
-    r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(nan|inf|infinity)", re.I
-)
+    return whole_number(text, field) if kind is int else decimal_number(text, field)
 
 
 def parse_env(items: list[str]) -> dict[str, Any]:
