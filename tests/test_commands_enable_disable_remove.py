@@ -59,3 +59,15 @@ def test_remove_job_with_an_unknown_id_removes_nothing():
     with pytest.raises(CommandError, match=r"^unknown job ids: x, y; nothing removed$"):
         command("remove_job", "x", "known", "y")
     assert Job.objects.count() == Run.objects.count() == 1
+
+
+@pytest.mark.parametrize("command", ["disable_job", "enable_job", "remove_job", "trigger_job"])
+def test_a_job_id_holding_control_characters_is_shown_not_obeyed(command):
+    """The refusal names the id as typed; a terminal must not act on its escapes
+    (newcomer probe: ESC[31m and a carriage return came out raw)."""
+    out = StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command(command, "a\x1b[31mred\rX", stdout=out, stderr=out)
+    shown = str(refused.value) + out.getvalue()
+    assert "\\x1b[31mred\\x0dX" in shown
+    assert "\x1b" not in shown and "\r" not in shown

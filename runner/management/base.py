@@ -8,17 +8,20 @@ themselves. ``manage.py check``, ``migrate``, ``runscheduler`` and ``runworkers`
 
 A database without the runner's tables (not migrated yet, or the command was run
 without the scheduler's ``JEEVES_DATA_DIR``/``DATABASE_URL`` and so opened another one)
-is one line saying so, not a traceback ending in ``no such table: jobs``.
+is one line saying so, not a traceback ending in ``no such table: jobs``. What they
+print, refusals included, shows control characters as ``\\xNN`` (``runner.terminal``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 
 from runner.checks import missing_scripts_check_skipped
+from runner.terminal import neutralise
 
 
 class RunnerCommand(BaseCommand):
@@ -29,6 +32,16 @@ class RunnerCommand(BaseCommand):
             super().check(*args, **kwargs)
 
     def execute(self, *args: Any, **options: Any) -> Any:
+        # Ids, names and values an operator typed or a file held are echoed: a control
+        # character among them is shown as \xNN, not obeyed by the terminal.
+        options["stdout"] = _Neutralised(options.get("stdout") or sys.stdout)
+        options["stderr"] = _Neutralised(options.get("stderr") or sys.stderr)
+        try:
+            return self._execute(*args, **options)
+        except CommandError as exc:
+            raise CommandError(neutralise(str(exc)), returncode=exc.returncode) from None
+
+    def _execute(self, *args: Any, **options: Any) -> Any:
         try:
             return super().execute(*args, **options)
         except DatabaseError:
@@ -38,6 +51,19 @@ class RunnerCommand(BaseCommand):
                 f"the database {_database_name()} has no runner tables: run manage.py "
                 "migrate, or give this command the runner's JEEVES_DATA_DIR or DATABASE_URL"
             ) from None
+
+
+class _Neutralised:
+    """A stream whose text is written with control characters shown (``neutralise``)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(neutralise(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _has_runner_tables() -> bool:
