@@ -21,4 +21,11 @@ if [ ! -x .venv/bin/python ]; then
     fi
   fi
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$1"
+# Installed again only when a requirements file changed: a restart of the runner should
+# not wait for pip (every second of it is fires missed).
+stamp=".venv/.installed-$(basename "$1")"
+wanted=$(cat requirements*.txt "$1" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$1"
+  echo "$wanted" > "$stamp"
+fi
