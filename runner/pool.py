@@ -415,15 +415,15 @@ class RunPool:
     def _timer(self) -> None:
         with self._lock:
             while not self._stopping():
-                if self._waiting and _seconds_until(self._waiting[0][0]) <= 0:
-                    while self._waiting and _seconds_until(self._waiting[0][0]) <= 0:
-                        self._due.append((next(self._order), heapq.heappop(self._waiting)[2]))
-                    # One executor takes every due run a slot is free for, and wakes
-                    # helpers to spawn them; a wake a run would wake the others for
-                    # nothing, at the instant of a burst (issue 12).
-                    if self._can_start():
-                        self._work.notify()
-                    continue
+                came_due = False
+                while self._waiting and _seconds_until(self._waiting[0][0]) <= 0:
+                    self._due.append((next(self._order), heapq.heappop(self._waiting)[2]))
+                    came_due = True
+                # One executor takes every due run a slot is free for, and wakes helpers
+                # to spawn them; a wake a run would wake the others for nothing, at the
+                # instant of a burst (issue 12).
+                if came_due and self._can_start():
+                    self._work.notify()
                 wait = _seconds_until(self._waiting[0][0]) if self._waiting else STOP_CHECK_S
                 self._timer_wake.wait(min(wait, STOP_CHECK_S))
             waiting, self._waiting = self._waiting, []
