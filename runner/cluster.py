@@ -20,6 +20,10 @@ Three things stock django-q2 1.11 gets wrong for a job runner, fixed here:
   keep claiming tasks. Each cluster process watches its parent: an orphaned
   sentinel stops its cluster the ordinary way, orphaned workers finish or cancel
   their run and exit, an orphaned pusher or monitor exits at once.
+* The sentinel replaces a dead worker but not a frozen one (SIGSTOP, a hang holding
+  the interpreter), and nothing starts on the host until it wakes. Here each worker
+  beats into a shared value; the sentinel kills a worker silent for
+  ``livenessTimeoutMs`` (``WorkerWatchdog``), and the ordinary replacement follows.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import psutil
 from django.conf import settings
@@ -48,10 +52,13 @@ from runner.stop_report import StopReport
 logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
-# How often a cluster process checks whether its parent is still there.
+# How often a cluster process checks whether its parent is still there, and how often
+# a worker beats (``WorkerBeat``) and the sentinel looks at the beats (``WorkerWatchdog``).
 PARENT_CHECK_S = 0.5
 # Added to the shutdown grace and the kill grace when waiting for a cluster to stop.
 STOP_MARGIN_S = 10.0
+# How long a kill of the cluster waits for its processes to be gone.
+KILL_WAIT_S = 2.0
 
 
 def _on_stop_signal(signum: int, frame: object) -> None:
@@ -68,6 +75,8 @@ class RunnerSentinel(q_cluster.Sentinel):
             signal.signal(number, _on_stop_signal)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         ParentWatch(on_orphaned=self._parent_died).start()
+        bound_s = settings.RUNNER.liveness_timeout_ms / 1000
+        WorkerWatchdog(lambda: list(self.pool), bound_s).start()
         super().start()
 
     def _parent_died(self) -> None:
@@ -82,14 +91,21 @@ class RunnerSentinel(q_cluster.Sentinel):
         super().reincarnate(process)
 
     def spawn_process(self, target: Callable, *args) -> q_cluster.Process:
-        """As django-q2 1.11.1's, but each child starts through ``_child_main``."""
-        process = q_cluster.get_mp_context().Process(
-            target=_child_main, args=(target, *args), name=f"Process-{uuid.uuid4().hex}"
+        """As django-q2 1.11.1's, but each child starts through ``_child_main``, and a
+        worker is given the shared value it beats into (``process.beat``)."""
+        context = q_cluster.get_mp_context()
+        beat = context.RawValue("d", time.monotonic()) if target == q_cluster.worker else None
+        process = context.Process(
+            target=_child_main,
+            args=(target, *args),
+            kwargs={"beat": beat},
+            name=f"Process-{uuid.uuid4().hex}",
         )
         process.daemon = True
         if target == q_cluster.worker:
             process.daemon = Conf.DAEMONIZE_WORKERS
             process.timer = args[2]
+            process.beat = beat
             self.pool.append(process)
         process.start()
         return process
@@ -113,12 +129,13 @@ def free_task_queue(task_queue, workers: int) -> bool:
     return True
 
 
-def _child_main(target: Callable, *args) -> None:
+def _child_main(target: Callable, *args, beat=None) -> None:
     """Entry point of a worker, pusher or monitor: watch the parent, then do the work.
 
     A worker's runs execute on its pool's threads (``runner.pool``), so when
     django-q2's worker loop ends (a poison pill at a stop) the process waits for
     them: runs not yet started are handed back, running ones get the shutdown grace.
+    A worker beats into ``beat`` (a shared double, monotonic seconds) all its life.
     """
     # What the process holds now (Django, the settings, django-q2) lives as long as it
     # does: out of the collector's full passes, which otherwise walk it again and again
@@ -129,6 +146,7 @@ def _child_main(target: Callable, *args) -> None:
         target(*args)
         return
     allow_fast_spawn()
+    WorkerBeat(beat).start()
     WorkerGuard().start()
     try:
         target(*args)
@@ -152,6 +170,86 @@ class ParentWatch(threading.Thread):
         while os.getppid() == self.parent:
             time.sleep(PARENT_CHECK_S)
         self.on_orphaned()
+
+
+class WorkerBeat(threading.Thread):
+    """Writes ``time.monotonic()`` into ``beat`` every ``PARENT_CHECK_S`` while the
+    process lives: a worker frozen or hung with the interpreter stops beating.
+
+    CLOCK_MONOTONIC is one clock for every process of the machine, so the sentinel
+    compares the value with its own reading.
+    """
+
+    def __init__(self, beat) -> None:
+        super().__init__(name="worker-beat", daemon=True)
+        self.beat = beat
+
+    def run(self) -> None:
+        while True:
+            self.beat.value = time.monotonic()
+            time.sleep(PARENT_CHECK_S)
+
+
+class WorkerWatchdog(threading.Thread):
+    """In the sentinel: SIGKILL each worker whose beat stood still for ``bound_s``.
+
+    django-q2's guard loop then finds the worker dead and spawns another
+    (``RunnerSentinel.reincarnate``), and the runs it held are finished by liveness as
+    those of a dead worker, with their scripts ended (``runner.liveness``). A SIGTERM
+    would wait in a stopped process's queue; SIGKILL ends it stopped or not. Each
+    process is killed (and logged) once. Plain sleeps and no locks: the sentinel forks
+    while this thread runs.
+
+    ``workers`` returns the sentinel's worker processes (``process.pid``,
+    ``process.beat.value``); ``monotonic`` and ``kill`` are parameters for tests.
+    """
+
+    def __init__(
+        self,
+        workers: Callable[[], Iterable],
+        bound_s: float,
+        monotonic: Callable[[], float] = time.monotonic,
+        kill: Callable[[int], None] | None = None,
+    ) -> None:
+        super().__init__(name="worker-watchdog", daemon=True)
+        self.workers = workers
+        self.bound_s = bound_s
+        self.monotonic = monotonic
+        self.kill = kill or _kill
+        self.killed: set[int] = set()
+
+    def run(self) -> None:
+        while True:
+            time.sleep(PARENT_CHECK_S)
+            self.check()
+
+    def check(self) -> list[int]:
+        """Kill the workers silent for the bound; return their pids."""
+        now = self.monotonic()
+        silent = []
+        for process in self.workers():
+            beat = getattr(process, "beat", None)
+            if beat is None or process.pid is None or process.pid in self.killed:
+                continue
+            silence = now - beat.value
+            if silence < self.bound_s:
+                continue
+            self.killed.add(process.pid)
+            logger.error(
+                "worker %s has not beaten for %.1f s (frozen or hung; livenessTimeoutMs is "
+                "%d): killing it so that another worker takes its place",
+                process.pid,
+                silence,
+                round(self.bound_s * 1000),
+            )
+            self.kill(process.pid)
+            silent.append(process.pid)
+        return silent
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 class WorkerGuard(threading.Thread):
@@ -282,8 +380,12 @@ def _signal_children(pid: int, number: int) -> None:
             child.send_signal(number)
 
 
-def kill_tree(pid: int) -> None:
-    """SIGKILL a process and everything below it."""
+def kill_tree(pid: int, wait_s: float = KILL_WAIT_S) -> None:
+    """SIGKILL a process and everything below it; wait up to ``wait_s`` for them to go.
+
+    Gone means exited or a zombie: whoever looks next (liveness, for the runs their
+    workers held) must find them dead.
+    """
     try:
         root = psutil.Process(pid)
         processes = [*root.children(recursive=True), root]
@@ -292,3 +394,13 @@ def kill_tree(pid: int) -> None:
     for process in processes:
         with contextlib.suppress(psutil.Error):
             process.kill()
+    deadline = time.monotonic() + wait_s
+    while any(map(_running, processes)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

@@ -47,12 +47,18 @@ class WorkerHost:
                     logger.critical("the worker cluster died; runworkers exits")
                     return 1
                 close_old_connections()
-                try:
-                    self.liveness.reap_dead_local(timezone.now())
-                except Exception:
-                    logger.exception("checking this host's runs failed; carrying on")
+                self._reap()
             return 0
         finally:
             runner_cluster.stop_cluster(self.cluster)
+            if self.cluster is not None:  # a worker frozen through the stop was killed
+                self._reap()
             connections.close_all()
             logger.info("runworkers stopped")
+
+    def _reap(self) -> None:
+        """Finish the runs of this host's dead workers (``Liveness.reap_dead_local``)."""
+        try:
+            self.liveness.reap_dead_local(timezone.now())
+        except Exception:
+            logger.exception("finishing the runs of this host's dead workers failed")
