@@ -12,10 +12,12 @@ import os
 import sys
 import textwrap
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from jeeves_site.database import database_url
 from runner import tasks
@@ -165,6 +167,67 @@ def test_a_launch_that_is_never_used_removes_its_file():
     del launch
     gc.collect()
     assert not os.path.exists(directory)
+
+
+def held_run(tmp_path, worker: str = "test:1") -> tuple[Run, object]:
+    """A script run due in a second, prepared by ``worker`` as a worker does (its child
+    spawned and held); the script notes each time it ran."""
+    ran = tmp_path / "ran"
+    job = JobFactory(script=f'echo "$JR_RUN_ID" >> {ran}; echo "ran $JR_API_TOKEN"')
+    due = timezone.now() + timedelta(seconds=1)
+    run = Run.load(RunFactory(job=job, scheduled_for=due).pk)
+    tasks._prepare(run)
+    return run, run.launch.held
+
+
+def test_a_run_due_ahead_runs_once_through_the_child_held_for_it(tmp_path, monkeypatch):
+    """Issue 12: a worker spawns a run's child ahead of its instant and holds it before
+    exec; started, the run releases it: the script runs once, with the run's token."""
+    monkeypatch.setattr(tasks, "worker_name", lambda: "test:1")
+    run, held = held_run(tmp_path)
+    assert held is not None
+    finished = execute_run(run, worker="test:1")
+    assert (finished.status, finished.stdout) == (
+        "ok",
+        f"ran {run_tokens.token_for(run.pk, 'test:1')}",
+    )
+    assert held.proc.returncode == 0  # the held child was the script
+    assert (tmp_path / "ran").read_text() == f"{run.pk}\n"
+
+
+def test_a_held_child_whose_run_never_starts_exits_without_running(tmp_path, monkeypatch):
+    """A run handed back, overtaken or skipped drops its launch: the held child reads
+    end of file and exits unrun, and its inline script's directory goes too."""
+    monkeypatch.setattr(tasks, "worker_name", lambda: "test:1")
+    run, held = held_run(tmp_path)
+    child, directory = held.proc, os.path.dirname(run.launch.argv[-1])
+    del run, held
+    gc.collect()
+    assert child.wait(timeout=10) == 125
+    assert not (tmp_path / "ran").exists()
+    assert not os.path.exists(directory)
+
+
+def test_a_run_started_by_another_worker_spawns_afresh_and_drops_the_held_child(
+    tmp_path, monkeypatch
+):
+    """The held child's environment has the preparing worker's token; a run taken by
+    another worker gets a child with that worker's token, and the held one exits unrun."""
+    monkeypatch.setattr(tasks, "worker_name", lambda: "another-host:9")
+    run, held = held_run(tmp_path)
+    child = held.proc
+    finished = execute_run(run, worker="test:1")
+    assert finished.stdout == f"ran {run_tokens.token_for(run.pk, 'test:1')}"
+    assert child.wait(timeout=10) == 125
+    assert (tmp_path / "ran").read_text() == f"{run.pk}\n"
+
+
+def test_a_run_due_now_is_not_held(monkeypatch):
+    """Holding gains nothing for a run due now (a manual run): it is spawned as it starts."""
+    monkeypatch.setattr(tasks, "worker_name", lambda: "test:1")
+    run = Run.load(RunFactory(job=JobFactory(script="true")).pk)
+    tasks._prepare(run)
+    assert run.launch.held is None
 
 
 def test_a_script_written_after_its_run_was_prepared_for_still_runs(tmp_path):

@@ -8,8 +8,11 @@ and makes sure nothing it started outlives it. Linux only (it reads /proc).
 from __future__ import annotations
 
 import errno
+import functools
 import math
 import os
+import re
+import resource
 import selectors
 import shutil
 import signal
@@ -744,20 +747,199 @@ def start_process(
         raise ValueError(f"tail_lines must be >= 0, not {tail_lines}")
     started = clock()
     try:
-        with _outside_the_group():
-            proc = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=dict(env),
-                cwd=cwd,
-                start_new_session=True,
-                umask=umask,
-            )
+        proc = _spawn(argv, subprocess.DEVNULL, env, cwd, umask)
     except OSError as exc:
         return _not_started(_spawn_error_text(argv, env, cwd, exc), clock() - started)
     return RunningProcess(_Supervisor(proc, tail_lines, clock, cancel), started, timeout_s, grace_s)
+
+
+def _spawn(
+    argv: Sequence[str], stdin: int, env: Mapping[str, str], cwd: str | None, umask: int
+) -> subprocess.Popen:
+    with _outside_the_group():
+        return subprocess.Popen(
+            list(argv),
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+            umask=umask,
+        )
+
+
+# A held child is this shell, waiting for a line on its stdin (the go pipe) before it
+# execs the command with stdin from /dev/null; at end of file it exits unrun. dash
+# passes its environment on as it got it, except: names that are not identifiers are
+# dropped, ``_SHELL_SETS`` are set anew, and PWD is made the working directory, so the
+# command's PWD is given to it aside and put back (or PWD unset). An environment the
+# shell would change otherwise is not held.
+HOLD_SHELL = shutil.which("dash", path="/usr/bin:/bin")  # None: nothing is held
+_HELD_PWD = "JEEVES_HELD_PWD"
+_HOLD_SCRIPT = (
+    f'read -r go || exit 125; PWD=${_HELD_PWD}; unset {_HELD_PWD}; export PWD; exec "$@" </dev/null'
+)
+_HOLD_SCRIPT_NO_PWD = 'read -r go || exit 125; unset PWD; exec "$@" </dev/null'
+_HOLD_NAME = "jeeves-held"
+_SHELL_SETS = frozenset({"IFS", "OPTIND", "PPID", _HELD_PWD})
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# Children held at once, at most: each holds three descriptors of this process until
+# its instant, and a process may open only RLIMIT_NOFILE (often 1,024); a quarter of
+# them are left for everything else.
+MAX_HELD = 256
+_held = 0
+_held_lock = threading.Lock()
+
+
+class HeldProcess:
+    """A child made ahead of its run's instant (``hold_process``), waiting before exec.
+
+    ``release`` at the instant lets it exec the command, which is then a
+    ``RunningProcess`` like one ``start_process`` made; ``discard`` ends it unrun.
+    Each may be called once, and the first of them decides.
+    """
+
+    def __init__(self, proc: subprocess.Popen, go: int) -> None:
+        self.proc = proc
+        self._go: int | None = go
+
+    @property
+    def pid(self) -> int:
+        """The child's process id, which the command keeps once released."""
+        return self.proc.pid
+
+    def release(
+        self,
+        *,
+        timeout_s: float | None,
+        grace_s: float,
+        tail_lines: int,
+        clock: Callable[[], float] = time.monotonic,
+        cancel: _Flag | None = None,
+    ) -> RunningProcess | None:
+        """Let the child exec the command, as ``start_process`` would have started it
+        now (its timeout counts from now); None if it was discarded or is gone (then
+        start the command afresh: nothing ran)."""
+        go = self._take()
+        if go is None:
+            return None
+        started = clock()
+        try:
+            os.write(go, b"\n")
+        except OSError:  # the held child died before its instant
+            self._end()
+            return None
+        finally:
+            os.close(go)
+        supervisor = _Supervisor(self.proc, tail_lines, clock, cancel)
+        return RunningProcess(supervisor, started, timeout_s, grace_s)
+
+    def discard(self) -> None:
+        """End the child without running the command (it reads end of file and exits)."""
+        go = self._take()
+        if go is not None:
+            os.close(go)
+            self._end()
+
+    def _take(self) -> int | None:
+        """The go pipe, to the first caller of ``release`` or ``discard``; None after."""
+        global _held
+        with _held_lock:
+            go, self._go = self._go, None
+            if go is not None:
+                _held -= 1
+        return go
+
+    def _end(self) -> None:
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        self.proc.poll()  # if not exited yet, subprocess reaps it at a later spawn
+
+
+def hold_process(
+    argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None = None, umask: int = -1
+) -> HeldProcess | None:
+    """Make the child that will run ``argv`` (as ``start_process`` does: own session,
+    exactly ``env``, ``cwd``, ``umask``), held before exec until ``release``.
+
+    So a burst of runs due at one instant spawns ahead of it, and at the instant each
+    costs a write to a pipe (issue 12). None when holding could change what the run
+    reports (an exec that would fail is reported by ``start_process`` with its reason,
+    a held one would only exit 127): a command that is not an ELF program found now,
+    a missing working directory, arguments too large; and when the spawn fails.
+    """
+    global _held
+    if not _holdable(argv, env, cwd):
+        return None
+    with _held_lock:
+        if _held >= _max_held():
+            return None
+        _held += 1
+    script, shell_env = _HOLD_SCRIPT_NO_PWD, env
+    if "PWD" in env:
+        script, shell_env = _HOLD_SCRIPT, {**env, _HELD_PWD: env["PWD"]}
+    try:
+        read, go = os.pipe()
+        try:
+            proc = _spawn(
+                [HOLD_SHELL, "-c", script, _HOLD_NAME, *argv], read, shell_env, cwd, umask
+            )
+        except OSError:
+            os.close(go)
+            raise
+        finally:
+            os.close(read)
+    except OSError:
+        with _held_lock:
+            _held -= 1
+        return None
+    return HeldProcess(proc, go)
+
+
+def held_count() -> int:
+    """How many children this process holds now (``hold_process``)."""
+    with _held_lock:
+        return _held
+
+
+@functools.lru_cache(maxsize=1)
+def _max_held() -> int:
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_HELD
+    return max(0, min(MAX_HELD, soft // 4))
+
+
+def _holdable(argv: Sequence[str], env: Mapping[str, str], cwd: str | None) -> bool:
+    if not argv or not _shell_ready() or (cwd is not None and not os.path.isdir(cwd)):
+        return False
+    if any(name in _SHELL_SETS or not _IDENTIFIER.match(name) for name in env):
+        return False
+    program = argv[0]
+    if os.sep in program:
+        if not os.path.isabs(program):
+            return False  # relative to the child's working directory
+    elif "PATH" not in env:
+        return False  # the shell's default search path is not subprocess's
+    else:
+        program = shutil.which(program, path=env["PATH"])
+        if program is None:
+            return False
+    return _is_elf_program(program) and _exec_too_large(argv, env) is None
+
+
+@functools.lru_cache(maxsize=1)
+def _shell_ready() -> bool:
+    return HOLD_SHELL is not None and os.access(HOLD_SHELL, os.X_OK)
+
+
+def _is_elf_program(path: str) -> bool:
+    try:
+        with open(path, "rb") as file:
+            return os.access(path, os.X_OK) and file.read(4) == b"\x7fELF"
+    except OSError:
+        return False
 
 
 # Linux's MAX_ARG_STRLEN: the longest single argument or NAME=value exec takes.

@@ -19,8 +19,11 @@ from runner.api import run_tokens
 from runner.execution import environment, live
 from runner.execution.inline_files import inline_prefix, inline_root
 from runner.execution.process import (
+    HeldProcess,
     ProcessResult,
+    RunningProcess,
     ScriptNotRunnable,
+    hold_process,
     inline_script_file,
     resolve_command,
     start_process,
@@ -141,10 +144,29 @@ class Launch:
         env: dict[str, str],
         files: ExitStack,
         token_worker: str | None = None,
+        held: HeldProcess | None = None,
     ):
         self.argv, self.cwd, self.env = argv, cwd, env
         self.token_worker = token_worker  # the worker whose run token ``env`` holds
+        self.held = held  # its child, made ahead and held before exec (``hold_process``)
         self.close = weakref.finalize(self, files.close)
+
+    def start(self, run: Run, **limits) -> RunningProcess | ProcessResult:
+        """Start the child of started ``run``: release the held one if it was made for
+        the worker that started the run, else spawn it now (``start_process``);
+        ``limits`` are ``start_process``'s timeout, grace, tail and cancel."""
+        if self.held is not None and run.worker == self.token_worker:
+            released = self.held.release(**limits)
+            if released is not None:
+                return released
+        return start_process(
+            self.argv,
+            env=self.environment(run),
+            cwd=self.cwd,
+            # The runner's own processes run under umask 077; scripts get the operator's.
+            umask=inherited_umask(),
+            **limits,
+        )
 
     def environment(self, run: Run) -> dict[str, str]:
         """The child's environment: ``env`` with the API token of started ``run`` for
@@ -154,21 +176,29 @@ class Launch:
         return {**self.env, **run_tokens.environment_for(run)}
 
 
-def prepare(run: Run, worker: str | None = None) -> Launch:
+def prepare(run: Run, worker: str | None = None, hold: bool = False) -> Launch:
     """The launch of script run ``run`` (its job loaded); raises ``ScriptNotRunnable``.
 
     A worker prepares a run while it waits for its instant and hands the launch to
     ``script_job_steps`` as ``run.launch``; a run without one is prepared when it starts.
     Given the ``worker`` that will start the run (``executor.worker_name``), the run's
-    API token for it is made now too.
+    API token for it is made now too, and with ``hold`` its child is spawned now and
+    held before exec until the run starts (``process.hold_process``; discarded with the
+    launch if it never does).
     """
     files = ExitStack()
     try:
         argv, cwd = _command(run.job, files)
+        argv = [*argv, *run.job.args]
         env = script_environment(run)
+        held = None
         if worker is not None:
             env.update(run_tokens.environment(run.pk, worker))
-        return Launch([*argv, *run.job.args], cwd, env, files, worker)
+            if hold:
+                held = hold_process(argv, env=env, cwd=cwd, umask=inherited_umask())
+        if held is not None:
+            files.callback(held.discard)
+        return Launch(argv, cwd, env, files, worker, held)
     except BaseException:
         files.close()
         raise
@@ -185,16 +215,12 @@ def script_job_steps(run: Run, cancel: threading.Event) -> Steps[RunOutcome]:
         except ScriptNotRunnable as exc:
             return RunOutcome(status=RunStatus.ERROR, error=str(exc))
     try:
-        started = start_process(
-            launch.argv,
-            env=launch.environment(run),
-            cwd=launch.cwd,
+        started = launch.start(
+            run,
             timeout_s=job.timeout_ms / 1000 if job.timeout_ms else None,
             grace_s=settings.RUNNER.kill_grace_ms / 1000,
             tail_lines=settings.RUNNER.output_tail_lines,
             cancel=cancel,
-            # The runner's own processes run under umask 077; scripts get the operator's.
-            umask=inherited_umask(),
         )
         if isinstance(started, ProcessResult):
             result = started
