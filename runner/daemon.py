@@ -35,6 +35,7 @@ from runner import coalesce
 from runner.clocks import SYSTEM, Clocks
 from runner.execution.executor import worker_name
 from runner.execution.inline_files import prepare_worker_host
+from runner.health import backlog_at
 from runner.liveness import Liveness, check_interval
 from runner.maintenance import run_maintenance
 from runner.models import SchedulerHeartbeat
@@ -232,14 +233,19 @@ class Daemon:
         return bool(report and report.total)
 
     def _coalesce(self, now: datetime) -> bool:
-        """Skip overtaken pending runs; say once when an overload starts and when it ends."""
+        """Skip overtaken pending runs; say once when an overload starts and when it ends.
+
+        It ends when a sweep skips nothing and the backlog is within the bounds
+        ``/api/status`` judges it by: a sweep between two skips of a frozen worker's
+        runs finds nothing overtaken yet, while its runs still wait.
+        """
         skipped = self._guarded(coalesce.sweep, now)
         if skipped and not self._coalesced:
             logger.warning(
                 "runs are due faster than workers start them: pending runs their job's "
                 "schedule overtook are skipped (each says why; /api/status shows the backlog)"
             )
-        elif not skipped and self._coalesced:
+        elif not skipped and self._coalesced and not backlog_at(now).over_bounds:
             logger.info("the backlog is cleared; %d overtaken run(s) were skipped", self._coalesced)
             self._coalesced = 0
         self._coalesced += skipped or 0

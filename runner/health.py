@@ -50,6 +50,29 @@ _WAITED_FOR_A_WORKER = Q(finished_at__gte=F("created_at") + LATE_FIRE_IS_MISSED)
 
 
 @dataclass(frozen=True)
+class Backlog:
+    """The runs waiting for a worker at one moment (``backlog_at``)."""
+
+    pending: int  # runs waiting for a worker
+    # how long past its instant the oldest has waited (catch-up runs left out)
+    oldest_pending_s: float | None
+    # runs skipped unstarted after waiting LATE_FIRE_IS_MISSED or more, in the last
+    # BACKLOG_MAX_AGE_S (overtaken by their schedule, or by a sibling that started first)
+    skipped_waiting: int
+
+    @property
+    def over_bounds(self) -> bool:
+        """More runs wait, or wait longer, than ``BACKLOG_MAX_PENDING``/``BACKLOG_MAX_AGE_S``,
+        or runs that waited for a worker were skipped unstarted within ``BACKLOG_MAX_AGE_S``."""
+        age = self.oldest_pending_s or 0.0
+        return (
+            self.pending > BACKLOG_MAX_PENDING
+            or age > BACKLOG_MAX_AGE_S
+            or self.skipped_waiting > 0
+        )
+
+
+@dataclass(frozen=True)
 class Health:
     """One health summary; ``as_json`` gives the original runner's field names."""
 
@@ -61,24 +84,16 @@ class Health:
     failed_registrations: tuple[str, ...]  # job ids
     ok_last_hour: int
     errors_last_hour: int
-    pending: int = 0  # runs waiting for a worker
-    # how long past its instant the oldest has waited (catch-up runs left out)
+    # the backlog, as ``Backlog`` has it
+    pending: int = 0
     oldest_pending_s: float | None = None
-    # runs skipped unstarted after waiting LATE_FIRE_IS_MISSED or more, in the last
-    # BACKLOG_MAX_AGE_S (overtaken by their schedule, or by a sibling that started first)
     skipped_waiting: int = 0
     late: tuple[LateJob, ...] = ()  # jobs due to fire with no run past their grace
 
     @property
     def backlogged(self) -> bool:
-        """More runs wait, or wait longer, than ``BACKLOG_MAX_PENDING``/``BACKLOG_MAX_AGE_S``,
-        or runs that waited for a worker were skipped unstarted within ``BACKLOG_MAX_AGE_S``."""
-        age = self.oldest_pending_s or 0.0
-        return (
-            self.pending > BACKLOG_MAX_PENDING
-            or age > BACKLOG_MAX_AGE_S
-            or self.skipped_waiting > 0
-        )
+        """The backlog is over its bounds (``Backlog.over_bounds``)."""
+        return Backlog(self.pending, self.oldest_pending_s, self.skipped_waiting).over_bounds
 
     @property
     def status(self) -> str:
@@ -141,6 +156,25 @@ def health_summary(now: datetime | None = None) -> Health:
     live = SchedulerHeartbeat.heard_since(now - silence)
     schedulers = live.aggregate(n=Count("pk"), since=Min("started_at"))
     since = schedulers["since"]
+    backlog = backlog_at(now)
+    return Health(
+        version=version(),
+        uptime_s=round((now - since).total_seconds(), 3) if since else None,
+        schedulers=schedulers["n"],
+        total_jobs=Job.objects.count(),
+        running=running,
+        failed_registrations=tuple(failed_registrations()),
+        ok_last_hour=recent["ok"],
+        errors_last_hour=recent["failed"],
+        pending=backlog.pending,
+        oldest_pending_s=backlog.oldest_pending_s,
+        skipped_waiting=backlog.skipped_waiting,
+        late=tuple(late_jobs_now(now)),
+    )
+
+
+def backlog_at(now: datetime) -> Backlog:
+    """The runs waiting for a worker at ``now``, and those skipped after waiting lately."""
     # The runs_active index: only unfinished runs are touched. Catch-up runs are
     # counted but not aged: they wait their turn by design (runner.catchup), for hours
     # after a long downtime, with instants from before it.
@@ -159,19 +193,10 @@ def health_summary(now: datetime | None = None) -> Health:
         .filter(_WAITED_FOR_A_WORKER)
         .count()
     )
-    return Health(
-        version=version(),
-        uptime_s=round((now - since).total_seconds(), 3) if since else None,
-        schedulers=schedulers["n"],
-        total_jobs=Job.objects.count(),
-        running=running,
-        failed_registrations=tuple(failed_registrations()),
-        ok_last_hour=recent["ok"],
-        errors_last_hour=recent["failed"],
+    return Backlog(
         pending=backlog["n"],
         oldest_pending_s=max(0.0, (now - oldest).total_seconds()) if oldest else None,
         skipped_waiting=skipped_waiting,
-        late=tuple(late_jobs_now(now)),
     )
 
 

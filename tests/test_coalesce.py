@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -181,3 +182,36 @@ def test_a_sweep_with_nothing_late_costs_one_small_query(django_assert_num_queri
     Run.objects.create(job=job, scheduled_for=NOW - 5 * SECOND)  # pending, not yet late
     with django_assert_num_queries(1):
         assert coalesce.sweep(NOW) == 0
+
+
+# -- the daemon's log ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_backlog_is_said_cleared_only_once_no_run_waits_and_none_was_skipped_lately(caplog):
+    """A minutely job and a frozen worker: one sweep a minute skips, the 59 between do not;
+    the overload goes on, so "cleared" waits until the worker wakes and a minute passes."""
+    caplog.set_level(logging.INFO, logger="runner.daemon")
+    JobFactory(id="minutely", schedule="* * * * *")
+    Job.objects.update(created_at=NOW, schedule_effective_at=NOW, updated_at=NOW)
+    clocks = FakeClocks(NOW)
+    daemon = Daemon(workers=False, clocks=clocks)
+    daemon.scheduler._dispatch = lambda ids: len(list(ids))  # dispatched; no worker starts it
+    daemon.liveness._dispatch = lambda ids: len(list(ids))
+    daemon.start()
+
+    def run_for(seconds: int, worker_awake: bool = False) -> list[str]:
+        caplog.clear()
+        for _ in range(seconds):
+            clocks.advance(1)
+            daemon.cycle()
+            if worker_awake:
+                Run.objects.filter(status=RunStatus.PENDING).update(
+                    status=RunStatus.OK, started_at=clocks.wall(), finished_at=clocks.wall()
+                )
+        return [r.getMessage()[:40] for r in caplog.records if r.name == "runner.daemon"]
+
+    # three runs overtaken and skipped meanwhile; the overload is said once
+    assert run_for(4 * 60) == ["runs are due faster than workers start t"]
+    assert Run.objects.filter(job_id="minutely", status=RunStatus.SKIPPED).count() == 3
+    assert run_for(2 * 60, worker_awake=True) == ["the backlog is cleared; 3 overtaken run("]
