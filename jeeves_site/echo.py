@@ -2,12 +2,17 @@
 
 A refused value may be a 100,000-character string, or an integer of thousands of digits
 (``repr`` of one past ``sys.int_max_str_digits`` raises); echoed whole it floods the
-caller, the log and the terminal.
+caller, the log and the terminal. A value holding a line break would split the message
+over lines (a log reader takes the rest for another record): both functions give one line.
 """
 
 from __future__ import annotations
 
+import re
+
 ECHO_CHARS = 60  # of a refused value, at most, in a message
+# What breaks a line or drives a terminal: C0 and C1 controls, DEL, U+2028 and U+2029.
+_UNPRINTED = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def echoed(value: object, limit: int = ECHO_CHARS) -> str:
@@ -27,5 +32,12 @@ def echoed(value: object, limit: int = ECHO_CHARS) -> str:
 
 def shortened(text: str, limit: int = ECHO_CHARS) -> str:
     """``text`` as it is, or its first ``limit`` characters and its size (no quotes: for
-    a path or a name that a message shows bare)."""
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+    a path or a name that a message shows bare); control characters and line breaks
+    shown as ``\\xNN`` (``\\uNNNN``), so it is one line."""
+    shown = _UNPRINTED.sub(_escape, text[:limit])
+    return shown if len(text) <= limit else f"{shown}… ({len(text)} characters)"
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

@@ -41,6 +41,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
+from jeeves_site.echo import echoed, shortened
 from jeeves_site.paths import expand_user
 from jeeves_site.small_files import MIB, read_small_file
 
@@ -545,17 +546,19 @@ def _problem(error: Mapping[str, Any], source: str, origins: Mapping[tuple, str]
 
 
 def _message(error: Mapping[str, Any]) -> str:
-    """Our wording for a pydantic error: what the value is and what was expected."""
-    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    """Our wording for a pydantic error: what the value is (``echoed``: one short line)
+    and what was expected."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    value = echoed(error.get("input"))
     if kind in ("int_parsing", "int_type", "int_from_float", "float_parsing", "float_type"):
-        return f"{value!r} is not {'an integer' if kind.startswith('int') else 'a number'}"
+        return f"{value} is not {'an integer' if kind.startswith('int') else 'a number'}"
     if kind in ("greater_than_equal", "greater_than"):
         bound = ctx.get("ge", ctx.get("gt"))
         return f"{value} must be {'at least' if 'ge' in ctx else 'more than'} {bound}"
     if kind in ("less_than_equal", "less_than"):
         return f"{value} must be at most {ctx.get('le', ctx.get('lt'))}"
     if kind == "string_type":
-        return f"{value!r} is not a string"
+        return f"{value} is not a string"
     if kind in ("dict_type", "dataclass_type"):
         return "must be a JSON object"
     if (
@@ -565,7 +568,7 @@ def _message(error: Mapping[str, Any]) -> str:
     ):
         return "must be a command string or a non-empty list of strings"
     if kind == "literal_error":
-        return f"{value!r}: must be {ctx.get('expected')}"
+        return f"{value}: must be {ctx.get('expected')}"
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     if kind == "string_too_short":
@@ -586,10 +589,11 @@ def _cross_field_checks(config: RunnerConfig) -> list[tuple[tuple[str, ...], str
 
 def _where(source: str, loc: tuple, origins: Mapping[tuple, str] | None) -> str:
     keys = tuple(str(part) for part in loc)
+    shown = ".".join(shortened(key) for key in keys)  # a key is as long as its file has it
     for length in range(len(keys), 0, -1):
         if origins and keys[:length] in origins:
             return origins[keys[:length]]
-    return f"{source or 'config'}: {'.'.join(keys)}"
+    return f"{source or 'config'}: {shown}"
 
 
 def _drop(data: dict[str, Any], loc: tuple) -> None:

@@ -137,7 +137,7 @@ def parse(expression: str) -> Cron:
     fields = tuple(text.split())
     if len(fields) not in (5, 6):
         raise CronError(
-            f"'{text}' has {len(fields)} fields; use 5 (minute hour day month weekday) "
+            f"{echoed(text)} has {len(fields)} fields; use 5 (minute hour day month weekday) "
             "or 6 with seconds first"
         )
     specs = (SECOND, *FIVE_FIELDS) if len(fields) == 6 else FIVE_FIELDS
@@ -147,7 +147,7 @@ def parse(expression: str) -> Cron:
         ]
         _check_day_fields(fields[-3], fields[-1], parts[-3], parts[-1])
     except _Invalid as exc:
-        raise CronError(f"'{text}' is not a valid cron expression: {exc}") from None
+        raise CronError(f"{echoed(text)} is not a valid cron expression: {exc}") from None
     return Cron(fields, " ".join(parts))
 
 
@@ -157,23 +157,23 @@ def _expand_macro(text: str) -> str:
         return MACROS[macro]
     if macro == "@reboot":
         raise CronError("'@reboot' is not a schedule; run the job with trigger_job at start-up")
-    raise CronError(f"'{text}' is not a known macro (one of: {', '.join(MACROS)})")
+    raise CronError(f"{echoed(text)} is not a known macro (one of: {', '.join(MACROS)})")
 
 
 def _check_field(text: str, spec: _Field) -> str:
     """The field in croniter's syntax (names as numbers); refuses what cron does not mean."""
     items = text.split(",")
     if any(not item for item in items):
-        raise _Invalid(f"{spec.name} field '{text}' has an empty list item")
+        raise _Invalid(f"{spec.name} field {echoed(text)} has an empty list item")
     if len(items) > 1 and "*" in items:
-        raise _Invalid(f"{spec.name} field '{text}' lists '*' with other values; write '*'")
+        raise _Invalid(f"{spec.name} field {echoed(text)} lists '*' with other values; write '*'")
     if text == "*":
         return text
     converted = [_check_item(item, spec, len(items)) for item in items]
     special = [item for item in converted if "#" in item or "l" in item]
     if spec is WEEKDAY and special and len(special) < len(items):
         raise _Invalid(
-            f"day-of-week field '{text}' mixes plain weekdays with '#'/'L' ones; "
+            f"day-of-week field {echoed(text)} mixes plain weekdays with '#'/'L' ones; "
             "make them separate jobs"
         )
     plain = {
@@ -196,22 +196,22 @@ def _check_item(item: str, spec: _Field, count: int) -> str:
         )
     if spec is DAY and (item in ("l", "lw") or item.startswith("l-")):
         if item != "l":
-            raise _Invalid(f"'{item.upper()}' is not supported; use 'L' (the last day)")
+            raise _Invalid(f"{echoed(item.upper())} is not supported; use 'L' (the last day)")
         return "l"
     if spec is DAY and (match := _NEAREST_WEEKDAY.match(item)):
         if count > 1:
-            raise _Invalid(f"'{item.upper()}' must be the only day-of-month value")
+            raise _Invalid(f"{echoed(item.upper())} must be the only day-of-month value")
         return f"{_number(match[1], spec)}w"
     if spec is WEEKDAY and (match := _LAST_WEEKDAY.match(item)):
         return f"l{_number(match[1] or match[2], spec)}"
     if spec is WEEKDAY and (match := _NTH_WEEKDAY.match(item)):
         nth = int(match[2])
         if not 1 <= nth <= 5:
-            raise _Invalid(f"'{item}': the week number after '#' must be 1 to 5")
+            raise _Invalid(f"{echoed(item)}: the week number after '#' must be 1 to 5")
         return f"{_number(match[1], spec)}#{nth}"
     match = _PLAIN.match(item)
     if not match:
-        raise _Invalid(f"{spec.name} field: '{item}' is not valid cron syntax")
+        raise _Invalid(f"{spec.name} field: {echoed(item)} is not valid cron syntax")
     return _plain_item(item, match, spec)
 
 
@@ -227,7 +227,7 @@ def _plain_item(item: str, match: re.Match, spec: _Field) -> str:
     (an equal range such as ``22-22/2`` stands for the whole field there)."""
     first, last, step = match[1], match[2], match[3]
     if step is not None and int(step) == 0:
-        raise _Invalid(f"{spec.name} field: '{item}' has a step of 0")
+        raise _Invalid(f"{spec.name} field: {echoed(item)} has a step of 0")
     top = 6 if spec is WEEKDAY else spec.high  # a weekday '*/n' or 'a/n' stops at Saturday
     if first is None:
         low, high = spec.low, top
@@ -244,7 +244,7 @@ def _plain_item(item: str, match: re.Match, spec: _Field) -> str:
             high = 7
         if low > high:
             raise _Invalid(
-                f"{spec.name} field: '{item}' is a reverse range, which cron refuses; "
+                f"{spec.name} field: {echoed(item)} is a reverse range, which cron refuses; "
                 f"write '{_split_reverse(low, high, spec)}'"
             )
     values = range(low, high + 1, int(step or 1))
@@ -262,9 +262,11 @@ def _number(value: str, spec: _Field) -> int:
     elif value in spec.names:
         number = spec.names.index(value) + spec.first_name_value
     else:
-        raise _Invalid(f"{spec.name} field: '{value}' is not a number or a known name")
+        raise _Invalid(f"{spec.name} field: {echoed(value)} is not a number or a known name")
     if not spec.low <= number <= spec.high:
-        raise _Invalid(f"{spec.name} field: {number} is out of range ({spec.low}-{spec.high})")
+        raise _Invalid(
+            f"{spec.name} field: {echoed(number)} is out of range ({spec.low}-{spec.high})"
+        )
     return number
 
 
@@ -275,7 +277,8 @@ def _check_day_fields(day: str, weekday: str, day_form: str, weekday_form: str) 
     for field, form, other, other_name in pairs:
         if re.search(r"[lw#]", form) and not other.startswith("*"):
             raise _Invalid(
-                f"'{field}' needs the {other_name} field to start with '*' (with '{other}' there "
+                f"{echoed(field)} needs the {other_name} field to start with '*' "
+                f"(with {echoed(other)} there "
                 "cron would match either field); write '*' there or make a separate job"
             )
 
@@ -316,8 +319,8 @@ def validate_cron(expression: str, now: datetime | None = None) -> None:
     try:
         make_iterator(text, now or datetime.now(UTC)).get_next(datetime)
     except CroniterBadDateError:
-        raise CronError(f"'{text}' never fires") from None
+        raise CronError(f"{echoed(text)} never fires") from None
     except (CroniterBadCronError, ValueError, KeyError) as exc:
         raise CronError(
-            f"'{' '.join(cron.fields)}' is not a valid cron expression: {exc}"
+            f"{echoed(' '.join(cron.fields))} is not a valid cron expression: {exc}"
         ) from None

@@ -18,6 +18,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
+from jeeves_site.echo import shortened
 from jeeves_site.paths import expand_user
 from runner.models import Job, Run, SourceType
 from runner.recurrence_text import canonical_text
@@ -50,10 +51,17 @@ class Change(models.TextChoices):
 
 
 class UnknownJobs(LookupError):
-    """Some of the job ids asked for do not exist; ``ids`` lists them."""
+    """Some of the job ids asked for do not exist; ``ids`` lists them.
+
+    The message names the first ``NAMED_IDS``, each on one line and cut (``shortened``).
+    """
+
+    NAMED_IDS = 10
 
     def __init__(self, ids: list[str]) -> None:
-        super().__init__(f"unknown job id{'s' if len(ids) > 1 else ''}: {', '.join(ids)}")
+        named = ", ".join(shortened(job_id) for job_id in ids[: self.NAMED_IDS])
+        more = f" and {len(ids) - self.NAMED_IDS} more" if len(ids) > self.NAMED_IDS else ""
+        super().__init__(f"unknown job id{'s' if len(ids) > 1 else ''}: {named}{more}")
         self.ids = ids
 
 

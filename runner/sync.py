@@ -24,6 +24,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from jeeves_site.echo import shortened
 from jeeves_site.small_files import MIB, read_small_file
 from queues.definitions import sync_queue_definition
 from runner.jobs import JOB_FIELDS, defaults, upsert_job
@@ -217,7 +218,9 @@ def declared_fields(entry: Any, interpreter: str = "") -> dict[str, Any]:
 
 def _subject(kind: str, data: Any, index: int) -> str:
     item_id = data.get("id") if isinstance(data, Mapping) else None
-    return f"{kind} {item_id}" if isinstance(item_id, str) and item_id else f"{kind} #{index + 1}"
+    if isinstance(item_id, str) and item_id:
+        return f"{kind} {shortened(item_id)}"
+    return f"{kind} #{index + 1}"
 
 
 def job_fields(entry: Any) -> dict[str, Any]:

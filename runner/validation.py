@@ -270,11 +270,32 @@ def field_messages(
 
 
 def _describe_one(error: ValidationError, field: str, model: type[models.Model] | None) -> str:
-    text = " ".join(error.messages)
+    text = " ".join(_message(item) for item in error.error_list)
     if error.code == "invalid_choice" and model is not None:
         choices = [str(value) for value, _ in model._meta.get_field(field).choices or ()]
         text = f"{text.rstrip('.')} (one of: {', '.join(choices)})"
     return text
+
+
+def _message(error: ValidationError) -> str:
+    """One error's text, the refused value in it ``echoed`` (Django's choice and length
+    messages hold ``%(value)r`` whole)."""
+    params = error.params or {}
+    if "value" in params:
+        params = {**params, "value": _Echoed(params["value"])}
+    return str(error.message % params) if params else str(error.message)
+
+
+class _Echoed:
+    """A value that ``%r`` and ``%s`` show as ``echoed`` does."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return echoed(self.value)
+
+    __str__ = __repr__
 
 
 def _one_line(text: str) -> str:

@@ -342,3 +342,14 @@ def test_a_timeout_of_5000_digits_is_refused_as_longer_than_a_year(repo):
     result = sync(repo / "jobs")
     assert "timeout_seconds: must be at most" in result.err and "positive" not in result.err
     assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "job",
+    [original(id="x" * 4000), original(id="a\nb\rc"), original(overlap_policy="q" * 4000)],
+    ids=["4000-char-id", "id-with-line-breaks", "4000-char-choice"],
+)
+def test_a_refused_job_is_named_on_one_short_line(repo, job):
+    write(repo, "a.json", [job])
+    [line] = sync(repo / "jobs").err.splitlines()
+    assert line.startswith("a.json: job ") and len(line) < 300, line[:400]

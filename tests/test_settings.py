@@ -227,7 +227,7 @@ def test_a_config_json_in_the_data_directory_is_read_when_jeeves_config_is_unset
         ({"host": "127.0.0.1\n"}, "host", "not an address or host name"),
         ({"host": "0.0.0.0 "}, "host", "not an address or host name"),
         ({"runners": {"sh": "bash \x00"}}, "runners.sh.1", "NUL"),
-        ({"runners": {"s\x00h": "bash"}}, "runners.s\x00h.[key]", "NUL"),
+        ({"runners": {"s\x00h": "bash"}}, "runners.s\\x00h.[key]", "NUL"),  # shown, not sent
         ({"logging": {"file": "\x00"}}, "logging.file", "NUL"),
         ({"notifications": {"slackTokenPath": "\x00"}}, "notifications.slackTokenPath", "NUL"),
         ({"redisUrl": "redis://\x00"}, "redisUrl", "NUL"),
@@ -397,3 +397,22 @@ def test_a_bad_variable_stops_manage_py_with_one_line_naming_it(tmp_path):
     result = run_check(tmp_path, {"JEEVES_SESSION_AGE_S": "abc"})
     assert result.returncode == 1
     assert result.stderr == "manage.py: JEEVES_SESSION_AGE_S='abc' is not an integer\n"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"maxConcurrency": "c" * 4000},
+        {"maxConcurrency": int("9" * 4000)},
+        {"runRetentionDays": -int("9" * 4000)},
+        {"logging": {"level": "l" * 4000}},
+        {"notifications": {"defaultOnFailure": ["c" * 4000]}},
+        {"runners": {"a\nb" + "c" * 4000: 5}},
+    ],
+    ids=["text", "huge-integer", "huge-negative", "choice", "list", "key"],
+)
+def test_a_bad_config_value_is_named_on_one_short_line(tmp_path, data):
+    _, problems = load_runner_config(write_config(tmp_path, data))
+    [(where, message)] = errors_of(problems)
+    assert len(f"{where}: {message}".splitlines()) == 1
+    assert len(where) < len(str(tmp_path)) + 120 and len(message) < 200, (where, message)

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
 from jeeves_site.cli_numbers import whole_number
+from jeeves_site.echo import echoed
 from queues.definitions import upsert_queue_definition
 from queues.models import Queue
 from runner.management.base import RunnerCommand
@@ -41,7 +42,7 @@ class Command(RunnerCommand):
         try:
             queue, created = upsert_queue_definition(definition(queue_id, current, options))
         except ValidationError as exc:
-            raise CommandError(f"queue {queue_id!r} not saved: {describe(exc)}") from None
+            raise CommandError(f"queue {echoed(queue_id)} not saved: {describe(exc)}") from None
         self.stdout.write(f"{'Added' if created else 'Updated'} queue {queue.id}")
 
 

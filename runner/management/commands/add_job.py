@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
 from jeeves_site.cli_numbers import decimal_number, whole_number
+from jeeves_site.echo import echoed
 from runner.jobs import upsert_job
 from runner.management.base import RunnerCommand
 from runner.models import Job
@@ -162,6 +163,6 @@ def parse_env(items: list[str]) -> dict[str, Any]:
             continue
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise ValidationError({"env": f"'{item}' is not KEY=VALUE"})
+            raise ValidationError({"env": f"{echoed(item)} is not KEY=VALUE"})
         env[name] = value
     return env

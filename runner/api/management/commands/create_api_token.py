@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
+from jeeves_site.echo import echoed
 from runner.api.tokens import create_token
 from runner.management.base import RunnerCommand
 
@@ -32,7 +33,7 @@ class Command(RunnerCommand):
         owner = get_user_model().objects.filter(**{get_user_model().USERNAME_FIELD: user}).first()
         if owner is None:
             raise CommandError(
-                f"user: no user is called {user!r} (create one with createsuperuser)"
+                f"user: no user is called {echoed(user)} (create one with createsuperuser)"
             )
         try:
             token, secret = create_token(name, owner)

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
+from jeeves_site.echo import echoed
 from runner.api.tokens import revoke_token
 from runner.management.base import RunnerCommand
 
@@ -18,5 +19,5 @@ class Command(RunnerCommand):
 
     def handle(self, *args: Any, name: str, **options: Any) -> None:
         if not revoke_token(name):
-            raise CommandError(f"no active API token is called {name!r}")
+            raise CommandError(f"no active API token is called {echoed(name)}")
         self.stdout.write(f"API token {name!r} revoked")
