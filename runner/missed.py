@@ -1,7 +1,7 @@
 """Fires missed while no scheduler ran, and what each missed-fire policy makes of them.
 
 * ``skip`` (the default): nothing is run. One ``skipped`` run, at the newest missed
-  slot, says how many fires were missed and between which instants.
+  slot, says how many fires were missed and between which instants (at which, for one).
 * ``latest``: one run, for the newest missed slot.
 * ``all``: a run for each missed slot within ``missedFireWindowMs``, at most
   ``missedFireMax`` of the newest, oldest first. When older slots are left out, a
@@ -94,8 +94,9 @@ def missed_fires(
         return _all(job_id, expression, zone_name, since, until, bounds)
     count = count_fires(expression, zone_name, since, until)
     first = schedule.next_fire_after(expression, zone_name, since)
+    when = f"at {_iso(first)}" if count == 1 else f"between {_iso(first)} and {_iso(newest[0])}"
     reason = (
-        f"skipped: missed {_how_many(count)} between {_iso(first)} and {_iso(newest[0])} "
+        f"skipped: missed {_how_many(count)} {when} "
         "while no scheduler was running (missed-fire policy skip)"
     )
     return [Fire(job_id, newest[0], reason)]
@@ -117,8 +118,13 @@ def _all(
     left_out = newest_fires(expression, zone_name, since, left_out_until, 1)
     if left_out:
         count = count_fires(expression, zone_name, since, left_out_until)
+        which = (
+            "this missed fire was"
+            if count == 1
+            else f"{_how_many(count)} missed up to this one were"
+        )
         reason = (
-            f"skipped: {_how_many(count)} missed up to this one were not run: catch-up "
+            f"skipped: {which} not run: catch-up "
             f"(missed-fire policy all) reaches back {_duration(bounds.window)} and makes "
             f"at most {bounds.max_runs} runs"
         )

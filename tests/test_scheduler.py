@@ -185,6 +185,17 @@ def test_skip_records_one_skipped_run_saying_how_many_fires_were_missed(schedule
     assert dispatched == []
 
 
+def test_skip_says_when_the_one_fire_missed_was_due(scheduler, dispatched):
+    job = make_job(schedule="* * * * *", created=DAY_AGO)
+    outage(job, NOW - MINUTE)
+    scheduler.start(NOW + 30 * SECOND)
+    [_, skipped] = runs()
+    assert skipped.error == (
+        "skipped: missed 1 fire at 2026-03-02T09:00:00Z "
+        "while no scheduler was running (missed-fire policy skip)"
+    )
+
+
 def test_latest_runs_once_for_the_newest_missed_slot(scheduler, dispatched):
     job = make_job(schedule="* * * * *", missed_fire_policy="latest", created=DAY_AGO)
     outage(job, NOW - 10 * MINUTE)
@@ -208,6 +219,16 @@ def test_all_runs_each_missed_slot_up_to_the_maximum(scheduler, dispatched, runn
     assert left_out.error.startswith("skipped: 7 fires missed up to this one were not run")
     assert "at most 3 runs" in left_out.error
     assert not left_out.catch_up
+
+
+def test_all_says_so_when_one_fire_was_left_out(scheduler, dispatched, runner_config):
+    runner_config(missed_fire_max=3)
+    job = make_job(schedule="* * * * *", missed_fire_policy="all", created=DAY_AGO)
+    outage(job, NOW - 4 * MINUTE)
+    scheduler.start(NOW)
+    _, left_out, *caught_up = runs()
+    assert (left_out.scheduled_for, len(caught_up)) == (NOW - 3 * MINUTE, 3)
+    assert left_out.error.startswith("skipped: this missed fire was not run: catch-up ")
 
 
 def test_all_dispatches_every_missed_slot_of_an_overlap_allow_job_at_once(scheduler, dispatched):
