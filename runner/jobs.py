@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from jeeves_site.echo import shortened
 from jeeves_site.paths import expand_user
-from runner.models import Job, Run, SourceType
+from runner.models import Job, Run, RunStatus, SourceType
 from runner.recurrence_text import canonical_text
 from runner.schedule import zone_name_of
 from statestore.values import json_problem
@@ -217,14 +217,23 @@ class JobRow(NamedTuple):
     name: str
 
 
+def newest_runs_not_pending() -> models.QuerySet:
+    """The outer query's job's runs, newest first, but the pending ones: a job's "last
+    status" (``Subquery``). The pending run is the next one waiting to start, and an
+    every-second job always has one, dispatched ahead of its instant."""
+    # The runs_job_newest index, walked past the pending run or two at its head.
+    runs = Run.objects.filter(job=OuterRef("pk")).exclude(status=RunStatus.PENDING)
+    return runs.order_by("-id")
+
+
 def job_rows(now: datetime) -> list[JobRow]:
-    """Every job with its next fire after ``now`` (None when disabled) and last run status.
+    """Every job with its next fire after ``now`` (None when disabled) and the status of
+    its newest run that is not pending (``newest_runs_not_pending``).
 
     One query whatever the number of jobs; next fires are computed once per
     distinct (schedule, zone).
     """
-    # One probe of the runs_job_newest index per job, inside the same query.
-    last_status = Run.objects.filter(job=OuterRef("pk")).order_by("-id").values("status")[:1]
+    last_status = newest_runs_not_pending().values("status")[:1]
     rows = Job.objects.annotate(last_status=Subquery(last_status)).values_list(
         "enabled", "id", "schedule", "timezone", "last_status", "name"
     )

@@ -65,3 +65,11 @@ def test_a_long_schedule_is_cut_so_each_row_stays_one_terminal_line():
     row = next(line for line in list_jobs() if "wide" in line)
     assert "…" in row
     assert len(row) < 200
+
+
+def test_last_status_is_of_the_newest_run_that_started_not_the_pending_next_one():
+    """An every-second job always has its next run pending (dispatched ahead)."""
+    job = JobFactory(id="tick", schedule="* * * * * *")
+    RunFactory(job=job, status="ok")
+    RunFactory(job=job, status="pending")
+    assert re.split(r" {2,}", list_jobs()[1])[4] == "ok"

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models import F, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from ninja import Router, Status
@@ -27,8 +27,15 @@ from runner.api.schemas import (
     ScriptReplacedOut,
     body_doc,
 )
-from runner.jobs import JOB_FIELDS, Change, remove_jobs, set_enabled, upsert_job
-from runner.models import Job, Run, job_id_validator
+from runner.jobs import (
+    JOB_FIELDS,
+    Change,
+    newest_runs_not_pending,
+    remove_jobs,
+    set_enabled,
+    upsert_job,
+)
+from runner.models import Job, job_id_validator
 from runner.sync import job_fields
 
 router = Router(tags=["jobs"])
@@ -40,13 +47,14 @@ WRITE_ERRORS = {400: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut}
 
 
 def _latest_run(field: F | Coalesce) -> Subquery:
-    # One probe of the runs_job_newest index per job, inside the one query.
-    newest = Run.objects.filter(job=OuterRef("pk")).order_by("-id")
+    newest = newest_runs_not_pending()
     return Subquery(newest.annotate(value=field).values("value")[:1])
 
 
 def jobs_with_last_run() -> QuerySet:
-    """Jobs annotated with their newest run's status and when it ran (started, else created)."""
+    """Jobs annotated with their newest run's status and when it ran (started, else
+    created), leaving out the pending next run (``newest_runs_not_pending``), as the
+    original runner, which records a run only when it starts, never shows one."""
     return Job.objects.annotate(
         last_status=_latest_run(F("status")),
         last_run=_latest_run(Coalesce(F("started_at"), F("created_at"))),

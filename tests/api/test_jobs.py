@@ -23,6 +23,15 @@ def test_the_job_list_shows_each_jobs_last_status_and_last_run(api):
     assert (jobs["calendar"]["last_status"], jobs["calendar"]["last_run"]) == (None, None)
 
 
+def test_the_job_lists_last_status_is_not_the_pending_next_run(api):
+    tick = JobFactory(id="tick", schedule="* * * * * *")
+    ran = RunFactory(job=tick, status="ok")
+    RunFactory(job=tick, status="pending")
+    [job] = api.get("/jobs").json()["jobs"]
+    assert job["last_status"] == "ok"
+    assert job["last_run"].startswith(ran.created_at.isoformat()[:19])
+
+
 def test_the_job_list_costs_the_same_queries_for_one_job_or_fifty(api, django_assert_num_queries):
     api.get("/status")  # the token's last_used_at is written on first use only
     RunFactory(job=JobFactory())

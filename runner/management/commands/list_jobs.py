@@ -18,7 +18,7 @@ HEADERS = ("ENABLED", "ID", "SCHEDULE", "NEXT FIRE", "LAST STATUS", "NAME")
 class Command(RunnerCommand):
     help = (
         "List jobs: enabled, id, schedule with its time zone, next fire (in that zone; "
-        "'-' when disabled), status of the newest run, name."
+        "'-' when disabled), status of the newest run that is not pending, name."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
