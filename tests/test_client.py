@@ -50,6 +50,16 @@ def test_a_closed_client_refuses_every_call():
 
 
 @pytest.mark.django_db
+def test_dequeue_from_a_queue_never_enqueued_to_claims_nothing_as_the_originals_client():
+    """Not a 404 as over HTTP: a consumer may start before its producer's first enqueue,
+    which makes the queue (the original's client also answers [])."""
+    with get_runner_client() as jr:
+        assert jr.dequeue("not-yet") == []
+        assert jr.enqueue("not-yet", {"id": 1}) is not None
+        assert [item.payload for item in jr.dequeue("not-yet")] == [{"id": 1}]
+
+
+@pytest.mark.django_db
 def test_closing_inside_a_callers_transaction_leaves_its_connection_open():
     jr = get_runner_client()
     jr.set_state("ns", "k", 1)
