@@ -120,6 +120,10 @@ def has_seconds(expression: str) -> bool:
     return _field_count(expression) == 6
 
 
+# Control characters other than a tab, which cron files put between fields.
+_CONTROLS = frozenset(map(chr, [*range(9), *range(10, 32), 127]))
+
+
 @lru_cache(maxsize=4096)
 def parse(expression: str) -> Cron:
     """The checked form of ``expression``; raises ``CronError`` naming what is wrong."""
@@ -131,6 +135,12 @@ def parse(expression: str) -> Cron:
         raise CronError(
             f"{echoed(text)} holds {odd!r} (U+{ord(odd):04X}); a cron expression is ASCII "
             "digits, names and * , - / ? L W #"
+        )
+    control = next((char for char in text if char in _CONTROLS), None)
+    if control is not None:  # split() would take a line break for a field separator
+        raise CronError(
+            f"{echoed(text)} holds {control!r}; a cron expression is one line, its fields "
+            "separated by spaces or tabs"
         )
     if text.startswith("@"):
         text = _expand_macro(text)

@@ -251,3 +251,26 @@ def test_a_cron_expression_beyond_ascii_is_refused_naming_the_character(expressi
         call_command("add_job", "--id", "fw", "--name", "x", "--schedule", expression,
                      "--source-type", "inline", "--script", "echo")  # fmt: skip
     assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("expression", "shown"),
+    [
+        ("* * * * *\n5", r"'\n'"),  # split() read six fields: every second of Fridays
+        ("0 9\r* * *", r"'\r'"),
+        ("0\x0b9 * * *", r"'\x0b'"),  # a vertical tab
+        ("0 9 * *\x7f *", r"'\x7f'"),
+    ],
+)
+@pytest.mark.django_db
+def test_a_cron_expression_holding_a_control_character_is_refused(expression, shown):
+    with pytest.raises(CronError, match=re.escape(shown) + ".*a cron expression is one line"):
+        validate_cron(expression)
+    with pytest.raises(CommandError, match="a cron expression is one line"):
+        call_command("add_job", "--id", "nl", "--name", "x", "--schedule", expression,
+                     "--source-type", "inline", "--script", "echo")  # fmt: skip
+    assert not Job.objects.exists()
+
+
+def test_fields_separated_by_tabs_are_still_a_cron_expression():
+    validate_cron("0\t9 * *\t*")
