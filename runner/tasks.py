@@ -10,13 +10,14 @@ the run, so ``Run.start`` still decides overlap and exactly-once at the instant 
 from __future__ import annotations
 
 import logging
+import resource
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
 from runner import catchup, coalesce, dispatch, pool, worker_state
-from runner.execution import scripts
+from runner.execution import process, scripts
 from runner.execution.executor import execute_run_steps, worker_name
 from runner.execution.scripts import Cancellation
 from runner.execution.sessions import resume_session_run
@@ -30,6 +31,9 @@ logger = logging.getLogger(__name__)
 # the instant each run costs a write (issue 12, bench/README.md, round seven). A run
 # due sooner is spawned when it starts: holding would gain nothing.
 HOLD_AHEAD = timedelta(milliseconds=20)
+# Descriptors a worker keeps for everything but its runs' children: database and broker
+# connections, logs, its own pipes.
+RESERVED_FDS = 128
 
 
 def run_task(run_id: int) -> str:
@@ -119,9 +123,22 @@ def _prepare(run: Run) -> None:
     cannot be made now is made, and its error recorded, when the run starts."""
     ahead = run.scheduled_for is not None and run.scheduled_for - timezone.now() >= HOLD_AHEAD
     try:
-        run.launch = scripts.prepare(run, worker_name(), hold=ahead)
+        run.launch = scripts.prepare(run, worker_name(), hold=held_limit() if ahead else 0)
     except Exception:
         logger.debug("run %s: its launch is made when it starts", run.pk, exc_info=True)
+
+
+def held_limit() -> int:
+    """How many children this worker may hold before their instants at once
+    (``process.hold_process``): each keeps three of its descriptors until then, and each
+    running run three (two pipes and a pidfd). So the soft RLIMIT_NOFILE (often 1,024)
+    less ``RESERVED_FDS`` and ``maxConcurrency`` running runs, a third of the rest; past
+    it, a run is spawned at its instant."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return process.MAX_HELD
+    free = soft - RESERVED_FDS - 3 * settings.RUNNER.max_concurrency
+    return max(0, min(process.MAX_HELD, free // 3))
 
 
 def _make_pool() -> pool.RunPool:

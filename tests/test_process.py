@@ -4,8 +4,10 @@ Every script gets an environment carrying a per-test marker; after each test no
 live process may carry it (the `env` fixture checks, and kills any it finds).
 """
 
+import contextlib
 import math
 import os
+import resource
 import stat
 import sys
 import textwrap
@@ -536,3 +538,26 @@ def test_children_tracked_at_about_the_same_moment_share_one_scan(monkeypatch):
     # A child started after that scan never uses it: the scan could not show its tree.
     process._ProcessTree(10**7 + 2).track(not_before=time.monotonic() + 1e-6)
     assert len(scans) == 2
+
+
+def test_a_script_runs_on_while_this_process_is_out_of_descriptors(env):
+    """The supervisor's scans of /proc fail while the worker has no descriptor left (a
+    burst holding many children, helper probe): the script must run on and be reported,
+    not be killed as if the runner had failed."""
+    started = process.start_process(
+        ["bash", "-c", "sleep 0.5; echo done"], env=env, timeout_s=10.0, grace_s=1.0,
+        tail_lines=100,
+    )  # fmt: skip
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    taken: list[int] = []
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 4, hard))
+        with contextlib.suppress(OSError):
+            while True:
+                taken.append(os.open(os.devnull, os.O_RDONLY))
+        result = started.wait()
+    finally:
+        for fd in taken:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert (result.exit_code, result.stdout, result.error) == (0, "done", None)

@@ -187,17 +187,15 @@ def test_a_command_whose_exec_could_fail_is_not_held(env, tmp_path, case):
     assert hold_process(argv, **options) is None
 
 
-def test_children_are_held_up_to_the_bound_and_each_release_or_discard_frees_one(env, monkeypatch):
+def test_children_are_held_up_to_the_limit_and_each_release_or_discard_frees_one(env):
     """Each held child keeps three descriptors open in the worker until its instant:
-    past the bound (a quarter of RLIMIT_NOFILE left free) a run is spawned at its
-    instant instead."""
-    monkeypatch.setattr(process, "_max_held", lambda: 2)
+    past the caller's limit a run is spawned at its instant instead."""
     before = process.held_count()
-    first = hold_process(["true"], env=env)
-    second = hold_process(["true"], env=env)
-    assert hold_process(["true"], env=env) is None
+    first = hold_process(["true"], env=env, limit=before + 2)
+    second = hold_process(["true"], env=env, limit=before + 2)
+    assert hold_process(["true"], env=env, limit=before + 2) is None
     first.release(**LIMITS).wait()
-    third = hold_process(["true"], env=env)
+    third = hold_process(["true"], env=env, limit=before + 2)
     assert third is not None
     second.discard()
     third.discard()

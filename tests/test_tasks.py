@@ -3,6 +3,7 @@ holding a slot, claims only pending runs, and hands back on stop."""
 
 from __future__ import annotations
 
+import resource
 from datetime import timedelta
 
 import pytest
@@ -194,3 +195,21 @@ def test_a_stopping_worker_hands_back_every_run_of_a_task(stopping, handed_back)
     assert run_tasks([run.pk for run in runs]) == ", ".join(["handed back"] * 3)
     assert handed_back == [run.pk for run in runs]
     assert set(Run.objects.values_list("status", flat=True)) == {"pending"}
+
+
+@pytest.mark.parametrize(("max_concurrency", "held"), [(128, 170), (16, 256), (300, 0)])
+def test_a_worker_holds_no_more_children_than_its_descriptors_allow(
+    runner_config, max_concurrency, held
+):
+    """A held child keeps three of the worker's descriptors until its instant, a running
+    run three: at a soft limit of 1,024 (systemd's default) and 128 slots (the default),
+    holding more would leave running runs unable to start or to scan for their scripts'
+    processes (helper probe: 'Too many open files', and a running script killed)."""
+    runner_config(max_concurrency=max_concurrency)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    try:
+        assert tasks.held_limit() == held
+        assert held == 0 or held * 3 + 3 * max_concurrency + tasks.RESERVED_FDS <= 1024
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -12,7 +12,6 @@ import functools
 import math
 import os
 import re
-import resource
 import selectors
 import shutil
 import signal
@@ -338,10 +337,14 @@ def _scan_processes() -> dict[int, _Proc]:
 
 
 def _read_stat(pid: int) -> _Proc | None:
+    """The process's stat, or None if it is gone; raises ``OSError`` when this process
+    cannot look (out of descriptors or memory), which is not the same as gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as file:
             data = file.read()
-    except OSError:
+    except OSError as exc:
+        if exc.errno in _CANNOT_LOOK:
+            raise
         return None
     # The command name is in parentheses and may itself contain them.
     fields = data[data.rfind(b")") + 2 :].split()
@@ -356,6 +359,7 @@ def _read_stat(pid: int) -> _Proc | None:
     )
 
 
+_CANNOT_LOOK = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 _scan_lock = threading.Lock()
 _last_scan: tuple[float, dict[int, _Proc]] = (-math.inf, {})
 # A scan of /proc reads every process's stat file: milliseconds on a busy host. The
@@ -390,20 +394,29 @@ class _ProcessTree:
         self.root = root
         self._known: dict[int, int] = {}  # pid -> start time
 
+    # A scan that cannot be made (this process is out of descriptors) must not end the
+    # script (newcomer probe): the members recorded before are kept, and the tree counts
+    # as alive until a scan says otherwise.
+
     def track(self, not_before: float) -> None:
         """Record the current members, so orphans can be found later, from a scan of
         /proc taken at ``not_before`` (time.monotonic) or later, maybe shared."""
-        self._known = self._members(_shared_scan(not_before))
+        with suppress(OSError):
+            self._known = self._members(_shared_scan(not_before))
 
     def alive(self) -> bool:
         """Whether any member other than the child itself is still alive."""
-        return bool(self._members(_scan_processes()))
+        try:
+            return bool(self._members(_scan_processes()))
+        except OSError:
+            return True
 
     def signal(self, sig: int) -> None:
         """Send `sig` to the child and every member found now or recorded before."""
         # Scan before signalling: a member that dies first orphans its children and
         # they could no longer be found by parentage.
-        self._known = self._members(_scan_processes())
+        with suppress(OSError):
+            self._known = self._members(_scan_processes())
         _send_group(self.root, sig)
         for pid in self._known:
             _send(pid, sig)
@@ -646,7 +659,8 @@ class _Supervisor:
                     key.data.truncated = True  # we stopped reading it
                 return
             if not holders_killed and elapsed >= _KILL_PIPE_HOLDERS_AFTER_S:
-                _kill_pipe_holders({os.fstat(fd).st_ino for fd in self._selector.get_map()})
+                with suppress(OSError):  # out of descriptors: read on, then give up
+                    _kill_pipe_holders({os.fstat(fd).st_ino for fd in self._selector.get_map()})
                 holders_killed = True
             next_step = _DRAIN_S if holders_killed else _KILL_PIPE_HOLDERS_AFTER_S
             self._pump(next_step - elapsed)
@@ -784,9 +798,7 @@ _HOLD_SCRIPT_NO_PWD = 'read -r go || exit 125; unset PWD; exec "$@" </dev/null'
 _HOLD_NAME = "jeeves-held"
 _SHELL_SETS = frozenset({"IFS", "OPTIND", "PPID", _HELD_PWD})
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-# Children held at once, at most: each holds three descriptors of this process until
-# its instant, and a process may open only RLIMIT_NOFILE (often 1,024); a quarter of
-# them are left for everything else.
+# Children held at once, at most, whatever ``hold_process``'s ``limit``.
 MAX_HELD = 256
 _held = 0
 _held_lock = threading.Lock()
@@ -858,7 +870,12 @@ class HeldProcess:
 
 
 def hold_process(
-    argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None = None, umask: int = -1
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None = None,
+    umask: int = -1,
+    limit: int = MAX_HELD,
 ) -> HeldProcess | None:
     """Make the child that will run ``argv`` (as ``start_process`` does: own session,
     exactly ``env``, ``cwd``, ``umask``), held before exec until ``release``.
@@ -867,13 +884,15 @@ def hold_process(
     costs a write to a pipe (issue 12). None when holding could change what the run
     reports (an exec that would fail is reported by ``start_process`` with its reason,
     a held one would only exit 127): a command that is not an ELF program found now,
-    a missing working directory, arguments too large; and when the spawn fails.
+    a missing working directory, arguments too large; and when the spawn fails. Also
+    None while ``limit`` children (at most ``MAX_HELD``) are held: each keeps three of
+    this process's descriptors until it is released or discarded.
     """
     global _held
     if not _holdable(argv, env, cwd):
         return None
     with _held_lock:
-        if _held >= _max_held():
+        if _held >= min(limit, MAX_HELD):
             return None
         _held += 1
     script, shell_env = _HOLD_SCRIPT_NO_PWD, env
@@ -901,14 +920,6 @@ def held_count() -> int:
     """How many children this process holds now (``hold_process``)."""
     with _held_lock:
         return _held
-
-
-@functools.lru_cache(maxsize=1)
-def _max_held() -> int:
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return MAX_HELD
-    return max(0, min(MAX_HELD, soft // 4))
 
 
 def _holdable(argv: Sequence[str], env: Mapping[str, str], cwd: str | None) -> bool:
