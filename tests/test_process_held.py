@@ -8,6 +8,7 @@ run, and nothing may run unless it is released.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import textwrap
@@ -32,9 +33,9 @@ LIMITS = {"timeout_s": 10.0, "grace_s": 1.0, "tail_lines": 100}
 # What a script can see of how it was started.
 INTROSPECT = textwrap.dedent(
     """
-    import os, sys
+    import fcntl, os, sys
     print(sorted(os.listdir("/proc/self/fd")))
-    print(repr(sys.stdin.read()))
+    print(repr(sys.stdin.read()), fcntl.fcntl(0, fcntl.F_GETFL) & os.O_ACCMODE)
     print(os.getcwd(), oct(os.umask(0)), os.getsid(0) == os.getpid() == os.getpgid(0))
     print(sorted(os.environ.items()), sys.argv[1:])
     status = open("/proc/self/status").read().splitlines()
@@ -118,14 +119,46 @@ def test_a_released_child_gets_exactly_the_environment_given(extra):
     assert all(repr(os.fsencode(value)) in released.stdout for value in extra.values())
 
 
-def test_a_discarded_held_child_exits_without_running_the_command(env, tmp_path):
+def test_a_discarded_held_child_exits_without_running_the_command_and_is_reaped(env, tmp_path):
     ran = tmp_path / "ran"
     held = hold_process(["bash", "-c", f"echo go > {ran}"], env=env)
-    child = psutil.Process(held.pid)
     held.discard()
-    assert child.wait(timeout=5) == 125
+    assert held.proc.returncode == 125  # reaped by the discard, not left a zombie
+    assert not psutil.pid_exists(held.pid)
     assert not ran.exists()
     assert held.release(**LIMITS) is None  # the first of the two decided
+
+
+def test_a_program_gone_before_the_instant_is_reported_as_a_spawn_would(env, tmp_path):
+    program = tmp_path / "mytrue"
+    program.write_bytes(Path(shutil.which("true")).read_bytes())
+    program.chmod(0o755)
+    held = hold_process([str(program)], env=env)
+    program.unlink()
+    assert held.release(**LIMITS) is None  # the caller spawns it: the error has its reason
+    assert held.proc.returncode == 125
+    spawned = start_process([str(program)], env=env, **LIMITS)
+    assert spawned.error == f"interpreter '{program}' not found"
+
+
+def test_a_working_directory_made_anew_before_the_instant_is_the_one_used(env, tmp_path):
+    """The held child was made in the old directory; the command must run in the one
+    at the path at its instant (and a directory gone is reported, not run in)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    argv = ["bash", "-c", "ls"]
+    held = hold_process(argv, env=env, cwd=str(work))
+    work.rmdir()
+    work.mkdir()
+    (work / "new").touch()
+    assert held.release(**LIMITS) is None
+    assert start_process(argv, env=env, cwd=str(work), **LIMITS).wait().stdout == "new"
+    gone = hold_process(argv, env=env, cwd=str(work))
+    (work / "new").unlink()
+    work.rmdir()
+    assert gone.release(**LIMITS) is None
+    spawned = start_process(argv, env=env, cwd=str(work), **LIMITS)
+    assert spawned.error == f"working directory not found: {work}"
 
 
 def test_a_held_child_that_died_is_not_released_and_nothing_ran(env, tmp_path):

@@ -791,11 +791,14 @@ def _spawn(
 # shell would change otherwise is not held.
 HOLD_SHELL = shutil.which("dash", path="/usr/bin:/bin")  # None: nothing is held
 _HELD_PWD = "JEEVES_HELD_PWD"
-_HOLD_SCRIPT = (
-    f'read -r go || exit 125; PWD=${_HELD_PWD}; unset {_HELD_PWD}; export PWD; exec "$@" </dev/null'
+# stdin read-write, as subprocess.DEVNULL opens it.
+_HOLD_SCRIPT_NO_PWD = 'read -r go || exit 125; unset PWD; exec "$@" <>/dev/null'
+_HOLD_SCRIPT = _HOLD_SCRIPT_NO_PWD.replace(
+    "unset PWD", f"PWD=${_HELD_PWD}; unset {_HELD_PWD}; export PWD"
 )
-_HOLD_SCRIPT_NO_PWD = 'read -r go || exit 125; unset PWD; exec "$@" </dev/null'
 _HOLD_NAME = "jeeves-held"
+# How long a discarded held child is waited for: it exits once it reads end of file.
+_HELD_EXIT_S = 0.1
 _SHELL_SETS = frozenset({"IFS", "OPTIND", "PPID", _HELD_PWD})
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # Children held at once, at most, whatever ``hold_process``'s ``limit``.
@@ -812,9 +815,12 @@ class HeldProcess:
     Each may be called once, and the first of them decides.
     """
 
-    def __init__(self, proc: subprocess.Popen, go: int) -> None:
+    def __init__(self, proc: subprocess.Popen, go: int, program: str, cwd: str | None) -> None:
         self.proc = proc
         self._go: int | None = go
+        self._program = program
+        self._cwd = cwd
+        self._cwd_id = _identity(cwd)
 
     @property
     def pid(self) -> int:
@@ -835,6 +841,10 @@ class HeldProcess:
         start the command afresh: nothing ran)."""
         go = self._take()
         if go is None:
+            return None
+        if not self._still_startable():
+            os.close(go)
+            self._end()
             return None
         started = clock()
         try:
@@ -863,10 +873,20 @@ class HeldProcess:
                 _held -= 1
         return go
 
+    def _still_startable(self) -> bool:
+        """Whether the command would start as held: its program is still there, and its
+        working directory is still the one the child was made in. Else spawned afresh,
+        a failure is reported with its reason (``start_process``), and a directory made
+        anew at the same path is the one the command runs in."""
+        return os.access(self._program, os.X_OK) and _identity(self._cwd) == self._cwd_id
+
     def _end(self) -> None:
         self.proc.stdout.close()
         self.proc.stderr.close()
-        self.proc.poll()  # if not exited yet, subprocess reaps it at a later spawn
+        # It exits as soon as it reads end of file: reaped now, not left a zombie until
+        # the next spawn (if it takes longer, subprocess reaps it then).
+        with suppress(subprocess.TimeoutExpired):
+            self.proc.wait(_HELD_EXIT_S)
 
 
 def hold_process(
@@ -889,7 +909,8 @@ def hold_process(
     this process's descriptors until it is released or discarded.
     """
     global _held
-    if not _holdable(argv, env, cwd):
+    program = _holdable(argv, env, cwd)
+    if program is None:
         return None
     with _held_lock:
         if _held >= min(limit, MAX_HELD):
@@ -913,7 +934,7 @@ def hold_process(
         with _held_lock:
             _held -= 1
         return None
-    return HeldProcess(proc, go)
+    return HeldProcess(proc, go, program, cwd)
 
 
 def held_count() -> int:
@@ -922,22 +943,34 @@ def held_count() -> int:
         return _held
 
 
-def _holdable(argv: Sequence[str], env: Mapping[str, str], cwd: str | None) -> bool:
+def _holdable(argv: Sequence[str], env: Mapping[str, str], cwd: str | None) -> str | None:
+    """The program ``argv`` would run if it may be held (see ``hold_process``), else None."""
     if not argv or not _shell_ready() or (cwd is not None and not os.path.isdir(cwd)):
-        return False
+        return None
     if any(name in _SHELL_SETS or not _IDENTIFIER.match(name) for name in env):
-        return False
-    program = argv[0]
+        return None
+    program: str | None = argv[0]
     if os.sep in program:
         if not os.path.isabs(program):
-            return False  # relative to the child's working directory
+            return None  # relative to the child's working directory
     elif "PATH" not in env:
-        return False  # the shell's default search path is not subprocess's
+        return None  # the shell's default search path is not subprocess's
     else:
         program = shutil.which(program, path=env["PATH"])
-        if program is None:
-            return False
-    return _is_elf_program(program) and _exec_too_large(argv, env) is None
+    if program is None or not _is_elf_program(program) or _exec_too_large(argv, env):
+        return None
+    return program
+
+
+def _identity(path: str | None) -> tuple[int, int] | None:
+    """The directory ``path`` is now (device, inode); None for none, or if it is gone."""
+    if path is None:
+        return None
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino)
 
 
 @functools.lru_cache(maxsize=1)
