@@ -191,7 +191,8 @@ class WorkerBeat(threading.Thread):
 
 
 class WorkerWatchdog(threading.Thread):
-    """In the sentinel: SIGKILL each worker whose beat stood still for ``bound_s``.
+    """In the sentinel: SIGKILL each worker frozen for ``bound_s`` (its beat standing
+    still for that and one beat period).
 
     django-q2's guard loop then finds the worker dead and spawns another
     (``RunnerSentinel.reincarnate``), and the runs it held are finished by liveness as
@@ -232,7 +233,9 @@ class WorkerWatchdog(threading.Thread):
             if beat is None or process.pid is None or process.pid in self.killed:
                 continue
             silence = now - beat.value
-            if silence < self.bound_s:
+            # A beat is up to one period old when the worker freezes: only a silence of
+            # the bound and a period is a freeze of the bound (helper probe).
+            if silence < self.bound_s + PARENT_CHECK_S:
                 continue
             self.killed.add(process.pid)
             logger.error(

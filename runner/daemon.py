@@ -111,14 +111,15 @@ class Daemon:
                 self.cluster = runner_cluster.start_cluster(self.request_stop)
             return self._loop(once)
         finally:
-            runner_cluster.stop_cluster(self.cluster)
+            clean = runner_cluster.stop_cluster(self.cluster)
             # Not while the database is away: a SQLite write would wait out its busy
             # timeout again; the row is then forgotten by its silence.
             if self.started_at is not None and self.outage is None:
                 # A worker frozen through the stop was killed (by the watchdog or at the
                 # stop's deadline) holding its run: finished now, not at the next start.
                 if self.cluster is not None:
-                    self.attempt(lambda: self.liveness.reap_dead_local(self.clocks.wall()))
+                    now = self.clocks.wall()
+                    self.attempt(lambda: self.liveness.reap_dead_local(now, not clean))
                 self.attempt(lambda: SchedulerHeartbeat.stopped(self.identity))
             connections.close_all()
             for number, handler in previous.items():

@@ -138,8 +138,10 @@ class Liveness:
         self._watched = watched
         return [pk for pk, (_, since) in watched.items() if mono - since >= timeout_s]
 
-    def reap_dead_local(self, now: datetime) -> bool:
-        """Finish (or resume) running runs whose worker process on this host is gone."""
+    def reap_dead_local(self, now: datetime, killed_at_stop: bool = False) -> bool:
+        """Finish (or resume) running runs whose worker process on this host is gone.
+        ``killed_at_stop``: this host's workers were just killed because they did not
+        stop in time (``cluster.stop_cluster``), which the runs' errors say."""
         mine = Run.objects.select_related("job").filter(
             status=RunStatus.RUNNING, worker__startswith=f"{self.host}:"
         )
@@ -153,6 +155,11 @@ class Liveness:
                 continue
             ended = end_orphaned_scripts(run.pk)
             reason = f"worker {run.worker} died (process {pid} is gone) while the run was going"
+            if killed_at_stop:
+                reason = (
+                    f"runner stopped: worker {run.worker} did not stop in time (frozen or "
+                    f"hung) and was killed (process {pid} is gone) while the run was going"
+                )
             if ended:
                 reason += f"; its leftover processes {', '.join(map(str, ended))} were ended"
             found |= _finish_dead(run, reason, now, worker=run.worker)

@@ -50,15 +50,15 @@ class WorkerHost:
                 self._reap()
             return 0
         finally:
-            runner_cluster.stop_cluster(self.cluster)
+            clean = runner_cluster.stop_cluster(self.cluster)
             if self.cluster is not None:  # a worker frozen through the stop was killed
-                self._reap()
+                self._reap(killed_at_stop=not clean)
             connections.close_all()
             logger.info("runworkers stopped")
 
-    def _reap(self) -> None:
+    def _reap(self, killed_at_stop: bool = False) -> None:
         """Finish the runs of this host's dead workers (``Liveness.reap_dead_local``)."""
         try:
-            self.liveness.reap_dead_local(timezone.now())
+            self.liveness.reap_dead_local(timezone.now(), killed_at_stop)
         except Exception:
             logger.exception("finishing the runs of this host's dead workers failed")

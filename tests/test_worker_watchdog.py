@@ -43,14 +43,16 @@ def test_a_worker_silent_for_the_bound_is_killed_once_and_a_beating_one_is_left(
     pusher = SimpleNamespace(pid=13)  # no beat: not a worker
     watchdog = WorkerWatchdog(lambda: [frozen, beating, pusher], 30.0, clock, killed.append)
 
-    clock.now = 1029.9
+    # A beat is written every PARENT_CHECK_S (0.5 s): silent for 30.4 s, a worker may
+    # have been frozen for only 29.9 s of it.
+    clock.now = 1030.4
     assert watchdog.check() == []
-    clock.now = 1030.0
-    beating.beat.value = 1029.5
+    clock.now = 1030.5
+    beating.beat.value = 1030.0
     assert watchdog.check() == [11]
     clock.now = 1031.0
     assert watchdog.check() == []  # killed once; its replacement has a pid of its own
-    clock.now = 1059.6
+    clock.now = 1060.5
     assert watchdog.check() == [12]
     assert killed == [11, 12]
 
@@ -118,6 +120,9 @@ def test_a_worker_frozen_through_a_stop_has_its_run_finished_by_the_stop(
     daemons.exit_status(daemon, timeout=30)
     [ended] = runs_of("long")
     assert ended.status == "error", daemons.logs()
-    assert f"died (process {frozen} is gone)" in ended.error
+    assert ended.error.startswith(
+        f"runner stopped: worker {ended.worker} did not stop in time (frozen or hung) and "
+        f"was killed (process {frozen} is gone)"
+    )
     wait_for("the script to be ended", lambda: not scripts_of_this_database())
     assert executions(ran) == {run.pk: 1}
