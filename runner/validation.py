@@ -17,7 +17,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import EMPTY_VALUES
 from django.db import models
 
-from jeeves_site.echo import echoed
+from jeeves_site.echo import echoed, shortened
 from jeeves_site.paths import expand_user, is_file, path_problem
 from runner.cron import CronError, validate_cron
 from runner.execution import environment
@@ -162,23 +162,26 @@ def validate_env(value: object) -> None:
         raise ValidationError("must be a JSON object of strings", code="invalid_env")
     for name, text in value.items():
         if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
-            raise ValidationError(f"'{name}' is not a valid variable name", code="invalid_env")
+            raise ValidationError(
+                f"{echoed(name)} is not a valid variable name", code="invalid_env"
+            )
+        shown = shortened(name)  # a valid name may still be thousands of characters
         if not isinstance(text, str):
             raise ValidationError(
-                f"the value of {name} must be a string, not {type(text).__name__}",
+                f"the value of {shown} must be a string, not {type(text).__name__}",
                 code="invalid_env",
             )
         if name in environment.REMOVED:
             raise ValidationError(
-                f"{name} is the runner's own and is never passed to scripts", code="reserved_env"
+                f"{shown} is the runner's own and is never passed to scripts", code="reserved_env"
             )
         if is_reserved_env_name(name):
             raise ValidationError(
-                f"{name} is set by the runner and cannot be overridden", code="reserved_env"
+                f"{shown} is set by the runner and cannot be overridden", code="reserved_env"
             )
         if _exec_bytes(f"{name}={text}") > MAX_EXEC_STRING_BYTES:
             raise ValidationError(
-                f"{name} is longer than a program can be given ({MAX_EXEC_STRING_BYTES:,} "
+                f"{shown} is longer than a program can be given ({MAX_EXEC_STRING_BYTES:,} "
                 "bytes for NAME=value); put large data in a file or in state",
                 code="invalid_env",
             )

@@ -54,3 +54,20 @@ def test_a_refused_cron_schedule_is_named_by_its_start_and_size(schedule):
         call_command("add_job", "--id=j", "--name=J", "--script=echo", "--source-type=inline",
                      f"--schedule={schedule}", stdout=StringIO())  # fmt: skip
     assert "characters)" in str(refused.value) and len(str(refused.value)) < 300, str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "shown"),
+    [
+        ('{"A\\nB": "1"}', "'A\\nB' is not a valid variable name"),
+        ('{"' + "N" * 20_000 + '-": "1"}', "(20001 characters)"),
+        ('{"' + "N" * 20_000 + '": 1}', "(20000 characters) must be a string"),
+    ],
+)
+def test_add_job_names_a_refused_environment_variable_on_one_short_line(env, shown):
+    with pytest.raises(CommandError) as refused:
+        call_command("add_job", "--id", "envy", "--name", "x", "--schedule", "* * * * *",
+                     "--source-type", "inline", "--script", "echo", "--env", env)  # fmt: skip
+    message = str(refused.value)
+    assert shown in message
+    assert "\n" not in message and len(message) < 300
