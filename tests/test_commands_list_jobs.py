@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime
 from io import StringIO
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.core.management import call_command
 
+from runner.models import Job
+from tests.daemons import Daemons
 from tests.factories import JobFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
@@ -73,3 +78,18 @@ def test_last_status_is_of_the_newest_run_that_started_not_the_pending_next_one(
     RunFactory(job=job, status="ok")
     RunFactory(job=job, status="pending")
     assert re.split(r" {2,}", list_jobs()[1])[4] == "ok"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reader_that_goes_away_ends_the_list_quietly(tmp_path):
+    """``manage.py list_jobs | head`` printed a BrokenPipeError traceback (helper probe)."""
+    Job.objects.bulk_create(JobFactory.build(id=f"job-{n:04d}") for n in range(3000))
+    env = Daemons(tmp_path).env
+    lister = subprocess.Popen(
+        [sys.executable, str(settings.BASE_DIR / "manage.py"), "list_jobs"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert lister.stdout.readline().split()[:2] == [b"ENABLED", b"ID"]
+    lister.stdout.close()  # as head does after its lines
+    assert lister.wait(timeout=60) == 1
+    assert lister.stderr.read() == b""

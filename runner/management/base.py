@@ -14,6 +14,7 @@ print, refusals included, shows control characters as ``\\xNN`` (``runner.termin
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, TextIO
 
@@ -37,9 +38,13 @@ class RunnerCommand(BaseCommand):
         options["stdout"] = _Neutralised(options.get("stdout") or sys.stdout)
         options["stderr"] = _Neutralised(options.get("stderr") or sys.stderr)
         try:
-            return self._execute(*args, **options)
+            result = self._execute(*args, **options)
+            sys.stdout.flush()  # here, where a reader gone is caught, not at exit
+            return result
         except CommandError as exc:
             raise CommandError(neutralise(str(exc)), returncode=exc.returncode) from None
+        except BrokenPipeError:
+            _reader_gone()
 
     def _execute(self, *args: Any, **options: Any) -> Any:
         try:
@@ -78,3 +83,12 @@ def _database_name() -> str:
     if connection.vendor == "sqlite":
         return str(settings["NAME"])
     return f"{settings.get('NAME')} on {settings.get('HOST') or 'localhost'}"
+
+
+def _reader_gone() -> None:
+    """Stop quietly, as other tools do, when the reader of the output went away
+    (``list_jobs | head``): no traceback, and nothing more written to the closed pipe
+    (Python's advice: point stdout at /dev/null for the exit's flush)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(1)
