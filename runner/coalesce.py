@@ -95,8 +95,15 @@ def skip_if_stale(run_id: int, run: Mapping[str, Any], now: datetime) -> bool:
     return bool(reason) and skip([run_id], reason, now) == 1
 
 
-def sweep(now: datetime) -> int:
+# The reason of a run a starting scheduler finds overtaken: it was left pending by a
+# runner that stopped (or handed back at its stop), not skipped for want of a worker,
+# so ``runner.health`` does not count it as an overload.
+AT_START = "skipped: found pending when the scheduler started, overtaken by its job's schedule"
+
+
+def sweep(now: datetime, at_start: bool = False) -> int:
     """Skip the stale pending runs (up to ``SWEEP_BATCH``, oldest first); return how many.
+    ``at_start``: the scheduler is starting, and their reason says so (``AT_START``).
 
     One read of the candidates (served by the ``runs_active`` index) and one
     UPDATE per distinct reason; when no scheduled run is pending that late, one
@@ -118,6 +125,8 @@ def sweep(now: datetime) -> int:
     by_reason: dict[str, list[int]] = {}
     for run in candidates:
         reason = stale_reason(run, now)
+        if reason and at_start:
+            reason = f"{AT_START} (missed-fire policy {run['job__missed_fire_policy']})"
         if reason:
             by_reason.setdefault(reason, []).append(run["pk"])
     skipped = sum(skip(ids, reason, now) for reason, ids in by_reason.items())

@@ -162,7 +162,7 @@ class Daemon:
         self.liveness.check(now)
         self.scheduler.start(now)
         # Runs a previous life left pending that are overtaken by now are not run late.
-        coalesce.sweep(now)
+        coalesce.sweep(now, at_start=True)
         self.started_at = now
         self._next_beat = mono
         self._next_reconcile = mono + settings.RUNNER.reconcile_interval_ms / 1000

@@ -22,7 +22,7 @@ from django.db.models import Count, F, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from runner import validation
+from runner import coalesce, validation
 from runner.lateness import LateJob, late_jobs_now
 from runner.models import Job, Run, RunStatus, SchedulerHeartbeat
 from runner.scheduler import LATE_FIRE_IS_MISSED
@@ -191,6 +191,7 @@ def backlog_at(now: datetime) -> Backlog:
             catch_up=False,  # they wait their turn by design (runner.catchup)
         )
         .filter(_WAITED_FOR_A_WORKER)
+        .exclude(error__startswith=coalesce.AT_START)  # left by a runner that stopped
         .count()
     )
     return Backlog(

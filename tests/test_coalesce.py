@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from runner import coalesce, pool, worker_state
 from runner.daemon import Daemon
+from runner.health import backlog_at
 from runner.models import Job, Run, RunStatus
 from runner.scheduler import Scheduler
 from runner.tasks import run_task
@@ -151,6 +152,13 @@ def test_a_restart_skips_the_stale_runs_a_previous_life_left_pending():
     assert statuses("skip")[0] == (NOW, "skipped")
     assert statuses("latest") == [(NOW, "skipped"), (NOW + timedelta(minutes=5), "pending")]
     assert statuses("all")[:2] == [(NOW, "pending"), (NOW + timedelta(minutes=1), "pending")]
+    # Left by a runner that stopped, not skipped for want of a worker (helper probe: a
+    # restart read as an overload, /api/status "degraded" for a minute).
+    assert Run.objects.get(job_id="skip", scheduled_for=NOW).error == (
+        "skipped: found pending when the scheduler started, overtaken by its job's "
+        "schedule (missed-fire policy skip)"
+    )
+    assert backlog_at(clocks.wall()).skipped_waiting == 0
 
 
 # -- the worker --------------------------------------------------------------------------
