@@ -22,7 +22,7 @@ Three things stock django-q2 1.11 gets wrong for a job runner, fixed here:
   their run and exit, an orphaned pusher or monitor exits at once.
 * The sentinel replaces a dead worker but not a frozen one (SIGSTOP, a hang holding
   the interpreter), and nothing starts on the host until it wakes. Here each worker
-  beats into a shared value; the sentinel kills a worker silent for
+  beats into a shared value; the sentinel kills a worker frozen for
   ``livenessTimeoutMs`` (``WorkerWatchdog``), and the ordinary replacement follows.
 """
 
@@ -225,7 +225,7 @@ class WorkerWatchdog(threading.Thread):
             self.check()
 
     def check(self) -> list[int]:
-        """Kill the workers silent for the bound; return their pids."""
+        """Kill the workers frozen for the bound; return their pids."""
         now = self.monotonic()
         silent = []
         for process in self.workers():

@@ -395,7 +395,7 @@ class _ProcessTree:
         self._known: dict[int, int] = {}  # pid -> start time
 
     # A scan that cannot be made (this process is out of descriptors) must not end the
-    # script (newcomer probe): the members recorded before are kept, and the tree counts
+    # script (helper probe): the members recorded before are kept, and the tree counts
     # as alive until a scan says otherwise.
 
     def track(self, not_before: float) -> None:
