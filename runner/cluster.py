@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import math
 import os
 import signal
 import threading
@@ -55,6 +56,10 @@ STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 # How often a cluster process checks whether its parent is still there, and how often
 # a worker beats (``WorkerBeat``) and the sentinel looks at the beats (``WorkerWatchdog``).
 PARENT_CHECK_S = 0.5
+# A watchdog that found more than this between two of its looks was stopped itself
+# (the whole runner paused: Ctrl-Z, a container or VM paused): silence counts again
+# from its waking, not from before the pause.
+WATCHDOG_PAUSED_S = 2.0
 # Added to the shutdown grace and the kill grace when waiting for a cluster to stop.
 STOP_MARGIN_S = 10.0
 # How long a kill of the cluster waits for its processes to be gone.
@@ -198,7 +203,9 @@ class WorkerWatchdog(threading.Thread):
     (``RunnerSentinel.reincarnate``), and the runs it held are finished by liveness as
     those of a dead worker, with their scripts ended (``runner.liveness``). A SIGTERM
     would wait in a stopped process's queue; SIGKILL ends it stopped or not. Each
-    process is killed (and logged) once. Plain sleeps and no locks: the sentinel forks
+    process is killed (and logged) once. A pause of the whole runner (every process
+    stopped together, this one too) is not a freeze: silence counts from when the
+    watchdog woke (``WATCHDOG_PAUSED_S``). Plain sleeps and no locks: the sentinel forks
     while this thread runs.
 
     ``workers`` returns the sentinel's worker processes (``process.pid``,
@@ -218,6 +225,8 @@ class WorkerWatchdog(threading.Thread):
         self.monotonic = monotonic
         self.kill = kill or _kill
         self.killed: set[int] = set()
+        self._looked: float | None = None  # when ``check`` last ran
+        self._awake_since = -math.inf  # since when it has run without a pause
 
     def run(self) -> None:
         while True:
@@ -227,12 +236,15 @@ class WorkerWatchdog(threading.Thread):
     def check(self) -> list[int]:
         """Kill the workers frozen for the bound; return their pids."""
         now = self.monotonic()
+        if self._looked is not None and now - self._looked > WATCHDOG_PAUSED_S:
+            self._awake_since = now  # paused with the workers, it saw none of their beats
+        self._looked = now
         silent = []
         for process in self.workers():
             beat = getattr(process, "beat", None)
             if beat is None or process.pid is None or process.pid in self.killed:
                 continue
-            silence = now - beat.value
+            silence = now - max(beat.value, self._awake_since)
             # A beat is up to one period old when the worker freezes: only a silence of
             # the bound and a period is a freeze of the bound (helper probe).
             if silence < self.bound_s + PARENT_CHECK_S:

@@ -37,24 +37,45 @@ def worker(pid: int, beat: float) -> SimpleNamespace:
     return SimpleNamespace(pid=pid, beat=SimpleNamespace(value=beat))
 
 
-def test_a_worker_silent_for_the_bound_is_killed_once_and_a_beating_one_is_left():
-    clock, killed = Clock(), []
+def look_until(
+    watchdog: WorkerWatchdog, clock: Clock, until: float, beating: tuple = ()
+) -> list[tuple[float, int]]:
+    """The watchdog's looks every PARENT_CHECK_S (0.5 s) up to ``until``, the ``beating``
+    workers beating between them: who it killed when."""
+    killed = []
+    while clock.now < until - 1e-9:
+        for process in beating:
+            process.beat.value = clock.now + 0.1
+        clock.now = round(clock.now + 0.5, 3)
+        killed += [(clock.now, pid) for pid in watchdog.check()]
+    return killed
+
+
+def test_a_worker_frozen_for_the_bound_is_killed_once_and_a_beating_one_is_left():
+    clock = Clock()
     frozen, beating = worker(11, 1000.0), worker(12, 1000.0)
     pusher = SimpleNamespace(pid=13)  # no beat: not a worker
-    watchdog = WorkerWatchdog(lambda: [frozen, beating, pusher], 30.0, clock, killed.append)
-
-    # A beat is written every PARENT_CHECK_S (0.5 s): silent for 30.4 s, a worker may
-    # have been frozen for only 29.9 s of it.
-    clock.now = 1030.4
-    assert watchdog.check() == []
-    clock.now = 1030.5
+    watchdog = WorkerWatchdog(lambda: [frozen, beating, pusher], 30.0, clock, lambda pid: None)
+    # A beat is written every 0.5 s: silent for 30.4 s, a worker may have been frozen for
+    # only 29.9 s of it, so it is killed once silent for 30.5 s.
+    assert look_until(watchdog, clock, 1030.0) == []
     beating.beat.value = 1030.0
-    assert watchdog.check() == [11]
-    clock.now = 1031.0
-    assert watchdog.check() == []  # killed once; its replacement has a pid of its own
-    clock.now = 1060.5
-    assert watchdog.check() == [12]
-    assert killed == [11, 12]
+    assert look_until(watchdog, clock, 1031.0) == [(1030.5, 11)]  # once: its pid is gone
+    assert look_until(watchdog, clock, 1060.5) == [(1060.5, 12)]
+
+
+def test_a_pause_of_the_whole_runner_is_not_a_freeze_but_a_worker_still_frozen_after_is():
+    """Ctrl-Z on runscheduler, a paused container or VM: the sentinel stops with its
+    workers, and woke to find every beat 33 s old; it killed a healthy worker and its
+    running scripts (helper probe, medium). Silence counts from its waking."""
+    clock = Clock()
+    healthy, frozen = worker(11, 1000.0), worker(12, 1000.0)
+    watchdog = WorkerWatchdog(lambda: [healthy, frozen], 30.0, clock, lambda pid: None)
+    assert look_until(watchdog, clock, 1001.0) == []
+    clock.now = 1033.0  # everything was stopped for 32 s
+    assert watchdog.check() == []
+    # The woken worker beats again; the other stays frozen.
+    assert look_until(watchdog, clock, 1070.0, beating=(healthy,)) == [(1063.5, 12)]
 
 
 def test_a_worker_not_yet_started_is_not_judged():
