@@ -234,3 +234,12 @@ def test_children_are_held_up_to_the_limit_and_each_release_or_discard_frees_one
     third.discard()
     third.discard()  # a second discard frees nothing more
     assert process.held_count() == before
+
+
+def test_a_spawn_that_raises_frees_its_slot_and_pipe(env):
+    """Whatever the spawn raises (here a NUL in an argument), the held slot and the go
+    pipe are given back: a leak would lower the worker's limit for good."""
+    before, fds = process.held_count(), len(os.listdir("/proc/self/fd"))
+    with pytest.raises(ValueError, match="null byte"):
+        hold_process(["true", "a\x00b"], env=env)
+    assert (process.held_count(), len(os.listdir("/proc/self/fd"))) == (before, fds)

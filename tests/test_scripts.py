@@ -222,6 +222,21 @@ def test_a_run_started_by_another_worker_spawns_afresh_and_drops_the_held_child(
     assert (tmp_path / "ran").read_text() == f"{run.pk}\n"
 
 
+def test_a_held_child_not_for_the_starting_worker_is_discarded_as_the_run_starts(
+    tmp_path, monkeypatch
+):
+    """Its descriptors and its place among the held are given back at the start, not
+    when the run, spawned afresh, ends (helper review)."""
+    monkeypatch.setattr(tasks, "worker_name", lambda: "another-host:9")
+    run, held = held_run(tmp_path)
+    run.start("test:1", timezone.now())
+    running = run.launch.start(run, timeout_s=10.0, grace_s=1.0, tail_lines=10)
+    assert held.proc.returncode == 125
+    assert running.pid != held.pid
+    assert running.wait().stdout == f"ran {run_tokens.token_for(run.pk, 'test:1')}"
+    run.launch.close()
+
+
 def test_a_run_due_now_is_not_held(monkeypatch):
     """Holding gains nothing for a run due now (a manual run): it is spawned as it starts."""
     monkeypatch.setattr(tasks, "worker_name", lambda: "test:1")

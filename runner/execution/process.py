@@ -919,21 +919,23 @@ def hold_process(
     script, shell_env = _HOLD_SCRIPT_NO_PWD, env
     if "PWD" in env:
         script, shell_env = _HOLD_SCRIPT, {**env, _HELD_PWD: env["PWD"]}
+    go = None
     try:
         read, go = os.pipe()
         try:
             proc = _spawn(
                 [HOLD_SHELL, "-c", script, _HOLD_NAME, *argv], read, shell_env, cwd, umask
             )
-        except OSError:
-            os.close(go)
-            raise
         finally:
             os.close(read)
-    except OSError:
+    except BaseException as exc:  # whatever the spawn raised, the slot and pipe are freed
+        if go is not None:
+            os.close(go)
         with _held_lock:
             _held -= 1
-        return None
+        if isinstance(exc, OSError):
+            return None
+        raise
     return HeldProcess(proc, go, program, cwd)
 
 

@@ -155,10 +155,12 @@ class Launch:
         """Start the child of started ``run``: release the held one if it was made for
         the worker that started the run, else spawn it now (``start_process``);
         ``limits`` are ``start_process``'s timeout, grace, tail and cancel."""
-        if self.held is not None and run.worker == self.token_worker:
-            released = self.held.release(**limits)
-            if released is not None:
-                return released
+        if self.held is not None:
+            if run.worker == self.token_worker:
+                released = self.held.release(**limits)
+                if released is not None:
+                    return released
+            self.held.discard()  # not for this worker: its descriptors go now, not at the end
         return start_process(
             self.argv,
             env=self.environment(run),
