@@ -589,10 +589,10 @@ def _cross_field_checks(config: RunnerConfig) -> list[tuple[tuple[str, ...], str
 
 def _where(source: str, loc: tuple, origins: Mapping[tuple, str] | None) -> str:
     keys = tuple(str(part) for part in loc)
-    shown = ".".join(shortened(key) for key in keys)  # a key is as long as its file has it
     for length in range(len(keys), 0, -1):
         if origins and keys[:length] in origins:
             return origins[keys[:length]]
+    shown = ".".join(shortened(key) for key in keys)  # a key is as long as its file has it
     return f"{source or 'config'}: {shown}"
 
 

@@ -51,7 +51,9 @@ def _dashboard_context(now) -> dict:
         "dashboard": board,
         "uptime": duration_words(None if health.uptime_s is None else health.uptime_s * 1000),
         "oldest_pending": duration_words(
-            None if health.oldest_pending_s is None else health.oldest_pending_s * 1000
+            None
+            if health.backlog.oldest_pending_s is None
+            else health.backlog.oldest_pending_s * 1000
         ),
         "running": [(run, duration_words(elapsed * 1000)) for run, elapsed in board.running],
         "next_fires": [

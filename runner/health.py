@@ -84,16 +84,8 @@ class Health:
     failed_registrations: tuple[str, ...]  # job ids
     ok_last_hour: int
     errors_last_hour: int
-    # the backlog, as ``Backlog`` has it
-    pending: int = 0
-    oldest_pending_s: float | None = None
-    skipped_waiting: int = 0
+    backlog: Backlog = Backlog(pending=0, oldest_pending_s=None, skipped_waiting=0)
     late: tuple[LateJob, ...] = ()  # jobs due to fire with no run past their grace
-
-    @property
-    def backlogged(self) -> bool:
-        """The backlog is over its bounds (``Backlog.over_bounds``)."""
-        return Backlog(self.pending, self.oldest_pending_s, self.skipped_waiting).over_bounds
 
     @property
     def status(self) -> str:
@@ -102,7 +94,7 @@ class Health:
         healthy = (
             self.schedulers
             and not self.failed_registrations
-            and not self.backlogged
+            and not self.backlog.over_bounds
             and not self.late
         )
         return "ok" if healthy else "degraded"
@@ -123,13 +115,13 @@ class Health:
                 "schedulers": self.schedulers,
                 "failedJobs": list(self.failed_registrations),
                 "backlog": {
-                    "pending": self.pending,
+                    "pending": self.backlog.pending,
                     "oldestPendingAge": (
                         None
-                        if self.oldest_pending_s is None
-                        else round(self.oldest_pending_s * 1000)
+                        if self.backlog.oldest_pending_s is None
+                        else round(self.backlog.oldest_pending_s * 1000)
                     ),
-                    "skippedWaiting": self.skipped_waiting,
+                    "skippedWaiting": self.backlog.skipped_waiting,
                     "maxPending": BACKLOG_MAX_PENDING,
                     "maxAge": round(BACKLOG_MAX_AGE_S * 1000),
                 },
@@ -156,7 +148,6 @@ def health_summary(now: datetime | None = None) -> Health:
     live = SchedulerHeartbeat.heard_since(now - silence)
     schedulers = live.aggregate(n=Count("pk"), since=Min("started_at"))
     since = schedulers["since"]
-    backlog = backlog_at(now)
     return Health(
         version=version(),
         uptime_s=round((now - since).total_seconds(), 3) if since else None,
@@ -166,9 +157,7 @@ def health_summary(now: datetime | None = None) -> Health:
         failed_registrations=tuple(failed_registrations()),
         ok_last_hour=recent["ok"],
         errors_last_hour=recent["failed"],
-        pending=backlog.pending,
-        oldest_pending_s=backlog.oldest_pending_s,
-        skipped_waiting=backlog.skipped_waiting,
+        backlog=backlog_at(now),
         late=tuple(late_jobs_now(now)),
     )
 
@@ -248,8 +237,8 @@ def describe(health: Health) -> str:
             f"jobs: {health.total_jobs}, running now: {health.running}",
             f"failed registrations: {len(health.failed_registrations)} ({failed})",
             f"last hour: {health.ok_last_hour} ok, {health.errors_last_hour} errors",
-            f"backlog: {health.pending} pending{_oldest(health)}{_skipped(health)}"
-            + (" (over its bounds)" if health.backlogged else ""),
+            f"backlog: {health.backlog.pending} pending{_oldest(health)}{_skipped(health)}"
+            + (" (over its bounds)" if health.backlog.over_bounds else ""),
             f"late jobs: {len(health.late)}"
             + (f" ({', '.join(job.job_id for job in health.late[:10])})" if health.late else ""),
         ]
@@ -257,15 +246,15 @@ def describe(health: Health) -> str:
 
 
 def _oldest(health: Health) -> str:
-    if health.oldest_pending_s is None:
+    if health.backlog.oldest_pending_s is None:
         return ""
-    return f", the oldest {health.oldest_pending_s:.0f} s past its instant"
+    return f", the oldest {health.backlog.oldest_pending_s:.0f} s past its instant"
 
 
 def _skipped(health: Health) -> str:
-    if not health.skipped_waiting:
+    if not health.backlog.skipped_waiting:
         return ""
     return (
-        f"; {health.skipped_waiting} skipped unstarted after waiting for a worker "
+        f"; {health.backlog.skipped_waiting} skipped unstarted after waiting for a worker "
         f"in the last {BACKLOG_MAX_AGE_S:g} s"
     )

@@ -113,13 +113,13 @@ def test_runs_skipped_while_no_worker_starts_any_make_the_status_degraded():
             health = health_summary(now)
             seen.append(health.status)
             # within the bounds that used to be the only test of a backlog
-            assert health.pending <= BACKLOG_MAX_PENDING
-            assert health.oldest_pending_s is None or health.oldest_pending_s <= 12
+            assert health.backlog.pending <= BACKLOG_MAX_PENDING
+            assert health.backlog.oldest_pending_s is None or health.backlog.oldest_pending_s <= 12
     # ok until the first run has waited 10 s and been skipped, then degraded for good
     assert seen[:10] == ["ok"] * 10
     assert set(seen[12:]) == {"degraded"}
-    assert health.skipped_waiting > 0
-    assert health.as_json()["health"]["backlog"]["skippedWaiting"] == health.skipped_waiting
+    assert health.backlog.skipped_waiting > 0
+    assert health.as_json()["health"]["backlog"]["skippedWaiting"] == health.backlog.skipped_waiting
 
 
 @time_machine.travel(NOW, tick=False)
@@ -132,9 +132,9 @@ def test_runs_skipped_unstarted_count_for_the_backlog_window_only():
     Run.objects.filter(pk=waited.pk).update(
         status=RunStatus.SKIPPED, finished_at=NOW - window + timedelta(seconds=1)
     )
-    assert (health_summary().skipped_waiting, health_summary().status) == (1, "degraded")
+    assert (health_summary().backlog.skipped_waiting, health_summary().status) == (1, "degraded")
     Run.objects.filter(pk=waited.pk).update(finished_at=NOW - window - timedelta(seconds=1))
-    assert (health_summary().skipped_waiting, health_summary().status) == (0, "ok")
+    assert (health_summary().backlog.skipped_waiting, health_summary().status) == (0, "ok")
 
 
 @time_machine.travel(NOW, tick=False)
@@ -157,7 +157,7 @@ def test_skips_decided_at_once_do_not_degrade_the_status():
         status=RunStatus.SKIPPED, started_at=NOW - timedelta(seconds=29), finished_at=NOW
     )
     health = health_summary()
-    assert (health.skipped_waiting, health.status) == (0, "ok")
+    assert (health.backlog.skipped_waiting, health.status) == (0, "ok")
 
 
 @time_machine.travel(NOW, tick=False)
@@ -189,7 +189,11 @@ def test_catch_up_runs_waiting_their_turn_count_as_pending_but_do_not_age_the_ba
                    catch_up=True)  # fmt: skip
     RunFactory(job=job, trigger="schedule", scheduled_for=NOW - timedelta(seconds=5))
     health = health_summary()
-    assert (health.pending, health.oldest_pending_s, health.status) == (3, 5.0, "ok")
+    assert (health.backlog.pending, health.backlog.oldest_pending_s, health.status) == (
+        3,
+        5.0,
+        "ok",
+    )
 
 
 SECOND = timedelta(seconds=1)
@@ -219,7 +223,7 @@ def test_a_retry_skipped_at_its_start_by_overlap_does_not_degrade_the_status():
         assert manual.start("host:1", at - SECOND) == StartResult.STARTED
         assert retry.start("host:2", at) == StartResult.SKIPPED  # decided at dispatch
         health = health_summary(at)
-    assert (health.skipped_waiting, health.status) == (0, "ok")
+    assert (health.backlog.skipped_waiting, health.status) == (0, "ok")
 
 
 def test_a_retry_skipped_because_its_job_was_disabled_does_not_degrade_the_status():
@@ -237,7 +241,7 @@ def test_a_retry_skipped_because_its_job_was_disabled_does_not_degrade_the_statu
         assert _screen(retry) == "skipped"  # the worker's screen at delivery
         health = health_summary(at)
     assert Run.objects.get(pk=retry.pk).status == "skipped"
-    assert (health.skipped_waiting, health.status) == (0, "ok")
+    assert (health.backlog.skipped_waiting, health.status) == (0, "ok")
 
 
 def test_catch_up_runs_skipped_after_their_job_was_disabled_do_not_degrade_the_status():
@@ -263,4 +267,4 @@ def test_catch_up_runs_skipped_after_their_job_was_disabled_do_not_degrade_the_s
         for run in waiting:
             assert _screen(Run.objects.select_related("job").get(pk=run.pk)) == "skipped"
         health = health_summary(later)
-    assert (health.skipped_waiting, health.status) == (0, "ok")
+    assert (health.backlog.skipped_waiting, health.status) == (0, "ok")
