@@ -123,7 +123,7 @@ def _prepare(run: Run) -> None:
     cannot be made now is made, and its error recorded, when the run starts."""
     ahead = run.scheduled_for is not None and run.scheduled_for - timezone.now() >= HOLD_AHEAD
     try:
-        run.launch = scripts.prepare(run, worker_name(), hold=held_limit() if ahead else 0)
+        run.launch = scripts.prepare(run, worker_name(), hold_up_to=held_limit() if ahead else 0)
     except Exception:
         logger.debug("run %s: its launch is made when it starts", run.pk, exc_info=True)
 

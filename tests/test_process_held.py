@@ -12,6 +12,7 @@ import shutil
 import signal
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,9 +172,16 @@ def test_a_held_child_that_died_is_not_released_and_nothing_ran(env, tmp_path):
 
 
 def test_a_released_childs_timeout_counts_from_its_release(env):
-    held = hold_process(["sleep", "30"], env=env)
-    result = held.release(**{**LIMITS, "timeout_s": 0.2}).wait()
-    assert result.timed_out and result.signal == signal.SIGTERM
+    """Held for 2 s, then given a 1.5 s timeout: a script of 0.2 s ends ok (counted from
+    the hold, it would have timed out at once), and one of 30 s is ended at it."""
+    quick = hold_process(["bash", "-c", "sleep 0.2; echo done"], env=env)
+    slow = hold_process(["sleep", "30"], env=env)
+    time.sleep(2.0)  # the hold, not a wait for something to happen
+    limits = {**LIMITS, "timeout_s": 1.5}
+    finished = quick.release(**limits).wait()
+    assert (finished.timed_out, finished.exit_code, finished.stdout) == (False, 0, "done")
+    ended = slow.release(**limits).wait()
+    assert ended.timed_out and ended.signal == signal.SIGTERM
 
 
 def _script(tmp_path: Path, text: str, mode: int = 0o755) -> str:

@@ -178,14 +178,14 @@ class Launch:
         return {**self.env, **run_tokens.environment_for(run)}
 
 
-def prepare(run: Run, worker: str | None = None, hold: int = 0) -> Launch:
+def prepare(run: Run, worker: str | None = None, hold_up_to: int = 0) -> Launch:
     """The launch of script run ``run`` (its job loaded); raises ``ScriptNotRunnable``.
 
     A worker prepares a run while it waits for its instant and hands the launch to
     ``script_job_steps`` as ``run.launch``; a run without one is prepared when it starts.
     Given the ``worker`` that will start the run (``executor.worker_name``), the run's
-    API token for it is made now too, and with ``hold`` (how many children this process
-    may hold at once, this one included) its child is spawned now and held before exec
+    API token for it is made now too, and with ``hold_up_to`` (how many children this
+    process may hold at once, this one included) its child is spawned now and held before exec
     until the run starts (``process.hold_process``; discarded with the launch if it
     never does).
     """
@@ -197,8 +197,9 @@ def prepare(run: Run, worker: str | None = None, hold: int = 0) -> Launch:
         held = None
         if worker is not None:
             env.update(run_tokens.environment(run.pk, worker))
-            if hold > 0:
-                held = hold_process(argv, env=env, cwd=cwd, umask=inherited_umask(), limit=hold)
+            if hold_up_to > 0:
+                umask = inherited_umask()
+                held = hold_process(argv, env=env, cwd=cwd, umask=umask, limit=hold_up_to)
         if held is not None:
             files.callback(held.discard)
         return Launch(argv, cwd, env, files, worker, held)
