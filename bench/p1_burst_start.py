@@ -42,7 +42,7 @@ def main() -> None:
         from django.utils import timezone
 
         from runner import pool, tasks, worker_state
-        from runner.execution.process import allow_fast_spawn
+        from runner.execution.spawn import allow_fast_spawn
         from runner.jobs import upsert_job
         from runner.models import Run
 

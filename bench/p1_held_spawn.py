@@ -3,7 +3,7 @@
 Compares, without the runner, the two ways a burst of scripts can start at an instant:
 ``instant`` spawns each probe then (``subprocess.Popen``, vfork, from 2 threads, as the
 runner's pool did), ``held`` spawns each ahead of the instant held before exec
-(``runner.execution.process.hold_process``) and releases them at it with a write to
+(``runner.execution.held.hold_process``) and releases them at it with a write to
 each go pipe. Lag = the probe's first line (``bench/p1_probe.sh``) minus the instant.
 
     .venv/bin/python bench/p1_held_spawn.py [--probes 100] [--rounds 3]
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file
 
-from runner.execution.process import hold_process
+from runner.execution.held import hold_process
 
 PROBE = str(Path(__file__).resolve().parent / "p1_probe.sh")
 LIMITS = {"timeout_s": 30.0, "grace_s": 1.0, "tail_lines": 10}
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    subprocess._USE_VFORK = True  # as a runner worker spawns (process.allow_fast_spawn)
+    subprocess._USE_VFORK = True  # as a runner worker spawns (spawn.allow_fast_spawn)
     with tempfile.TemporaryDirectory() as scratch:
         for round_ in range(args.rounds):
             for name, way in (("instant", at_the_instant), ("held", held)):

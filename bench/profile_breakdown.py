@@ -30,7 +30,7 @@ ROLES = (
 # (kind, pattern over one frame), innermost match wins.
 KINDS = (
     ("spawn (fork/exec)", re.compile(r"_execute_child|_fork_exec|fork_exec|posix_spawn")),
-    ("read output / wait child", re.compile(r"runner/execution/process.py")),
+    ("read output / wait child", re.compile(r"runner/execution/(process|output|tree|held).py")),
     ("database driver", re.compile(r"sqlite3/|psycopg|\(execute \(|_execute \(|executemany")),
     ("ORM / SQL compile", re.compile(r"django/db/")),
     ("django-q2 signing/pickle", re.compile(r"django_q/(signing|core_signing)|pickle")),

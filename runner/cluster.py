@@ -12,7 +12,7 @@ Three things stock django-q2 1.11 gets wrong for a job runner, fixed here:
   is recorded as ended by the stop.
 * A worker spawns its scripts with vfork, stepping out of the runner's process
   group while it does, so that a group SIGTERM cannot land in a child that has
-  not yet left the group (``runner.execution.process.allow_fast_spawn``).
+  not yet left the group (``runner.execution.spawn.allow_fast_spawn``).
 * One task occupies a worker process until it returns. Here the task only gives
   its run to the process's pool (``runner.pool``), which runs up to
   ``maxConcurrency`` of them on threads; the cluster has one worker process.
@@ -46,7 +46,7 @@ from django_q import cluster as q_cluster
 from django_q.conf import Conf
 
 from runner import pool, worker_state
-from runner.execution.process import allow_fast_spawn
+from runner.execution.spawn import allow_fast_spawn
 from runner.stop_report import POLL_S as STOP_REPORT_POLL_S
 from runner.stop_report import StopReport
 

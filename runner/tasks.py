@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from runner import catchup, coalesce, dispatch, pool, worker_state
-from runner.execution import process, scripts
+from runner.execution import held, scripts
 from runner.execution.executor import execute_run_steps, worker_name
 from runner.execution.scripts import Cancellation
 from runner.execution.sessions import resume_session_run
@@ -27,7 +27,7 @@ from runner.models import JobType, Run, RunStatus, RunTrigger, StartResult
 logger = logging.getLogger(__name__)
 
 # A run due at least this far ahead has its child spawned ahead and held before exec
-# (``process.hold_process``): a burst's spawns then happen before its instant, and at
+# (``held.hold_process``): a burst's spawns then happen before its instant, and at
 # the instant each run costs a write (issue 12, bench/README.md, round seven). A run
 # due sooner is spawned when it starts: holding would gain nothing.
 HOLD_AHEAD = timedelta(milliseconds=20)
@@ -130,15 +130,15 @@ def _prepare(run: Run) -> None:
 
 def held_limit() -> int:
     """How many children this worker may hold before their instants at once
-    (``process.hold_process``): each keeps three of its descriptors until then, and each
+    (``held.hold_process``): each keeps three of its descriptors until then, and each
     running run three (two pipes and a pidfd). So the soft RLIMIT_NOFILE (often 1,024)
     less ``RESERVED_FDS`` and ``maxConcurrency`` running runs, a third of the rest; past
     it, a run is spawned at its instant."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
-        return process.MAX_HELD
+        return held.MAX_HELD
     free = soft - RESERVED_FDS - 3 * settings.RUNNER.max_concurrency
-    return max(0, min(process.MAX_HELD, free // 3))
+    return max(0, min(held.MAX_HELD, free // 3))
 
 
 def _make_pool() -> pool.RunPool:

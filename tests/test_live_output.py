@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from runner.execution import live
 from runner.execution.executor import execute_run
-from runner.execution.process import LiveTails
+from runner.execution.output import LiveTails
 from runner.models import Run
 from tests.factories import JobFactory, RunFactory
 from tests.fakes.clocks import FakeClocks

@@ -20,13 +20,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runner.execution import process
+from runner.execution import process, spawn, tree
+from runner.execution.output import MAX_LINE_BYTES, parse_result_line
 from runner.execution.process import (
-    MAX_LINE_BYTES,
     ScriptNotRunnable,
     default_interpreters,
     inline_script_file,
-    parse_result_line,
     resolve_command,
     run_process,
 )
@@ -483,11 +482,9 @@ def test_parse_result_line_accepts_only_a_json_object_after_the_prefix():
 def fast_spawn(monkeypatch):
     import subprocess
 
-    from runner.execution import process
-
-    monkeypatch.setattr(process, "_home_group", None)
-    process.allow_fast_spawn()
-    yield process
+    monkeypatch.setattr(spawn, "_home_group", None)
+    spawn.allow_fast_spawn()
+    yield spawn
     assert subprocess._USE_VFORK is False
 
 
@@ -528,15 +525,15 @@ def test_children_tracked_at_about_the_same_moment_share_one_scan(monkeypatch):
         scans.append(1)
         return {}
 
-    monkeypatch.setattr(process, "_scan_processes", scan)
-    monkeypatch.setattr(process, "_last_scan", (-math.inf, {}))
-    first, second = process._ProcessTree(10**7), process._ProcessTree(10**7 + 1)
+    monkeypatch.setattr(tree, "_scan_processes", scan)
+    monkeypatch.setattr(tree, "_last_scan", (-math.inf, {}))
+    first, second = tree.ProcessTree(10**7), tree.ProcessTree(10**7 + 1)
     started = time.monotonic()
     first.track(not_before=started)
     second.track(not_before=started)
     assert len(scans) == 1
     # A child started after that scan never uses it: the scan could not show its tree.
-    process._ProcessTree(10**7 + 2).track(not_before=time.monotonic() + 1e-6)
+    tree.ProcessTree(10**7 + 2).track(not_before=time.monotonic() + 1e-6)
     assert len(scans) == 2
 
 

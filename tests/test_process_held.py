@@ -22,8 +22,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.execution import process
-from runner.execution.process import HOLD_SHELL, hold_process, start_process
+from runner.execution import held as holding
+from runner.execution.held import HOLD_SHELL, hold_process
+from runner.execution.process import start_process
 from tests.processes import SETTLE_S, survivors
 
 pytestmark = pytest.mark.timeout(30)
@@ -231,7 +232,7 @@ def test_a_command_whose_exec_could_fail_is_not_held(env, tmp_path, case):
 def test_children_are_held_up_to_the_limit_and_each_release_or_discard_frees_one(env):
     """Each held child keeps three descriptors open in the worker until its instant:
     past the caller's limit a run is spawned at its instant instead."""
-    before = process.held_count()
+    before = holding.held_count()
     first = hold_process(["true"], env=env, limit=before + 2)
     second = hold_process(["true"], env=env, limit=before + 2)
     assert hold_process(["true"], env=env, limit=before + 2) is None
@@ -241,13 +242,13 @@ def test_children_are_held_up_to_the_limit_and_each_release_or_discard_frees_one
     second.discard()
     third.discard()
     third.discard()  # a second discard frees nothing more
-    assert process.held_count() == before
+    assert holding.held_count() == before
 
 
 def test_a_spawn_that_raises_frees_its_slot_and_pipe(env):
     """Whatever the spawn raises (here a NUL in an argument), the held slot and the go
     pipe are given back: a leak would lower the worker's limit for good."""
-    before, fds = process.held_count(), len(os.listdir("/proc/self/fd"))
+    before, fds = holding.held_count(), len(os.listdir("/proc/self/fd"))
     with pytest.raises(ValueError, match="null byte"):
         hold_process(["true", "a\x00b"], env=env)
-    assert (process.held_count(), len(os.listdir("/proc/self/fd"))) == (before, fds)
+    assert (holding.held_count(), len(os.listdir("/proc/self/fd"))) == (before, fds)

@@ -33,7 +33,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from runner.execution.process import LiveTails
+from runner.execution.output import LiveTails
 from runner.models import Run
 
 logger = logging.getLogger(__name__)

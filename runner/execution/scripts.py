@@ -17,13 +17,12 @@ from jeeves_site.database import database_url
 from jeeves_site.private_files import inherited_umask
 from runner.api import run_tokens
 from runner.execution import environment, live
+from runner.execution.held import HeldProcess, hold_process
 from runner.execution.inline_files import inline_prefix, inline_root
 from runner.execution.process import (
-    HeldProcess,
     ProcessResult,
     RunningProcess,
     ScriptNotRunnable,
-    hold_process,
     inline_script_file,
     resolve_command,
     start_process,
@@ -186,7 +185,7 @@ def prepare(run: Run, worker: str | None = None, hold_up_to: int = 0) -> Launch:
     Given the ``worker`` that will start the run (``executor.worker_name``), the run's
     API token for it is made now too, and with ``hold_up_to`` (how many children this
     process may hold at once, this one included) its child is spawned now and held before exec
-    until the run starts (``process.hold_process``; discarded with the launch if it
+    until the run starts (``held.hold_process``; discarded with the launch if it
     never does).
     """
     files = ExitStack()

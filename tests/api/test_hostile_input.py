@@ -20,7 +20,7 @@ from queues.models import Queue, QueueItem
 from runner.api.handlers import server_error
 from runner.checks import check_missing_scripts
 from runner.execution.executor import execute_run
-from runner.execution.process import parse_result_line
+from runner.execution.output import parse_result_line
 from runner.models import Job, RunOutcome
 from statestore.models import StateEntry, StateItem
 from statestore.values import MAX_JSON_BYTES, MAX_JSON_DEPTH
