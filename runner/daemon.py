@@ -33,7 +33,7 @@ from jeeves_site.config_live import refresh_runner_config
 from runner import cluster as runner_cluster
 from runner import coalesce
 from runner.clocks import SYSTEM, Clocks
-from runner.execution.executor import worker_name
+from runner.execution.completion import worker_name
 from runner.execution.inline_files import prepare_worker_host
 from runner.health import backlog_at
 from runner.liveness import Liveness, check_interval

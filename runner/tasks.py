@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from runner import catchup, coalesce, dispatch, pool, worker_state
 from runner.execution import held, scripts
-from runner.execution.executor import execute_run_steps, worker_name
+from runner.execution.completion import worker_name
+from runner.execution.executor import execute_run_steps
 from runner.execution.scripts import Cancellation
 from runner.execution.sessions import resume_session_run
 from runner.execution.steps import Steps

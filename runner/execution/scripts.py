@@ -182,7 +182,7 @@ def prepare(run: Run, worker: str | None = None, hold_up_to: int = 0) -> Launch:
 
     A worker prepares a run while it waits for its instant and hands the launch to
     ``script_job_steps`` as ``run.launch``; a run without one is prepared when it starts.
-    Given the ``worker`` that will start the run (``executor.worker_name``), the run's
+    Given the ``worker`` that will start the run (``completion.worker_name``), the run's
     API token for it is made now too, and with ``hold_up_to`` (how many children this
     process may hold at once, this one included) its child is spawned now and held before exec
     until the run starts (``held.hold_process``; discarded with the launch if it

@@ -19,7 +19,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from runner import tokens
-from runner.execution.executor import complete_run, worker_name
+from runner.execution.completion import complete_run, worker_name
 from runner.execution.scripts import Cancellation
 from runner.gateway import (
     PROMPT_EXTENSIONS,
