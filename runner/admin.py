@@ -22,7 +22,7 @@ from runner.api.permissions import Forbidden, missing, require
 from runner.dashboard import dashboard
 from runner.describe import duration_words, schedule_words
 from runner.jobs import set_enabled
-from runner.models import Incident, Job, Run, RunStatus
+from runner.models import NOT_RAN_STATUSES, Incident, Job, Run, RunStatus
 
 admin.site.site_header = admin.site.site_title = "jeeves-runner"
 admin.site.index_title = "Console"
@@ -101,12 +101,13 @@ _STRIP_FIELDS = ("id", "job_id", "status", "created_at", "duration_ms")
 
 def _latest_run(field: str, skipped: bool = False) -> Subquery:
     # Served by the runs_job_newest_ran and runs_job_newest_skipped partial indexes: one
-    # index probe per listed job. A missed fire records a skipped run, which must not
-    # hide how the last run that ran ended, so skips are shown in their own column.
+    # index probe per listed job. Skipped fires have their own column, and the pending
+    # run is the next one, not the last (``NOT_RAN_STATUSES``).
     runs = Run.objects.filter(job=OuterRef("pk"))
-    runs = (
-        runs.filter(status=RunStatus.SKIPPED) if skipped else runs.exclude(status=RunStatus.SKIPPED)
-    )
+    if skipped:
+        runs = runs.filter(status=RunStatus.SKIPPED)
+    else:
+        runs = runs.exclude(status__in=NOT_RAN_STATUSES)
     return Subquery(runs.order_by("-id").values(field)[:1])
 
 
@@ -120,7 +121,7 @@ class LastStatusFilter(admin.SimpleListFilter):
     parameter_name = "last_status"
 
     def lookups(self, request, model_admin):
-        ran = [(value, label) for value, label in RunStatus.choices if value != RunStatus.SKIPPED]
+        ran = [(key, label) for key, label in RunStatus.choices if key not in NOT_RAN_STATUSES]
         return [("never", "never run"), *ran]
 
     def queryset(self, request, queryset):

@@ -17,7 +17,7 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 
 from runner.describe import duration_words, relative_words
-from runner.models import Run, RunStatus
+from runner.models import NOT_RAN_STATUSES, Run, RunStatus
 
 # How many runs the job list's strip shows, newest last.
 STRIP_RUNS = 20
@@ -83,7 +83,7 @@ def last_runs_by_job(job_ids: list[str]) -> dict[str, LastRuns]:
     (the newest ids per job through runs_job_newest_ran / _skipped, then those rows)."""
     runs = Run.objects.filter(job_id__in=job_ids).order_by()
     newest = [
-        *runs.exclude(status=RunStatus.SKIPPED).values("job_id").annotate(last=Max("id")),
+        *runs.exclude(status__in=NOT_RAN_STATUSES).values("job_id").annotate(last=Max("id")),
         *runs.filter(status=RunStatus.SKIPPED).values("job_id").annotate(last=Max("id")),
     ]
     rows = Run.objects.filter(pk__in=[row["last"] for row in newest]).values_list(

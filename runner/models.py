@@ -65,6 +65,9 @@ class RunTrigger(models.TextChoices):
 
 ACTIVE_RUN_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING)
 FINAL_RUN_STATUSES = (RunStatus.OK, RunStatus.ERROR, RunStatus.TIMEOUT, RunStatus.SKIPPED)
+# Runs that did not run: a missed fire's skip, and the next run, pending. The console's
+# "last status" is of the newest other run (the index runs_job_newest_ran).
+NOT_RAN_STATUSES = (RunStatus.SKIPPED, RunStatus.PENDING)
 
 
 class StartResult(models.TextChoices):
@@ -476,7 +479,9 @@ class Run(models.Model):
             models.Index(fields=["job", "-id"], name="runs_job_newest"),
             # The job list's last run that ran, and its last skip, beside each other.
             models.Index(
-                fields=["job", "-id"], condition=~Q(status="skipped"), name="runs_job_newest_ran"
+                fields=["job", "-id"],
+                condition=~Q(status__in=NOT_RAN_STATUSES),
+                name="runs_job_newest_ran",
             ),
             models.Index(
                 fields=["job", "-id"], condition=Q(status="skipped"), name="runs_job_newest_skipped"

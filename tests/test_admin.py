@@ -77,6 +77,22 @@ def test_a_skipped_missed_fire_does_not_hide_the_last_run_that_ran(admin_client)
     assert listed.last_skipped_at == skip.created_at
 
 
+def test_the_pending_next_run_is_not_the_job_lists_last_status(admin_client):
+    """An every-second job always has its next run pending: the last status is of the
+    newest run that ran, in the page's own query and sorted or filtered by it."""
+    job = JobFactory(id="inbox")
+    RunFactory(job=job, status="error")
+    RunFactory(job=job, status="pending")
+    for query in ("", "?o=7", "?last_status=error"):
+        response = admin_client.get(reverse("admin:runner_job_changelist") + query)
+        [listed] = response.context["cl"].result_list
+        assert listed.last_status == "error", query
+    page = admin_client.get(reverse("admin:runner_job_changelist")).text
+    assert "?last_status=pending" not in page  # not offered as a last status
+    response = admin_client.get(reverse("admin:runner_job_changelist") + "?last_status=running")
+    assert list(response.context["cl"].result_list) == []
+
+
 def test_the_job_list_filters_by_last_status(admin_client):
     RunFactory(job=JobFactory(id="failing"), status="error")
     RunFactory(job=JobFactory(id="passing"), status="ok")
