@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 
 ECHO_CHARS = 60  # of a refused value, at most, in a message
+# Of a path the operator gave: long enough for any real one to show whole.
+PATH_CHARS = 300
 # What breaks a line or drives a terminal: C0 and C1 controls, DEL, U+2028 and U+2029.
 _UNPRINTED = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -36,6 +38,12 @@ def shortened(text: str, limit: int = ECHO_CHARS) -> str:
     shown as ``\\xNN`` (``\\uNNNN``), so it is one line."""
     shown = _UNPRINTED.sub(_escape, text[:limit])
     return shown if len(text) <= limit else f"{shown}… ({len(text)} characters)"
+
+
+def shown_path(path: object) -> str:
+    """A path the operator gave, as a message shows it: whole up to ``PATH_CHARS``, on
+    one line (``shortened``)."""
+    return shortened(str(path), PATH_CHARS)
 
 
 def _escape(match: re.Match) -> str:

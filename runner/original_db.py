@@ -14,6 +14,8 @@ from pathlib import Path
 
 from django.db import DatabaseError, connections
 
+from jeeves_site.echo import shown_path
+
 # The original's schema as its migrations 3..6 leave it; older ones lack state/state_items.
 OLDEST_IMPORTABLE_VERSION = 3
 MARKER_TABLE = "schema_version"
@@ -27,24 +29,26 @@ def open_original(path: Path) -> tuple[sqlite3.Connection, int]:
     """Open an original ``runner.sqlite`` read-only; return it with its schema version."""
     problem = _file_problem(path)
     if problem:
-        raise NotAnOriginalDatabase(f"{path}: {problem}")
+        raise NotAnOriginalDatabase(f"{shown_path(path)}: {problem}")
     try:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         db.row_factory = sqlite3.Row
         tables = _sqlite_tables(db)
     except sqlite3.DatabaseError as exc:
-        raise NotAnOriginalDatabase(f"{path}: not an SQLite database ({exc})") from None
+        raise NotAnOriginalDatabase(f"{shown_path(path)}: not an SQLite database ({exc})") from None
     if MARKER_TABLE not in tables or "jobs" not in tables:
         db.close()
         raise NotAnOriginalDatabase(
-            f"{path}: not a database of the original jeeves-runner (no schema_version table)"
+            f"{shown_path(path)}: not a database of the original jeeves-runner "
+            "(no schema_version table)"
         )
     version = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
     if version < OLDEST_IMPORTABLE_VERSION:
         db.close()
         raise NotAnOriginalDatabase(
-            f"{path}: schema version {version} is older than {OLDEST_IMPORTABLE_VERSION}; start "
-            "the original jeeves-runner once so that it migrates its database, then import it"
+            f"{shown_path(path)}: schema version {version} is older than "
+            f"{OLDEST_IMPORTABLE_VERSION}; start the original jeeves-runner once so that it "
+            "migrates its database, then import it"
         )
     return db, version
 

@@ -24,7 +24,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from jeeves_site.echo import shortened
+from jeeves_site.echo import shortened, shown_path
 from jeeves_site.small_files import MIB, read_small_file
 from queues.definitions import sync_queue_definition
 from runner.jobs import JOB_FIELDS, defaults, upsert_job
@@ -100,10 +100,10 @@ def sync_directory(directory: Path, *, dry_run: bool = False, atomic: bool = Fal
     unless every file and job is accepted.
     """
     if not directory.is_dir():
-        raise SyncError(f"{directory}: not a directory")
+        raise SyncError(f"{shown_path(directory)}: not a directory")
     files = sorted(directory.glob("*.json"))
     if not files:
-        raise SyncError(f"{directory}: no *.json files")
+        raise SyncError(f"{shown_path(directory)}: no *.json files")
     report = SyncReport()
     script_base = directory.resolve().parent
     with transaction.atomic():

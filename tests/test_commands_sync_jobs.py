@@ -271,6 +271,16 @@ def test_a_missing_directory_is_refused(tmp_path):
     assert sync(tmp_path / "nowhere").error == f"{tmp_path / 'nowhere'}: not a directory"
 
 
+def test_a_refused_directory_is_named_on_one_line_and_within_bounds(tmp_path):
+    """A path given by mistake (a pasted blob, a name holding a line break) is echoed on
+    one line, and a very long one by its start and size."""
+    odd = tmp_path / "jobs\nERROR forged"
+    assert sync(odd).error == f"{tmp_path}/jobs\\x0aERROR forged: not a directory"
+    long = "/" + "d" * 5000
+    error = sync(Path(long)).error
+    assert error.endswith("… (5001 characters): not a directory") and len(error) < 400
+
+
 def test_a_directory_without_job_files_is_refused(repo):
     assert sync(repo / "jobs").error == f"{repo / 'jobs'}: no *.json files"
 

@@ -250,6 +250,13 @@ def test_a_file_that_is_not_an_original_database_is_refused(tmp_path, make, need
         call_command("import_original_db", str(path), stdout=io.StringIO())
 
 
+def test_a_refused_database_path_is_named_on_one_line(tmp_path):
+    path = tmp_path / "runner\nERROR forged.sqlite"
+    with pytest.raises(CommandError) as refused:
+        call_command("import_original_db", str(path), stdout=io.StringIO())
+    assert "\n" not in str(refused.value) and "runner\\x0aERROR forged.sqlite" in str(refused.value)
+
+
 def test_an_original_database_older_than_state_tables_is_refused(tmp_path):
     import sqlite3
 

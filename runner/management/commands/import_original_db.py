@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
+from jeeves_site.echo import shown_path
 from runner.management.base import RunnerCommand
 from runner.original_db import NotAnOriginalDatabase
 from runner.original_import import (
@@ -40,7 +41,7 @@ class Command(RunnerCommand):
         except NotAnOriginalDatabase as exc:
             raise CommandError(str(exc)) from None
         verb = "would be imported" if dry_run else "imported"
-        self.stdout.write(f"{path} (original schema version {report.schema_version}):")
+        self.stdout.write(f"{shown_path(path)} (original schema version {report.schema_version}):")
         for table in TABLES:
             counts = report.counts[table]
             skipped = f", {counts[SKIPPED]} skipped" if counts[SKIPPED] else ""
