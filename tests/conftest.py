@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from runner import gateway, tokens
+from runner import tokens
 from runner.client import get_runner_client
-from runner.execution import sessions
+from runner.execution import session_follow, sessions
 from tests.fakes.dispatch import Dispatched
 from tests.moments import NOW
 
@@ -104,7 +104,7 @@ def dispatched() -> Dispatched:
 def quick_gateway(monkeypatch):
     """Poll every few milliseconds and give up on a silent gateway after half a second;
     the gateway token comes only from what the test configures."""
-    monkeypatch.setattr(gateway, "FIRST_POLL_S", 0.01)
-    monkeypatch.setattr(gateway, "MAX_POLL_INTERVAL_S", 0.04)
+    monkeypatch.setattr(session_follow, "FIRST_POLL_S", 0.01)
+    monkeypatch.setattr(session_follow, "MAX_POLL_INTERVAL_S", 0.04)
     monkeypatch.setattr(sessions, "REQUEST_TIMEOUT_S", 0.5)
     monkeypatch.delenv(tokens.GATEWAY_TOKEN_ENV, raising=False)

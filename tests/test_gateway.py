@@ -13,18 +13,15 @@ from typing import Any
 
 import pytest
 
-from runner.gateway import (
-    MAX_POLL_INTERVAL_S,
+from runner.execution.gateway import (
     SESSIONS_LIST_LIMIT,
     GatewayClient,
     GatewayConfig,
     GatewayError,
-    PromptError,
-    SessionOutcome,
-    resolve_prompt,
-    run_session,
     transcript_complete,
 )
+from runner.execution.prompts import PromptError, resolve_prompt
+from runner.execution.session_follow import MAX_POLL_INTERVAL_S, SessionOutcome, run_session
 from tests.fakes import refused_url
 from tests.fakes.gateway_server import FakeGateway
 

@@ -1,6 +1,6 @@
 """Session jobs: hand the job's prompt to the OpenClaw Gateway and follow the session.
 
-The protocol is ``runner.gateway``'s; this module adds what the runner knows: the
+The protocol is ``runner.execution.gateway``'s; this module adds what the runner knows: the
 job's prompt, thinking level and timeout, the configured gateway and token, the run's
 cancel flag, and the session key recorded on the run the moment the session exists,
 so that a restarted scheduler can pick the run up again (``resume_session_run``).
@@ -20,16 +20,10 @@ from django.utils import timezone
 
 from runner import tokens
 from runner.execution.completion import complete_run, worker_name
+from runner.execution.gateway import GatewayClient, GatewayConfig
+from runner.execution.prompts import PROMPT_EXTENSIONS, PromptError, resolve_prompt
 from runner.execution.scripts import Cancellation
-from runner.gateway import (
-    PROMPT_EXTENSIONS,
-    GatewayClient,
-    GatewayConfig,
-    PromptError,
-    SessionOutcome,
-    resolve_prompt,
-    run_session,
-)
+from runner.execution.session_follow import SessionOutcome, run_session
 from runner.models import Job, JobType, Run, RunOutcome, RunStatus, SourceType
 from runner.validation import resolve_script_path, scripts_dir
 

@@ -1,9 +1,10 @@
 """OpenClaw Gateway client for session jobs, with no Django in it.
 
 The gateway exposes one endpoint for tools, ``POST {url}/tools/invoke``; a session job
-spawns an agent session with ``sessions_spawn`` and follows it with ``sessions_list``,
-falling back to ``sessions_history`` once the session no longer shows in the list.
-The protocol is described in shared/design/openclaw-gateway.md.
+spawns an agent session with ``sessions_spawn`` and follows it with ``sessions_list``
+(``runner.execution.session_follow``), falling back to ``sessions_history`` once the
+session no longer shows in the list. The protocol is described in
+shared/design/openclaw-gateway.md.
 """
 
 from __future__ import annotations
@@ -14,23 +15,15 @@ import logging
 import math
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import httpx
-
-from jeeves_site.paths import expand_user, is_file
-from jeeves_site.small_files import read_small_file
 
 logger = logging.getLogger("runner.gateway")
 
 # The gateway's default body limit (DEFAULT_BODY_BYTES in its tools-invoke handler).
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
-FIRST_POLL_S = 2.5
-BACKOFF_FACTOR = 1.6
-MAX_POLL_INTERVAL_S = 15.0
 # sessions_list has no filter by key, so the runner narrows it two ways: activeMinutes
 # just covers the time since the run started (a session is "active" while it is being
 # updated), and limit keeps the page small. If other sessions push ours off that page,
@@ -40,34 +33,6 @@ SESSIONS_LIST_LIMIT = 20
 # Only the last message decides whether a transcript is complete.
 HISTORY_LIMIT = 3
 TOKEN_SOURCES = "gatewayTokenPath, gatewayApiKey or OPENCLAW_GATEWAY_TOKEN"
-PROMPT_EXTENSIONS = frozenset({".md", ".txt"})
-PROGRAM_EXTENSIONS = frozenset(
-    {
-        ".js",
-        ".mjs",
-        ".cjs",
-        ".ts",
-        ".py",
-        ".sh",
-        ".bash",
-        ".zsh",
-        ".fish",
-        ".rb",
-        ".pl",
-        ".php",
-        ".lua",
-        ".ps1",
-        ".bat",
-        ".cmd",
-        ".exe",
-        ".go",
-        ".jar",
-    }
-)
-
-Status = Literal["ok", "error", "timeout"]
-# Session states that end a session, and the run status each gives; others are live.
-_ENDINGS: dict[str, Status] = {"done": "ok", "error": "error", "timeout": "timeout"}
 NO_STATUS = "unknown"
 
 
@@ -129,18 +94,6 @@ class SessionStatus:
     total_tokens: int | None = None
     model: str | None = None
     error: str | None = None
-
-
-@dataclass(frozen=True)
-class SessionOutcome:
-    """How a session run ended; every field is safe to store and show."""
-
-    status: Status
-    tokens: int | None
-    session_key: str | None
-    summary: str
-    error: str | None
-    model: str | None = None
 
 
 class GatewayClient:
@@ -340,222 +293,6 @@ def transcript_complete(messages: list[dict[str, Any]]) -> bool:
     return last.get("role") == "assistant" and last.get("stopReason") not in (None, "", "toolUse")
 
 
-def run_session(
-    client: GatewayClient,
-    *,
-    task: str,
-    label: str,
-    thinking: str | None,
-    timeout_s: float,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-    on_spawned: Callable[[str, str | None], None] | None = None,
-    session_key: str | None = None,
-    elapsed_s: float = 0.0,
-) -> SessionOutcome:
-    """Spawn a session (or resume ``session_key``) and follow it until it ends.
-
-    Never raises for gateway trouble: every failure becomes a ``SessionOutcome`` with a
-    specific ``error``. ``on_spawned(key, run_id)`` lets the caller persist the key so a
-    restarted scheduler can resume by passing it back as ``session_key``, with
-    ``elapsed_s`` (the time the run has already taken) so it keeps its deadline.
-    """
-    follower = _Follower(client, clock, sleep, timeout_s, elapsed_s)
-    if session_key is None:
-        spawned = follower.spawn(task, label, thinking)
-        if isinstance(spawned, SessionOutcome):
-            return spawned
-        session_key = spawned.session_key
-        logger.info("spawned session %s (run %s) for %s", session_key, spawned.run_id, label)
-        if on_spawned is not None:
-            on_spawned(session_key, spawned.run_id)
-    else:
-        logger.info("resuming session %s for %s", session_key, label)
-    return follower.follow(session_key)
-
-
-class _Follower:
-    """The polling half of ``run_session``: one deadline, one backoff schedule."""
-
-    def __init__(
-        self,
-        client: GatewayClient,
-        clock: Callable[[], float],
-        sleep: Callable[[float], None],
-        timeout_s: float,
-        elapsed_s: float = 0.0,
-    ) -> None:
-        self.client = client
-        self.clock = clock
-        self.sleep = sleep
-        self.timeout_s = timeout_s
-        self.started = clock() - elapsed_s
-        self.last_seen: SessionStatus | None = None
-        self.last_error: str | None = None
-        self.deadline = self.started + timeout_s
-
-    def spawn(self, task: str, label: str, thinking: str | None) -> SpawnedSession | SessionOutcome:
-        while True:
-            try:
-                return self.client.spawn(task, label, thinking, self.timeout_s)
-            except GatewayError as exc:
-                # Only a 429 is retried: after a timeout or 5xx the gateway may already
-                # have started the session, and a second spawn would run the task twice.
-                failure = self._rate_limit_failure(exc) if exc.status_code == 429 else str(exc)
-                if failure is not None:
-                    return _failed(None, f"could not start the session: {failure}")
-
-    def follow(self, key: str) -> SessionOutcome:
-        interval = wait = FIRST_POLL_S
-        while (remaining := self.deadline - self.clock()) > 0:
-            self.sleep(min(wait, remaining))
-            interval = wait = min(interval * BACKOFF_FACTOR, MAX_POLL_INTERVAL_S)
-            try:
-                outcome = self._check(key)
-            except GatewayError as exc:
-                outcome, wait = self._after_poll_error(key, exc, wait)
-            if outcome is not None:
-                return outcome
-        return self._deadline_passed(key)
-
-    def _after_poll_error(
-        self, key: str, exc: GatewayError, wait: float
-    ) -> tuple[SessionOutcome | None, float]:
-        """End the run, or keep polling after ``wait`` seconds (longer for a 429)."""
-        if exc.status_code == 429:
-            failure = self._rate_limit_failure(exc, sleep=False)
-            if failure is not None:
-                return _failed(key, failure), wait
-            return None, exc.retry_after if exc.retry_after is not None else wait
-        if not exc.transient:
-            return _failed(key, str(exc)), wait
-        # The session runs on in the gateway; a blip while watching it is no reason to
-        # fail the run, so keep trying until the deadline and report the error then.
-        self.last_error = str(exc)
-        logger.warning("polling session %s failed, will retry: %s", key, exc)
-        return None, wait
-
-    def _rate_limit_failure(self, exc: GatewayError, *, sleep: bool = True) -> str | None:
-        """Wait out a 429 when the deadline allows (None), else say why not."""
-        wait = exc.retry_after if exc.retry_after is not None else FIRST_POLL_S
-        if self.clock() + wait > self.deadline:
-            return f"{exc}, which is past the job's timeout of {self.timeout_s:g} s"
-        logger.warning("gateway rate limit: waiting %g s", wait)
-        if sleep:
-            self.sleep(wait)
-        return None
-
-    def _check(self, key: str) -> SessionOutcome | None:
-        active_minutes = math.ceil((self.clock() - self.started) / 60) + 1
-        row = self.client.find_session(key, active_minutes=active_minutes)
-        self.last_error = None
-        if row is not None:
-            logger.debug("session %s is %s", key, row.status)
-            self.last_seen = row
-        # OpenClaw's own docs list rows without a status; such a row (or none at all)
-        # leaves the transcript as the only word on whether the session is done.
-        if row is None or row.status == NO_STATUS:
-            return self._from_transcript(key, row)
-        return self._from_status(row)
-
-    def _from_status(self, row: SessionStatus) -> SessionOutcome | None:
-        if row.status not in _ENDINGS:
-            return None
-        key = row.session_key
-        error = {
-            "done": None,
-            "error": f"session {key} ended with an error: {row.error or 'no detail given'}",
-            "timeout": f"session {key} hit its run timeout on the gateway",
-        }[row.status]
-        summary = _summary(key, row.status, self._took(), row.total_tokens, row.model)
-        return SessionOutcome(
-            _ENDINGS[row.status], row.total_tokens, key, summary, error, row.model
-        )
-
-    def _from_transcript(self, key: str, row: SessionStatus | None) -> SessionOutcome | None:
-        messages = self.client.history(key)
-        if not transcript_complete(messages):
-            logger.debug("session %s has no end state and an unfinished transcript", key)
-            return None
-        tokens, model = (row.total_tokens, row.model) if row else (None, None)
-        summary = _summary(key, "complete (from its transcript)", self._took(), tokens, model)
-        last = messages[-1]
-        if last.get("stopReason") in ("error", "aborted"):
-            error = f"session {key} ended: {last.get('errorMessage') or last['stopReason']}"
-            return SessionOutcome("error", tokens, key, summary, error, model)
-        return SessionOutcome("ok", tokens, key, summary, None, model)
-
-    def _deadline_passed(self, key: str) -> SessionOutcome:
-        limit = f"the job's timeout of {self.timeout_s:g} s passed"
-        if self.last_error is not None:
-            error = f"{self.last_error}; gave up when {limit} (session {key} may still be running)"
-            return _failed(key, error)
-        error = f"session {key} was still running when {limit}; the runner stopped waiting"
-        seen = self.last_seen or SessionStatus(key, NO_STATUS)
-        summary = _summary(key, "timed out", self._took(), seen.total_tokens, seen.model)
-        return SessionOutcome("timeout", seen.total_tokens, key, summary, error, seen.model)
-
-    def _took(self) -> float:
-        return self.clock() - self.started
-
-
-def resolve_prompt(script: str, base_dir: str | Path) -> str:
-    """Return the prompt a session job's ``script`` gives: its text or the file it names.
-
-    A ``.md``/``.txt`` name is read relative to ``base_dir``; a program file name is
-    refused, since a session job hands text to an agent and runs nothing itself.
-    """
-    text = script.strip()
-    if not text:
-        raise PromptError("the session job has no prompt: its script is empty")
-    path = _named_file(text, Path(base_dir))
-    if path is None:
-        return script
-    suffix = path.suffix.lower()
-    if suffix in PROGRAM_EXTENSIONS:
-        raise PromptError(
-            f"a session job takes a prompt, not a program: {text!r} names a {suffix} file; "
-            "give the prompt text or a .md/.txt file, or make this a script job"
-        )
-    return _read_prompt_file(path)
-
-
-def _named_file(text: str, base_dir: Path) -> Path | None:
-    """The file ``text`` names, or None when ``text`` is a prompt in its own right."""
-    if "\n" in text or Path(text).suffix.lower() not in PROMPT_EXTENSIONS | PROGRAM_EXTENSIONS:
-        return None
-    path = base_dir / expand_user(text)
-    # A one-word name is a file reference; a sentence that ends in "notes.md" is a
-    # prompt unless a file by that whole name exists.
-    if any(ch.isspace() for ch in text) and not is_file(path):
-        return None
-    return path
-
-
-def _read_prompt_file(path: Path) -> str:
-    # A regular file only (a FIFO would block the worker for ever), and no more than the
-    # gateway would take; a larger one is refused by the size check before sending.
-    try:
-        content = read_small_file(path, MAX_REQUEST_BYTES).decode("utf-8")
-    except FileNotFoundError:
-        raise PromptError(f"the prompt file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PromptError(f"cannot read the prompt file {path}: {exc}") from None
-    if not content.strip():
-        raise PromptError(f"the prompt file {path} is empty")
-    return content
-
-
-def _failed(key: str | None, error: str) -> SessionOutcome:
-    return SessionOutcome("error", None, key, _one_line(f"session failed: {error}"), error)
-
-
-def _summary(key: str, how: str, took: float, tokens: int | None, model: str | None) -> str:
-    used = f"{tokens} tokens" if tokens is not None else "tokens unknown"
-    on = f" on {model}" if model else ""
-    return f"session {key} {how} after {took:.0f} s, {used}{on}"
-
-
 def _session_status(key: str, row: dict[str, Any]) -> SessionStatus:
     tokens = row.get("totalTokens")
     error = row.get("error") or row.get("errorMessage")
@@ -627,9 +364,10 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
 
 
 def _excerpt(text: str, limit: int = 200) -> str:
-    line = _one_line(text)
+    line = one_line(text)
     return line if len(line) <= limit else line[:limit] + "..."
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace, line breaks too, made one space."""
     return " ".join(text.split())
