@@ -31,6 +31,14 @@ def path_problem(text: str) -> str | None:
     return None
 
 
+def is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False where the system cannot even look (a name too long)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def is_file(path: Path) -> bool:
     """``path.is_file()``, False where the system cannot even look (a name too long)."""
     try:

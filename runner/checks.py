@@ -11,6 +11,8 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 from django.db import DatabaseError
 
+from jeeves_site.echo import shown_path
+from jeeves_site.paths import is_dir
 from jeeves_site.private_files import readable_by_others, runner_paths
 from jeeves_site.runner_config import is_loopback
 from jeeves_site.small_files import MAX_SECRET_FILE_BYTES, read_small_file
@@ -90,8 +92,8 @@ def check_time_zone(app_configs=None, **kwargs) -> list:
 def check_scripts_dir(app_configs=None, **kwargs) -> list:
     """runner.W001: a configured scripts directory that does not exist."""
     path = settings.RUNNER.scripts_dir
-    if path and not Path(path).is_dir():
-        return [Warning(f"scriptsDir: {path} is not a directory", id="runner.W001")]
+    if path and not is_dir(Path(path)):
+        return [Warning(f"scriptsDir: {shown_path(path)} is not a directory", id="runner.W001")]
     return []
 
 

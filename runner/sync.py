@@ -99,9 +99,13 @@ def sync_directory(directory: Path, *, dry_run: bool = False, atomic: bool = Fal
     everything is checked and nothing kept; with ``atomic`` nothing is kept
     unless every file and job is accepted.
     """
-    if not directory.is_dir():
+    try:
+        is_directory = directory.is_dir()
+        files = sorted(directory.glob("*.json")) if is_directory else []
+    except OSError as exc:  # a name too long, or a directory this user cannot list
+        raise SyncError(f"{shown_path(directory)}: cannot read: {exc.strerror}") from None
+    if not is_directory:
         raise SyncError(f"{shown_path(directory)}: not a directory")
-    files = sorted(directory.glob("*.json"))
     if not files:
         raise SyncError(f"{shown_path(directory)}: no *.json files")
     report = SyncReport()

@@ -88,3 +88,12 @@ def test_a_command_run_against_an_unmigrated_database_says_so_in_one_line(tmp_pa
         f"CommandError: the database {database} has no runner tables: run manage.py migrate, "
         "or give this command the runner's JEEVES_DATA_DIR or DATABASE_URL\n"
     )
+
+
+def test_a_scripts_dir_name_too_long_for_the_system_is_a_warning_not_a_crash(runner_config):
+    from runner.checks import check_scripts_dir
+
+    runner_config(scripts_dir="/" + "s" * 5000)
+    [warning] = check_scripts_dir()
+    assert warning.id == "runner.W001"
+    assert warning.msg.endswith("… (5001 characters) is not a directory")

@@ -278,7 +278,8 @@ def test_a_refused_directory_is_named_on_one_line_and_within_bounds(tmp_path):
     assert sync(odd).error == f"{tmp_path}/jobs\\x0aERROR forged: not a directory"
     long = "/" + "d" * 5000
     error = sync(Path(long)).error
-    assert error.endswith("… (5001 characters): not a directory") and len(error) < 400
+    assert error.endswith("… (5001 characters): cannot read: File name too long")
+    assert len(error) < 400
 
 
 def test_a_directory_without_job_files_is_refused(repo):

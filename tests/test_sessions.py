@@ -346,6 +346,16 @@ def test_a_missing_prompt_file_ends_the_run_without_calling_the_gateway(gw, tmp_
     assert gw.requests == []
 
 
+def test_a_prompt_file_name_too_long_for_the_system_is_a_missing_file(gw, tmp_path):
+    run = session_run(source_type="path", script="x" * 300 + ".md")
+
+    finished = execute_run(run.pk, worker="t:1")
+
+    assert finished.status == "error"
+    assert finished.error.startswith("the prompt file ") and "runner error" not in finished.error
+    assert gw.requests == []
+
+
 def test_a_raw_prompt_with_the_default_source_type_is_the_prompt_as_in_the_original(gw):
     run = session_run(source_type="path", script="Summarise the unread mail.\nBe brief.")
 

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
+from jeeves_site.paths import is_file
 from runner import tokens
 from runner.execution.completion import complete_run, worker_name
 from runner.execution.gateway import GatewayClient, GatewayConfig
@@ -104,7 +105,7 @@ def session_prompt(job: Job) -> str:
         one_line and path.suffix.lower() in PROMPT_EXTENSIONS
     ):
         return resolve_prompt(job.script, scripts_dir())
-    if not path.is_file():
+    if not is_file(path):
         raise PromptError(f"the prompt file {path} does not exist")
     return resolve_prompt(str(path), path.parent)
 
