@@ -50,6 +50,27 @@ def test_every_secret_bearing_setting_is_removed_from_scripts():
         assert name in environment.REMOVED and environment.is_reserved(name)
 
 
+def test_every_secret_the_runner_reads_is_removed_from_scripts_with_its_file():
+    """Every ``env_secret("NAME")`` in the project's code (NAME or NAME_FILE): a secret
+    added later is removed without anyone remembering to list it (a probe found
+    JEEVES_METRICS_TOKEN passed to every script)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    read = set()
+    for package in ("jeeves_site", "runner", "statestore", "queues"):
+        for path in (root / package).rglob("*.py"):
+            read.update(re.findall(r'env_secret\(\s*"([A-Z0-9_]+)"', path.read_text()))
+    assert {"DJANGO_SECRET_KEY", "JEEVES_METRICS_TOKEN"} <= read
+    for name in read:
+        assert name in environment.REMOVED and f"{name}_FILE" in environment.REMOVED, name
+
+
+def test_a_webhook_url_whose_path_is_its_secret_is_not_passed_to_scripts():
+    assert "JEEVES_WEBHOOK_URL" in environment.REMOVED
+
+
 def test_a_variable_the_runner_neither_sets_nor_removes_is_the_jobs():
     assert not environment.is_reserved("GREETING")
     assert not environment.is_reserved("JEEVES_TIME_ZONE")

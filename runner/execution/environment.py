@@ -22,6 +22,7 @@ REMOVED_SECRETS = frozenset(
     {
         "DJANGO_SECRET_KEY",  # signs sessions and django-q2 tasks
         "OPENCLAW_GATEWAY_TOKEN",  # the gateway's bearer token (runner.tokens)
+        "JEEVES_METRICS_TOKEN",  # guards /metrics (runner.metrics_view)
     }
 )
 REMOVED_SETTINGS = frozenset(
@@ -31,6 +32,7 @@ REMOVED_SETTINGS = frozenset(
         "JEEVES_GATEWAY_TOKEN_PATH",
         "JEEVES_SLACK_TOKEN_PATH",
         "JEEVES_REDIS_URL",  # may carry the broker's password
+        "JEEVES_WEBHOOK_URL",  # a Slack-style webhook's path is its secret
         "JEEVES_LOG_FILE",  # the runner's log, not the script's
         "JEEVES_INHERITED_UMASK",  # the runner's bookkeeping (jeeves_site.private_files)
     }
