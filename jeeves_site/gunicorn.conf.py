@@ -4,7 +4,8 @@
 answering gunicorn's heartbeat, so a request that waits long (the root dialect's
 ``POST /jobs/{id}/run`` waits for the whole run) holds one thread, and the 30 s
 ``timeout`` never kills a worker for it. The access log hides a ``/t/<token>/``
-URL prefix's token.
+URL prefix's token, and every token anywhere in what it may show (the Referer of a page
+opened under the prefix, a header, an environment atom).
 """
 
 from __future__ import annotations
@@ -26,18 +27,20 @@ accesslog = "-"
 # (~/.gunicorn/gunicorn.ctl), shared by every gunicorn it runs; nothing here uses it.
 control_socket_disable = True
 
-# The path at the start of the "U" atom, or after the method in the "r" (request line) atom.
-_TOKEN_IN_PATH = re.compile(r"(^|\s)/t/[^/ ?]+")
+# A ``/t/<token>`` prefix: at the start of the "U" atom, after the method in the "r"
+# (request line) atom, after the host of a URL (the Referer, "f").
+_TOKEN_IN_PATH = re.compile(r"(^|\s|//[^/\s]*)/t/[^/ ?]+")
 
 
 class RedactingLogger(Logger):
-    """gunicorn's logger, with the token of a ``/t/<token>/`` prefix replaced by ``***``."""
+    """gunicorn's logger: in every atom, the token of a ``/t/<token>/`` prefix and any
+    token (``redact``) are replaced by ``***``."""
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
-        for name in ("r", "U"):
-            if isinstance(atoms.get(name), str):
-                atoms[name] = redact(_TOKEN_IN_PATH.sub(r"\1/t/***", atoms[name], count=1))
+        for name, value in atoms.items():
+            if isinstance(value, str):
+                atoms[name] = redact(_TOKEN_IN_PATH.sub(r"\1/t/***", value, count=1))
         return atoms
 
 

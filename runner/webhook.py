@@ -44,12 +44,15 @@ def is_http_url(url: str) -> bool:
 
 
 def safe_url(url: str) -> str:
-    """``url`` without user info, query or fragment: what may be logged."""
+    """``url`` as it may be logged: scheme, host and port. Its user info, query and path go
+    (``/…`` marks a path): a Slack-style webhook's path is its secret."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
         port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{host}{port}{parts.path}"
+        path = "/…" if parts.path.strip("/") else ""
+        return f"{parts.scheme}://{host}{port}{path}"
     except ValueError:
         return "<unparsable URL>"
 

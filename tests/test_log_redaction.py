@@ -54,6 +54,29 @@ def test_a_token_misplaced_in_a_url_is_not_in_the_log_of_its_404(runner_log):
     assert secret not in runner_log.getvalue()
 
 
-def test_gunicorns_access_log_uses_the_same_redaction():
+def test_gunicorns_access_log_shows_no_token_in_any_atom():
+    """The request line, the path, and what a page opened under ``/t/<token>/`` sends
+    with its assets: the Referer (a probe found it logged whole), headers, environ."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
     config = runpy.run_path(str(ROOT / "jeeves_site" / "gunicorn.conf.py"))
-    assert config["redact"] is redact
+    logger = config["RedactingLogger"](Config())
+    secret, prefix = new_secret(), "x" * 20  # a prefix need not look like a token
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": f"/t/{prefix}/api/docs",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "PATH_INFO": f"/t/{prefix}/api/docs",
+        "HTTP_REFERER": f"http://127.0.0.1:1937/t/{prefix}/api/docs",
+        "HTTP_AUTHORIZATION": f"Bearer {secret}",
+    }
+    request = SimpleNamespace(headers=[("REFERER", f"http://[::1]:1937/t/{secret}/x")])
+    response = SimpleNamespace(status="200 OK", sent=0, headers=[])
+    atoms = logger.atoms(response, request, environ, timedelta(0))
+    shown = " ".join(str(value) for value in atoms.values())
+    assert secret not in shown and prefix not in shown
+    assert atoms["f"] == "http://127.0.0.1:1937/t/***/api/docs"
+    assert atoms["r"] == "GET /t/***/api/docs HTTP/1.1"

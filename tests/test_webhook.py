@@ -121,6 +121,17 @@ def test_only_http_urls_are_posted_and_secrets_in_the_url_are_not_logged(caplog)
     assert "s3cret" not in caplog.text and "pw" not in caplog.text
 
 
+def test_a_webhooks_path_is_not_logged_since_for_slack_style_hooks_it_is_the_secret(caplog):
+    caplog.set_level(logging.WARNING, logger="runner.webhook")
+    host = refused_url()
+    hook = host + "/services/T0001/B0002/XXsecretXX"
+    assert webhook.post_json(hook, {}, 1.0) == webhook.Sent.RETRY
+    assert "XXsecretXX" not in caplog.text
+    assert f"{host}/…" in caplog.text  # still says where it went
+    assert webhook.safe_url("http://[::1]:8080/a/b?c=d") == "http://[::1]:8080/…"
+    assert webhook.safe_url("https://hooks.example.com") == "https://hooks.example.com"
+
+
 def test_the_default_url_in_config_must_be_http_and_is_redacted_in_the_config_api(
     tmp_path, settings
 ):
