@@ -19,9 +19,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
-from jsonpath_ng import parse as parse_jsonpath
 
 from jeeves_site import config_live
+from jeeves_site.echo import echoed
+from jeeves_site.jsonpath_query import JsonPathRefused, find_values
 from jeeves_site.runner_config import (
     DEFAULT_FILE_NAME,
     MAX_CONFIG_FILE_BYTES,
@@ -32,7 +33,6 @@ from jeeves_site.runner_config import (
 from jeeves_site.small_files import read_small_file
 
 REDACTED = "[redacted]"
-MAX_PATH_LENGTH = 500
 CONFIG_FILE_MODE = 0o600
 # Keys the original leaves out while unset (zod ``optional()``) or writes as null.
 _OPTIONAL = {
@@ -88,20 +88,16 @@ def _without_password(url: str) -> str:
 def query_config(path: str | None) -> tuple[int, Any]:
     """``GET /config[?path=JSONPath]``: the document, or ``{result: [...], count}``.
 
-    An unparsable JSONPath is 400 ``{error}``, as in the original. The plain
-    JSONPath grammar (fields, indexes, wildcards, ``..``), without the extensions'
-    regular expressions, so no query can run for long.
+    An unusable JSONPath is 400 ``{error}``, as in the original: the bounded plain
+    grammar of ``jeeves_site.jsonpath_query``, so no query can run for long.
     """
     document = effective_document()
     if not path:
         return 200, document
-    if len(path) > MAX_PATH_LENGTH:
-        return 400, {"error": f"the JSONPath is longer than {MAX_PATH_LENGTH} characters"}
     try:
-        expression = parse_jsonpath(path)
-    except Exception as exc:  # jsonpath-ng raises assorted types for malformed paths
-        return 400, {"error": f"invalid JSONPath {path!r}: {exc}"}
-    result = [match.value for match in expression.find(document)]
+        result = find_values(path, document)
+    except JsonPathRefused as exc:
+        return 400, {"error": f"invalid JSONPath {echoed(path)}: the path {exc}"}
     return 200, {"result": result, "count": len(result)}
 
 

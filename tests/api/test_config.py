@@ -85,6 +85,13 @@ def test_a_malformed_jsonpath_is_400_with_an_error(config_file, token):
     assert "invalid JSONPath" in answer.json()["error"]
 
 
+def test_a_config_jsonpath_has_the_same_bounds_as_the_state_ones(config_file, token):
+    answer = root(Client(), "get", "/config?path=$..*..*", token=token)
+    assert answer.status_code == 400
+    assert "more than 1 recursive descent (..)" in answer.json()["error"]
+    assert root(Client(), "get", "/config?path=$..port", token=token).json()["count"] == 1
+
+
 def test_api_config_serves_the_same_document(config_file, api, token):
     assert api.get("/config").json() == root(Client(), "get", "/config", token=token).json()
     assert api.get("/config?path=$.port").json() == {"result": [1937], "count": 1}

@@ -358,6 +358,19 @@ def test_a_jsonpath_query_over_a_namespace_gives_result_and_count(root):
     assert "path" in refused(root.get("/state/mail?path=$[?("), 400)
 
 
+def test_a_jsonpath_with_more_than_one_recursive_descent_is_refused_at_once(root):
+    """Each ``..`` more multiplies the work by the value's size: four over a value 60
+    deep took seconds, five exhausted the server's memory (a probe). One is answered."""
+    deep: dict = {}
+    for _ in range(60):
+        deep = {"a": deep}
+    state.set_state("dos", "deep", deep)
+    assert root.get("/state/dos?path=$..a").json()["count"] == 60
+    for path in ("$..*..*", "$..*..*..*..*..*", "$.deep..a..a"):
+        answer = refused(root.get(f"/state/dos?path={path}"), 400)
+        assert "more than 1 recursive descent (..)" in answer, path
+
+
 def test_a_key_reads_as_value_items_and_count_in_either_order(root, clock):
     state.set_state("mail", "seen", {"last": "m2"})
     state.set_item("mail", "seen", "m1", {"from": "a"})
