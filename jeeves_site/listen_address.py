@@ -15,6 +15,13 @@ def bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def run_api_url(host: str, port: int) -> str:
+    """The API's URL for a script on this host when the web server binds ``host``: a
+    wildcard (``0.0.0.0``, ``::``) is reached at its loopback address."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://{bind_address(host, port)}/api"
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jeeves_site.settings")
     from django.conf import settings

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from jeeves_site.database import database_from_environment
 from jeeves_site.env import env_bool, env_int, env_list, env_secret, env_str
+from jeeves_site.listen_address import run_api_url
 from jeeves_site.runner_config import load_runner_config
 from jeeves_site.secret_key import resolve_secret_key
 from jeeves_site.timezone import configured_time_zone
@@ -218,5 +219,6 @@ API_LOOPBACK_USER = env_str("JEEVES_API_LOOPBACK_USER", "jeeves-loopback")
 # How long `POST /jobs/{id}/run` at the root waits for the run, as the original's
 # clients expect; past it the answer is 202 with the run id (the run goes on).
 API_RUN_WAIT_MAX_S = env_int("JEEVES_API_RUN_WAIT_MAX_S", 3600, minimum=1)
-# The URL a script's JR_API_URL names: this server's /api/ as a script on this host sees it.
-RUN_API_URL = env_str("JEEVES_API_URL", f"http://127.0.0.1:{RUNNER.port}/api").rstrip("/")
+# The URL a script's JR_API_URL names: this server's /api/ as a script on this host sees it,
+# at the address the web server binds (a wildcard's loopback; runner.api.own_listener).
+RUN_API_URL = env_str("JEEVES_API_URL", run_api_url(RUNNER.host, RUNNER.port)).rstrip("/")

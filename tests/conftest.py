@@ -42,6 +42,26 @@ def fresh_late_reads():
     lateness.forget_reads()
 
 
+@pytest.fixture(scope="session")
+def api_socket():
+    """A socket of this user listening on loopback, standing for the runner's web server
+    (scripts are given JR_API_URL and JR_API_TOKEN only where their user listens:
+    ``runner.api.own_listener``); it takes no connections."""
+    import socket
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        yield listening
+
+
+@pytest.fixture(autouse=True)
+def served_api(settings, api_socket):
+    """JR_API_URL names the session's listening socket, as it names the web server."""
+    settings.RUN_API_URL = f"http://127.0.0.1:{api_socket.getsockname()[1]}/api"
+    return settings.RUN_API_URL
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """Tests log users in constantly; the production hasher is slow on purpose."""

@@ -21,6 +21,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.utils.crypto import constant_time_compare, salted_hmac
 
+from runner.api import own_listener
 from runner.models import Run, RunStatus
 
 # Not "jr_": one lookup decides which kind of token a presented secret is.
@@ -52,8 +53,15 @@ def environment_for(run: Run) -> dict[str, str]:
 
 def environment(run_id: int, worker: str) -> dict[str, str]:
     """``environment_for`` the run ``run_id`` while ``worker`` holds it: what a worker
-    can make ahead of the start for a run it is about to start."""
+    can make ahead of the start for a run it is about to start. Empty while the URL is
+    a loopback address not served by this user alone (``own_listener``): another user
+    listening there would collect the token."""
+    if not _served(settings.RUN_API_URL):
+        return {}
     return {"JR_API_URL": settings.RUN_API_URL, "JR_API_TOKEN": token_for(run_id, worker)}
+
+
+_served = own_listener.Cached()
 
 
 def is_run_secret(secret: str) -> bool:

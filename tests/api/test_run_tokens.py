@@ -115,12 +115,11 @@ def test_a_token_is_refused_once_its_run_is_no_longer_running(running_run, run_t
 
 
 @pytest.mark.django_db
-def test_issuing_a_token_costs_no_query(running_run, django_assert_num_queries, settings):
-    settings.RUN_API_URL = "http://127.0.0.1:9/api"
+def test_issuing_a_token_costs_no_query(running_run, django_assert_num_queries, served_api):
     with django_assert_num_queries(0):
         env = environment_for(running_run)
     assert env == {
-        "JR_API_URL": "http://127.0.0.1:9/api",
+        "JR_API_URL": served_api,
         "JR_API_TOKEN": token_for(running_run.pk, "host:1"),
     }
     assert env["JR_API_TOKEN"].startswith(f"jrr_{running_run.pk}.")
@@ -254,11 +253,10 @@ def test_a_hostile_token_only_ever_gets_401(running_run, run_token, data, prefix
 
 
 @pytest.mark.django_db(transaction=True)
-def test_every_script_run_gets_the_url_and_a_token_refused_once_it_ends(settings):
-    settings.RUN_API_URL = "http://127.0.0.1:9/api"
+def test_every_script_run_gets_the_url_and_a_token_refused_once_it_ends(served_api):
     job = JobFactory(script='echo "$JR_API_URL ${JR_API_TOKEN:0:4}"; env | grep -c JR_API_TOKEN')
     run = execute_run(RunFactory(job=job).pk, worker="test:1")
-    assert run.stdout.splitlines() == ["http://127.0.0.1:9/api jrr_", "1"], run.error
+    assert run.stdout.splitlines() == [f"{served_api} jrr_", "1"], run.error
     assert refused(token_for(run.pk, "test:1"))
 
 
