@@ -94,6 +94,9 @@ class Daemon:
         self._next_beat: float | None = None
         self._next_sweep: float | None = None
         self._coalesced = 0  # runs skipped in the current overload
+        # The scheduler whose server zone differs from this one's and came first: while
+        # it runs, this one fires nothing (``_judge_zone``).
+        self.zone_conflict: SchedulerHeartbeat | None = None
         self.identity = worker_name()
         self.started_at: datetime | None = None
         self.outage: Outage | None = None
@@ -179,13 +182,17 @@ class Daemon:
         """
         close_old_connections()
         now, mono = self.clocks.wall(), self.clocks.monotonic()
-        found = self._guarded(self.scheduler.fire_due, now)
+        if mono >= self._next_beat:
+            # What /api/status and runner_status read: this scheduler's uptime and liveness.
+            self._next_beat = mono + settings.RUNNER.heartbeat_interval_ms / 1000
+            self._guarded(self._beat, now)
+        found = self._fire_due(now)
         if mono >= self._next_reconcile:
             self._guarded(refresh_runner_config)  # a changed config file applies from here on
             self._next_reconcile = mono + settings.RUNNER.reconcile_interval_ms / 1000
             if self._guarded(self.scheduler.reconcile, now):
                 found = True
-                found |= self._guarded(self.scheduler.fire_due, now)
+                found |= self._fire_due(now)
         if mono >= self._next_sweep:
             self._next_sweep = mono + COALESCE_INTERVAL_S
             found |= self._coalesce(now)
@@ -195,18 +202,51 @@ class Daemon:
         found |= bool(self._guarded(self.watch.tick, now))  # keeps its own intervals
         if mono >= self._next_maintenance:
             found |= self._maintain(now, mono)
-        if mono >= self._next_beat:
-            # What /api/status and runner_status read: this scheduler's uptime and liveness.
-            self._next_beat = mono + settings.RUNNER.heartbeat_interval_ms / 1000
-            self._guarded(SchedulerHeartbeat.beat, self.identity, self.started_at, now)
         return found
+
+    def _fire_due(self, now: datetime) -> bool:
+        if self.zone_conflict is not None:
+            return False
+        return bool(self._guarded(self.scheduler.fire_due, now))
+
+    def _beat(self, now: datetime) -> None:
+        SchedulerHeartbeat.beat(self.identity, self.started_at, now, settings.TIME_ZONE)
+        self._judge_zone(now)
+
+    def _judge_zone(self, now: datetime) -> None:
+        """Stand by while a scheduler that came first uses another server zone.
+
+        A job without a timezone fires in the server's zone; two schedulers that disagree
+        on it compute different instants for it, which no claim on (job, instant) can
+        tell apart, and the job fires twice (a probe, 2026-12-01). The first one keeps
+        firing; this one resumes when the zones agree or the other is gone.
+        """
+        since = now - timedelta(milliseconds=settings.RUNNER.liveness_timeout_ms)
+        leader = SchedulerHeartbeat.zone_leader(since)
+        conflict = None
+        if leader is not None and leader.worker != self.identity:
+            conflict = leader if leader.time_zone != settings.TIME_ZONE else None
+        if conflict is not None and self.zone_conflict is None:
+            logger.error(
+                "standing by, firing nothing: this scheduler's server zone is %s, but %s "
+                "(running since %s) fires jobs without a timezone in %s, so they would fire "
+                "twice. Give every scheduler sharing this database the same zone "
+                "(JEEVES_TIME_ZONE), or a timezone to every job",
+                settings.TIME_ZONE,
+                conflict.worker,
+                conflict.started_at.isoformat(timespec="seconds"),
+                conflict.time_zone,
+            )
+        elif conflict is None and self.zone_conflict is not None:
+            logger.info("firing again: the schedulers sharing this database agree on the zone")
+        self.zone_conflict = conflict
 
     def sleep_for(self) -> float:
         """Seconds until the next thing is due (at most ``MAX_SLEEP_S``)."""
         now, mono = self.clocks.wall(), self.clocks.monotonic()
         waits = [MAX_SLEEP_S]
         next_dispatch = self.scheduler.next_dispatch_at()
-        if next_dispatch is not None:
+        if next_dispatch is not None and self.zone_conflict is None:  # standing by: no fires
             waits.append((next_dispatch - now).total_seconds())
         for due in (
             self._next_reconcile,

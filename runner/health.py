@@ -86,16 +86,20 @@ class Health:
     errors_last_hour: int
     backlog: Backlog = Backlog(pending=0, oldest_pending_s=None, skipped_waiting=0)
     late: tuple[LateJob, ...] = ()  # jobs due to fire with no run past their grace
+    # The live schedulers' server zones: more than one, and all but the first stand by.
+    zones: tuple[str, ...] = ()
 
     @property
     def status(self) -> str:
         """``ok`` when a scheduler is alive, every enabled job's schedule loads, the
-        backlog is within its bounds and no job is late; otherwise ``degraded``."""
+        backlog is within its bounds, no job is late and the live schedulers agree on
+        the server zone; otherwise ``degraded``."""
         healthy = (
             self.schedulers
             and not self.failed_registrations
             and not self.backlog.over_bounds
             and not self.late
+            and len(self.zones) <= 1
         )
         return "ok" if healthy else "degraded"
 
@@ -113,6 +117,7 @@ class Health:
                 "okLastHour": self.ok_last_hour,
                 "errorsLastHour": self.errors_last_hour,
                 "schedulers": self.schedulers,
+                "schedulerZones": list(self.zones),
                 "failedJobs": list(self.failed_registrations),
                 "backlog": {
                     "pending": self.backlog.pending,
@@ -148,6 +153,7 @@ def health_summary(now: datetime | None = None) -> Health:
     live = SchedulerHeartbeat.heard_since(now - silence)
     schedulers = live.aggregate(n=Count("pk"), since=Min("started_at"))
     since = schedulers["since"]
+    zones = live.exclude(time_zone="").order_by("started_at", "worker")
     return Health(
         version=version(),
         uptime_s=round((now - since).total_seconds(), 3) if since else None,
@@ -158,6 +164,7 @@ def health_summary(now: datetime | None = None) -> Health:
         ok_last_hour=recent["ok"],
         errors_last_hour=recent["failed"],
         backlog=backlog_at(now),
+        zones=tuple(dict.fromkeys(zones.values_list("time_zone", flat=True))),
         late=tuple(late_jobs_now(now)),
     )
 
@@ -241,6 +248,11 @@ def describe(health: Health) -> str:
             + (" (over its bounds)" if health.backlog.over_bounds else ""),
             f"late jobs: {len(health.late)}"
             + (f" ({', '.join(job.job_id for job in health.late[:10])})" if health.late else ""),
+            *(
+                [f"scheduler zones differ: {', '.join(health.zones)}; all but the first stand by"]
+                if len(health.zones) > 1
+                else []
+            ),
         ]
     )
 

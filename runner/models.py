@@ -992,6 +992,12 @@ class SchedulerHeartbeat(models.Model):
     worker = models.CharField(primary_key=True, max_length=200, help_text="host:pid")
     started_at = models.DateTimeField()
     seen_at = models.DateTimeField()
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="the server zone it fires jobs without a timezone in (blank: not reported)",
+    )
 
     class Meta:
         db_table = "scheduler_heartbeats"
@@ -1001,14 +1007,22 @@ class SchedulerHeartbeat(models.Model):
         return self.worker
 
     @classmethod
-    def beat(cls, worker: str, started_at: datetime, now: datetime) -> None:
-        """Record that ``worker`` (running since ``started_at``) is alive at ``now``."""
+    def beat(cls, worker: str, started_at: datetime, now: datetime, time_zone: str = "") -> None:
+        """Record that ``worker`` (running since ``started_at``, firing jobs without a
+        timezone in ``time_zone``) is alive at ``now``."""
         cls.objects.bulk_create(
-            [cls(worker=worker, started_at=started_at, seen_at=now)],
+            [cls(worker=worker, started_at=started_at, seen_at=now, time_zone=time_zone)],
             update_conflicts=True,
             unique_fields=["worker"],
-            update_fields=["started_at", "seen_at"],
+            update_fields=["started_at", "seen_at", "time_zone"],
         )
+
+    @classmethod
+    def zone_leader(cls, since: datetime) -> SchedulerHeartbeat | None:
+        """The longest-running scheduler heard since ``since`` that reported its zone: the
+        one whose server zone the others must share (ties: the lower ``worker``)."""
+        heard = cls.heard_since(since).exclude(time_zone="")
+        return heard.order_by("started_at", "worker").first()
 
     @classmethod
     def stopped(cls, worker: str) -> None:

@@ -172,3 +172,64 @@ def test_a_changed_config_file_applies_at_the_next_reconcile(
     clocks.advance(1)
     daemon.cycle()
     assert (settings.RUNNER.run_retention_days, settings.RUNNER.reconcile_interval_ms) == (11, 2000)
+
+
+def test_a_scheduler_whose_server_zone_differs_from_the_first_ones_stands_by(
+    maintenance, clocks, settings, caplog
+):
+    """Jobs without a timezone fire in the server's zone: two schedulers on one database
+    that disagree on it fire them at different instants, twice (a probe, 2026-12-01).
+    The one that came second fires nothing, says why once, and resumes when the other
+    is gone; the one that came first fires on."""
+    settings.TIME_ZONE = "UTC"
+    job = JobFactory(id="even", schedule="*/2 * * * *")
+    Job.objects.filter(pk=job.pk).update(created_at=NOW, schedule_effective_at=NOW)
+    first = NOW - timedelta(hours=1)
+    SchedulerHeartbeat.beat("other-host:7", first, NOW, "Asia/Kathmandu")
+    daemon = started_daemon(clocks)
+    clocks.advance(120)
+    SchedulerHeartbeat.beat("other-host:7", first, clocks.wall(), "Asia/Kathmandu")
+    daemon._next_beat = clocks.monotonic()
+    assert not daemon.cycle()
+    assert not Run.objects.filter(job_id="even").exists()
+    # The fire it does not make is not waited for: no busy loop while standing by.
+    for due in ("_next_reconcile", "_next_check", "_next_maintenance", "_next_sweep"):
+        setattr(daemon, due, clocks.monotonic() + 60)
+    daemon._next_beat = clocks.monotonic() + 60
+    assert daemon.scheduler.next_dispatch_at() <= clocks.wall()
+    assert daemon.sleep_for() == daemon_module.MAX_SLEEP_S
+    assert caplog.text.count("standing by, firing nothing") == 1
+    assert "other-host:7" in caplog.text and "Asia/Kathmandu" in caplog.text
+    # The other scheduler falls silent past the liveness bound: this one fires.
+    clocks.advance(settings.RUNNER.liveness_timeout_ms / 1000 + 1)
+    daemon._next_beat = clocks.monotonic()
+    daemon.cycle()
+    assert Run.objects.filter(job_id="even").exists()
+
+
+def test_the_first_scheduler_fires_on_beside_one_in_another_zone(maintenance, clocks, settings):
+    settings.TIME_ZONE = "UTC"
+    every_second_job()
+    daemon = started_daemon(clocks)
+    daemon.cycle()
+    SchedulerHeartbeat.beat("later-host:9", NOW + timedelta(seconds=1), NOW, "Asia/Kathmandu")
+    clocks.advance(1)
+    daemon._next_beat = clocks.monotonic()
+    assert daemon.cycle()
+    assert daemon.zone_conflict is None
+    assert Run.objects.filter(job_id="tick").exists()
+
+
+def test_status_is_degraded_while_live_schedulers_disagree_on_the_zone():
+    from runner.health import describe
+
+    SchedulerHeartbeat.beat("a:1", NOW - timedelta(hours=1), NOW, "UTC")
+    SchedulerHeartbeat.beat("b:2", NOW, NOW, "Asia/Kathmandu")
+    health = health_summary(now=NOW)
+    assert (health.status, health.zones) == ("degraded", ("UTC", "Asia/Kathmandu"))
+    assert health.as_json()["health"]["schedulerZones"] == ["UTC", "Asia/Kathmandu"]
+    assert "scheduler zones differ: UTC, Asia/Kathmandu; all but the first stand by" in (
+        describe(health)
+    )
+    SchedulerHeartbeat.stopped("b:2")
+    assert health_summary(now=NOW).zones == ("UTC",)

@@ -20,7 +20,7 @@ NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 @time_machine.travel(NOW, tick=False)
 def test_status_has_the_original_runners_shape(api):
-    SchedulerHeartbeat.beat("host:1", NOW - timedelta(minutes=1), NOW)
+    SchedulerHeartbeat.beat("host:1", NOW - timedelta(minutes=1), NOW, "Europe/Berlin")
     JobFactory(id="inbox")
     RunFactory(status="ok", finished_at=NOW)
     body = api.get("/status").json()
@@ -36,6 +36,7 @@ def test_status_has_the_original_runners_shape(api):
             "okLastHour": 1,
             "errorsLastHour": 0,
             "schedulers": 1,
+            "schedulerZones": ["Europe/Berlin"],
             "failedJobs": [],
             "backlog": {
                 "pending": 0,
