@@ -43,7 +43,7 @@ from queues.models import ItemStatus, Queue, QueueItem
 from runner.jobs import upsert_job
 from runner.models import Job, Run, RunStatus, RunTrigger
 from runner.original_db import open_original
-from runner.sync import ORIGINAL_INTERPRETER
+from runner.original_rules import as_original
 from runner.validation import describe
 from statestore.models import StateEntry, StateItem
 
@@ -278,26 +278,27 @@ class _Importer:
 
 
 def job_fields(row: dict) -> dict[str, Any]:
-    """An original ``jobs`` row as ``upsert_job`` fields (every field, nulls as defaults)."""
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "schedule": row["schedule"],
-        "script": row["script"],
-        "type": row.get("type") or "script",
-        "source_type": row.get("source_type") or "path",
-        "description": row.get("description") or "",
-        "enabled": bool(row["enabled"] if row.get("enabled") is not None else 1),
-        "timeout_ms": row.get("timeout_ms"),
-        "overlap_policy": row.get("overlap_policy") or "skip",
-        "on_failure": row.get("on_failure") or "",
-        "on_success": row.get("on_success") or "",
-        "output_channel": row.get("output_channel") or "",
-        "env": _json_or_none(row.get("env")) or {},
-        "args": _json_or_none(row.get("args")) or [],
-        # Its inline scripts and unmapped files ran with node there (see runner.sync).
-        "interpreter": ORIGINAL_INTERPRETER,
-    }
+    """An original ``jobs`` row as ``upsert_job`` fields (every field, nulls as defaults),
+    with the original's meaning (``runner.original_rules``)."""
+    return as_original(
+        {
+            "id": row["id"],
+            "name": row["name"],
+            "schedule": row["schedule"],
+            "script": row["script"],
+            "type": row.get("type") or "script",
+            "source_type": row.get("source_type") or "path",
+            "description": row.get("description") or "",
+            "enabled": bool(row["enabled"] if row.get("enabled") is not None else 1),
+            "timeout_ms": row.get("timeout_ms"),
+            "overlap_policy": row.get("overlap_policy") or "skip",
+            "on_failure": row.get("on_failure") or "",
+            "on_success": row.get("on_success") or "",
+            "output_channel": row.get("output_channel") or "",
+            "env": _json_or_none(row.get("env")) or {},
+            "args": _json_or_none(row.get("args")) or [],
+        }
+    )
 
 
 def run_fields(row: dict) -> dict[str, Any]:

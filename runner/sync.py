@@ -29,6 +29,7 @@ from jeeves_site.small_files import MIB, read_small_file
 from queues.definitions import sync_queue_definition
 from runner.jobs import JOB_FIELDS, defaults, upsert_job
 from runner.models import Job
+from runner.original_rules import as_original
 from runner.recurrence_text import RecurrenceError, canonical_text
 from runner.validation import MAX_TIMEOUT_MS, describe
 from statestore.values import HugeInteger, json_loads
@@ -42,8 +43,6 @@ _NULL_MEANS = {"env": {}, "args": []}
 _FILE_KEYS = {"jobs", "queues"}
 # Keys of the original's JobDefinition that it parses and does not store.
 ORIGINAL_UNSTORED_KEYS = {"domain", "prerequisite"}
-# What ran the original's inline scripts and unmapped files (its executor.ts).
-ORIGINAL_INTERPRETER = "node"
 REQUIRED_KEYS = ("id", "name", "schedule", "script")
 # A job file bigger than this is refused (the README says so): 16 MiB is ~30,000 jobs.
 MAX_JOB_FILE_BYTES = 16 * MIB
@@ -131,12 +130,11 @@ def _sync_file(
         return
     for index, queue in enumerate(queues):
         yield _sync_queue(path.name, index, queue)
-    interpreter = ORIGINAL_INTERPRETER if original else ""
     for index, entry in enumerate(jobs):
         if isinstance(entry, Mapping):
             for key in set(entry) - set(JOB_FIELDS) - {"timeout_seconds"}:
                 unstored.setdefault(key, set()).add(path.name)
-        yield _sync_job(path.name, index, entry, script_base, seen, interpreter)
+        yield _sync_job(path.name, index, entry, script_base, seen, original)
 
 
 def _unstored_entries(unstored: dict[str, set[str]]) -> list[Entry]:
@@ -194,30 +192,31 @@ def _sync_queue(file: str, index: int, data: Any) -> Entry:
 
 
 def _sync_job(
-    file: str, index: int, data: Any, script_base: Path, seen: dict[str, str], interpreter: str
+    file: str, index: int, data: Any, script_base: Path, seen: dict[str, str], original: bool
 ) -> Entry:
     subject = _subject("job", data, index)
     job_id = data.get("id") if isinstance(data, Mapping) else None
     if isinstance(job_id, str) and job_id in seen:
         return Entry(file, subject, SKIPPED, f"id already defined in {seen[job_id]}")
     try:
-        job, change = upsert_job(declared_fields(data, interpreter), script_base)
+        job, change = upsert_job(declared_fields(data, original), script_base)
     except ValidationError as exc:
         return Entry(file, subject, SKIPPED, describe(exc, Job))
     seen[job_id] = file
     return Entry(file, subject, str(change), "; ".join(job.warnings()))
 
 
-def declared_fields(entry: Any, interpreter: str = "") -> dict[str, Any]:
+def declared_fields(entry: Any, original: bool = False) -> dict[str, Any]:
     """Every field of a job from one file entry: what it says, else the default.
 
-    ``interpreter`` is the default interpreter for this file's jobs.
+    ``original``: the entry is in the original's own shape (a list file's), read with
+    its meaning (``runner.original_rules``).
     """
     fields = job_fields(entry)
     missing = {key: "is required in a job file" for key in REQUIRED_KEYS if key not in entry}
     if missing:
         raise ValidationError(missing)
-    return {**defaults(), "interpreter": interpreter, **fields}
+    return {**defaults(), **(as_original(fields) if original else fields)}
 
 
 def _subject(kind: str, data: Any, index: int) -> str:

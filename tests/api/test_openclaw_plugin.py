@@ -59,7 +59,11 @@ CALLS = [
     ),
     ("runner_job_detail", {"jobId": JOB}),
     ("runner_update_job", {"jobId": JOB, "name": "Renamed", "env": {"GREETING": "hi"}}),
-    ("runner_update_script", {"jobId": JOB, "script": 'echo "$GREETING"', "source_type": "inline"}),
+    (
+        "runner_update_script",
+        # The original ran inline scripts with node, and so do the jobs it creates here.
+        {"jobId": JOB, "script": "console.log(process.env.GREETING)", "source_type": "inline"},
+    ),
     ("runner_disable", {"jobId": JOB}),
     ("runner_enable", {"jobId": JOB}),
     ("runner_trigger", {"jobId": JOB}),

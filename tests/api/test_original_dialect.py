@@ -8,10 +8,12 @@ test_original_access.py for who else may call them.
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import timedelta
 
 import pytest
 
+from runner.execution.executor import execute_run
 from runner.models import Job, Run, SchedulerHeartbeat
 from statestore import operations as state
 from tests.api.conftest import ApiClient
@@ -424,3 +426,57 @@ def test_an_admin_page_keeps_djangos_own_405(admin_client):
     response = admin_client.put("/admin/logout/")
     assert response.status_code == 405
     assert not response["Content-Type"].startswith("application/json")
+
+
+# --- the original's interpreter rule -----------------------------------------------
+
+requires_node = pytest.mark.skipif(
+    shutil.which("node") is None, reason="node runs the original's scripts"
+)
+
+
+def _run(job_id: str) -> Run:
+    return execute_run(RunFactory(job=Job.objects.get(pk=job_id)).pk, worker="test:1")
+
+
+@requires_node
+@pytest.mark.django_db(transaction=True)
+def test_an_inline_job_the_plugin_creates_runs_with_node_as_in_the_original(root):
+    body = {"id": "js", "name": "js", "schedule": "0 3 * * *", "script": 'console.log("x")'}
+    assert root.post("/jobs", {**body, "source_type": "inline"}).status_code == 201
+    assert Job.objects.get(pk="js").interpreter == "node"
+    finished = _run("js")
+    assert (finished.status, finished.stdout) == ("ok", "x")
+
+
+@requires_node
+@pytest.mark.django_db(transaction=True)
+def test_an_mjs_file_the_plugin_creates_runs_with_node(root, tmp_path):
+    script = tmp_path / "a.mjs"
+    script.write_text('console.log("from mjs")\n')
+    body = {"id": "mjs", "name": "mjs", "schedule": "0 3 * * *", "script": str(script)}
+    assert root.post("/jobs", body).status_code == 201
+    finished = _run("mjs")
+    assert (finished.status, finished.stdout) == ("ok", "from mjs")
+
+
+def test_an_interpreter_the_body_names_is_kept(root):
+    body = {"id": "sh", "name": "sh", "schedule": "0 3 * * *", "script": "echo"}
+    root.post("/jobs", {**body, "source_type": "inline", "interpreter": "bash"})
+    assert Job.objects.get(pk="sh").interpreter == "bash"
+
+
+def test_changing_a_jobs_script_through_the_root_paths_gives_it_the_originals_interpreter(root):
+    JobFactory(id="a", script="echo", source_type="inline")
+    JobFactory(id="b", script="echo", source_type="inline")
+    JobFactory(id="c", script="echo", source_type="inline", interpreter="python3")
+    assert root.patch("/jobs/a", {"name": "renamed"}).json() == {"ok": True}
+    assert Job.objects.get(pk="a").interpreter == ""  # how it runs did not change
+    assert root.patch("/jobs/a", {"script": "console.log(1)"}).json() == {"ok": True}
+    assert root.put("/jobs/b/script", {"script": "console.log(2)"}).json() == {"ok": True}
+    assert root.put("/jobs/c/script", {"script": "print(3)"}).json() == {"ok": True}
+    assert dict(Job.objects.values_list("id", "interpreter")) == {
+        "a": "node",
+        "b": "node",
+        "c": "python3",
+    }

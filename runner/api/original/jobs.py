@@ -2,6 +2,8 @@
 
 Same domain functions as ``runner.api.jobs`` and ``runner.api.runs``; the
 original's envelopes (``{ok: true}``), row shapes and ``Job not found`` refusals.
+The jobs written here are the original's, read with its meaning
+(``runner.original_rules``): those its plugin creates run their inline scripts with node.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from runner.api.original.shapes import job_row, listed_job_row, run_result, run_
 from runner.api.runs import MAX_RUNS, start_manual_run, wait_for_run
 from runner.jobs import Change, remove_jobs, set_enabled
 from runner.models import FINAL_RUN_STATUSES, Job, Run
+from runner.original_rules import as_original
 
 router = Router()
 JOB_NOT_FOUND = "Job not found"
@@ -59,7 +62,7 @@ def create_job(request: HttpRequest) -> Status:
     if missing:
         raise bad_input(dict.fromkeys(missing, "is required"))
     with transaction.atomic():
-        job, change = write_job(fields)
+        job, change = write_job(as_original(fields))
         if change != Change.ADDED:  # rolls back what the upsert changed
             raise Conflict(f"job {job.id!r} already exists")
     return Status(201, {"ok": True, "id": job.id})
@@ -79,8 +82,8 @@ def change_job(request: HttpRequest, job_id: str) -> dict:
     fields = json_object(request, (*UPDATE_FIELDS, "id"))
     if fields.pop("id", job_id) != job_id:
         raise bad_input({"id": "a job's id cannot be changed"})
-    _job(job_id)
-    change_job_fields(job_id, fields)
+    job = _job(job_id)
+    change_job_fields(job_id, as_original(fields, job.interpreter))
     return {"ok": True}
 
 
@@ -119,8 +122,8 @@ def replace_script(request: HttpRequest, job_id: str) -> dict:
     fields = json_object(request, ("script", "source_type"))
     if not fields.get("script"):
         raise bad_input({"script": "is required"})
-    _job(job_id)
-    change_job_fields(job_id, fields)
+    job = _job(job_id)
+    change_job_fields(job_id, as_original(fields, job.interpreter))
     return {"ok": True}
 
 
