@@ -43,7 +43,7 @@ from queues.models import ItemStatus, Queue, QueueItem
 from runner.jobs import upsert_job
 from runner.models import Job, Run, RunStatus, RunTrigger
 from runner.original_db import open_original
-from runner.original_rules import as_original
+from runner.original_rules import as_original, original_timeout_ms
 from runner.validation import describe
 from statestore.models import StateEntry, StateItem
 
@@ -134,13 +134,15 @@ class _Importer:
         if Job.objects.filter(pk=row["id"]).exists():
             self.report.count("jobs", PRESENT)
             return
+        fields, notes = job_fields(row)
         try:
             with transaction.atomic():
-                upsert_job(job_fields(row))
+                upsert_job(fields)
         except ValidationError as exc:
             self.report.count("jobs", NOT_IMPORTED, f"{row['id']}: {describe(exc, Job)}")
             return
         self.report.count("jobs", IMPORTED)
+        self.report.notes.extend(f"jobs: {row['id']}: {note}" for note in notes)
 
     # --- runs ---------------------------------------------------------------------
 
@@ -277,10 +279,12 @@ class _Importer:
 # --- row mapping ----------------------------------------------------------------------
 
 
-def job_fields(row: dict) -> dict[str, Any]:
+def job_fields(row: dict) -> tuple[dict[str, Any], list[str]]:
     """An original ``jobs`` row as ``upsert_job`` fields (every field, nulls as defaults),
-    with the original's meaning (``runner.original_rules``)."""
-    return as_original(
+    with the original's meaning (``runner.original_rules``), and notes on what was read
+    differently."""
+    timeout_ms, timeout_note = original_timeout_ms(row.get("timeout_ms"))
+    fields, notes = as_original(
         {
             "id": row["id"],
             "name": row["name"],
@@ -290,7 +294,7 @@ def job_fields(row: dict) -> dict[str, Any]:
             "source_type": row.get("source_type") or "path",
             "description": row.get("description") or "",
             "enabled": bool(row["enabled"] if row.get("enabled") is not None else 1),
-            "timeout_ms": row.get("timeout_ms"),
+            "timeout_ms": timeout_ms,
             "overlap_policy": row.get("overlap_policy") or "skip",
             "on_failure": row.get("on_failure") or "",
             "on_success": row.get("on_success") or "",
@@ -299,6 +303,7 @@ def job_fields(row: dict) -> dict[str, Any]:
             "args": _json_or_none(row.get("args")) or [],
         }
     )
+    return fields, [note for note in (timeout_note, *notes) if note]
 
 
 def run_fields(row: dict) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from jeeves_site.small_files import MIB, read_small_file
 from queues.definitions import sync_queue_definition
 from runner.jobs import JOB_FIELDS, defaults, upsert_job
 from runner.models import Job
-from runner.original_rules import as_original
+from runner.original_rules import as_original, original_entry
 from runner.recurrence_text import RecurrenceError, canonical_text
 from runner.validation import MAX_TIMEOUT_MS, describe
 from statestore.values import HugeInteger, json_loads
@@ -199,24 +199,32 @@ def _sync_job(
     if isinstance(job_id, str) and job_id in seen:
         return Entry(file, subject, SKIPPED, f"id already defined in {seen[job_id]}")
     try:
-        job, change = upsert_job(declared_fields(data, original), script_base)
+        fields, notes = declared_fields(data, original)
+        job, change = upsert_job(fields, script_base)
     except ValidationError as exc:
         return Entry(file, subject, SKIPPED, describe(exc, Job))
     seen[job_id] = file
-    return Entry(file, subject, str(change), "; ".join(job.warnings()))
+    return Entry(file, subject, str(change), "; ".join([*notes, *job.warnings()]))
 
 
-def declared_fields(entry: Any, original: bool = False) -> dict[str, Any]:
-    """Every field of a job from one file entry: what it says, else the default.
+def declared_fields(entry: Any, original: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """Every field of a job from one file entry: what it says, else the default; and
+    notes on what was read differently.
 
     ``original``: the entry is in the original's own shape (a list file's), read with
     its meaning (``runner.original_rules``).
     """
+    notes: list[str] = []
+    if original and isinstance(entry, Mapping):
+        entry, notes = original_entry(entry)
     fields = job_fields(entry)
     missing = {key: "is required in a job file" for key in REQUIRED_KEYS if key not in entry}
     if missing:
         raise ValidationError(missing)
-    return {**defaults(), **(as_original(fields) if original else fields)}
+    if original:
+        fields, more = as_original(fields)
+        notes += more
+    return {**defaults(), **fields}, notes
 
 
 def _subject(kind: str, data: Any, index: int) -> str:

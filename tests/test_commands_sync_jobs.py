@@ -139,6 +139,37 @@ def test_a_list_file_gets_the_originals_interpreter_and_an_object_file_ours(repo
     }  # fmt: skip
 
 
+def test_what_the_original_accepts_in_a_list_file_is_synced_with_its_meaning(repo):
+    # sync-jobs.ts stores timeout_seconds 0 (no timeout: executor.ts "if (timeoutMs)"),
+    # fills null fields with "?? default", and zod's .int() takes 11.0 for 11.
+    nulls = dict.fromkeys(("enabled", "type", "overlap_policy", "source_type"))
+    recurrence = {"freq": "minutely", "interval": 11.0, "timezone": "UTC", "byhour": [9.0]}
+    write(repo, "a.json", [
+        original(id="no-timeout", timeout_seconds=0),
+        original(id="nulls", **nulls),
+        original(id="floats", schedule=recurrence),
+    ])  # fmt: skip
+    result = sync(repo / "jobs")
+    assert result.error is None, result.err
+    jobs = {job.id: job for job in Job.objects.all()}
+    assert jobs["no-timeout"].timeout_ms is None
+    assert "timeout_seconds 0 means no timeout" in result.err
+    assert (jobs["nulls"].enabled, jobs["nulls"].type) == (True, "script")
+    assert (jobs["nulls"].overlap_policy, jobs["nulls"].source_type) == ("skip", "path")
+    assert jobs["floats"].schedule == (
+        '{"freq":"minutely","interval":11,"timezone":"UTC","byhour":[9]}'
+    )
+
+
+def test_an_object_file_is_ours_and_keeps_refusing_null_and_zero(repo):
+    write(repo, "a.json", {"jobs": [original(id="zero", timeout_seconds=0)]})
+    write(repo, "b.json", {"jobs": [original(id="null", enabled=None)]})
+    result = sync(repo / "jobs")
+    assert "timeout_seconds: must be a positive number" in result.err
+    assert "enabled: must be true or false" in result.err
+    assert not Job.objects.exists()
+
+
 def test_a_path_job_whose_script_is_missing_is_added_with_a_warning(repo):
     write(repo, "a.json", [original(script="scripts/later.ts")])
     result = sync(repo / "jobs")

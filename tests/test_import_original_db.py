@@ -312,3 +312,37 @@ def test_a_database_url_naming_an_original_database_is_detected_too(tmp_path):
     path = make_runner_sqlite(tmp_path / "runner.sqlite")
     result = _manage(tmp_path, "check", DATABASE_URL=f"sqlite:///{path}")
     assert result.returncode != 0 and "import_original_db" in result.stderr
+
+
+def test_rows_the_original_ran_are_imported_with_their_runs(tmp_path):
+    """A timeout_ms of 0 (no timeout there: executor.ts "if (timeoutMs)"), a fractional
+    one (rounded up to whole ms), and a recurrence with 11.0 (zod's .int() takes it)."""
+    import sqlite3
+
+    path = make_runner_sqlite(tmp_path / "runner.sqlite", original_only=False)
+    db = sqlite3.connect(path)
+    rows = [
+        ("zero", "* * * * *", 0),
+        ("half", "* * * * *", 1000.5),
+        ("floats", '{"freq":"minutely","interval":11.0,"timezone":"UTC"}', None),
+    ]
+    for job_id, schedule, timeout in rows:
+        db.execute(
+            "INSERT INTO jobs (id, name, schedule, script, source_type, timeout_ms)"
+            " VALUES (?, ?, ?, 'console.log(1)', 'inline', ?)",
+            (job_id, job_id, schedule, timeout),
+        )
+        db.execute(
+            "INSERT INTO runs (job_id, status, started_at, trigger)"
+            " VALUES (?, 'ok', '2026-11-01 08:00:00', 'manual')",
+            (job_id,),
+        )
+    db.commit()
+    db.close()
+    report = import_original_db(path)
+    jobs = {job.id: job for job in Job.objects.filter(pk__in=["zero", "half", "floats"])}
+    assert (jobs["zero"].timeout_ms, jobs["half"].timeout_ms) == (None, 1001)
+    assert jobs["floats"].schedule == '{"freq":"minutely","interval":11,"timezone":"UTC"}'
+    assert Run.objects.filter(job_id__in=jobs).count() == 3
+    assert not [line for line in report.refused if "zero" in line or "half" in line]
+    assert any("half: timeout_ms 1000.5 rounded up to 1001" in note for note in report.notes)

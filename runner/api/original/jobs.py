@@ -8,6 +8,8 @@ The jobs written here are the original's, read with its meaning
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
@@ -34,6 +36,7 @@ from runner.models import FINAL_RUN_STATUSES, Job, Run
 from runner.original_rules import as_original
 
 router = Router()
+logger = logging.getLogger(__name__)
 JOB_NOT_FOUND = "Job not found"
 
 
@@ -44,6 +47,18 @@ def _job(job_id: str, not_found: str = JOB_NOT_FOUND) -> Job:
     if job is None:
         raise NotFound(not_found)
     return job
+
+
+def _known(body: dict, names: tuple[str, ...]) -> dict:
+    """The body's fields among ``names``: the original's zod schemas drop other keys."""
+    return {name: value for name, value in body.items() if name in names}
+
+
+def _as_original(fields: dict, current_interpreter: str | None = None) -> dict:
+    fields, notes = as_original(fields, current_interpreter)
+    for note in notes:  # the original's answers have no place for them
+        logger.warning("job %s: %s", shortened(str(fields.get("id", ""))), note)
+    return fields
 
 
 @router.get("/jobs")
@@ -57,12 +72,12 @@ def list_jobs(request: HttpRequest) -> dict:
 def create_job(request: HttpRequest) -> Status:
     """201 ``{ok: true, id}``; 400 ``{error}``; 409 when the id exists (the original: 500)."""
     authorize(request, "jobs.create")
-    fields = json_object(request, CREATE_FIELDS)
+    fields = _known(json_object(request), CREATE_FIELDS)
     missing = [name for name in ("id", "name", "schedule", "script") if not fields.get(name)]
     if missing:
         raise bad_input(dict.fromkeys(missing, "is required"))
     with transaction.atomic():
-        job, change = write_job(as_original(fields))
+        job, change = write_job(_as_original(fields))
         if change != Change.ADDED:  # rolls back what the upsert changed
             raise Conflict(f"job {job.id!r} already exists")
     return Status(201, {"ok": True, "id": job.id})
@@ -79,11 +94,11 @@ def job_detail(request: HttpRequest, job_id: str) -> dict:
 def change_job(request: HttpRequest, job_id: str) -> dict:
     """Change the fields given: ``{ok: true}``."""
     authorize(request, "jobs.update")
-    fields = json_object(request, (*UPDATE_FIELDS, "id"))
+    fields = _known(json_object(request), (*UPDATE_FIELDS, "id"))
     if fields.pop("id", job_id) != job_id:
         raise bad_input({"id": "a job's id cannot be changed"})
     job = _job(job_id)
-    change_job_fields(job_id, as_original(fields, job.interpreter))
+    change_job_fields(job_id, _as_original(fields, job.interpreter))
     return {"ok": True}
 
 
@@ -119,11 +134,11 @@ def disable_job(request: HttpRequest, job_id: str) -> dict:
 def replace_script(request: HttpRequest, job_id: str) -> dict:
     """``{script, source_type?}`` → ``{ok: true}``."""
     authorize(request, "jobs.script")
-    fields = json_object(request, ("script", "source_type"))
+    fields = _known(json_object(request), ("script", "source_type"))
     if not fields.get("script"):
         raise bad_input({"script": "is required"})
     job = _job(job_id)
-    change_job_fields(job_id, as_original(fields, job.interpreter))
+    change_job_fields(job_id, _as_original(fields, job.interpreter))
     return {"ok": True}
 
 
