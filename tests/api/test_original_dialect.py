@@ -493,3 +493,35 @@ def test_keys_the_original_does_not_know_are_dropped_as_its_schema_does(root, to
     assert (
         "colour" in api.post("/jobs", {**body, "id": "z", "source_type": "inline"}).json()["error"]
     )
+
+
+# --- result_meta --------------------------------------------------------------------
+
+
+def test_a_session_runs_result_meta_is_its_session_key_as_in_the_original(root):
+    # session-executor.ts returns resultMeta: sessionKey for a finished session, null
+    # when it timed out or failed.
+    job = JobFactory(id="brief", type="session", script="Summarise.")
+    meta = {"sessionKey": "agent:main:subagent:1", "runId": "r1"}
+    failed = RunFactory(job=job, status="timeout", started_at=NOW, result_meta=meta)
+    done = RunFactory(job=job, status="ok", started_at=NOW, result_meta=meta)
+    rows = {row["id"]: row for row in root.get("/jobs/brief/runs").json()["runs"]}
+    assert rows[done.pk]["result_meta"] == "agent:main:subagent:1"
+    assert rows[failed.pk]["result_meta"] is None
+
+
+def test_an_imported_runs_result_meta_text_is_shown_as_it_was(root):
+    RunFactory(job=JobFactory(id="old"), status="ok", started_at=NOW, result_meta="meta-string")
+    [row] = root.get("/jobs/old/runs").json()["runs"]
+    assert row["result_meta"] == "meta-string"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_running_a_session_job_returns_its_session_key_as_result_meta(root, monkeypatch):
+    from runner.api.original import jobs as original_jobs
+
+    job = JobFactory(id="brief", type="session", script="Summarise.")
+    run = RunFactory(job=job, status="ok", result_meta={"sessionKey": "agent:main:s:2"})
+    monkeypatch.setattr(original_jobs, "start_manual_run", lambda job: run)
+    monkeypatch.setattr(original_jobs, "wait_for_run", lambda run, *a, **kw: run)
+    assert root.post("/jobs/brief/run", {}).json()["result"]["resultMeta"] == "agent:main:s:2"

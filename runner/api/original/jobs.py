@@ -170,5 +170,5 @@ def job_runs(request: HttpRequest, job_id: str, limit: int = 50) -> dict:
         raise bad_input({"limit": f"must be between 0 and {MAX_RUNS}, not {limit}"})
     if not could_exist(job_id):
         return {"runs": []}
-    runs = Run.objects.filter(job_id=job_id).order_by("-id")[:limit]
+    runs = Run.objects.filter(job_id=job_id).select_related("job").order_by("-id")[:limit]
     return {"runs": [run_row(run) for run in runs]}

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from runner.models import Job, Run
+from runner.models import Job, JobType, Run, RunStatus
 
 
 def sqlite_time(moment: dt.datetime | None) -> str | None:
@@ -26,7 +26,14 @@ def _json_text(value: Any) -> str | None:
 
 
 def result_meta(run: Run) -> str | None:
-    """The original kept only the ``meta`` member of a ``JR_RESULT:{...}`` line, as text."""
+    """What the original kept as ``result_meta``: for a script the ``meta`` member of a
+    ``JR_RESULT:{...}`` line, as text; for a session that finished ``ok`` its session key
+    (session-executor.ts), else null. An imported run keeps the original's own text."""
+    if isinstance(run.result_meta, str):
+        return run.result_meta
+    if run.job.type == JobType.SESSION:
+        key = (run.result_meta or {}).get("sessionKey") if run.status == RunStatus.OK else None
+        return key if isinstance(key, str) else None
     meta = (run.result_meta or {}).get("meta")
     if meta is None or isinstance(meta, str):
         return meta
