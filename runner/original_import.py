@@ -134,8 +134,8 @@ class _Importer:
         if Job.objects.filter(pk=row["id"]).exists():
             self.report.count("jobs", PRESENT)
             return
-        fields, notes = job_fields(row)
         try:
+            fields, notes = job_fields(row)
             with transaction.atomic():
                 upsert_job(fields)
         except ValidationError as exc:

@@ -395,3 +395,15 @@ def test_a_refused_job_is_named_on_one_short_line(repo, job):
     write(repo, "a.json", [job])
     [line] = sync(repo / "jobs").err.splitlines()
     assert line.startswith("a.json: job ") and len(line) < 300, line[:400]
+
+
+def test_a_list_files_cron_keeps_the_meaning_croner_gave_it_and_an_object_files_ours(repo):
+    write(repo, "a.json", [original(id="theirs", schedule="0 9 */2 * 1")])
+    write(repo, "b.json", {"jobs": [original(id="ours", schedule="0 9 */2 * 1")]})
+    write(repo, "c.json", [original(id="none", schedule="0 0 31W * */2")])
+    result = sync(repo / "jobs")
+    assert dict(Job.objects.values_list("id", "schedule")) == {
+        "theirs": "0 9 1-31/2 * 1", "ours": "0 9 */2 * 1"
+    }  # fmt: skip
+    assert "a.json: job theirs: added; warning: schedule '0 9 */2 * 1' is written" in result.err
+    assert "c.json: job none: skipped: schedule: '0 0 31W * */2' has no equivalent" in result.err

@@ -325,6 +325,7 @@ def test_rows_the_original_ran_are_imported_with_their_runs(tmp_path):
         ("zero", "* * * * *", 0),
         ("half", "* * * * *", 1000.5),
         ("floats", '{"freq":"minutely","interval":11.0,"timezone":"UTC"}', None),
+        ("either", "0 9 */2 * 1", None),  # croner: odd days or Mondays
     ]
     for job_id, schedule, timeout in rows:
         db.execute(
@@ -340,9 +341,10 @@ def test_rows_the_original_ran_are_imported_with_their_runs(tmp_path):
     db.commit()
     db.close()
     report = import_original_db(path)
-    jobs = {job.id: job for job in Job.objects.filter(pk__in=["zero", "half", "floats"])}
+    jobs = {job.id: job for job in Job.objects.filter(pk__in=["zero", "half", "floats", "either"])}
     assert (jobs["zero"].timeout_ms, jobs["half"].timeout_ms) == (None, 1001)
     assert jobs["floats"].schedule == '{"freq":"minutely","interval":11,"timezone":"UTC"}'
-    assert Run.objects.filter(job_id__in=jobs).count() == 3
+    assert jobs["either"].schedule == "0 9 1-31/2 * 1"
+    assert Run.objects.filter(job_id__in=jobs).count() == 4
     assert not [line for line in report.refused if "zero" in line or "half" in line]
     assert any("half: timeout_ms 1000.5 rounded up to 1001" in note for note in report.notes)

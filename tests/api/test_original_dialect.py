@@ -525,3 +525,12 @@ def test_running_a_session_job_returns_its_session_key_as_result_meta(root, monk
     monkeypatch.setattr(original_jobs, "start_manual_run", lambda job: run)
     monkeypatch.setattr(original_jobs, "wait_for_run", lambda run, *a, **kw: run)
     assert root.post("/jobs/brief/run", {}).json()["result"]["resultMeta"] == "agent:main:s:2"
+
+
+def test_a_cron_schedule_sent_to_the_root_paths_keeps_crons_meaning_there(root):
+    body = {"id": "x", "name": "x", "script": "e", "source_type": "inline"}
+    assert root.post("/jobs", {**body, "schedule": "0 9 */2 * 1"}).status_code == 201
+    assert Job.objects.get(pk="x").schedule == "0 9 1-31/2 * 1"
+    assert root.patch("/jobs/x", {"schedule": "0 0 31W * *"}).json() == {"ok": True}
+    assert Job.objects.get(pk="x").schedule == "0 0 31W 1,3,5,7,8,10,12 *"
+    assert "no equivalent" in refused(root.patch("/jobs/x", {"schedule": "0 0 L * 5"}), 400)

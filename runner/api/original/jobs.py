@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -19,7 +20,7 @@ from ninja import Router, Status
 from jeeves_site.echo import shortened
 from runner import manual
 from runner.api.body import json_object
-from runner.api.errors import Conflict, NotFound, bad_input
+from runner.api.errors import Conflict, NotFound, bad_input, invalid
 from runner.api.jobs import (
     CREATE_FIELDS,
     UPDATE_FIELDS,
@@ -55,7 +56,10 @@ def _known(body: dict, names: tuple[str, ...]) -> dict:
 
 
 def _as_original(fields: dict, current_interpreter: str | None = None) -> dict:
-    fields, notes = as_original(fields, current_interpreter)
+    try:
+        fields, notes = as_original(fields, current_interpreter)
+    except ValidationError as exc:
+        raise invalid(exc, Job) from None
     for note in notes:  # the original's answers have no place for them
         logger.warning("job %s: %s", shortened(str(fields.get("id", ""))), note)
     return fields
