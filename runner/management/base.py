@@ -10,6 +10,10 @@ A database without the runner's tables (not migrated yet, or the command was run
 without the scheduler's ``JEEVES_DATA_DIR``/``DATABASE_URL`` and so opened another one)
 is one line saying so, not a traceback ending in ``no such table: jobs``. What they
 print, refusals included, shows control characters as ``\\xNN`` (``runner.terminal``).
+
+Every project command, ``runscheduler`` and ``runworkers`` included, is at least a
+``ProjectCommand``: an argument that is not valid text (a byte that is not UTF-8) is one
+line naming the option, not a traceback (``runner.management.arguments``).
 """
 
 from __future__ import annotations
@@ -22,11 +26,28 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 
 from runner.checks import missing_scripts_check_skipped
+from runner.management.arguments import refuse_undecodable
 from runner.terminal import neutralise
 
 
-class RunnerCommand(BaseCommand):
-    """A ``BaseCommand`` whose system checks leave out ``runner.W020``."""
+class ProjectCommand(BaseCommand):
+    """A ``BaseCommand`` that refuses an argument holding a lone surrogate (CommandError)
+    before its checks and its ``handle`` run."""
+
+    # Options (dests) that name a file: their bytes go to the system as they are.
+    path_options: tuple[str, ...] = ()
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        parser = self.create_parser("manage.py", self._command_name())
+        refuse_undecodable(parser, {**options, "args": args}, exempt=self.path_options)
+        return super().execute(*args, **options)
+
+    def _command_name(self) -> str:
+        return self.__class__.__module__.rpartition(".")[2]
+
+
+class RunnerCommand(ProjectCommand):
+    """A ``ProjectCommand`` whose system checks leave out ``runner.W020``."""
 
     def check(self, *args: Any, **kwargs: Any) -> None:
         with missing_scripts_check_skipped():

@@ -435,7 +435,7 @@ def test_add_job_refuses_a_lone_surrogate_from_invalid_utf8_arguments_in_one_lin
     with pytest.raises(CommandError) as caught:
         call_command("add_job", *_argv({**NEW_JOB, "name": "a\udcff"}), stdout=StringIO())
     message = str(caught.value)
-    assert message.startswith("name:") and "\n" not in message
+    assert message.startswith("--name:") and "\n" not in message
     message.encode("utf-8")  # printable
     assert not Job.objects.exists()
 

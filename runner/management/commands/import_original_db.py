@@ -21,6 +21,7 @@ from runner.original_import import (
 
 
 class Command(RunnerCommand):
+    path_options = ("path",)  # a file's name may hold any bytes
     help = (
         "Import the jobs, runs, state, state items, queue definitions and queue items of an "
         "original jeeves-runner database (its runner.sqlite, opened read-only) into this "

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from django.core.management.base import BaseCommand
-
 from runner.daemon import Daemon
+from runner.management.base import ProjectCommand
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Run the scheduler: fire jobs on time, start django-q2 workers in-process "
         "(as many as maxConcurrency), check liveness and do maintenance. "

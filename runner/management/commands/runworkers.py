@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from django.core.management.base import BaseCommand
-
+from runner.management.base import ProjectCommand
 from runner.workers import WorkerHost
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Run maxConcurrency django-q2 workers for runs dispatched by runscheduler "
         "--no-workers elsewhere. Unlike qcluster it stops cleanly on a SIGTERM to its "

@@ -19,6 +19,7 @@ ACTIONS = (*WRITTEN, SKIPPED)
 
 
 class Command(RunnerCommand):
+    path_options = ("directory",)  # a directory's name may hold any bytes
     help = (
         "Add or update every job in DIR/*.json. A file holds a list of jobs, or "
         '{"jobs": [...], "queues": [...]}; path scripts resolve relative to DIR\'s parent. '
