@@ -57,6 +57,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so nothing after it (logging and redirects included) sees a token in the path.
     "runner.api.prefix.TokenPrefixMiddleware",
+    # Then a NUL in the URL: 400 on both databases, before any lookup (PostgreSQL: 500).
+    "runner.api.nul_in_url.NulInUrlMiddleware",
     # Every API refusal is JSON, a method a route does not take included.
     "runner.api.not_allowed.JsonMethodNotAllowedMiddleware",
     "django.middleware.security.SecurityMiddleware",

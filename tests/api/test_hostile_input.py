@@ -259,7 +259,8 @@ def test_done_and_fail_with_an_item_id_beyond_64_bits_are_not_found(api):
         assert api.post(f"/queues/q/items/{10**20}/{action}", {"token": "t"}).status_code == 404
 
 
-@pytest.mark.parametrize("job_id", ["a%00b", "abc%0A", "a%C3%28"])
+# A NUL (a%00b) is refused in any URL before the route: tests/api/test_nul_in_url.py.
+@pytest.mark.parametrize("job_id", ["abc%0A", "a%C3%28"])
 def test_a_job_id_no_job_could_have_is_not_found_on_every_job_route(api, job_id):
     JobFactory(id="abc")
     assert api.get(f"/jobs/{job_id}").status_code == 404
@@ -269,7 +270,7 @@ def test_a_job_id_no_job_could_have_is_not_found_on_every_job_route(api, job_id)
     assert Job.objects.get().enabled
 
 
-@pytest.mark.parametrize("job_id", ["a%00b", "abc%0A", "a%C3%28"])
+@pytest.mark.parametrize("job_id", ["abc%0A", "a%C3%28"])
 def test_a_job_id_no_job_could_have_is_not_found_in_the_root_dialect(token, job_id):
     JobFactory(id="abc")
     root = ApiClient(token, prefix="")
@@ -290,7 +291,7 @@ def test_a_job_id_no_job_could_have_is_not_found_in_the_root_dialect(token, job_
 
 
 def test_incidents_of_a_job_id_no_job_could_have_are_none(api):
-    response = api.get("/incidents?job_id=a%00b")
+    response = api.get("/incidents?job_id=a%0Ab")
     assert response.status_code == 200 and response.json() == {"incidents": []}
 
 
@@ -342,10 +343,10 @@ def test_a_nul_in_a_state_name_is_refused(api):
 
 @pytest.mark.parametrize(
     ("path", "method"),
-    [("/queues/a%00/enqueue", "post"), ("/queues/a%00/status", "get"),
-     ("/queues/a%00/peek", "get"), ("/queues/a%00/dequeue", "post")],
+    [("/queues/a%0A/enqueue", "post"), ("/queues/a%0A/status", "get"),
+     ("/queues/a%0A/peek", "get"), ("/queues/a%0A/dequeue", "post")],
 )  # fmt: skip
-def test_a_nul_in_a_queue_name_is_refused(api, path, method):
+def test_a_queue_name_no_queue_could_have_is_refused(api, path, method):
     body = {"payload": 1} if path.endswith("enqueue") else None
     response = api.get(path) if method == "get" else api.post(path, body)
     assert response.status_code == 400 and "queue" in response.json()["fields"]
