@@ -131,7 +131,10 @@ def _upsert(fields: Mapping[str, Any], script_base: Path | None) -> tuple[Job, C
             setattr(job, name, value)
         if script_base is not None and "script" in fields:
             job.script = absolute_script(job, script_base)
-        job.full_clean()
+        # The id's uniqueness is the INSERT's to check: checked here, a create committed
+        # by another request since our read (PostgreSQL) was a bad "id" (400), not the
+        # IntegrityError that upsert_job retries as an update.
+        job.full_clean(validate_unique=False)
         if not created and _snapshot(job) == before:
             return job, Change.UNCHANGED
         job.save(force_insert=created)
@@ -191,18 +194,28 @@ def set_enabled(job_ids: Iterable[str], enabled: bool) -> int:
     return jobs.update(enabled=enabled, updated_at=timezone.now())
 
 
-def remove_jobs(job_ids: Iterable[str]) -> dict[str, int]:
+def remove_jobs(job_ids: Iterable[str], require_all: bool = False) -> dict[str, int]:
     """Delete these jobs with all their runs; return each removed job's run count.
 
+    Only the jobs this call deleted are returned: of concurrent removals of one job,
+    one gets it. With ``require_all``, UnknownJobs and nothing removed if any is missing.
     A run still in progress loses its row; its worker's next heartbeat finds the
     run gone and ends the script.
     """
-    ids = list(job_ids)
+    ids = list(dict.fromkeys(job_ids))
     with transaction.atomic():
-        counts = dict(Run.objects.filter(job__in=ids).values_list("job").annotate(n=Count("id")))
-        removed = list(Job.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        # Locked first: a removal that waited for another one's commit finds the row gone
+        # (PostgreSQL; SQLite's writers take turns anyway).
+        locked = Job.objects.select_for_update().filter(pk__in=ids)
+        removed = set(locked.values_list("pk", flat=True))
+        missing = [job_id for job_id in ids if job_id not in removed]
+        if require_all and missing:
+            raise UnknownJobs(missing)
+        counts = dict(
+            Run.objects.filter(job__in=removed).values_list("job").annotate(n=Count("id"))
+        )
         Job.objects.filter(pk__in=removed).delete()
-    return {job_id: counts.get(job_id, 0) for job_id in removed}
+    return {job_id: counts.get(job_id, 0) for job_id in ids if job_id in removed}
 
 
 class JobRow(NamedTuple):

@@ -68,14 +68,17 @@ class ApiToken(models.Model):
             )
         active = ApiToken.objects.filter(name=self.name, revoked_at__isnull=True)
         if self.revoked_at is None and active.exclude(pk=self.pk).exists():
-            raise ValidationError(
-                {"name": f"an active API token is already called {self.name!r}; revoke it first"}
-            )
+            raise ValidationError({"name": name_taken(self.name)})
 
     @property
     def revoked(self) -> bool:
         """True once the token no longer authenticates."""
         return self.revoked_at is not None
+
+
+def name_taken(name: str) -> str:
+    """Why a token cannot be called ``name``: an active one is already."""
+    return f"an active API token is already called {name!r}; revoke it first"
 
 
 class ConfigAccess(models.Model):

@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from runner.api.models import ApiToken
+from runner.api.models import ApiToken, name_taken
 
 TOKEN_PREFIX = "jr_"
 PREFIX_LENGTH = 10  # "jr_" and 7 characters of the secret: enough to tell tokens apart
@@ -66,7 +66,7 @@ def create_token(name: str, user: AbstractBaseUser) -> tuple[ApiToken, str]:
         with transaction.atomic():
             token.save(force_insert=True)
     except IntegrityError:  # another process took the name since full_clean looked
-        raise ValidationError({"name": f"an active API token is already called {name!r}"}) from None
+        raise ValidationError({"name": name_taken(token.name)}) from None
     return token, secret
 
 

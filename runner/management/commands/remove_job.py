@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from runner.jobs import UnknownJobs, get_jobs, remove_jobs
+from runner.jobs import UnknownJobs, remove_jobs
 from runner.management.base import RunnerCommand
 
 
@@ -21,8 +21,8 @@ class Command(RunnerCommand):
 
     def handle(self, *args: Any, job_ids: list[str], **options: Any) -> None:
         try:
-            get_jobs(job_ids)
+            removed = remove_jobs(job_ids, require_all=True)
         except UnknownJobs as exc:
             raise CommandError(f"{exc}; nothing removed") from None
-        for job_id, runs in remove_jobs(job_ids).items():
+        for job_id, runs in removed.items():
             self.stdout.write(f"job {job_id}: removed with {runs} run{'' if runs == 1 else 's'}")
