@@ -36,12 +36,13 @@ def namespace_values(namespace: str, limit: int = 1000) -> dict[str, Any]:
 
 
 def key_detail(
-    namespace: str, key: str, item_limit: int = 100, oldest_first: bool = False
+    namespace: str, key: str, limit: int = 100, oldest_first: bool = False
 ) -> dict[str, Any] | None:
-    """One key: its value, expiry and newest (or oldest) items; None when nothing is live."""
+    """One key: its value, expiry and newest (or oldest) ``limit`` items; None when nothing
+    is live. ValidationError naming ``limit`` (as the API's query parameter is called)."""
     check_name(namespace, "namespace", NAMESPACE_MAX)
     check_name(key, "key", KEY_MAX)
-    check_count(item_limit, "item_limit", minimum=0)
+    check_count(limit, "limit", minimum=0)
     moment = now()
     entry = StateEntry.objects.live(moment).filter(namespace=namespace, key=key).first()
     items = StateItem.objects.live(moment).filter(namespace=namespace, key=key)
@@ -49,9 +50,7 @@ def key_detail(
     if entry is None and item_count == 0:
         return None
     order = ("updated_at", "id") if oldest_first else ("-updated_at", "-id")
-    newest = items.order_by(*order).values("item_key", "value", "expires_at", "updated_at")[
-        :item_limit
-    ]
+    newest = items.order_by(*order).values("item_key", "value", "expires_at", "updated_at")[:limit]
     return {
         "namespace": namespace,
         "key": key,

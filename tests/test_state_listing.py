@@ -48,7 +48,7 @@ def test_a_keys_detail_has_its_value_and_newest_items(clock):
     for item_key in ("a", "b", "c"):
         state.set_item("mail", "seen", item_key, item_key.upper())
         clock.shift(timedelta(seconds=1))
-    detail = key_detail("mail", "seen", item_limit=2)
+    detail = key_detail("mail", "seen", limit=2)
     assert (detail["value"], detail["expires_at"]) == ({"since": 1}, NOW + timedelta(hours=24))
     assert detail["item_count"] == 3
     assert [(i["item_key"], i["value"]) for i in detail["items"]] == [("c", "C"), ("b", "B")]

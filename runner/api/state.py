@@ -32,6 +32,8 @@ from statestore.values import check_count
 # A run's own token (JR_API_TOKEN) may use these operations.
 router = Router(tags=["state"], auth=[BearerToken(run_tokens=True), StaffSession()])
 ERRORS = {400: ErrorOut, 404: ErrorOut, 413: ErrorOut}
+# The most values or items one answer lists: as runs and queue peeks, 1000.
+MAX_LISTED = 1000
 KEY = "/state/{namespace}/{key}"
 ITEM = KEY + "/items/{item_key}"
 
@@ -49,16 +51,19 @@ def namespaces(request: HttpRequest) -> dict:
     summary="A namespace's values by key",
 )
 def values(request: HttpRequest, namespace: str, limit: int = 1000) -> dict:
-    """The live values of the namespace as ``{key: value}`` (at most ``limit``, key order)."""
+    """The live values of the namespace as ``{key: value}`` (at most ``limit``, 1-1000, key
+    order)."""
     require(request, "state.values")
+    check_count(limit, "limit", 1, MAX_LISTED)
     return namespace_values(namespace, limit)
 
 
 @router.get(KEY, response={200: KeyOut, **ERRORS}, summary="A key's value and its items")
 def key(request: HttpRequest, namespace: str, key: str, limit: int = 100) -> dict:
-    """The key's value and its newest ``limit`` items; 404 when it holds nothing live."""
+    """The key's value and its newest ``limit`` items (0-1000); 404 when it holds nothing
+    live."""
     require(request, "state.key")
-    check_count(limit, "limit", minimum=0)
+    check_count(limit, "limit", 0, MAX_LISTED)
     detail = key_detail(namespace, key, limit)
     if detail is None:
         raise NotFound(f"state key {namespace}/{key} not found")

@@ -247,6 +247,21 @@ def test_a_limit_of_10_to_the_20_is_refused(api, path):
     assert api.get(f"{path}?limit={10**20}").status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("path", "lowest"),
+    [("/jobs/x/runs", 1), ("/queues/q/peek", 1), ("/state/ns", 1), ("/state/ns/k", 0)],
+)
+def test_every_list_limit_is_at_most_1000(api, jr, path, lowest):
+    JobFactory(id="x")
+    QueueFactory(id="q")
+    jr.set_state("ns", "k", 1)
+    assert api.get(f"{path}?limit=1000").status_code == 200
+    assert api.get(f"{path}?limit={lowest}").status_code == 200
+    assert "1000" in refused(api.get(f"{path}?limit=1001"), "limit")
+    assert refused(api.get(f"{path}?limit={2**63 - 1}"), "limit")
+    assert refused(api.get(f"{path}?limit={lowest - 1}"), "limit")
+
+
 @pytest.mark.parametrize("path", ["/runs/{n}", "/jobs/x/runs/{n}"])
 def test_an_id_beyond_64_bits_is_not_found(api, path):
     JobFactory(id="x")

@@ -342,6 +342,13 @@ def test_a_bad_peek_limit_or_queue_name_is_400(root):
 # --- state ------------------------------------------------------------------------
 
 
+def test_a_negative_item_limit_is_refused_naming_limit(root):
+    state.set_state("mail", "cursor", "abc")
+    assert refused(root.get("/state/mail/cursor?limit=-1"), 400) == (
+        "limit: must be at least 0, not -1"
+    )
+
+
 def test_state_lists_namespaces_and_a_namespaces_values(root):
     state.set_state("mail", "cursor", "abc")
     state.set_state("mail", "count", 3)
