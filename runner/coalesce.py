@@ -101,9 +101,12 @@ def skip_if_stale(run_id: int, run: Mapping[str, Any], now: datetime) -> bool:
 AT_START = "skipped: found pending when the scheduler started, overtaken by its job's schedule"
 
 
-def sweep(now: datetime, at_start: bool = False) -> int:
+def sweep(now: datetime, started_at: datetime | None = None) -> int:
     """Skip the stale pending runs (up to ``SWEEP_BATCH``, oldest first); return how many.
-    ``at_start``: the scheduler is starting, and their reason says so (``AT_START``).
+    ``started_at``: when the sweeping scheduler started; a run due before it waited for a
+    runner that stopped, not for a worker, and its reason says so (``AT_START``). At the
+    start itself it is ``now``; later sweeps find the runs that were not yet overtaken
+    then (a restart within seconds of the stop that handed them back).
 
     One read of the candidates (served by the ``runs_active`` index) and one
     UPDATE per distinct reason; when no scheduled run is pending that late, one
@@ -125,7 +128,7 @@ def sweep(now: datetime, at_start: bool = False) -> int:
     by_reason: dict[str, list[int]] = {}
     for run in candidates:
         reason = stale_reason(run, now)
-        if reason and at_start:
+        if reason and started_at is not None and run["scheduled_for"] < started_at:
             reason = f"{AT_START} (missed-fire policy {run['job__missed_fire_policy']})"
         if reason:
             by_reason.setdefault(reason, []).append(run["pk"])

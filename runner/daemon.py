@@ -165,7 +165,7 @@ class Daemon:
         self.liveness.check(now)
         self.scheduler.start(now)
         # Runs a previous life left pending that are overtaken by now are not run late.
-        coalesce.sweep(now, at_start=True)
+        coalesce.sweep(now, started_at=now)
         self.started_at = now
         self._next_beat = mono
         self._next_reconcile = mono + settings.RUNNER.reconcile_interval_ms / 1000
@@ -280,7 +280,7 @@ class Daemon:
         ``/api/status`` judges it by: a sweep between two skips of a frozen worker's
         runs finds nothing overtaken yet, while its runs still wait.
         """
-        skipped = self._guarded(coalesce.sweep, now)
+        skipped = self._guarded(coalesce.sweep, now, self.started_at)
         if skipped and not self._coalesced:
             logger.warning(
                 "runs are due faster than workers start them: pending runs their job's "

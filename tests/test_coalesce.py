@@ -161,6 +161,35 @@ def test_a_restart_skips_the_stale_runs_a_previous_life_left_pending():
     assert backlog_at(clocks.wall()).skipped_waiting == 0
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_run_handed_back_seconds_before_a_restart_is_not_an_overload_when_skipped_later():
+    """A stop hands a run back; the scheduler starts again 6 s later, when the run is not
+    yet overtaken. Skipped by a sweep a few seconds on, it still waited for a runner,
+    not for a worker: /api/status must not read an overload (newcomer probe: "degraded"
+    for a minute after three restarts out of five)."""
+    clocks = FakeClocks(NOW + 6 * SECOND)
+    job = JobFactory(id="tick", schedule="* * * * * *")
+    Job.objects.update(created_at=NOW, schedule_effective_at=NOW, updated_at=NOW)
+    handed_back = pending(job, NOW)
+    daemon = Daemon(workers=False, clocks=clocks)
+    daemon.scheduler._dispatch = lambda ids: len(list(ids))
+    daemon.liveness._dispatch = lambda ids: len(list(ids))
+    daemon.start()
+    assert Run.objects.get(pk=handed_back.pk).status == "pending"  # 6 s late: kept
+    clocks.advance(5)
+    daemon._next_sweep = clocks.monotonic()
+    daemon.cycle()
+    skipped = Run.objects.get(pk=handed_back.pk)
+    assert skipped.status == "skipped" and skipped.error.startswith(coalesce.AT_START)
+    assert backlog_at(clocks.wall()).skipped_waiting == 0
+    # A run of this scheduler's own time that waits that long is an overload.
+    clocks.advance(20)
+    late = pending(job, clocks.wall() - 15 * SECOND)
+    daemon._next_sweep = clocks.monotonic()
+    daemon.cycle()
+    assert "overload coalescing" in Run.objects.get(pk=late.pk).error
+
+
 # -- the worker --------------------------------------------------------------------------
 
 
