@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -298,7 +300,7 @@ def test_moving_the_start_forward_never_changes_a_fire(rule, zone, days):
         return
     fast = [m for _, m in zip(range(5), compiled.starts_after(after), strict=False)]
     # count=None and a huge count differ only in that a count keeps the real start.
-    slow_rule = compiled.__class__(**{**compiled.__dict__, "count": 10**9})
+    slow_rule = dataclasses.replace(compiled, count=10**9)
     slow = [m for _, m in zip(range(5), slow_rule.starts_after(after), strict=False)]
     assert fast == slow
 
@@ -315,3 +317,98 @@ def test_by_parts_that_match_no_date_are_refused_as_never_firing(rule):
     # Without the bound, dateutil searches to the year 9999 (the suite's timeout ends that).
     with pytest.raises(RecurrenceError, match="never fires"):
         recurrence.validate(json.dumps(rule), now=at("2026-11-30T00:00:00Z"))
+
+
+# -- count: fires before the moved start are counted, not walked -------------------
+
+
+def test_a_large_count_without_starts_is_answered_without_walking_every_fire():
+    # 15 million fires every 2 minutes from 1970: walking them took 32 s per question.
+    heavy = {"freq": "minutely", "interval": 2, "byhour": list(range(24)),
+             "count": 15_000_000, "timezone": "UTC"}  # fmt: skip
+    text = json.dumps(heavy)
+    began = time.perf_counter()
+    recurrence.validate(text, now=at("2026-12-01T12:00:07Z"))
+    assert fires(heavy, "2026-12-01T12:00:07Z", 2) == [
+        "2026-12-01T12:02:00Z",
+        "2026-12-01T12:04:00Z",
+    ]
+    # The last fire is the 15,000,000th: exactly (count - 1) periods after the epoch.
+    last = recurrence.EPOCH + timedelta(minutes=2 * (15_000_000 - 1))
+    assert schedule.next_fire_after(text, "UTC", last - timedelta(seconds=1)) == last
+    with pytest.raises(RecurrenceError, match="never fires"):
+        schedule.next_fire_after(text, "UTC", last)
+    assert time.perf_counter() - began < 1.0
+
+
+def test_a_count_of_a_hundred_million_seconds_is_answered_at_once():
+    text = json.dumps({"freq": "secondly", "bysecond": [0, 30], "count": 100_000_000})
+    began = time.perf_counter()
+    recurrence.validate(text, now=at("2026-12-01T12:00:07Z"))
+    last = recurrence.EPOCH + timedelta(seconds=30 * (100_000_000 - 1))  # 2065-01-25
+    assert schedule.next_fire_after(text, "UTC", last - timedelta(seconds=1)) == last
+    with pytest.raises(RecurrenceError, match="never fires"):
+        schedule.next_fire_after(text, "UTC", last)
+    assert time.perf_counter() - began < 1.0
+
+
+def test_bysetpos_with_a_day_or_longer_takes_a_count_small_enough_to_walk():
+    rule = {"freq": "monthly", "byweekday": [0, 1, 2, 3, 4], "bysetpos": -1}
+    recurrence.validate(json.dumps({**rule, "count": 10_000}), now=at("2026-12-01T00:00:00Z"))
+    with pytest.raises(RecurrenceError) as caught:
+        recurrence.validate(json.dumps({**rule, "count": 10_001}))
+    assert str(caught.value).startswith("rules[0].options.count: at most 10,000 with bysetpos")
+
+
+_COUNTED = st.fixed_dictionaries(
+    {"freq": st.sampled_from(
+        ["yearly", "monthly", "weekly", "daily", "hourly", "minutely", "secondly"]),
+     "interval": st.sampled_from([1, 2, 3, 5, 7, 25, 61, 1441]),
+     "count": st.integers(1, 400)},
+    optional={
+        "byhour": st.lists(st.integers(0, 23), min_size=1, max_size=4),
+        "byminute": st.lists(st.sampled_from([0, 1, 15, 30, 59]), min_size=1, max_size=3),
+        "bysecond": st.lists(st.sampled_from([0, 7, 30, 59]), min_size=1, max_size=3),
+        "byweekday": st.lists(st.integers(0, 6), min_size=1, max_size=3, unique=True),
+        "bymonthday": st.sampled_from([1, 15, -1, 31]),
+        "bymonth": st.sampled_from([1, 3, 11]),
+        "bysetpos": st.sampled_from([1, -1, 2, [1, -1]]),
+        "starts": st.integers(0, 1_800_000_000_000),
+    },
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(rule=_COUNTED, zone=_ZONES, pick=st.floats(0, 1), shift=st.integers(-7200, 7200))
+@example(  # a minutely rule whose periods straddle midnight at a 7-day cycle
+    rule={"freq": "minutely", "interval": 7, "count": 400, "bysecond": [0, 30],
+          "byhour": [0, 23], "starts": 1_000_000_123_000},
+    zone="Europe/Berlin", pick=0.9, shift=-3600,
+)  # fmt: skip
+def test_a_counted_rule_fires_exactly_as_dateutil_walking_it_from_its_start(
+    rule, zone, pick, shift
+):
+    if rule["freq"] in ("minutely", "secondly") and rule["interval"] > 7:
+        return  # dateutil's own walk (the reference) crawls through such rules' days
+    try:
+        compiled = compile_schedule(json.dumps({**rule, "timezone": zone}), "UTC").events[0]
+    except RecurrenceError:  # by-parts dateutil refuses as empty
+        return
+    if compiled.fixed_period:
+        return  # no rrule
+    first, by = compiled._first_and_by
+    try:
+        walls = list(
+            recurrence.BoundedRRule(
+                recurrence._FREQ[compiled.freq], last_year=first.year + 9, dtstart=first,
+                interval=compiled.interval, wkst=compiled.wkst, count=compiled.count, **by,
+            )
+        )  # fmt: skip
+    except (ValueError, recurrence._PastLastYear):
+        return
+    reference = sorted(recurrence._instant(wall, compiled.zone) for wall in walls)
+    if not reference:
+        return
+    after = reference[int(pick * (len(reference) - 1))] + timedelta(seconds=shift)
+    expected = [moment for moment in reference if moment > after][:4]
+    assert list(itertools.islice(compiled.starts_after(after), 4)) == expected
