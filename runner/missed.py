@@ -1,4 +1,5 @@
-"""Fires missed while no scheduler ran, and what each missed-fire policy makes of them.
+"""Fires missed while no scheduler ran (or one ran too far behind), and what each
+missed-fire policy makes of them.
 
 * ``skip`` (the default): nothing is run. One ``skipped`` run, at the newest missed
   slot, says how many fires were missed and between which instants (at which, for one).
@@ -25,6 +26,11 @@ from runner import schedule
 from runner.models import MissedFirePolicy
 
 COUNT_CAP = 1000
+# Why fires went unhandled, as the ``skip`` reason says it: missed while no scheduler
+# ran (found at start-up), or reached too late by a running one (a slow tick, a
+# stepped clock, a database that did not answer).
+WHILE_DOWN = "while no scheduler was running"
+WHILE_BEHIND = "while the scheduler was running behind (it reached them more than {late} late)"
 _FIRST_SPAN = timedelta(seconds=2)
 
 
@@ -83,8 +89,10 @@ def missed_fires(
     since: datetime,
     until: datetime,
     bounds: CatchUpBounds,
+    why: str = WHILE_DOWN,
 ) -> list[Fire]:
-    """The runs to record for the fires in (since, until] that no scheduler handled."""
+    """The runs to record for the fires in (since, until] that no scheduler handled;
+    ``why`` ends the ``skip`` reason (``WHILE_DOWN``, ``WHILE_BEHIND``)."""
     if schedule.next_fire_after(expression, zone_name, since) > until:
         return []  # the usual case, in one step
     newest = newest_fires(expression, zone_name, since, until, 1)
@@ -95,10 +103,7 @@ def missed_fires(
     count = count_fires(expression, zone_name, since, until)
     first = schedule.next_fire_after(expression, zone_name, since)
     when = f"at {_iso(first)}" if count == 1 else f"between {_iso(first)} and {_iso(newest[0])}"
-    reason = (
-        f"skipped: missed {_how_many(count)} {when} "
-        "while no scheduler was running (missed-fire policy skip)"
-    )
+    reason = f"skipped: missed {_how_many(count)} {when} {why} (missed-fire policy skip)"
     return [Fire(job_id, newest[0], reason)]
 
 

@@ -33,7 +33,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Count, Max
 
 from runner import dispatch, notify, schedule
-from runner.missed import CatchUpBounds, Fire, missed_fires
+from runner.missed import WHILE_BEHIND, WHILE_DOWN, CatchUpBounds, Fire, missed_fires
 from runner.models import Job, OverlapPolicy, Run, RunStatus, RunTrigger
 
 logger = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ class Scheduler:
                         "job %s: reached its fire at %s late; catching up", plan.job_id, at
                     )
                 fires += self._catch_up(
-                    plan, at - _JUST_BEFORE, now, held_back if quiet else missed
+                    plan, at - _JUST_BEFORE, now, held_back if quiet else missed, behind=True
                 )
                 resume_after.append((plan, now))
             else:
@@ -346,17 +346,24 @@ class Scheduler:
         return True
 
     def _catch_up(
-        self, plan: Plan, since: datetime, now: datetime, missed: list[tuple[str, int, str]]
+        self,
+        plan: Plan,
+        since: datetime,
+        now: datetime,
+        missed: list[tuple[str, int, str]],
+        behind: bool = False,
     ) -> list[Fire]:
         """The missed fires of ``plan`` from ``since`` to ``now``, by its policy; the
-        job's count goes onto ``missed``, for one report (``_log_missed``)."""
+        job's count goes onto ``missed``, for one report (``_log_missed``). ``behind``:
+        this scheduler was running but reached them late (else none was running)."""
         bounds = CatchUpBounds(
             window=timedelta(milliseconds=settings.RUNNER.missed_fire_window_ms),
             max_runs=settings.RUNNER.missed_fire_max,
         )
         try:
+            why = WHILE_BEHIND.format(late=_seconds(LATE_FIRE_IS_MISSED)) if behind else WHILE_DOWN
             fires = missed_fires(
-                plan.job_id, plan.schedule, plan.zone_name, plan.policy, since, now, bounds
+                plan.job_id, plan.schedule, plan.zone_name, plan.policy, since, now, bounds, why
             )
         except (ValueError, KeyError):
             return []  # _push_next records why this schedule cannot be computed
@@ -483,3 +490,7 @@ def _log_missed(missed: list[tuple[str, int, str]], level: int = logging.WARNING
             len(rest),
             sum(count for _job, count, _policy in rest),
         )
+
+
+def _seconds(span: timedelta) -> str:
+    return f"{span.total_seconds():g} s"

@@ -281,6 +281,12 @@ def test_a_fire_reached_very_late_follows_the_missed_fire_policy(scheduler, disp
     assert (skipped.scheduled_for, skipped.status) == (NOW + 30 * SECOND, "skipped")
     assert "missed 30 fires" in skipped.error
     assert scheduler.planned() == {"tick": NOW + 31 * SECOND}
+    # The scheduler was running, only behind: the reason must not say it was down.
+    assert "no scheduler was running" not in skipped.error
+    assert skipped.error.endswith(
+        "while the scheduler was running behind (it reached them more than 10 s late) "
+        "(missed-fire policy skip)"
+    )
 
 
 # -- jobs whose schedule cannot be loaded ------------------------------------------
