@@ -22,6 +22,18 @@ def run_api_url(host: str, port: int) -> str:
     return f"http://{bind_address(host, port)}/api"
 
 
+def allowed_hosts(host: str) -> list[str]:
+    """The ``Host`` names Django accepts by default: loopback, and the bound address.
+
+    Django compares an IPv6 address in its bracketed form (``Host: [::1]:1937``), so
+    ``::1`` is listed as ``[::1]``. A wildcard address (``0.0.0.0``, ``::``) is no name.
+    """
+    names = ["127.0.0.1", "localhost"]
+    if host not in ("0.0.0.0", "::"):
+        names.append(f"[{host}]" if ":" in host else host)
+    return names
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jeeves_site.settings")
     from django.conf import settings

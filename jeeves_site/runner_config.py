@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import ipaddress
 import json
 import os
 import sys
@@ -49,7 +50,6 @@ LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
 MAX_DISPATCH_LEAD_MS = 5_000
 DEFAULT_FILE_NAME = "config.json"
 MAX_CONFIG_FILE_BYTES = MIB  # the file init writes is 1 KB
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 _SCHEMA = ConfigDict(
     alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, extra="forbid"
@@ -638,5 +638,15 @@ def _resolve_paths(config: RunnerConfig, origins: Mapping[tuple, str], path: str
 
 
 def is_loopback(host: str) -> bool:
-    """True for an address only this machine can reach."""
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
+    """True for an address only this machine can reach: an IP address literal in
+    127.0.0.0/8 or ``::1``, or exactly ``localhost``.
+
+    A DNS name that merely starts with ``127.`` (``127.0.0.1.nip.io``) may resolve
+    anywhere, so it is not loopback.
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from jeeves_site.database import database_from_environment
 from jeeves_site.env import env_bool, env_int, env_list, env_secret, env_str
-from jeeves_site.listen_address import run_api_url
+from jeeves_site.listen_address import allowed_hosts, run_api_url
 from jeeves_site.runner_config import load_runner_config
 from jeeves_site.secret_key import resolve_secret_key
 from jeeves_site.timezone import configured_time_zone
@@ -30,10 +30,7 @@ USES_DATA_DIR = DATABASES["default"]["ENGINE"].endswith("sqlite3")
 SECRET_KEY = resolve_secret_key(DATA_DIR, debug=DEBUG, uses_data_dir=USES_DATA_DIR)
 
 # A specific address the config binds (``host``) is also a name clients use for it.
-ALLOWED_HOSTS = env_list(
-    "DJANGO_ALLOWED_HOSTS",
-    ["127.0.0.1", "localhost", *([RUNNER.host] if RUNNER.host not in ("0.0.0.0", "::") else [])],
-)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", allowed_hosts(RUNNER.host))
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 # /metrics: a bearer token (or _FILE) lets Prometheus scrape from elsewhere; unset, loopback only.
 METRICS_TOKEN = env_secret("JEEVES_METRICS_TOKEN")

@@ -416,3 +416,49 @@ def test_a_bad_config_value_is_named_on_one_short_line(tmp_path, data):
     [(where, message)] = errors_of(problems)
     assert len(f"{where}: {message}".splitlines()) == 1
     assert len(where) < len(str(tmp_path)) + 120 and len(message) < 200, (where, message)
+
+
+def settings_answer(tmp_path: Path, code: str, **env: str) -> str:
+    """What ``code`` prints with this project's settings loaded in a fresh process."""
+    environ = {
+        "PATH": "/usr/bin:/bin",
+        "JEEVES_DATA_DIR": str(tmp_path / "data"),
+        "DJANGO_SETTINGS_MODULE": "jeeves_site.settings",
+        **env,
+    }
+    setup = "import django; django.setup(); from django.conf import settings; "
+    result = subprocess.run(
+        [sys.executable, "-c", setup + code], cwd=ROOT, env=environ,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("bind", "host_header"),
+    [("::1", "[::1]"), ("fd00::5", "[fd00::5]"), ("127.0.0.2", "127.0.0.2")],
+)
+def test_requests_to_the_bound_address_are_allowed_ipv6_in_brackets(tmp_path, bind, host_header):
+    code = (
+        "from django.http.request import validate_host; "
+        f"print(validate_host({host_header!r}, settings.ALLOWED_HOSTS))"
+    )
+    assert settings_answer(tmp_path, code, JEEVES_BIND=bind) == "True"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.1.2.3", "::1", "localhost", "0:0:0:0:0:0:0:1"])
+def test_loopback_is_an_address_in_127_0_0_0_8_or_1_or_exactly_localhost(host):
+    from jeeves_site.runner_config import is_loopback
+
+    assert is_loopback(host)
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1.nip.io", "127.example.com", "localhost.example.com", "0.0.0.0", "::", "10.0.0.1"],
+)
+def test_a_name_that_only_looks_like_loopback_is_not(host):
+    from jeeves_site.runner_config import is_loopback
+
+    assert not is_loopback(host)
