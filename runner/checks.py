@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
@@ -64,6 +65,33 @@ def check_exposed_host(app_configs=None, **kwargs) -> list:
             id="runner.W003",
         )
     ]
+
+
+@register()
+def check_redis_password(app_configs=None, **kwargs) -> list:
+    """runner.W004: the Redis broker reached without a password.
+
+    Redis listens for every local user by default: without a password any of them
+    can watch the tasks go by and push tasks of their own.
+    """
+    config = settings.RUNNER
+    if config.broker != "redis" or _has_password(config.redis_url):
+        return []
+    return [
+        Warning(
+            "redisUrl: the Redis broker is used without a password, so any local user "
+            "(or any host that can reach Redis) can watch every task (redis-cli monitor) "
+            "and flood or tamper with the runner's queue",
+            hint="Set requirepass (or an ACL user) in redis.conf and put it in the URL, "
+            "redis://:PASSWORD@127.0.0.1:6379/0 (JEEVES_REDIS_URL keeps it out of config.json).",
+            id="runner.W004",
+        )
+    ]
+
+
+def _has_password(url: str) -> bool:
+    parts = urlsplit(url)
+    return bool(parts.password) or bool(parse_qs(parts.query).get("password"))
 
 
 @register()
