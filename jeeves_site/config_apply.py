@@ -16,7 +16,6 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
@@ -30,9 +29,9 @@ from jeeves_site.runner_config import (
     issues_of,
     migrate_deprecated,
 )
+from jeeves_site.secret_urls import REDACTED, redact_urls_in
 from jeeves_site.small_files import read_small_file
 
-REDACTED = "[redacted]"
 CONFIG_FILE_MODE = 0o600
 # Keys the original leaves out while unset (zod ``optional()``) or writes as null.
 _OPTIONAL = {
@@ -48,8 +47,8 @@ _NULLABLE = {("notifications", "defaultOnFailure"), ("notifications", "defaultOn
 def effective_document() -> dict[str, Any]:
     """This process's settings with camelCase keys, as config.json spells them.
 
-    Secrets are redacted: ``gatewayApiKey``, ``notifications.webhookUrl`` and a password
-    in ``redisUrl``. A path
+    Secrets are redacted: ``gatewayApiKey``, ``notifications.webhookUrl``, and in every
+    other URL a password and password-like query values (``redact_urls_in``). A path
     the file gave relative is shown resolved; ``dbPath`` unset shows the SQLite file
     in use (on PostgreSQL, ``DATABASE_URL`` wins and ``dbPath`` is unused).
     """
@@ -71,18 +70,7 @@ def effective_document() -> dict[str, Any]:
         document["gatewayApiKey"] = REDACTED
     if document["notifications"].get("webhookUrl"):  # its path or query may be the secret
         document["notifications"]["webhookUrl"] = REDACTED
-    document["redisUrl"] = _without_password(document["redisUrl"])
-    return document
-
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:{REDACTED}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return redact_urls_in(document)  # a password in redisUrl, gatewayUrl, baseUrl...
 
 
 def query_config(path: str | None) -> tuple[int, Any]:

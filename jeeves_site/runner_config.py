@@ -44,6 +44,7 @@ from pydantic_core import PydanticCustomError
 
 from jeeves_site.echo import echoed, shortened
 from jeeves_site.paths import expand_user
+from jeeves_site.secret_urls import redact_url
 from jeeves_site.small_files import MIB, read_small_file
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
@@ -95,7 +96,7 @@ def _optional_http_url(value: str) -> str:
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{value!r} is not an http(s) URL")
+        raise ValueError(f"{redact_url(value)!r} is not an http(s) URL")
     return value
 
 
@@ -158,6 +159,17 @@ LogLevel = Annotated[
 ]
 
 
+def _repr_without_url_secrets(self) -> str:
+    """The dataclass repr with every URL's password redacted (``diffsettings``, logs)."""
+    fields = (f for f in dataclasses.fields(self) if f.repr)
+    shown = ", ".join(f"{f.name}={_shown(getattr(self, f.name))!r}" for f in fields)
+    return f"{type(self).__name__}({shown})"
+
+
+def _shown(value: Any) -> Any:
+    return redact_url(value) if isinstance(value, str) else value
+
+
 @dataclass(frozen=True, config=_SCHEMA)
 class NotificationsConfig:
     """Slack notification settings (``notifications`` in config.json)."""
@@ -169,6 +181,8 @@ class NotificationsConfig:
     timeout_s: Annotated[float, BeforeValidator(_refuse_bool), Range(gt=0, le=60)] = 5.0
     # Ours: where every job's alerts go as JSON when the job names no webhook of its own.
     webhook_url: OptionalHttpUrl = Field("", repr=False)  # may carry a secret in its query
+
+    __repr__ = _repr_without_url_secrets
 
 
 @dataclass(frozen=True, config=_SCHEMA)
@@ -240,6 +254,8 @@ class RunnerConfig:
             ext.lstrip("."): " ".join(argv) if not any(" " in a for a in argv) else argv
             for ext, argv in runners.items()
         }
+
+    __repr__ = _repr_without_url_secrets
 
     @property
     def bind(self) -> str:

@@ -16,6 +16,7 @@ from jeeves_site.env import env_bool, env_int, env_list, env_secret, env_str
 from jeeves_site.listen_address import allowed_hosts, run_api_url
 from jeeves_site.runner_config import load_runner_config
 from jeeves_site.secret_key import resolve_secret_key
+from jeeves_site.secret_urls import SecretUrl
 from jeeves_site.timezone import configured_time_zone
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -170,7 +171,7 @@ Q_CLUSTER = {
     "log_level": "WARNING",
 }
 if RUNNER.broker == "redis":
-    Q_CLUSTER["redis"] = RUNNER.redis_url
+    Q_CLUSTER["redis"] = SecretUrl(RUNNER.redis_url)  # its repr hides the password
 else:
     Q_CLUSTER["orm"] = "default"
     # Claims tasks in one statement instead of three writes a task. A task carries up

@@ -40,6 +40,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from jeeves_site.secret_urls import redact_url
 from runner import catchup, incidents, retries, slack, tokens, webhook
 from runner.incidents import Alert
 from runner.models import Job, Run, RunStatus
@@ -166,11 +167,16 @@ def status_channel(job: Job, status: str) -> str:
 
 
 def run_admin_url(run: Run) -> str | None:
-    """The run's page in the admin under ``baseUrl``; None when no base URL is set."""
+    """The run's page in the admin under ``baseUrl``; None when no base URL is set.
+
+    A password in ``baseUrl`` is left out: the link is posted where others read it.
+    """
     base_url = settings.RUNNER.base_url
     if not base_url:
         return None
-    return base_url.rstrip("/") + reverse("admin:runner_run_change", args=[run.pk])
+    return redact_url(base_url, mask=None).rstrip("/") + reverse(
+        "admin:runner_run_change", args=[run.pk]
+    )
 
 
 def registration_report(failures: list[tuple[str, str]]) -> str:

@@ -20,6 +20,8 @@ from typing import Any, Self
 
 import httpx
 
+from jeeves_site.secret_urls import redact_url, without_url_secrets
+
 logger = logging.getLogger("runner.gateway")
 
 # The gateway's default body limit (DEFAULT_BODY_BYTES in its tools-invoke handler).
@@ -47,7 +49,7 @@ class GatewayConfig:
     def __repr__(self) -> str:
         token = "<set>" if self.token else "<missing>"
         return (
-            f"GatewayConfig(url={self.url!r}, token={token}, "
+            f"GatewayConfig(url={redact_url(self.url)!r}, token={token}, "
             f"request_timeout_s={self.request_timeout_s!r})"
         )
 
@@ -183,7 +185,7 @@ class GatewayClient:
         # Bodies and library messages are quoted in errors; make sure none echoes the token.
         if self.config.token:
             message = message.replace(self.config.token, "[token]")
-        return GatewayError(message, **kwargs)
+        return GatewayError(without_url_secrets(message, self.config.url), **kwargs)
 
     def _connection_error(self, exc: Exception) -> GatewayError:
         url = self.config.url

@@ -19,6 +19,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from jeeves_site.paths import is_file
+from jeeves_site.secret_urls import redact_url
 from runner import tokens
 from runner.execution.completion import complete_run, worker_name
 from runner.execution.gateway import GatewayClient, GatewayConfig
@@ -113,15 +114,16 @@ def session_prompt(job: Job) -> str:
 def gateway_config() -> GatewayConfig:
     """The configured gateway with its token; ``GatewayNotConfigured`` when there is none."""
     url = settings.RUNNER.gateway_url
+    shown = redact_url(url)
     try:
         token = tokens.gateway_token()
     except tokens.TokenUnavailable as exc:
-        raise GatewayNotConfigured(f"cannot use the OpenClaw gateway at {url}: {exc}") from None
+        raise GatewayNotConfigured(f"cannot use the OpenClaw gateway at {shown}: {exc}") from None
     if token is None:
         raise GatewayNotConfigured(
             f"no OpenClaw gateway token is configured, so session jobs cannot run: set "
             f"{tokens.GATEWAY_TOKEN_SETTINGS} (the gateway itself is gatewayUrl / "
-            f"JEEVES_GATEWAY_URL, now {url})"
+            f"JEEVES_GATEWAY_URL, now {shown})"
         )
     return GatewayConfig(url, token, request_timeout_s=REQUEST_TIMEOUT_S)
 
