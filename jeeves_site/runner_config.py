@@ -43,7 +43,7 @@ from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
 from jeeves_site.echo import echoed, shortened
-from jeeves_site.paths import expand_user
+from jeeves_site.paths import expand_user, is_dir, path_problem
 from jeeves_site.secret_urls import redact_url
 from jeeves_site.small_files import MIB, read_small_file
 
@@ -651,6 +651,41 @@ def _resolve_paths(config: RunnerConfig, origins: Mapping[tuple, str], path: str
     if path and not config.jobs_dir:
         changes["jobs_dir"] = str(base / "scripts" / "jobs")
     return dataclasses.replace(config, **changes)
+
+
+def log_file_problem(
+    config: RunnerConfig, environ: Mapping[str, str] = os.environ
+) -> Problem | None:
+    """Why ``logging.file`` cannot be opened for appending, or None (also when unset).
+
+    Django configures logging before anything can report a problem, so a file it
+    cannot open would stop every command, ``check`` included, with a traceback; the
+    settings leave such a file out (the log goes to stderr) and report this instead.
+    """
+    path = config.logging.file
+    where = (
+        "JEEVES_LOG_FILE"
+        if environ.get("JEEVES_LOG_FILE")
+        else f"{config.config_file or 'config'}: logging.file"
+    )
+    reason = _log_file_reason(path)
+    return Problem(where, reason) if reason else None
+
+
+def _log_file_reason(path: str) -> str | None:
+    if not path:
+        return None
+    too_long = path_problem(path)
+    if too_long:
+        return f"{shortened(path)} {too_long}"
+    file, directory = Path(path), Path(path).parent
+    if is_dir(file):
+        return f"{path} is a directory"
+    if not is_dir(directory):
+        return f"the directory {directory} does not exist; create it, or name another file"
+    if not os.access(file if os.path.lexists(file) else directory, os.W_OK):
+        return f"cannot write {path}: permission denied"
+    return None
 
 
 def is_loopback(host: str) -> bool:

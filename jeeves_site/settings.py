@@ -14,7 +14,7 @@ from pathlib import Path
 from jeeves_site.database import database_from_environment
 from jeeves_site.env import env_bool, env_int, env_list, env_secret, env_str
 from jeeves_site.listen_address import allowed_hosts, run_api_url
-from jeeves_site.runner_config import load_runner_config
+from jeeves_site.runner_config import load_runner_config, log_file_problem
 from jeeves_site.secret_key import resolve_secret_key
 from jeeves_site.secret_urls import SecretUrl
 from jeeves_site.timezone import configured_time_zone
@@ -23,6 +23,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("JEEVES_DATA_DIR", str(BASE_DIR / "data"))).resolve()
 
 RUNNER, RUNNER_CONFIG_PROBLEMS = load_runner_config(data_dir=DATA_DIR)
+# A log file Django could not open would stop every command with a traceback.
+LOG_FILE_PROBLEM = log_file_problem(RUNNER)
+RUNNER_CONFIG_PROBLEMS += [LOG_FILE_PROBLEM] if LOG_FILE_PROBLEM else []
 RUNNER_CONFIG_ERRORS = [(p.where, p.message) for p in RUNNER_CONFIG_PROBLEMS if p.level == "error"]
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -201,7 +204,7 @@ LOGGING = {
         },
     },
 }
-if RUNNER.logging.file:
+if RUNNER.logging.file and not LOG_FILE_PROBLEM:
     # config.json's logging.file: the log goes there too, created 0600 (it names jobs and errors).
     LOGGING["handlers"]["file"] = {
         "class": "jeeves_site.private_files.PrivateWatchedFileHandler",

@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from jeeves_site.database import database_from_environment
 from jeeves_site.env import env_bool, env_int, env_secret
 from jeeves_site.listen_address import bind_address
-from jeeves_site.runner_config import load_runner_config
+from jeeves_site.runner_config import load_runner_config, log_file_problem
 from jeeves_site.secret_key import resolve_secret_key
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -462,3 +462,28 @@ def test_a_name_that_only_looks_like_loopback_is_not(host):
     from jeeves_site.runner_config import is_loopback
 
     assert not is_loopback(host)
+
+
+def test_a_log_file_that_cannot_be_opened_is_a_config_problem_naming_its_key(tmp_path):
+    missing = tmp_path / "no-such-dir" / "runner.log"
+    environ = write_config(tmp_path, {"logging": {"file": str(missing)}})
+    config, problems = load_runner_config(environ)
+    assert problems == []
+    where, message, _ = log_file_problem(config, environ)
+    assert where == f"{tmp_path / 'config.json'}: logging.file" and "does not exist" in message
+    environ = {"JEEVES_LOG_FILE": str(tmp_path)}
+    config, _ = load_runner_config(environ)
+    assert log_file_problem(config, environ)[:2] == (
+        "JEEVES_LOG_FILE",
+        f"{tmp_path} is a directory",
+    )
+    assert log_file_problem(load_runner_config({})[0], {}) is None
+
+
+@pytest.mark.slow
+def test_check_reports_a_log_file_it_cannot_open_without_a_traceback(tmp_path):
+    missing = tmp_path / "no-such-dir" / "runner.log"
+    result = run_check(tmp_path, {"JEEVES_LOG_FILE": str(missing)})
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    assert f"(runner.E001) JEEVES_LOG_FILE: the directory {missing.parent}" in result.stderr
