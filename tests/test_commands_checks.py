@@ -77,6 +77,8 @@ def test_the_other_checks_still_run_before_the_runners_commands(missing_script, 
 
 @pytest.mark.slow
 def test_a_command_run_against_an_unmigrated_database_says_so_in_one_line(tmp_path):
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    (tmp_path / "elsewhere" / "jeeves.sqlite3").touch(mode=0o600)  # empty: no tables
     env = {"PATH": os.environ["PATH"], "JEEVES_DATA_DIR": str(tmp_path / "elsewhere")}
     result = subprocess.run(
         [sys.executable, "manage.py", "list_jobs"], cwd=ROOT, env=env,
@@ -97,3 +99,28 @@ def test_a_scripts_dir_name_too_long_for_the_system_is_a_warning_not_a_crash(run
     [warning] = check_scripts_dir()
     assert warning.id == "runner.W001"
     assert warning.msg.endswith("… (5001 characters) is not a directory")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["list_jobs", "runner_status", "check"])
+def test_a_read_only_command_creates_no_database_nor_directories(tmp_path, command):
+    database = tmp_path / "nonexist" / "dir" / "x.db"
+    env = {
+        "PATH": os.environ["PATH"],
+        "JEEVES_DATA_DIR": str(tmp_path / "data"),
+        "DJANGO_SECRET_KEY": "test-only",
+        "DATABASE_URL": f"sqlite:///{database}",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", command], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert not (tmp_path / "nonexist").exists()
+    assert "Traceback" not in result.stderr, result.stderr
+    if command != "check":
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"manage.py: the database {database} does not exist (nothing was created): run "
+            "manage.py migrate, or give this command the runner's JEEVES_DATA_DIR or "
+            "DATABASE_URL\n"
+        )
