@@ -8,6 +8,12 @@ they write is private too; scripts get back the umask the runner was started wit
 (``inherited_umask``). An installation left with looser modes is tightened when the
 daemons and the web app start (``tighten_installation``), and ``manage.py check``
 reports what is still readable by others (``runner.checks``).
+
+Everything of the installation must also belong to the user the runner runs as: a
+data directory another user owns (say one she made in /tmp for the runner to use) lets
+her plant the secret key and replace the database, whatever its modes. The entry
+points refuse such an installation before they touch it (``refuse_foreign_owned``),
+and ``manage.py check`` reports it.
 """
 
 from __future__ import annotations
@@ -15,8 +21,12 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import pwd
 import stat
+import sys
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -119,6 +129,56 @@ def runner_paths(settings) -> list[Path]:
     return paths
 
 
+def foreign_owned(settings) -> list[tuple[Path, int]]:
+    """``(path, owner uid)`` for each path of the installation (``runner_paths`` and the
+    data directory's content) that this process's effective user does not own."""
+    me = os.geteuid()
+    found = []
+    for path in _installation_paths(settings):
+        try:
+            owner = os.lstat(path).st_uid
+        except OSError:
+            continue
+        if owner != me:
+            found.append((path, owner))
+    return found
+
+
+def foreign_owner_problem(found: list[tuple[Path, int]], data_dir: Path) -> tuple[str, str]:
+    """``(message, hint)`` for what ``foreign_owned`` found (not empty)."""
+    path, owner = found[0]
+    me = user_name(os.geteuid())
+    more = f" (and {len(found) - 1} more of its paths)" if len(found) > 1 else ""
+    message = (
+        f"{path} belongs to uid {owner} ({user_name(owner)}), not to {me}, the user the runner "
+        f"runs as{more}: that user can plant the secret key or replace the database, so the "
+        "runner refuses to use it"
+    )
+    inside = all(p == data_dir or data_dir in p.parents for p, _ in found)
+    chown = f"chown -R {me}: {data_dir}" if inside else f"chown {me}: {path}"
+    hint = (
+        f"if its content is yours, run: {chown}  (else use another JEEVES_DATA_DIR, made "
+        "by the runner's user), or run the runner as its owner"
+    )
+    return message, hint
+
+
+def user_name(uid: int) -> str:
+    """The account name of ``uid``, or ``uid N`` when it has none."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def refuse_foreign_owned(settings) -> None:
+    """ImproperlyConfigured when part of the installation belongs to another user."""
+    found = foreign_owned(settings)
+    if found:
+        message, hint = foreign_owner_problem(found, Path(settings.DATA_DIR))
+        raise ImproperlyConfigured(f"{message}; {hint}")
+
+
 def tighten_installation(settings) -> list[str]:
     """Remove group and other permissions from the runner's files; say what changed.
 
@@ -168,15 +228,18 @@ class PrivateWatchedFileHandler(logging.handlers.WatchedFileHandler):
 
 
 def prepare_data_dir(settings) -> list[str]:
-    """At a daemon's or the web app's start: the data directory exists, and the
-    installation is private (see ``tighten_installation``)."""
+    """At a daemon's or the web app's start: the installation is the runner's user's
+    (else ImproperlyConfigured, before anything is changed), the data directory exists,
+    and the installation is private (see ``tighten_installation``)."""
+    refuse_foreign_owned(settings)
     ensure_private_dir(Path(settings.DATA_DIR))
     return tighten_installation(settings)
 
 
 def prepare_for_command(argv: list[str]) -> None:
     """``manage.py``: a private data directory before any command runs (and before its
-    system checks), except ``check``, which reports and changes nothing.
+    system checks), except ``check``, which reports and changes nothing. An installation
+    another user owns stops the command here, with one line.
 
     Settings that do not load are left for the command to report.
     """
@@ -188,4 +251,7 @@ def prepare_for_command(argv: list[str]) -> None:
         settings.DATA_DIR  # noqa: B018  (loads the settings)
     except Exception:
         return
-    prepare_data_dir(settings)
+    try:
+        prepare_data_dir(settings)
+    except ImproperlyConfigured as exc:
+        sys.exit(f"manage.py: {exc}")

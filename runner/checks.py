@@ -14,7 +14,12 @@ from django.db import DatabaseError
 
 from jeeves_site.echo import shown_path
 from jeeves_site.paths import is_dir
-from jeeves_site.private_files import readable_by_others, runner_paths
+from jeeves_site.private_files import (
+    foreign_owned,
+    foreign_owner_problem,
+    readable_by_others,
+    runner_paths,
+)
 from jeeves_site.runner_config import is_loopback
 from jeeves_site.small_files import MAX_SECRET_FILE_BYTES, read_small_file
 from runner.original_db import configured_database_is_original, original_database_message
@@ -198,6 +203,21 @@ def check_private_files(app_configs=None, **kwargs) -> list:
                 )
             )
     return errors
+
+
+@register()
+def check_data_dir_owner(app_configs=None, **kwargs) -> list:
+    """runner.E011: the data directory, or a file in it (the secret key, the database),
+    or the database or log file elsewhere, belongs to another user than the runner's.
+
+    Modes do not help: the owner can change them back, and replace the files. Every
+    entry point refuses such an installation (``jeeves_site.private_files``).
+    """
+    found = foreign_owned(settings)
+    if not found:
+        return []
+    message, hint = foreign_owner_problem(found, Path(settings.DATA_DIR))
+    return [Error(message, hint=hint, id="runner.E011")]
 
 
 def _readable(path: Path) -> bool:
