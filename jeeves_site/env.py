@@ -14,6 +14,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from jeeves_site.small_files import MAX_SECRET_FILE_BYTES, read_small_file
 
+# NAME_FILE -> path, for each secret read from a file (``manage.py check`` warns when
+# other users can read one: runner.W005).
+SECRET_FILES: dict[str, str] = {}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -71,6 +74,7 @@ def env_secret(name: str, environ: Mapping[str, str] = os.environ) -> str:
     path = environ.get(f"{name}_FILE", "")
     if not path:
         return ""
+    SECRET_FILES[f"{name}_FILE"] = path
     try:
         return read_small_file(path, MAX_SECRET_FILE_BYTES).decode("utf-8").strip()
     except OSError as exc:

@@ -12,7 +12,9 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 from django.db import DatabaseError
 
+from jeeves_site import env
 from jeeves_site.echo import shown_path
+from jeeves_site.file_trust import others_can_change, others_can_read
 from jeeves_site.paths import is_dir
 from jeeves_site.private_files import (
     foreign_owned,
@@ -23,7 +25,7 @@ from jeeves_site.private_files import (
 from jeeves_site.runner_config import is_loopback
 from jeeves_site.small_files import MAX_SECRET_FILE_BYTES, read_small_file
 from runner.original_db import configured_database_is_original, original_database_message
-from runner.validation import script_warnings
+from runner.validation import resolve_script_path, script_warnings, scripts_dir
 
 
 @register()
@@ -218,6 +220,99 @@ def check_data_dir_owner(app_configs=None, **kwargs) -> list:
         return []
     message, hint = foreign_owner_problem(found, Path(settings.DATA_DIR))
     return [Error(message, hint=hint, id="runner.E011")]
+
+
+@register()
+def check_code_sources(app_configs=None, **kwargs) -> list:
+    """runner.E012: a config file other users can change (its ``runners`` and
+    ``scriptsDir`` decide what runs as the runner's user). runner.E013: job files, their
+    directory (``jobsDir``) or the scripts directory other users can change."""
+    config = settings.RUNNER
+    errors = []
+    if config.config_file:
+        errors += _changeable_errors([Path(config.config_file)], "runner.E012")
+    sources = [scripts_dir(), *([Path(config.jobs_dir)] if config.jobs_dir else [])]
+    if config.jobs_dir and is_dir(Path(config.jobs_dir)):
+        sources += sorted(Path(config.jobs_dir).glob("*.json"))
+    return errors + _changeable_errors(sources, "runner.E013")
+
+
+@register()
+def check_job_scripts(app_configs=None, **kwargs) -> list:
+    """runner.E013 for path jobs' script files other users can change (one error).
+
+    Skipped when the database or its tables are not there yet."""
+    from runner.models import Job, SourceType
+
+    try:
+        scripts = set(
+            Job.objects.filter(source_type=SourceType.PATH).values_list("script", flat=True)
+        )
+    except DatabaseError:
+        return []
+    found = [
+        f"{path} {reason}"
+        for path in sorted({resolve_script_path(script) for script in scripts})
+        if (reason := others_can_change(path))
+    ]
+    if not found:
+        return []
+    listed = found[:MISSING_SCRIPTS_LISTED]
+    more = len(found) - len(listed)
+    return [
+        Error(
+            f"{len(found)} job script(s) other users can change, so they could run commands "
+            "as the runner's user:\n  "
+            + "\n  ".join(listed + ([f"and {more} more"] if more > 0 else [])),
+            hint="run: chmod go-w on each (and its directory), or chown them to the runner's user",
+            id="runner.E013",
+        )
+    ]
+
+
+def _changeable_errors(paths: list[Path], check_id: str) -> list:
+    what = {
+        "runner.E012": "the config file names the interpreters (runners) and scripts jobs run",
+        "runner.E013": "job files and scripts decide what runs",
+    }[check_id]
+    errors = []
+    for path in paths:
+        reason = others_can_change(path)
+        if reason:
+            errors.append(
+                Error(
+                    f"{path} {reason}: {what}, so other users could run commands as the "
+                    "runner's user",
+                    hint=f"run: chmod go-w {path} (and its directory), or chown it to the "
+                    "runner's user",
+                    id=check_id,
+                )
+            )
+    return errors
+
+
+@register()
+def check_secret_file_modes(app_configs=None, **kwargs) -> list:
+    """runner.W005: a file holding a secret (``DJANGO_SECRET_KEY_FILE`` and every other
+    ``*_FILE`` the settings read, the Slack and gateway token files) other users can read."""
+    config = settings.RUNNER
+    named = {
+        **env.SECRET_FILES,
+        "notifications.slackTokenPath": config.notifications.slack_token_path,
+        "gatewayTokenPath": config.gateway_token_path,
+    }
+    warnings = []
+    for key, path in named.items():
+        mode = others_can_read(Path(path)) if path else None
+        if mode is not None:
+            warnings.append(
+                Warning(
+                    f"{key}: {path} is mode {mode:04o}: other users can read the secret",
+                    hint=f"run: chmod go-rwx {path}",
+                    id="runner.W005",
+                )
+            )
+    return warnings
 
 
 def _readable(path: Path) -> bool:

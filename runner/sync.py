@@ -1,5 +1,8 @@
 """Job definition files in the original runner's format, applied by ``sync_jobs``.
 
+A directory or file other users can change (writable by them, or theirs) is refused:
+whoever edits a job file runs commands as the runner's user.
+
 Each ``*.json`` file in a directory holds a list of jobs, or an object
 ``{"jobs": [...], "queues": [...]}``. A job is the unit: a refused job is skipped
 with its reason and nothing of it is written, while the other jobs of its file
@@ -25,6 +28,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from jeeves_site.echo import shortened, shown_path
+from jeeves_site.file_trust import others_can_change
 from jeeves_site.small_files import MIB, read_small_file
 from queues.definitions import sync_queue_definition
 from runner.jobs import JOB_FIELDS, defaults, upsert_job
@@ -46,6 +50,9 @@ ORIGINAL_UNSTORED_KEYS = {"domain", "prerequisite"}
 REQUIRED_KEYS = ("id", "name", "schedule", "script")
 # A job file bigger than this is refused (the README says so): 16 MiB is ~30,000 jobs.
 MAX_JOB_FILE_BYTES = 16 * MIB
+
+# Whoever can change a job file runs commands as the runner's user: such files are refused.
+_FIX = "other users could make it run anything; run chmod go-w (or chown) on it"
 
 SKIPPED = "skipped"
 REFUSED = "refused"
@@ -107,6 +114,9 @@ def sync_directory(directory: Path, *, dry_run: bool = False, atomic: bool = Fal
         raise SyncError(f"{shown_path(directory)}: not a directory")
     if not files:
         raise SyncError(f"{shown_path(directory)}: no *.json files")
+    changeable = others_can_change(directory)
+    if changeable:
+        raise SyncError(f"{shown_path(directory)}: refused: {changeable}; {_FIX}")
     report = SyncReport()
     script_base = directory.resolve().parent
     with transaction.atomic():
@@ -124,6 +134,9 @@ def _sync_file(
     path: Path, script_base: Path, seen: dict[str, str], unstored: dict[str, set[str]]
 ) -> Iterator[Entry]:
     try:
+        changeable = others_can_change(path)
+        if changeable:
+            raise FileRefused(f"{changeable}; {_FIX}")
         jobs, queues, original = load_file(path)
     except FileRefused as exc:
         yield Entry(path.name, "", REFUSED, str(exc))

@@ -397,6 +397,18 @@ def test_a_refused_job_is_named_on_one_short_line(repo, job):
     assert line.startswith("a.json: job ") and len(line) < 300, line[:400]
 
 
+def test_job_files_other_users_can_change_are_refused(repo):
+    jobs = repo / "jobs"
+    (jobs / "open.json").write_text(json.dumps([]))
+    (jobs / "open.json").chmod(0o666)
+    result = sync(jobs)
+    assert "open.json: refused: is mode 0666, writable by other users" in result.err
+    assert result.error is not None
+    jobs.chmod(0o777)
+    result = sync(jobs)
+    assert result.error.startswith(f"{jobs}: refused: is mode 0777, writable by other users")
+
+
 def test_a_list_files_cron_keeps_the_meaning_croner_gave_it_and_an_object_files_ours(repo):
     write(repo, "a.json", [original(id="theirs", schedule="0 9 */2 * 1")])
     write(repo, "b.json", {"jobs": [original(id="ours", schedule="0 9 */2 * 1")]})

@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,101 @@ def test_every_entrance_refuses_a_data_dir_another_user_owns_and_changes_nothing
     assert f"chown -R {getpass.getuser()}: {data}" in done.stderr
     assert stat.S_IMODE(data.stat().st_mode) == 0o777  # not "tightened" into looking safe
     assert sorted(p.name for p in data.iterdir()) == ["secret_key"]  # no database in it
+
+
+# Code and configuration other users could change; secrets they could read (L6)
+
+
+def private_dir(root: Path, name: str) -> Path:
+    path = root / name
+    path.mkdir(mode=0o700)
+    return path
+
+
+def test_a_config_file_others_can_write_is_an_error(runner_config, tmp_path):
+    config = private_dir(tmp_path, "etc") / "config.json"
+    config.write_text("{}")
+    config.chmod(0o666)
+    runner_config(config_file=str(config))
+    [error] = checks.check_code_sources()
+    assert error.id == "runner.E012"
+    assert f"{config} is mode 0666" in error.msg and "runners" in error.msg
+    assert f"chmod go-w {config}" in error.hint
+
+
+def test_a_config_file_in_a_directory_others_can_write_is_an_error(runner_config, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # not sticky: anyone can replace the file
+    (shared / "config.json").write_text("{}")
+    runner_config(config_file=str(shared / "config.json"))
+    [error] = checks.check_code_sources()
+    assert f"its directory {shared} is mode 0777" in error.msg
+
+
+def test_job_files_and_their_directory_others_can_write_are_errors(runner_config, tmp_path):
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    jobs.chmod(0o777)
+    (jobs / "a.json").write_text("[]")
+    (jobs / "a.json").chmod(0o666)
+    runner_config(jobs_dir=str(jobs))
+    found = checks.check_code_sources()
+    assert {e.id for e in found} == {"runner.E013"}
+    assert any(f"{jobs} is mode 0777" in e.msg for e in found)
+    assert any(f"{jobs / 'a.json'} is mode 0666" in e.msg for e in found)
+
+
+def test_private_code_sources_pass(runner_config, tmp_path):
+    sticky = tmp_path / "tmp"
+    sticky.mkdir()
+    sticky.chmod(0o1777)  # as /tmp: others cannot replace what is ours
+    config = sticky / "config.json"
+    config.write_text("{}")
+    jobs = private_dir(tmp_path, "jobs")
+    (jobs / "a.json").write_text("[]")
+    runner_config(config_file=str(config), jobs_dir=str(jobs), scripts_dir=str(tmp_path))
+    assert checks.check_code_sources() == []
+
+
+def test_a_scripts_dir_anyone_may_add_to_is_an_error_sticky_or_not(runner_config, tmp_path):
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    scripts.chmod(0o1777)  # a job naming a script not written yet runs whatever lands there
+    runner_config(scripts_dir=str(scripts))
+    [error] = checks.check_code_sources()
+    assert error.id == "runner.E013" and f"{scripts} is mode 1777" in error.msg
+
+
+def test_secret_files_others_can_read_are_warnings(runner_config, tmp_path, monkeypatch):
+    from jeeves_site import env
+
+    monkeypatch.setattr(env, "SECRET_FILES", {})
+    key, slack = tmp_path / "key", tmp_path / "slack-token"
+    for path in (key, slack):
+        path.write_text("s3cret")
+        path.chmod(0o644)
+    env.env_secret("DJANGO_SECRET_KEY", {"DJANGO_SECRET_KEY_FILE": str(key)})
+    runner_config(
+        notifications=replace(checks.settings.RUNNER.notifications, slack_token_path=str(slack))
+    )
+    found = checks.check_secret_file_modes()
+    assert {e.id for e in found} == {"runner.W005"}
+    messages = " ".join(e.msg for e in found)
+    assert f"DJANGO_SECRET_KEY_FILE: {key} is mode 0644" in messages
+    assert f"notifications.slackTokenPath: {slack} is mode 0644" in messages
+    for path in (key, slack):
+        path.chmod(0o600)
+    assert checks.check_secret_file_modes() == []
+
+
+@pytest.mark.django_db
+def test_a_job_script_others_can_change_is_an_error(tmp_path, script_file):
+    from tests.factories import JobFactory
+
+    script = script_file("open.sh", "echo hi", mode=0o777)
+    JobFactory(id="open", source_type="path", script=str(script))
+    [error] = checks.check_job_scripts()
+    assert error.id == "runner.E013" and f"{script} is mode 0777" in error.msg
+    script.chmod(0o755)
+    assert checks.check_job_scripts() == []
