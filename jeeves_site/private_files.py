@@ -131,7 +131,8 @@ def runner_paths(settings) -> list[Path]:
 
 def foreign_owned(settings) -> list[tuple[Path, int]]:
     """``(path, owner uid)`` for each path of the installation (``runner_paths`` and the
-    data directory's content) that this process's effective user does not own."""
+    data directory's content) that this process's effective user does not own, and
+    each directory holding one of ``runner_paths`` that neither it nor root owns."""
     me = os.geteuid()
     found = []
     for path in _installation_paths(settings):
@@ -141,6 +142,15 @@ def foreign_owned(settings) -> list[tuple[Path, int]]:
             continue
         if owner != me:
             found.append((path, owner))
+    # The directory holding the data directory, or a database or log file kept
+    # elsewhere: its owner could swap them (root's own directories, /var/log, are fine).
+    for parent in {path.parent for path in runner_paths(settings)} - {Path(settings.DATA_DIR)}:
+        try:
+            owner = os.stat(parent).st_uid
+        except OSError:
+            continue
+        if owner not in (me, 0):
+            found.append((parent, owner))
     return found
 
 

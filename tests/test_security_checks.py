@@ -212,3 +212,15 @@ def test_a_job_script_others_can_change_is_an_error(tmp_path, script_file):
     assert error.id == "runner.E013" and f"{script} is mode 0777" in error.msg
     script.chmod(0o755)
     assert checks.check_job_scripts() == []
+
+
+@needs_root
+def test_a_data_dir_inside_another_users_directory_is_an_error(settings, tmp_path):
+    hers = tmp_path / "hers"
+    hers.mkdir()
+    os.chown(hers, OTHER_UID, OTHER_UID)  # she can rename our directory away and put hers
+    data = hers / "data"
+    data.mkdir(mode=0o700)
+    settings.DATA_DIR = data
+    [error] = checks.check_data_dir_owner()
+    assert f"{hers} belongs to uid {OTHER_UID}" in error.msg
