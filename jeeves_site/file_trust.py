@@ -24,12 +24,17 @@ def others_can_change(path: Path) -> str | None:
     """Why a user other than this one (or root) can change ``path``, or None.
 
     The reason reads after the path: ``"is mode 0666, writable by other users"``.
-    A path that cannot be looked at (missing) is None: other checks report those.
+    A path that cannot be looked at (missing), or is neither a file nor a directory (a
+    device, a FIFO: readers refuse those), is None: other checks report them. A symlink
+    is judged by what it points to, and the directory holding that.
     """
+    target = Path(os.path.realpath(path))
     try:
-        own = os.stat(path)
-        parent = os.stat(path.parent)
+        own = os.stat(target)
+        parent = os.stat(target.parent)
     except OSError:
+        return None
+    if not (stat.S_ISREG(own.st_mode) or stat.S_ISDIR(own.st_mode)):
         return None
     reason = _changeable(own)
     if reason:
@@ -37,7 +42,7 @@ def others_can_change(path: Path) -> str | None:
     if stat.S_ISDIR(parent.st_mode) and not parent.st_mode & stat.S_ISVTX:
         reason = _changeable(parent)
         if reason:
-            return f"its directory {path.parent} {reason}, so other users can replace it"
+            return f"its directory {target.parent} {reason}, so other users can replace it"
     return None
 
 
