@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ORDER_VAR
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -21,7 +21,7 @@ from runner.admin_runs import RunAdmin  # noqa: F401  (registers the runs' admin
 from runner.api.permissions import Forbidden, missing, require
 from runner.dashboard import dashboard
 from runner.describe import duration_words, schedule_words
-from runner.jobs import set_enabled
+from runner.jobs import set_enabled, shown_zone
 from runner.models import NOT_RAN_STATUSES, Incident, Job, Run, RunStatus
 
 admin.site.site_header = admin.site.site_title = "jeeves-runner"
@@ -96,10 +96,12 @@ SCHEDULE_SHOWN = 24
 # The duration chart's runs; the table lists the newest of them.
 CHART_RUNS = 30
 TABLE_RUNS = 10
-_STRIP_FIELDS = ("id", "job_id", "status", "created_at", "duration_ms")
+_STRIP_FIELDS = (
+    "id", "job_id", "status", "created_at", "scheduled_for", "started_at", "duration_ms",
+)  # fmt: skip
 
 
-def _latest_run(field: str, skipped: bool = False) -> Subquery:
+def _latest_run(value, skipped: bool = False) -> Subquery:
     # Served by the runs_job_newest_ran and runs_job_newest_skipped partial indexes: one
     # index probe per listed job. Skipped fires have their own column, and the pending
     # run is the next one, not the last (``NOT_RAN_STATUSES``).
@@ -108,7 +110,7 @@ def _latest_run(field: str, skipped: bool = False) -> Subquery:
         runs = runs.filter(status=RunStatus.SKIPPED)
     else:
         runs = runs.exclude(status__in=NOT_RAN_STATUSES)
-    return Subquery(runs.order_by("-id").values(field)[:1])
+    return Subquery(runs.order_by("-id").annotate(value=value).values("value")[:1])
 
 
 def _by_last_run(request) -> bool:
@@ -283,7 +285,7 @@ class JobAdmin(admin.ModelAdmin):
                     reverse("admin:runner_run_change", args=[run.pk]),
                     run.pk,
                     marks.status_badge(run.status),
-                    timezone.localtime(run.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                    timezone.localtime(marks.run_moment(run)).strftime("%Y-%m-%d %H:%M:%S"),
                     duration_words(run.duration_ms) or "—",
                 )
                 for run in runs
@@ -314,9 +316,9 @@ class JobAdmin(admin.ModelAdmin):
         # Sorted or filtered by the last run: a subquery per job in the list query
         # itself, which PostgreSQL and SQLite also compute for the rows an OFFSET skips.
         return jobs.annotate(
-            last_status=_latest_run("status"),
-            last_run_at=_latest_run("created_at"),
-            last_skipped_at=_latest_run("created_at", skipped=True),
+            last_status=_latest_run(F("status")),
+            last_run_at=_latest_run(marks.RUN_MOMENT),
+            last_skipped_at=_latest_run(marks.RUN_MOMENT, skipped=True),
         )
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
@@ -391,7 +393,7 @@ class JobAdmin(admin.ModelAdmin):
             at = admin_fires.next_fire(job.schedule, job.zone_name, now)
         except Exception:  # a schedule that does not load shows as such, not as a 500
             return marks.status_badge("error", "schedule does not load")
-        return marks.moment(at, job.zone_name, now)
+        return marks.moment(at, shown_zone(job), now)
 
     @admin.display(description="last status", ordering="last_status")
     def last_status(self, job: Job):

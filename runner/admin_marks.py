@@ -11,7 +11,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from django.db.models import F, Max, Window
-from django.db.models.functions import RowNumber
+from django.db.models.functions import Coalesce, RowNumber
 from django.urls import reverse
 from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
@@ -70,6 +70,17 @@ def recent_runs_by_job(job_ids: list[str], per_job: int = STRIP_RUNS) -> dict[st
     return found
 
 
+# When a run was, as the console shows it: its instant (a scheduled run is recorded up to
+# the dispatch lead before it, so its record time read a second early), else its start,
+# else its record (a manual run not started yet).
+RUN_MOMENT = Coalesce("scheduled_for", "started_at", "created_at")
+
+
+def run_moment(run: Run) -> datetime:
+    """``RUN_MOMENT`` of a loaded run."""
+    return run.scheduled_for or run.started_at or run.created_at
+
+
 class LastRuns(NamedTuple):
     """A job's last run that ran (status and time) and its last skipped fire's time."""
 
@@ -87,7 +98,7 @@ def last_runs_by_job(job_ids: list[str]) -> dict[str, LastRuns]:
         *runs.filter(status=RunStatus.SKIPPED).values("job_id").annotate(last=Max("id")),
     ]
     rows = Run.objects.filter(pk__in=[row["last"] for row in newest]).values_list(
-        "job_id", "status", "created_at"
+        "job_id", "status", RUN_MOMENT
     )
     found = {job_id: LastRuns() for job_id in job_ids}
     for job_id, status, at in rows:

@@ -258,12 +258,14 @@ def job_rows(now: datetime) -> list[JobRow]:
         if enabled and key not in next_fires:
             next_fires[key] = _next_fire(job, now)
         next_fire = next_fires[key] if enabled else None
-        zone = _shown_zone(job)
+        zone = shown_zone(job)
         result.append(JobRow(enabled, job_id, schedule, zone, next_fire, status, name))
     return result
 
 
-def _shown_zone(job: Job) -> str:
+def shown_zone(job: Job) -> str:
+    """The zone a job's fires are shown in: a recurrence object's own ``timezone``, else
+    the job's, else the server's."""
     try:
         return zone_name_of(job.schedule, job.zone_name)
     except ValueError:

@@ -323,6 +323,39 @@ def test_the_job_list_shows_schedule_words_next_fire_in_the_jobs_zone_badges_and
     assert "2.0 s" in page  # the median of 1 s and 3 s
 
 
+def test_a_recurrence_objects_own_zone_is_the_one_its_next_fire_is_shown_in(
+    admin_client, clock, settings
+):
+    """As list_jobs shows it (newcomer probe: the admin said 12:48 UTC, list_jobs 13:48 CET)."""
+    settings.TIME_ZONE = "UTC"
+    schedule = '{"freq": "daily", "byhour": [9], "byminute": [30], "timezone": "Europe/Berlin"}'
+    JobFactory(id="rr", schedule=schedule, timezone="")
+    page = admin_client.get(reverse("admin:runner_job_changelist")).text
+    assert "2026-03-02 09:30:00 CET" in page  # 2026-03-01 09:00 UTC is past 09:30 Berlin
+
+
+def test_a_runs_time_in_the_console_is_its_instant_not_its_record(admin_client):
+    """A scheduled run is recorded up to the dispatch lead before its instant: shown by its
+    record, a run of 13:02:00 read 13:01:59 (newcomer probe)."""
+    from datetime import UTC, datetime, timedelta
+
+    instant = datetime(2026, 3, 1, 13, 2, 0, tzinfo=UTC)
+    job = JobFactory(id="minutely", schedule="* * * * *")
+    RunFactory(
+        job=job,
+        status="ok",
+        scheduled_for=instant,
+        created_at=instant - timedelta(milliseconds=250),
+        started_at=instant + timedelta(milliseconds=3),
+    )
+    shown = timezone.localtime(instant).strftime("%Y-%m-%d %H:%M:%S")
+    for query in ("", "?o=7", "?last_status=ok"):
+        page = admin_client.get(reverse("admin:runner_job_changelist") + query).text
+        assert f'<small class="jr-when">{shown}</small>' in page, query
+    page = admin_client.get(reverse("admin:runner_job_change", args=["minutely"])).text
+    assert f"<td>{shown}</td>" in page
+
+
 def test_the_job_list_makes_no_query_per_job(admin_client, django_assert_max_num_queries):
     for number in range(30):
         job = JobFactory(id=f"job-{number}")
