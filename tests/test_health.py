@@ -93,6 +93,18 @@ def test_runner_status_prints_the_summary_for_a_person():
     assert "failed registrations: 1 (broken)" in text
 
 
+@time_machine.travel(NOW, tick=False)
+def test_runner_status_exit_status_tells_a_monitor_degraded_from_ok():
+    """Without ``--exit-status`` the status is 0 whatever the health (scripts that only
+    print it keep working); with it, degraded is 1 and ok is 0 (newcomer probe)."""
+    call_command("runner_status", stdout=io.StringIO())  # degraded: no scheduler
+    with pytest.raises(SystemExit) as exited:
+        call_command("runner_status", "--exit-status", stdout=io.StringIO())
+    assert exited.value.code == 1
+    SchedulerHeartbeat.beat("host:1", NOW, NOW, "UTC")
+    call_command("runner_status", "--exit-status", "--json", stdout=io.StringIO())  # ok: 0
+
+
 def test_runs_skipped_while_no_worker_starts_any_make_the_status_degraded():
     """Every-second jobs, a live scheduler with its sweep and no worker: coalescing keeps
     the backlog small and young, yet the status must not say ok while nothing starts."""

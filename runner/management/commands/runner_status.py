@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from django.core.management.base import CommandParser
@@ -21,6 +22,12 @@ class Command(RunnerCommand):
         parser.add_argument(
             "--json", action="store_true", help="print the JSON body of GET /api/status"
         )
+        parser.add_argument(
+            "--exit-status",
+            action="store_true",
+            help="exit with status 1 when the runner is degraded (for a monitor's check); "
+            "without it the status is 0 whatever the health",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         health = health_summary()
@@ -28,3 +35,6 @@ class Command(RunnerCommand):
             self.stdout.write(json.dumps(health.as_json(), indent=2))
         else:
             self.stdout.write(describe(health))
+        if options["exit_status"] and health.status != "ok":
+            self.stdout.flush()
+            sys.exit(1)
