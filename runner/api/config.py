@@ -24,8 +24,8 @@ from ninja.errors import AuthenticationError, HttpError
 
 from jeeves_site.config_apply import apply_config, query_config
 from runner.api.body import json_body, raw_body
-from runner.api.errors import NO_CREDENTIALS, ApiError
-from runner.api.original.access import root_auth
+from runner.api.errors import ApiError
+from runner.api.original.access import root_auth, why_no_credentials
 
 router = Router(tags=["config"])
 
@@ -82,7 +82,7 @@ def _root_principal(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
     except HttpError as exc:
         return None, JsonResponse({"error": exc.message}, status=exc.status_code)
     if principal is None:
-        return None, JsonResponse({"error": NO_CREDENTIALS}, status=401)
+        return None, JsonResponse({"error": why_no_credentials(request)}, status=401)
     return principal, None
 
 

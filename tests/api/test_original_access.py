@@ -103,13 +103,19 @@ def test_the_service_user_is_created_once():
 
 
 def test_the_opening_is_off_for_other_addresses(loopback_on):
-    assert root_client(remote="10.0.0.5").get("/jobs").status_code == 401
+    response = root_client(remote="10.0.0.5").get("/jobs")
+    assert response.status_code == 401
+    assert "admits callers on this host only" in response.json()["error"]
 
 
 @pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Real-IP"])
 def test_the_opening_is_off_for_requests_relayed_by_a_proxy(loopback_on, header):
     response = root_client().get("/jobs", headers={header: "203.0.113.9"})
     assert response.status_code == 401
+    # Not told to turn on what is on (newcomer probe): told why it did not admit this one.
+    error = response.json()["error"]
+    assert "set JEEVES_API_LOOPBACK_ANONYMOUS=1" not in error
+    assert f"this one carries {header}".lower() in error.lower()
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,25 @@ def is_direct_loopback(request: HttpRequest) -> bool:
     return not any(request.META.get(header) for header in (*PROXY_HEADERS, *BROWSER_HEADERS))
 
 
+def why_no_credentials(request: HttpRequest) -> str:
+    """What a request without usable credentials is told: how to send a token, and why
+    the loopback opening did not take it when that is on."""
+    send = (
+        "authentication required: send 'Authorization: Bearer <token>', put the token in "
+        "the URL as /t/<token>/..."
+    )
+    if not settings.API_LOOPBACK_ANONYMOUS:
+        return f"{send}, or set JEEVES_API_LOOPBACK_ANONYMOUS=1 for local callers"
+    if request.META.get("REMOTE_ADDR", "") not in LOOPBACK_ADDRESSES:
+        return f"{send} (JEEVES_API_LOOPBACK_ANONYMOUS admits callers on this host only)"
+    headers = (*PROXY_HEADERS, *BROWSER_HEADERS)
+    carried = [key[5:].replace("_", "-").title() for key in headers if request.META.get(key)]
+    return (
+        f"{send} (JEEVES_API_LOOPBACK_ANONYMOUS does not admit a request relayed by a proxy "
+        f"or sent by a browser, and this one carries {', '.join(carried)})"
+    )
+
+
 class LoopbackAnonymous(AuthBase):
     """No credentials, from loopback, while ``API_LOOPBACK_ANONYMOUS`` is on: the service user."""
 

@@ -16,12 +16,7 @@ from ninja.renderers import JSONRenderer
 
 from runner.api.errors import ApiError, invalid
 from runner.api.original import inspect, jobs
-from runner.api.original.access import root_auth
-
-NO_CREDENTIALS = (
-    "authentication required: send 'Authorization: Bearer <token>', put the token in the "
-    "URL as /t/<token>/..., or set JEEVES_API_LOOPBACK_ANONYMOUS=1 for local callers"
-)
+from runner.api.original.access import root_auth, why_no_credentials
 
 
 class CompactJSON(JSONRenderer):
@@ -66,7 +61,8 @@ def on_parameters(request: HttpRequest, exc: NinjaValidationError) -> HttpRespon
 
 @root_api.exception_handler(AuthenticationError)
 def on_authentication(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-    return _error(request, 401, exc.message if exc.message != "Unauthorized" else NO_CREDENTIALS)
+    unsent = exc.message == "Unauthorized"  # ninja's word: no credentials it could use
+    return _error(request, 401, why_no_credentials(request) if unsent else exc.message)
 
 
 @root_api.exception_handler(HttpError)
