@@ -378,7 +378,7 @@ _COUNTED = st.fixed_dictionaries(
 )  # fmt: skip
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(rule=_COUNTED, zone=_ZONES, pick=st.floats(0, 1), shift=st.integers(-7200, 7200))
 @example(  # a minutely rule whose periods straddle midnight at a 7-day cycle
     rule={"freq": "minutely", "interval": 7, "count": 400, "bysecond": [0, 30],
