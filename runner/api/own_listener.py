@@ -66,8 +66,8 @@ def listeners(port: int) -> Iterator[tuple[ipaddress.IPv4Address | ipaddress.IPv
 
 class Cached:
     """``served_by_this_user(url)``, asked again at most every ``CHECK_EVERY_S`` seconds
-    (``clock``: monotonic); a change is logged once, as a warning when scripts lose
-    the token."""
+    (``clock``: monotonic); a change is logged once: a warning when scripts lose the
+    token (or never had it), a note when they get it back."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -82,7 +82,7 @@ class Cached:
                 return served
             fresh = served_by_this_user(url)
             self._known[url] = (now, fresh)
-        if fresh != served:
+        if fresh != served and (served is not None or not fresh):  # a first "yes" is news to none
             _log_change(url, fresh)
         return fresh
 

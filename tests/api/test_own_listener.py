@@ -118,3 +118,7 @@ def test_the_answer_is_kept_a_second_and_a_change_is_logged_once(caplog):
         assert served(url)
     assert caplog.text.count("scripts get no JR_API_URL") == 1
     assert caplog.text.count("scripts get JR_API_URL and JR_API_TOKEN again") == 1
+    caplog.clear()
+    with listening() as port:  # served from the first look: nothing to say
+        assert own_listener.Cached(clock=lambda: now[0])(f"http://127.0.0.1:{port}/api")
+    assert "again" not in caplog.text
