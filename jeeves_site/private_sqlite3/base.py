@@ -15,13 +15,14 @@ from django.db.backends.sqlite3 import base
 
 from jeeves_site.private_files import create_private_file, ensure_private_dir
 
-_creating = {"allowed": True}
+_may_create = True
 
 
 def open_existing_only() -> None:
     """From now on this process opens only a database file that exists (a read-only
     command: ``jeeves_site.read_only``); a missing one is an OperationalError."""
-    _creating["allowed"] = False
+    global _may_create
+    _may_create = False
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -32,7 +33,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if isinstance(database, (str, Path)) and not self.is_in_memory_db():
             path = Path(database)
             if not str(path).startswith("file:"):
-                if not _creating["allowed"] and not path.exists():
+                if not _may_create and not path.exists():
                     raise sqlite3.OperationalError(f"the database {path} does not exist")
                 ensure_private_dir(path.parent)
                 create_private_file(path)

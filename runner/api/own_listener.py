@@ -30,16 +30,16 @@ _LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's st column
 _TABLES = (("/proc/net/tcp", socket.AF_INET, "=I"), ("/proc/net/tcp6", socket.AF_INET6, "=4I"))
 
 
-def served_by_this_user(url: str, uid: int | None = None) -> bool:
+def served_by_this_user(url: str) -> bool:
     """Whether a loopback ``url``'s address and port are listened on, and only by sockets
-    of ``uid`` (default: this process's effective user). A URL that is not ``http`` to a
-    loopback IP literal or ``localhost`` is not ours to judge: True."""
+    of this process's effective user. A URL that is not ``http`` to a loopback IP literal
+    or ``localhost`` is not ours to judge: True."""
     target = _loopback_target(url)
     if target is None:
         return True
     addresses, port = target
     owners = [owner for address, owner in listeners(port) if _reaches(address, addresses)]
-    return bool(owners) and all(owner == (os.geteuid() if uid is None else uid) for owner in owners)
+    return bool(owners) and all(owner == os.geteuid() for owner in owners)
 
 
 def listeners(port: int) -> Iterator[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]]:
